@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "spawn_isolated",
+      "sources": ["native/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS=='win'", {
+          "sources": ["native/win/backend_win.cc", "native/win/win_util.cc"],
+          "defines": ["UNICODE", "_UNICODE", "_WIN32_WINNT=0x0A00"],
+          "libraries": ["advapi32.lib", "kernel32.lib"],
+          "msvs_settings": {
+            "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
+          }
+        }, {
+          "sources": ["native/posix/backend_posix.cc"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,400 @@
+// N-API layer: converts between JS and the internal contract (contract.h), and delivers
+// backend events to the JS environment that spawned the worker. Every piece of state lives
+// in per-environment instance data, so the addon works in any number of worker_threads.
+#include <napi.h>
+
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <set>
+
+#include "contract.h"
+
+namespace si {
+namespace {
+
+void ThrowTypeError(Napi::Env env, const std::string& code, const std::string& msg) {
+  Napi::TypeError err = Napi::TypeError::New(env, msg);
+  err.Set("code", Napi::String::New(env, code));
+  throw err;
+}
+
+Napi::Error ToJsError(Napi::Env env, const SysError& e) {
+  Napi::Error err = Napi::Error::New(env, e.message);
+  err.Set("code", Napi::String::New(env, e.code));
+  if (e.errnum != 0) err.Set("errno", Napi::Number::New(env, static_cast<double>(e.errnum)));
+  if (!e.syscall.empty()) err.Set("syscall", Napi::String::New(env, e.syscall));
+  if (!e.limit.empty()) err.Set("limit", Napi::String::New(env, e.limit));
+  return err;
+}
+
+Napi::Object StatsToJs(Napi::Env env, const Stats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("cpuUserMs", s.cpuUserMs);
+  o.Set("cpuKernelMs", s.cpuKernelMs);
+  o.Set("peakMemory", static_cast<double>(s.peakMemory));
+  Napi::Object p = Napi::Object::New(env);
+  p.Set("active", s.active);
+  p.Set("total", s.total);
+  o.Set("processes", p);
+  return o;
+}
+
+Napi::Object EventToJs(Napi::Env env, const Event& ev) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", static_cast<double>(ev.id));
+  if (ev.type == Event::Exit) {
+    o.Set("type", "exit");
+    o.Set("exitCode", static_cast<double>(ev.exitCode));
+    o.Set("signal", ev.signal);
+    o.Set("terminated", ev.terminated);
+    o.Set("reason", ev.reason);
+    o.Set("stats", StatsToJs(env, ev.stats));
+  } else {
+    o.Set("type", "limit");
+    o.Set("limit", ev.limit);
+    o.Set("pid", static_cast<double>(ev.pid));
+    o.Set("value", static_cast<double>(ev.value));
+  }
+  return o;
+}
+
+struct AddonData;
+
+void CallJs(Napi::Env env, Napi::Function fn, AddonData* data, Event* ev);
+using EventTsfn = Napi::TypedThreadSafeFunction<AddonData, Event, CallJs>;
+
+// One per JS environment.
+class EnvSink : public EventSink {
+ public:
+  void Post(std::unique_ptr<Event> ev) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!open_) return;
+    Event* raw = ev.release();
+    if (tsfn_.NonBlockingCall(raw) != napi_ok) delete raw;
+  }
+  void Open(EventTsfn tsfn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tsfn_ = tsfn;
+    open_ = true;
+  }
+  // After Close nothing more is queued. Called from the TSFN finalizer (the TSFN is still
+  // valid then, and Post holds the same lock), and from the environment cleanup hook.
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  bool open_ = false;
+  EventTsfn tsfn_;
+};
+
+struct AddonData {
+  std::shared_ptr<EnvSink> sink = std::make_shared<EnvSink>();
+  EventTsfn tsfn;
+  bool hasTsfn = false;
+  std::set<uint64_t> live;  // spawned and not yet exited (keeps the loop alive)
+  std::set<uint64_t> owned;  // not yet released
+  bool refd = false;
+
+  void UpdateRef(Napi::Env env) {
+    if (!hasTsfn) return;
+    bool want = !live.empty();
+    if (want == refd) return;
+    if (want) tsfn.Ref(env); else tsfn.Unref(env);
+    refd = want;
+  }
+};
+
+void CallJs(Napi::Env env, Napi::Function fn, AddonData* data, Event* ev) {
+  std::unique_ptr<Event> own(ev);
+  if (env == nullptr || fn.IsEmpty() || data == nullptr) return;  // torn down: just free
+  if (ev->type == Event::Exit) {
+    data->live.erase(ev->id);
+    data->UpdateRef(env);
+  }
+  fn.Call({EventToJs(env, *ev)});
+}
+
+AddonData& Data(Napi::Env env) {
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (d == nullptr) ThrowTypeError(env, "ERR_INTERNAL_ASSERTION", "spawn-isolated: addon not initialised");
+  return *d;
+}
+
+// ---- request parsing: the TS layer validated already; this is the second, independent check.
+
+Napi::Value Prop(Napi::Object o, const char* name) { return o.Get(name); }
+
+std::string GetString(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsString()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"" + what + "\" property must be of type string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.find('\0') != std::string::npos)
+    ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "The \"" + what + "\" property must be a string without null bytes");
+  return s;
+}
+
+double GetNumber(Napi::Env env, Napi::Value v, const std::string& what, double lo, double hi) {
+  if (!v.IsNumber()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"" + what + "\" property must be of type number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < lo || d > hi) {
+    Napi::RangeError err = Napi::RangeError::New(env, "The value of \"" + what + "\" is out of range");
+    err.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+    throw err;
+  }
+  return d;
+}
+
+uint64_t GetU64(Napi::Env env, Napi::Object o, const char* name, const std::string& what) {
+  Napi::Value v = Prop(o, name);
+  if (v.IsUndefined()) return 0;
+  double d = GetNumber(env, v, what, 1, 9007199254740991.0);
+  if (std::floor(d) != d) ThrowTypeError(env, "ERR_OUT_OF_RANGE", "The value of \"" + what + "\" must be an integer");
+  return static_cast<uint64_t>(d);
+}
+
+bool GetBool(Napi::Env env, Napi::Object o, const char* name, bool dflt) {
+  Napi::Value v = Prop(o, name);
+  if (v.IsUndefined()) return dflt;
+  if (!v.IsBoolean()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" property must be of type boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
+  SpawnRequest r;
+  r.file = GetString(env, Prop(o, "file"), "file");
+  Napi::Value args = Prop(o, "args");
+  if (!args.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"args\" property must be an array");
+  Napi::Array a = args.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) r.args.push_back(GetString(env, a.Get(i), "args[" + std::to_string(i) + "]"));
+  if (r.args.empty()) ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "The \"args\" property must include argv[0]");
+  Napi::Value cwd = Prop(o, "cwd");
+  if (!cwd.IsUndefined()) { r.hasCwd = true; r.cwd = GetString(env, cwd, "cwd"); }
+  Napi::Value envv = Prop(o, "env");
+  if (!envv.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"env\" property must be an array");
+  Napi::Array ea = envv.As<Napi::Array>();
+  for (uint32_t i = 0; i < ea.Length(); i++) {
+    std::string kv = GetString(env, ea.Get(i), "env");
+    if (kv.find('=', 1) == std::string::npos) ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "env entries must be NAME=value");
+    r.env.push_back(std::move(kv));
+  }
+  Napi::Value stdio = Prop(o, "stdio");
+  if (!stdio.IsArray() || stdio.As<Napi::Array>().Length() != 3)
+    ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"stdio\" property must be an array of 3 entries");
+  for (uint32_t i = 0; i < 3; i++) {
+    Napi::Value s = stdio.As<Napi::Array>().Get(i);
+    if (s.IsNumber()) {
+      r.stdio[i].kind = StdioSpec::Fd;
+      r.stdio[i].fd = static_cast<int>(GetNumber(env, s, "stdio[" + std::to_string(i) + "]", 0, 2147483647));
+    } else {
+      std::string k = GetString(env, s, "stdio");
+      if (k == "pipe") r.stdio[i].kind = StdioSpec::Pipe;
+      else if (k == "ignore") r.stdio[i].kind = StdioSpec::Ignore;
+      else if (k == "inherit") { r.stdio[i].kind = StdioSpec::Inherit; r.stdio[i].fd = static_cast<int>(i); }
+      else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "stdio[" + std::to_string(i) + "] is invalid");
+    }
+  }
+  Napi::Value inh = Prop(o, "inherit");
+  if (!inh.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"inherit\" property must be an array");
+  Napi::Array ia = inh.As<Napi::Array>();
+  for (uint32_t i = 0; i < ia.Length(); i++) {
+    Napi::Value e = ia.Get(i);
+    if (!e.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "inherit entries must be objects");
+    InheritSpec spec;
+    spec.rawHandle = GetBool(env, e.As<Napi::Object>(), "raw", false);
+    Napi::Value v = e.As<Napi::Object>().Get("value");
+    if (v.IsBigInt()) {
+      bool lossless = true;
+      spec.value = v.As<Napi::BigInt>().Int64Value(&lossless);
+      if (!lossless) ThrowTypeError(env, "ERR_OUT_OF_RANGE", "inheritHandles value is out of range");
+    } else {
+      spec.value = static_cast<int64_t>(GetNumber(env, v, "inheritHandles[" + std::to_string(i) + "]", 0, 9007199254740991.0));
+    }
+    r.inherit.push_back(spec);
+  }
+  Napi::Value lv = Prop(o, "limits");
+  if (!lv.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"limits\" property must be an object");
+  Napi::Object l = lv.As<Napi::Object>();
+  r.limits.memoryProcess = GetU64(env, l, "memoryProcess", "options.memory.process");
+  r.limits.memoryTotal = GetU64(env, l, "memoryTotal", "options.memory.total");
+  Napi::Value cores = l.Get("cpuCores");
+  if (!cores.IsUndefined()) r.limits.cpuCores = GetNumber(env, cores, "options.cpu.cores", 0.0001, 65536);
+  r.limits.cpuTimeMs = GetU64(env, l, "cpuTimeMs", "options.cpu.time");
+  Napi::Value aff = l.Get("affinity");
+  if (!aff.IsUndefined()) {
+    if (!aff.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"options.cpu.affinity\" property must be an array");
+    Napi::Array aa = aff.As<Napi::Array>();
+    for (uint32_t i = 0; i < aa.Length(); i++)
+      r.limits.affinity.push_back(static_cast<uint32_t>(GetNumber(env, aa.Get(i), "options.cpu.affinity", 0, 1023)));
+  }
+  r.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "options.processes"));
+  r.limits.handles = static_cast<uint32_t>(GetU64(env, l, "handles", "options.handles"));
+  std::string priv = GetString(env, Prop(o, "privileges"), "options.privileges");
+  if (priv == "restricted") r.privileges = Privileges::Restricted;
+  else if (priv == "low") r.privileges = Privileges::Low;
+  else if (priv == "inherit") r.privileges = Privileges::Inherit;
+  else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "options.privileges is invalid");
+  r.privilegesExplicit = GetBool(env, o, "privilegesExplicit", false);
+  r.killOnClose = GetBool(env, o, "killOnClose", true);
+  r.windowsHide = GetBool(env, o, "windowsHide", true);
+  r.strict = GetBool(env, o, "strict", true);
+  Napi::Value uid = Prop(o, "uid");
+  if (!uid.IsUndefined()) { r.hasUid = true; r.uid = static_cast<uint32_t>(GetNumber(env, uid, "options.uid", 0, 4294967294.0)); }
+  Napi::Value gid = Prop(o, "gid");
+  if (!gid.IsUndefined()) { r.hasGid = true; r.gid = static_cast<uint32_t>(GetNumber(env, gid, "options.gid", 0, 4294967294.0)); }
+  return r;
+}
+
+uint64_t GetId(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) ThrowTypeError(info.Env(), "ERR_INVALID_ARG_TYPE", "id must be a number");
+  return static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+}
+
+// ---- exported functions
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData& d = Data(env);
+  if (info.Length() < 1 || !info[0].IsFunction()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "handler must be a function");
+  if (d.hasTsfn) ThrowTypeError(env, "ERR_INVALID_STATE", "spawn-isolated: init() called twice");
+  auto* keep = new std::shared_ptr<EnvSink>(d.sink);
+  d.tsfn = EventTsfn::New(env, info[0].As<Napi::Function>(), "spawn-isolated:events", 0, 1, &d,
+                          [](Napi::Env, std::shared_ptr<EnvSink>* sink, AddonData*) {
+                            (*sink)->Close();
+                            delete sink;
+                          },
+                          keep);
+  d.tsfn.Unref(env);
+  d.hasTsfn = true;
+  d.sink->Open(d.tsfn);
+  return env.Undefined();
+}
+
+Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData& d = Data(env);
+  if (!d.hasTsfn) ThrowTypeError(env, "ERR_INVALID_STATE", "spawn-isolated: init() not called");
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "request must be an object");
+  SpawnRequest req = ParseRequest(env, info[0].As<Napi::Object>());
+  SpawnResult res;
+  try {
+    res = backend::Spawn(req, d.sink);
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+  d.live.insert(res.id);
+  d.owned.insert(res.id);
+  d.UpdateRef(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", static_cast<double>(res.id));
+  o.Set("pid", static_cast<double>(res.pid));
+  Napi::Array pipes = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; i++) pipes.Set(i, res.pipes[i].empty() ? env.Null() : Napi::String::New(env, res.pipes[i]));
+  o.Set("pipes", pipes);
+  Napi::Array inh = Napi::Array::New(env, res.inherited.size());
+  for (uint32_t i = 0; i < res.inherited.size(); i++) inh.Set(i, static_cast<double>(res.inherited[i]));
+  o.Set("inherited", inh);
+  Napi::Array enf = Napi::Array::New(env, res.enforcement.size());
+  for (uint32_t i = 0; i < res.enforcement.size(); i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("limit", res.enforcement[i].limit);
+    e.Set("mechanism", res.enforcement[i].mechanism);
+    e.Set("enforced", res.enforcement[i].enforced);
+    if (!res.enforcement[i].reason.empty()) e.Set("reason", res.enforcement[i].reason);
+    enf.Set(i, e);
+  }
+  o.Set("enforcement", enf);
+  return o;
+}
+
+Napi::Value ResumeJs(const Napi::CallbackInfo& info) {
+  try {
+    backend::Resume(GetId(info));
+  } catch (const SysError& e) {
+    throw ToJsError(info.Env(), e);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value KillJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t id = GetId(info);
+  std::string reason = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "killed";
+  int sig = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 9;
+  try {
+    return Napi::Boolean::New(env, backend::Kill(id, reason, sig));
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+}
+
+Napi::Value StatsJs(const Napi::CallbackInfo& info) {
+  try {
+    return StatsToJs(info.Env(), backend::GetStats(GetId(info)));
+  } catch (const SysError& e) {
+    throw ToJsError(info.Env(), e);
+  }
+}
+
+Napi::Value ReleaseJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData& d = Data(env);
+  uint64_t id = GetId(info);
+  if (d.owned.erase(id) == 0) return env.Undefined();
+  d.live.erase(id);
+  d.UpdateRef(env);
+  backend::Release(id);
+  return env.Undefined();
+}
+
+Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Support s = backend::Probe();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("backend", s.backend);
+  o.Set("spawn", s.spawn);
+  if (!s.spawnReason.empty()) o.Set("spawnReason", s.spawnReason);
+  Napi::Object limits = Napi::Object::New(env);
+  for (const SupportEntry& e : s.limits) {
+    Napi::Object x = Napi::Object::New(env);
+    x.Set("enforced", e.enforced);
+    x.Set("mechanism", e.mechanism);
+    if (!e.reason.empty()) x.Set("reason", e.reason);
+    limits.Set(e.limit, x);
+  }
+  o.Set("limits", limits);
+  return o;
+}
+
+void Cleanup(AddonData* d) {
+  // The environment is going away (process exit or worker_thread end): stop delivery, and
+  // release every worker it still owns (killOnClose decides whether the tree dies).
+  // Node closes the TSFN itself at teardown; its finalizer closes the sink as well.
+  d->sink->Close();
+  for (uint64_t id : d->owned) backend::Release(id);
+  d->owned.clear();
+  d->live.clear();
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  AddonData* d = new AddonData();
+  env.SetInstanceData<AddonData>(d);  // deleted by node-addon-api at env teardown
+  napi_add_env_cleanup_hook(env, [](void* p) { Cleanup(static_cast<AddonData*>(p)); }, d);
+  exports.Set("init", Napi::Function::New(env, Init, "init"));
+  exports.Set("spawn", Napi::Function::New(env, SpawnJs, "spawn"));
+  exports.Set("resume", Napi::Function::New(env, ResumeJs, "resume"));
+  exports.Set("kill", Napi::Function::New(env, KillJs, "kill"));
+  exports.Set("stats", Napi::Function::New(env, StatsJs, "stats"));
+  exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
+  exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace si
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return si::InitModule(env, exports); }
+NODE_API_MODULE(spawn_isolated, InitAll)

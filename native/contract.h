@@ -1,0 +1,138 @@
+// The internal contract between the N-API layer (addon.cc) and a platform backend
+// (native/win, native/posix). Everything here is plain C++: no N-API types cross it.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace si {
+
+// An OS failure (or a refusal) with what Node users expect on an error object.
+struct SysError : std::exception {
+  std::string code;     // Node-style: ENOENT, EACCES, ..., ERR_LIMIT_NOT_ENFORCED
+  int64_t errnum = 0;   // Win32 error number or POSIX errno (0 when not an OS error)
+  std::string syscall;  // the failing call
+  std::string message;
+  std::string limit;    // for ERR_LIMIT_NOT_ENFORCED: the limit's name
+  SysError(std::string c, int64_t e, std::string sc, std::string msg, std::string lim = "")
+      : code(std::move(c)), errnum(e), syscall(std::move(sc)), message(std::move(msg)), limit(std::move(lim)) {}
+  const char* what() const noexcept override { return message.c_str(); }
+};
+
+struct StdioSpec {
+  enum Kind { Pipe, Ignore, Inherit, Fd } kind = Pipe;
+  int fd = -1;  // Inherit: the parent's own fd 0/1/2; Fd: a Node fd
+};
+
+struct InheritSpec {
+  bool rawHandle = false;  // true: a raw Windows HANDLE value; false: a Node fd
+  int64_t value = 0;
+};
+
+// 0 means "not requested" for every field.
+struct Limits {
+  uint64_t memoryProcess = 0;
+  uint64_t memoryTotal = 0;
+  double cpuCores = 0;
+  uint64_t cpuTimeMs = 0;
+  std::vector<uint32_t> affinity;
+  uint32_t processes = 0;
+  uint32_t handles = 0;
+};
+
+enum class Privileges { Restricted, Low, Inherit };
+
+struct SpawnRequest {
+  std::string file;               // resolved path of the executable
+  std::vector<std::string> args;  // argv, argv[0] included
+  bool hasCwd = false;
+  std::string cwd;
+  std::vector<std::string> env;  // "NAME=value"
+  StdioSpec stdio[3];
+  std::vector<InheritSpec> inherit;
+  Limits limits;
+  Privileges privileges = Privileges::Restricted;
+  bool privilegesExplicit = false;  // the caller asked for it: strict mode applies
+  bool killOnClose = true;
+  bool windowsHide = true;
+  bool strict = true;
+  bool hasUid = false, hasGid = false;
+  uint32_t uid = 0, gid = 0;
+};
+
+// How one requested limit is enforced on this spawn.
+struct Enforcement {
+  std::string limit;      // "memory.total", "cpu.cores", ...
+  std::string mechanism;  // "job-object", "watchdog", "restricted-token", "none", ...
+  bool enforced = false;
+  std::string reason;     // why not, when not enforced
+};
+
+struct SpawnResult {
+  uint64_t id = 0;
+  int64_t pid = 0;
+  std::string pipes[3];               // per stdio slot, what JS connects to ("" = none)
+  std::vector<int64_t> inherited;     // what the worker sees for each InheritSpec
+  std::vector<Enforcement> enforcement;
+};
+
+struct Stats {
+  double cpuUserMs = 0, cpuKernelMs = 0;
+  uint64_t peakMemory = 0;
+  uint32_t active = 0, total = 0;
+};
+
+struct Event {
+  enum Type { Exit, Limit } type = Exit;
+  uint64_t id = 0;
+  // Exit
+  int64_t exitCode = 0;
+  int signal = 0;         // POSIX signal number that ended the worker (0 = none)
+  bool terminated = false;  // ended by us or by a limit rather than by itself
+  std::string reason;     // "" (natural), "memory", "cpu-time", "handles", "killed"
+  Stats stats;
+  // Limit
+  std::string limit;
+  int64_t pid = 0;
+  uint64_t value = 0;
+};
+
+// Where a backend delivers events; one per JS environment (main thread or worker_thread).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void Post(std::unique_ptr<Event> ev) = 0;  // callable from any thread
+};
+
+struct SupportEntry {
+  std::string limit;
+  bool enforced = false;
+  std::string mechanism;
+  std::string reason;
+};
+
+struct Support {
+  std::string backend;  // "windows-job-object", "linux-cgroup-v2", ...
+  bool spawn = false;   // spawnIsolated works at all
+  std::string spawnReason;
+  std::vector<SupportEntry> limits;
+};
+
+// Implemented once per platform.
+namespace backend {
+SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink);
+void Resume(uint64_t id);
+// Ends the whole tree; `reason` is recorded as the exit reason. False if already gone.
+bool Kill(uint64_t id, const std::string& reason, int signal);
+Stats GetStats(uint64_t id);
+// Forget the child (after its exit event, or when the environment is torn down:
+// then a live tree is killed first).
+void Release(uint64_t id);
+Support Probe();
+}  // namespace backend
+
+}  // namespace si

@@ -1,0 +1,84 @@
+// RAII and conversion helpers for the Windows backend.
+#pragma once
+
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../contract.h"
+
+namespace si {
+namespace win {
+
+// Owns one kernel HANDLE (NULL and INVALID_HANDLE_VALUE both mean "none").
+class UniqueHandle {
+ public:
+  UniqueHandle() = default;
+  explicit UniqueHandle(HANDLE h) : h_(h) {}
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+  UniqueHandle(UniqueHandle&& o) noexcept : h_(o.release()) {}
+  UniqueHandle& operator=(UniqueHandle&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  ~UniqueHandle() { reset(); }
+  HANDLE get() const { return h_; }
+  bool valid() const { return h_ != nullptr && h_ != INVALID_HANDLE_VALUE; }
+  HANDLE release() {
+    HANDLE h = h_;
+    h_ = nullptr;
+    return h;
+  }
+  void reset(HANDLE h = nullptr) {
+    if (valid()) CloseHandle(h_);
+    h_ = h;
+  }
+
+ private:
+  HANDLE h_ = nullptr;
+};
+
+// Owns an initialised PROC_THREAD_ATTRIBUTE_LIST.
+class AttributeList {
+ public:
+  explicit AttributeList(DWORD count);
+  AttributeList(const AttributeList&) = delete;
+  AttributeList& operator=(const AttributeList&) = delete;
+  ~AttributeList();
+  LPPROC_THREAD_ATTRIBUTE_LIST get() { return list_; }
+
+ private:
+  std::vector<unsigned char> storage_;
+  LPPROC_THREAD_ATTRIBUTE_LIST list_ = nullptr;
+};
+
+std::wstring ToWide(const std::string& utf8);
+std::string ToUtf8(const std::wstring& wide);
+
+// Node-style code for a Win32 error number (as libuv maps them).
+const char* CodeForWin32(DWORD err);
+std::string Win32Message(DWORD err);
+// A SysError for a failed Win32 call; `err` defaults to GetLastError().
+SysError Win32Error(const char* syscall, DWORD err, const std::string& context = "");
+[[noreturn]] void ThrowLastError(const char* syscall, const std::string& context = "");
+
+// Quoting that CommandLineToArgvW and Go's os.Args parsing both undo exactly.
+std::wstring QuoteArg(const std::wstring& arg);
+std::wstring BuildCommandLine(const std::vector<std::string>& args);
+// "NAME=value" entries to a CreateProcess environment block: UTF-16, sorted by name without
+// regard to case, double-NUL terminated. Adds SYSTEMROOT etc. from this process when missing.
+std::vector<wchar_t> BuildEnvironmentBlock(const std::vector<std::string>& env);
+
+bool IsWine();
+
+}  // namespace win
+}  // namespace si
