@@ -1,0 +1,150 @@
+/**
+ * spawn-isolated: launch worker processes under hard, kernel-enforced limits.
+ * @packageDocumentation
+ */
+import { codedError, NodeStyleError } from './errors';
+import { loadBinding, NativeBinding, NativeEvent } from './native';
+import { goEnvironment, IsolationOptions, normalizeOptions } from './options';
+import { IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
+import { resolveExecutable } from './resolve';
+
+export type {
+  CpuLimit,
+  EnforcementMode,
+  InheritHandle,
+  IsolationOptions,
+  MemoryLimit,
+  PrivilegeLevel,
+  StdioEntry,
+  StdioOption,
+} from './options';
+export type { ExitReason, IsolatedExit, IsolationStats, LimitEnforcement, LimitEvent, LimitName } from './process';
+export type { ByteSize, Duration } from './units';
+export type { NodeStyleError } from './errors';
+export { IsolatedProcess } from './process';
+export { parseByteSize, parseDuration } from './units';
+
+/** What this host can enforce. */
+export interface IsolationSupport {
+  platform: NodeJS.Platform;
+  arch: string;
+  /** `'windows-job-object'`, `'linux-cgroup-v2'`, `'linux-cgroup-v1'`, `'linux-rlimit'`, or `'none'`. */
+  backend: string;
+  /** Whether spawnIsolated() can start workers here at all. */
+  spawn: boolean;
+  /** Why not, when `spawn` is false. */
+  reason?: string;
+  /** Per limit: enforced or not, by what, and why not. */
+  limits: Record<LimitName, LimitEnforcement>;
+}
+
+const ALL_LIMITS: LimitName[] = [
+  'memory.process', 'memory.total', 'cpu.cores', 'cpu.time', 'cpu.affinity', 'processes', 'handles', 'privileges',
+  'killOnClose', 'inheritHandles',
+];
+
+// One registry per JS environment (this module is loaded once per main thread / worker_thread).
+let registry: Registry | undefined;
+const workers = new Map<number, IsolatedProcess>();
+
+function getRegistry(): Registry | Error {
+  if (registry) return registry;
+  const b = loadBinding();
+  if (b instanceof Error) return b;
+  const binding: NativeBinding = b;
+  binding.init((ev: NativeEvent) => workers.get(ev.id)?._event(ev));
+  registry = {
+    binding,
+    add: (id, proc) => workers.set(id, proc),
+    remove: (id) => workers.delete(id),
+  };
+  return registry;
+}
+
+function loadFailure(err: Error): NodeStyleError {
+  return codedError('ERR_DLOPEN_FAILED', `spawn-isolated: the native addon could not be loaded: ${err.message}`, { cause: err } as Partial<NodeStyleError>);
+}
+
+/**
+ * What this host can enforce, per limit, and why not. Works on every platform (it never throws).
+ */
+export function isolationSupport(): IsolationSupport {
+  const reg = getRegistry();
+  const base = { platform: process.platform, arch: process.arch };
+  if (reg instanceof Error) {
+    const reason = loadFailure(reg).message;
+    const limits = {} as Record<LimitName, LimitEnforcement>;
+    for (const l of ALL_LIMITS) limits[l] = { enforced: false, mechanism: 'none', reason };
+    return { ...base, backend: 'none', spawn: false, reason, limits };
+  }
+  const probe = reg.binding.probe();
+  const limits = {} as Record<LimitName, LimitEnforcement>;
+  for (const l of ALL_LIMITS) {
+    const p = probe.limits[l];
+    limits[l] = p ? { ...p } : { enforced: false, mechanism: 'none', reason: 'not reported by the backend' };
+  }
+  const out: IsolationSupport = { ...base, backend: probe.backend, spawn: probe.spawn, limits };
+  if (probe.spawnReason) out.reason = probe.spawnReason;
+  return out;
+}
+
+/**
+ * Launches `file` under the limits in `options`. Bad arguments throw synchronously
+ * (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`); failures to start are
+ * emitted as `'error'` after this returns and reject `exited`, as with `child_process.spawn`.
+ */
+export function spawnIsolated(file: string, args?: readonly string[], options?: IsolationOptions): IsolatedProcess;
+export function spawnIsolated(file: string, options?: IsolationOptions): IsolatedProcess;
+export function spawnIsolated(file: string, argsOrOptions?: readonly string[] | IsolationOptions, maybeOptions?: IsolationOptions): IsolatedProcess {
+  let args: unknown = argsOrOptions;
+  let options: unknown = maybeOptions;
+  if (argsOrOptions === undefined || argsOrOptions === null) {
+    args = [];
+  } else if (!Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object') {
+    if (maybeOptions !== undefined) args = argsOrOptions; // fails as "args must be an Array"
+    else {
+      args = [];
+      options = argsOrOptions;
+    }
+  }
+  const n = normalizeOptions(file, args, options);
+  const proc = new IsolatedProcess(n.file, n.args);
+  const pipes = n.stdio.map((s) => s === 'pipe');
+
+  const reg = getRegistry();
+  if (reg instanceof Error) {
+    proc._fail(loadFailure(reg), pipes);
+    return proc;
+  }
+  const env = goEnvironment(n);
+  const found = resolveExecutable(n.file, env, n.cwd);
+  if ('error' in found) {
+    proc._fail(found.error, pipes);
+    return proc;
+  }
+  const request = {
+    file: found.path,
+    args: [n.file, ...n.args],
+    cwd: n.cwd,
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    stdio: n.stdio,
+    inherit: n.inherit,
+    limits: n.limits,
+    privileges: n.privileges,
+    privilegesExplicit: n.privilegesExplicit,
+    killOnClose: n.killOnClose,
+    windowsHide: n.windowsHide,
+    strict: n.strict,
+    uid: n.uid,
+    gid: n.gid,
+  };
+  let res;
+  try {
+    res = reg.binding.spawn(request);
+  } catch (e) {
+    proc._fail(e as NodeStyleError, pipes);
+    return proc;
+  }
+  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal });
+  return proc;
+}

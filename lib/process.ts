@@ -1,0 +1,312 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { abortError, NodeStyleError } from './errors';
+import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
+import { signalName } from './options';
+
+/** Names of the limits, as used in `enforcement`, `isolationSupport()` and errors. */
+export type LimitName =
+  | 'memory.process'
+  | 'memory.total'
+  | 'cpu.cores'
+  | 'cpu.time'
+  | 'cpu.affinity'
+  | 'processes'
+  | 'handles'
+  | 'privileges'
+  | 'killOnClose'
+  | 'inheritHandles';
+
+/** How one limit is (or would be) enforced. */
+export interface LimitEnforcement {
+  /** True when the OS enforces it on this host. */
+  enforced: boolean;
+  /** The mechanism: `'job-object'`, `'job-object-cpu-rate'`, `'watchdog'`, `'restricted-token'`, `'cgroup-v2'`, `'rlimit'`, `'none'`, ... */
+  mechanism: string;
+  /** Why it is not enforced. */
+  reason?: string;
+}
+
+/** Why the worker ended. */
+export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'handles' | 'timeout' | 'aborted' | 'killed';
+
+/** Resource use of the worker's whole tree. */
+export interface IsolationStats {
+  cpuUserMs: number;
+  cpuKernelMs: number;
+  /** Peak memory in bytes (Windows: peak job commit; Linux: cgroup peak or peak RSS). */
+  peakMemory: number;
+  processes: { active: number; total: number };
+}
+
+/** How the worker ended. */
+export interface IsolatedExit {
+  /** The exit code, or null when the tree was ended by a signal, a kill or a limit. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  reason: ExitReason;
+  stats: IsolationStats;
+}
+
+/** Payload of the `'limit'` event. */
+export interface LimitEvent {
+  limit: 'memory' | 'cpu-time' | 'processes' | 'handles';
+  /** The process that hit it, when known. */
+  pid?: number;
+  /** For `'handles'`: the count seen. */
+  value?: number;
+}
+
+const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'handles']);
+const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
+
+function zeroStats(): IsolationStats {
+  return { cpuUserMs: 0, cpuKernelMs: 0, peakMemory: 0, processes: { active: 0, total: 0 } };
+}
+
+function signalOf(num: number): NodeJS.Signals | null {
+  for (const [k, n] of Object.entries(osConstants.signals as Record<string, number>)) if (n === num) return k as NodeJS.Signals;
+  return null;
+}
+
+function endedStreams(): [Writable, Readable, Readable] {
+  const make = () => {
+    const s = new PassThrough();
+    s.end();
+    s.resume();
+    return s;
+  };
+  return [make(), make(), make()];
+}
+
+/** Internal wiring between a process object and the module that owns the addon. */
+export interface Registry {
+  binding: NativeBinding;
+  add(id: number, proc: IsolatedProcess): void;
+  remove(id: number): void;
+}
+
+/**
+ * A worker running under isolation: an EventEmitter shaped like `ChildProcess`.
+ *
+ * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after stdio ends),
+ * `'error'` (err), `'limit'` ({@link LimitEvent}).
+ */
+export class IsolatedProcess extends EventEmitter {
+  /** The worker's process id (undefined when it never started). */
+  pid: number | undefined = undefined;
+  stdin: Writable | null = null;
+  stdout: Readable | null = null;
+  stderr: Readable | null = null;
+  /** What the worker sees for each `inheritHandles` entry: HANDLE values on Windows, fd numbers on POSIX. */
+  inheritedHandles: number[] = [];
+  /** Per requested limit, the mechanism actually used. */
+  enforcement: Partial<Record<LimitName, LimitEnforcement>> = {};
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  /** True once kill() has ended (or started to end) the tree. */
+  killed = false;
+  readonly spawnfile: string;
+  readonly spawnargs: string[];
+  /** Resolves when the worker has exited; rejects when it could not start. */
+  readonly exited: Promise<IsolatedExit>;
+
+  private resolveExit!: (e: IsolatedExit) => void;
+  private rejectExit!: (e: Error) => void;
+  private id: number | undefined;
+  private registry: Registry | undefined;
+  private result: IsolatedExit | undefined;
+  private killCause: { reason: 'killed' | 'timeout' | 'aborted'; signal: NodeJS.Signals } | undefined;
+  private openStreams = 0;
+  private closeEmitted = false;
+  private timer: NodeJS.Timeout | undefined;
+  private abortCleanup: (() => void) | undefined;
+
+  /** @internal */
+  constructor(file: string, args: string[]) {
+    super();
+    this.spawnfile = file;
+    this.spawnargs = [file, ...args];
+    this.exited = new Promise<IsolatedExit>((resolve, reject) => {
+      this.resolveExit = resolve;
+      this.rejectExit = reject;
+    });
+    this.exited.catch(() => {}); // the 'error' event reports it too; never an unhandled rejection
+  }
+
+  /** @internal Failure to start: reported after spawnIsolated() returns, like child_process. */
+  _fail(err: NodeStyleError, pipes: readonly boolean[]): void {
+    const ended = endedStreams();
+    this.stdin = pipes[0] ? ended[0] : null;
+    this.stdout = pipes[1] ? ended[1] : null;
+    this.stderr = pipes[2] ? ended[2] : null;
+    if (err.spawnargs === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.spawnargs = this.spawnargs.slice(1);
+    if (err.path === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.path = this.spawnfile;
+    process.nextTick(() => {
+      this.rejectExit(err);
+      this.emit('error', err);
+    });
+  }
+
+  /** @internal */
+  _start(
+    registry: Registry,
+    res: NativeSpawnResult,
+    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals },
+  ): void {
+    this.registry = registry;
+    this.id = res.id;
+    this.pid = res.pid;
+    this.inheritedHandles = res.inherited;
+    for (const e of res.enforcement) {
+      this.enforcement[e.limit as LimitName] = e.reason === undefined ? { enforced: e.enforced, mechanism: e.mechanism } : { enforced: e.enforced, mechanism: e.mechanism, reason: e.reason };
+    }
+    registry.add(res.id, this);
+
+    const sockets: net.Socket[] = [];
+    let pending = 0;
+    let failed = false;
+    const onConnectError = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      for (const s of sockets) s.destroy();
+      const e = err as NodeStyleError;
+      e.message = `spawn ${this.spawnfile}: could not connect the worker's stdio: ${e.message}`;
+      this.killInternal('killed', opts.killSignal);
+      this.emit('error', e);
+    };
+    const resume = () => {
+      if (failed || this.result) return;
+      try {
+        registry.binding.resume(res.id);
+      } catch (err) {
+        onConnectError(err as Error);
+        return;
+      }
+      this.emit('spawn');
+    };
+    res.pipes.forEach((p, i) => {
+      if (p === null) return;
+      let sock: net.Socket;
+      if (typeof p === 'string') {
+        pending++;
+        sock = net.connect(p);
+        sock.once('error', onConnectError);
+        sock.once('connect', () => {
+          sock.removeListener('error', onConnectError);
+          if (--pending === 0) resume();
+        });
+      } else {
+        sock = new net.Socket({ fd: p, readable: i !== 0, writable: i === 0 });
+      }
+      sockets.push(sock);
+      this.openStreams++;
+      sock.once('close', () => this.streamClosed());
+      if (i === 0) this.stdin = sock;
+      else if (i === 1) this.stdout = sock;
+      else this.stderr = sock;
+    });
+    if (pending === 0) process.nextTick(resume);
+
+    if (opts.timeoutMs !== undefined) {
+      this.timer = setTimeout(() => this.killInternal('timeout', opts.killSignal), opts.timeoutMs);
+      this.timer.unref();
+    }
+    const signal = opts.signal;
+    if (signal) {
+      const onAbort = () => {
+        if (this.result) return;
+        this.killInternal('aborted', opts.killSignal);
+        this.emit('error', abortError(signal.reason));
+      };
+      if (signal.aborted) process.nextTick(onAbort);
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.abortCleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
+  }
+
+  /** @internal An event from the native layer for this worker. */
+  _event(ev: NativeEvent): void {
+    if (ev.type === 'limit') {
+      const payload: LimitEvent = { limit: ev.limit as LimitEvent['limit'] };
+      if (ev.pid) payload.pid = ev.pid;
+      if (ev.value) payload.value = ev.value;
+      this.emit('limit', payload);
+      return;
+    }
+    this.finish(ev.exitCode, ev.signal, ev.reason, ev.stats);
+  }
+
+  private finish(exitCode: number, signalNum: number, nativeReason: string, stats: NativeStats): void {
+    if (this.result) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.abortCleanup?.();
+    let code: number | null = exitCode;
+    let signal: NodeJS.Signals | null = null;
+    let reason: ExitReason = 'exit';
+    if (LIMIT_REASONS.has(nativeReason)) {
+      reason = nativeReason as ExitReason;
+      code = null;
+      signal = 'SIGKILL';
+    } else if (KILL_REASONS.has(nativeReason) && this.killCause) {
+      reason = this.killCause.reason;
+      code = null;
+      signal = this.killCause.signal;
+    } else if (signalNum !== 0) {
+      reason = 'signal';
+      code = null;
+      signal = signalOf(signalNum);
+    }
+    this.result = { code, signal, reason, stats };
+    this.exitCode = code;
+    this.signalCode = signal;
+    if (this.id !== undefined && this.registry) {
+      this.registry.remove(this.id);
+      this.registry.binding.release(this.id);
+    }
+    this.emit('exit', code, signal);
+    this.resolveExit(this.result);
+    this.maybeClose();
+  }
+
+  private streamClosed(): void {
+    this.openStreams--;
+    this.maybeClose();
+  }
+
+  private maybeClose(): void {
+    if (this.closeEmitted || !this.result || this.openStreams > 0) return;
+    this.closeEmitted = true;
+    const r = this.result;
+    process.nextTick(() => this.emit('close', r.code, r.signal));
+  }
+
+  private killInternal(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals): boolean {
+    if (this.id === undefined || !this.registry || this.result) return false;
+    if (!this.killCause) this.killCause = { reason, signal };
+    const ok = this.registry.binding.kill(this.id, reason, (osConstants.signals as Record<string, number>)[signal] ?? 9);
+    if (ok) this.killed = true;
+    return ok;
+  }
+
+  /**
+   * Ends the whole tree. The exit is reported with `signal` set to this signal's name and
+   * `code` null, reason `'killed'`. `kill(0)` only tells whether the worker is alive.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    const name = signalName(signal, 'signal');
+    if ((osConstants.signals as Record<string, number>)[name] === 0 || signal === 0) return this.id !== undefined && !this.result;
+    return this.killInternal('killed', name);
+  }
+
+  /** Live resource use of the tree (after exit: the final figures). */
+  stats(): IsolationStats {
+    if (this.result) return this.result.stats;
+    if (this.id === undefined || !this.registry) return zeroStats();
+    return this.registry.binding.stats(this.id);
+  }
+}
