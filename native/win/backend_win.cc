@@ -486,10 +486,50 @@ SysError NotEnforced(const Enforcement& e) {
 
 bool TokenEnforced(std::string* why) {
   if (IsWine()) {
-    *why = "Wine carries restricted tokens and integrity labels to the child but its access checks ignore them";
+    *why = "Wine does not apply a restricted token to the child (its token keeps every privilege) and its access "
+           "checks ignore integrity labels";
     return false;
   }
   return true;
+}
+
+// Reads back the token the (still suspended) worker actually has: privileges left and
+// integrity RID. A host that ignores the token we passed shows up here.
+bool ChildTokenRestricted(HANDLE process, Privileges p, std::string* why) {
+  HANDLE raw = nullptr;
+  if (!OpenProcessToken(process, TOKEN_QUERY, &raw)) {
+    *why = "OpenProcessToken on the worker failed: " + Win32Message(GetLastError());
+    return false;
+  }
+  UniqueHandle tok(raw);
+  DWORD size = 0;
+  GetTokenInformation(tok.get(), TokenPrivileges, nullptr, 0, &size);
+  std::vector<BYTE> buf(size ? size : 1);
+  if (!GetTokenInformation(tok.get(), TokenPrivileges, buf.data(), size, &size)) {
+    *why = "GetTokenInformation(TokenPrivileges) on the worker failed: " + Win32Message(GetLastError());
+    return false;
+  }
+  DWORD count = reinterpret_cast<TOKEN_PRIVILEGES*>(buf.data())->PrivilegeCount;
+  if (count > 1) {  // DISABLE_MAX_PRIVILEGE keeps SeChangeNotifyPrivilege only
+    *why = "the worker's token still holds " + std::to_string(count) + " privileges: the host did not apply the restricted token";
+    return false;
+  }
+  if (p == Privileges::Low) {
+    size = 0;
+    GetTokenInformation(tok.get(), TokenIntegrityLevel, nullptr, 0, &size);
+    std::vector<BYTE> lbuf(size ? size : 1);
+    if (!GetTokenInformation(tok.get(), TokenIntegrityLevel, lbuf.data(), size, &size)) {
+      *why = "GetTokenInformation(TokenIntegrityLevel) on the worker failed: " + Win32Message(GetLastError());
+      return false;
+    }
+    PSID sid = reinterpret_cast<TOKEN_MANDATORY_LABEL*>(lbuf.data())->Label.Sid;
+    DWORD rid = *GetSidSubAuthority(sid, static_cast<DWORD>(*GetSidSubAuthorityCount(sid) - 1));
+    if (rid > SECURITY_MANDATORY_LOW_RID) {
+      *why = "the worker runs at integrity " + std::to_string(rid) + ", not low: the host did not apply the label";
+      return false;
+    }
+  }
+  return TokenEnforced(why);
 }
 
 }  // namespace
@@ -520,17 +560,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
 
   // 2. The token.
   UniqueHandle token;
-  if (req.privileges != Privileges::Inherit) {
-    token = MakeRestrictedToken(req.privileges);
-    std::string why;
-    bool ok = TokenEnforced(&why);
-    Enforcement e;
-    e.limit = "privileges";
-    e.enforced = ok;
-    e.mechanism = ok ? (req.privileges == Privileges::Low ? "restricted-token-low-integrity" : "restricted-token") : "none";
-    e.reason = why;
-    if (req.privilegesExplicit || ok) plan.enforcement.push_back(e);
-  }
+  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
   if (req.strict)
     for (const Enforcement& e : plan.enforcement)
       if (!e.enforced) throw NotEnforced(e);
@@ -539,7 +569,6 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   koc.enforced = true;
   koc.mechanism = req.killOnClose ? "job-object" : "none";
   plan.enforcement.push_back(koc);
-  res.enforcement = plan.enforcement;
 
   // 3. Handles for the worker: inheritable duplicates that exist only for the CreateProcess call.
   std::vector<UniqueHandle> ours;       // handles we created (pipe ends, NUL)
@@ -630,6 +659,19 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
       throw Win32Error("AssignProcessToJobObject", err);
     }
   }
+  if (token.valid()) {
+    Enforcement e;
+    e.limit = "privileges";
+    e.enforced = ChildTokenRestricted(child->process.get(), req.privileges, &e.reason);
+    e.mechanism = e.enforced ? (req.privileges == Privileges::Low ? "restricted-token-low-integrity" : "restricted-token") : "none";
+    if (e.enforced) e.reason.clear();
+    if (!e.enforced && req.strict && req.privilegesExplicit) {
+      TerminateJobObject(child->job.get(), 1);  // it never ran: it is still suspended
+      throw NotEnforced(e);
+    }
+    plan.enforcement.push_back(e);
+  }
+  res.enforcement = plan.enforcement;
   mon.Add(child);
   return res;
 }

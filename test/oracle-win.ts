@@ -1,0 +1,76 @@
+// An independent oracle: asks Windows directly (through koffi, not through the addon) about
+// processes, jobs and handles.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const koffi = require('koffi');
+
+const k32 = koffi.load('kernel32.dll');
+const ntdll = koffi.load('ntdll.dll');
+
+const OpenProcess = k32.func('intptr_t __stdcall OpenProcess(uint32_t access, int inherit, uint32_t pid)');
+const CloseHandle = k32.func('int __stdcall CloseHandle(intptr_t h)');
+const GetExitCodeProcess = k32.func('int __stdcall GetExitCodeProcess(intptr_t h, _Out_ uint32_t *code)');
+const WaitForSingleObject = k32.func('uint32_t __stdcall WaitForSingleObject(intptr_t h, uint32_t ms)');
+const IsProcessInJob = k32.func('int __stdcall IsProcessInJob(intptr_t h, intptr_t job, _Out_ int *result)');
+const CreateFileW = k32.func(
+  'intptr_t __stdcall CreateFileW(str16 name, uint32_t access, uint32_t share, void *sa, uint32_t disposition, uint32_t flags, intptr_t tmpl)',
+);
+const SetHandleInformation = k32.func('int __stdcall SetHandleInformation(intptr_t h, uint32_t mask, uint32_t flags)');
+const GetHandleInformation = k32.func('int __stdcall GetHandleInformation(intptr_t h, _Out_ uint32_t *flags)');
+
+const PROCESS_QUERY_INFORMATION = 0x0400; // IsProcessInJob on Wine needs the full right
+const PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
+const SYNCHRONIZE = 0x00100000;
+const STILL_ACTIVE = 259;
+
+export function isWine(): boolean {
+  try {
+    ntdll.func('const char * __cdecl wine_get_version()');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A process handle held by the test, so its pid cannot be recycled while we look at it. */
+export class ProcessRef {
+  readonly handle: number;
+  constructor(readonly pid: number) {
+    this.handle = Number(OpenProcess(PROCESS_QUERY_INFORMATION | PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, 0, pid));
+    if (this.handle === 0) throw new Error(`OpenProcess(${pid}) failed: the process is not there`);
+  }
+  alive(): boolean {
+    const code = [0];
+    return GetExitCodeProcess(this.handle, code) !== 0 && code[0] === STILL_ACTIVE;
+  }
+  /** Waits on the process handle itself (an event, not a poll). True when it ended in time. */
+  waitExit(ms: number): boolean {
+    return WaitForSingleObject(this.handle, ms) === 0;
+  }
+  inAnyJob(): boolean {
+    const r = [0];
+    if (!IsProcessInJob(this.handle, 0, r)) throw new Error('IsProcessInJob failed');
+    return r[0] !== 0;
+  }
+  close(): void {
+    CloseHandle(this.handle);
+  }
+}
+
+/** Opens `file` with an inheritable handle (as careless native code in a Node process would). */
+export function openInheritable(file: string): number {
+  const GENERIC_READ = 0x80000000;
+  const FILE_SHARE_ALL = 0x7;
+  const OPEN_EXISTING = 3;
+  const h = Number(CreateFileW(file, GENERIC_READ, FILE_SHARE_ALL, null, OPEN_EXISTING, 0, 0));
+  if (h === -1 || h === 0) throw new Error(`CreateFileW(${file}) failed`);
+  if (!SetHandleInformation(h, 1, 1)) throw new Error('SetHandleInformation failed');
+  const flags = [0];
+  GetHandleInformation(h, flags);
+  if ((flags[0] & 1) !== 1) throw new Error('handle did not become inheritable');
+  return h;
+}
+
+export function closeHandle(h: number): void {
+  CloseHandle(h);
+}
