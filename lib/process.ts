@@ -188,18 +188,21 @@ export class IsolatedProcess extends EventEmitter {
       this.emit('spawn');
     };
     res.pipes.forEach((p, i) => {
-      if (p === null) return;
+      if (p === null || p === undefined) return;
       let sock: net.Socket;
-      if (typeof p === 'string') {
+      const fd = typeof p === 'number' ? p : /^\d+$/.test(p) ? Number(p) : undefined;
+      if (fd === undefined) {
+        // Windows: a named pipe whose server end the worker holds; connect as its only client.
         pending++;
-        sock = net.connect(p);
+        sock = net.connect(String(p));
         sock.once('error', onConnectError);
         sock.once('connect', () => {
           sock.removeListener('error', onConnectError);
           if (--pending === 0) resume();
         });
       } else {
-        sock = new net.Socket({ fd: p, readable: i !== 0, writable: i === 0 });
+        // POSIX: our end of a socketpair.
+        sock = new net.Socket({ fd, readable: i !== 0, writable: i === 0 });
       }
       sockets.push(sock);
       this.openStreams++;
