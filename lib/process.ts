@@ -271,6 +271,8 @@ export class IsolatedProcess extends EventEmitter {
       this.registry.remove(this.id);
       this.registry.binding.release(this.id);
     }
+    // As child_process does: nothing can read the worker's stdin any more.
+    if (this.stdin && 'destroy' in this.stdin) this.stdin.destroy();
     this.emit('exit', code, signal);
     this.resolveExit(this.result);
     this.maybeClose();

@@ -25,8 +25,8 @@ import { isWindows, root, worker } from './helpers';
         let out = '';
         p.on('error', () => {});
         if (p.stdout) p.stdout.on('data', (d) => out += d);
-        p.exited.then((e) => console.log(JSON.stringify({ backend: s.backend, code: e.code, out })),
-                      (e) => console.log(JSON.stringify({ backend: s.backend, error: e.code })));`;
+        p.on('close', () => p.exited.then((e) => console.log(JSON.stringify({ backend: s.backend, code: e.code, out }))));
+        p.exited.catch((e) => console.log(JSON.stringify({ backend: s.backend, error: e.code })));`;
       const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, SPAWN_ISOLATED_ADDON: file }, encoding: 'utf8' });
       const r = JSON.parse(out);
       assert.notEqual(r.backend, 'none', out);

@@ -698,9 +698,11 @@ class Monitor {
       reason = "cpu-time";
     if (reason.empty() && c.limits.memoryProcess && (ev->signal != 0 || ev->exitCode != 0)) {
       // RLIMIT_DATA makes allocations fail; the worker then dies its own way (Go: exit 2).
-      // Sampled every 50 ms, so allow one Go heap arena (64 MiB) or a quarter of the limit.
+      // Evidence: the kernel's peak RSS of the worker and our VmData samples (every 50 ms),
+      // within one Go heap arena (64 MiB) or a quarter of the limit.
+      uint64_t peak = std::max<uint64_t>(c.peakData, static_cast<uint64_t>(ru.ru_maxrss) * 1024);
       uint64_t margin = std::max<uint64_t>(64ull << 20, c.limits.memoryProcess / 4);
-      if (c.peakData + margin >= c.limits.memoryProcess) reason = "memory";
+      if (peak + margin >= c.limits.memoryProcess) reason = "memory";
     }
     ev->reason = reason;
     ev->terminated = !reason.empty();

@@ -1,0 +1,221 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isolationSupport, spawnIsolated } from '../lib';
+import { collect, isLinux, json, requireEnforced, worker } from './helpers';
+
+type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
+
+(isLinux ? describe : describe.skip)('Linux backend', function () {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const oracle = isLinux ? (require('./oracle-linux') as typeof import('./oracle-linux')) : undefined!;
+  const w = worker();
+  const support = isolationSupport();
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /** Every per-worker cgroup this process made and has not removed. */
+  function ourCgroups(): string[] {
+    const found: string[] = [];
+    const prefix = `spawn-isolated-${process.pid}-`;
+    const walk = (dir: string, depth: number) => {
+      let ents: fs.Dirent[];
+      try {
+        ents = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of ents) {
+        if (!e.isDirectory()) continue;
+        if (e.name.startsWith(prefix)) found.push(path.join(dir, e.name));
+        else if (depth < 4) walk(path.join(dir, e.name), depth + 1);
+      }
+    };
+    walk('/sys/fs/cgroup', 0);
+    return found;
+  }
+
+  describe('limits hit by a real worker', () => {
+    it('memory: allocating past the limit ends the tree with reason memory', async function () {
+      requireEnforced(this, 'memory.total');
+      const c = await collect(spawnIsolated(w, ['alloc', '1024'], { memory: '128MiB', go: false }));
+      assert.deepEqual([c.exit.code, c.exit.signal, c.exit.reason], [null, 'SIGKILL', 'memory']);
+      assert.ok(c.exit.stats.peakMemory > 100 * 2 ** 20, `peak ${c.exit.stats.peakMemory}`);
+    });
+
+    it('memory: a worker that stays under the limit finishes normally', async function () {
+      requireEnforced(this, 'memory.total');
+      const c = await collect(spawnIsolated(w, ['alloc', '32'], { memory: '256MiB' }));
+      assert.equal(c.exit.reason, 'exit');
+      assert.deepEqual(json(c), { done: 32 });
+    });
+
+    it('memory.process (RLIMIT_DATA): the allocation failure is reported as reason memory', async function () {
+      requireEnforced(this, 'memory.process');
+      const c = await collect(spawnIsolated(w, ['alloc', '2048'], { memory: { process: '256MiB' }, go: false }));
+      assert.equal(c.exit.reason, 'memory', `exit ${JSON.stringify(c.exit)} stderr ${c.stderr.slice(0, 200)}`);
+      assert.match(c.stderr, /out of memory/);
+      const control = await spawnIsolated(w, ['exit', '2'], { memory: { process: '256MiB' } }).exited;
+      assert.deepEqual([control.code, control.reason], [2, 'exit'], 'an exit 2 far below the limit is not a memory kill');
+    });
+
+    it('cpu.time: spinning past the budget ends with reason cpu-time within a second or two', async function () {
+      requireEnforced(this, 'cpu.time');
+      const t0 = Date.now();
+      const e = await spawnIsolated(w, ['spin', '30000', '1'], { cpu: { time: '1s' } }).exited;
+      assert.equal(e.reason, 'cpu-time');
+      const wall = Date.now() - t0;
+      assert.ok(wall < 3000, `took ${wall} ms`);
+      assert.ok(e.stats.cpuUserMs + e.stats.cpuKernelMs >= 950);
+    });
+
+    it('cpu: two spinning threads under 0.5 cores use about half a core', async function () {
+      requireEnforced(this, 'cpu.cores');
+      if (os.cpus().length < 2) this.skip();
+      this.timeout(30_000);
+      const free = await spawnIsolated(w, ['spin', '2000', '2'], { enforcement: 'best-effort' }).exited;
+      const freeMs = free.stats.cpuUserMs + free.stats.cpuKernelMs;
+      const e = await spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited;
+      const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
+      assert.ok(used <= 4000 * 0.5 * 1.2, `used ${used} ms of CPU in 4 s under 0.5 cores`);
+      assert.ok(freeMs > 2000 * 1.2, `control: unlimited it used ${freeMs} ms in 2 s (the test can fail)`);
+    });
+
+    it('processes: 1 refuses the worker’s child while the worker itself (and its threads) finishes normally', async function () {
+      requireEnforced(this, 'processes');
+      const c = await collect(spawnIsolated(w, ['child'], { processes: 1 }));
+      assert.equal(c.exit.code, 0);
+      const r = json<{ started: boolean; error: string }>(c);
+      assert.equal(r.started, false);
+      const control = json<{ started: boolean }>(await collect(spawnIsolated(w, ['child'])));
+      assert.equal(control.started, true, 'without the limit the child starts (the test can fail)');
+      const spin = await spawnIsolated(w, ['spin', '200', '4'], { processes: 1 }).exited;
+      assert.equal(spin.code, 0, 'threads still work');
+    });
+
+    it('processes: N > 1 is a pids.max budget (N x 64 tasks)', async function () {
+      requireEnforced(this, 'processes');
+      const p = spawnIsolated(w, ['info'], { processes: 4 });
+      const c = await collect(p);
+      assert.equal(c.exit.code, 0);
+      assert.ok(p.enforcement.processes?.enforced);
+    });
+
+    it('handles: 64 stops the worker opening a 65th', async function () {
+      requireEnforced(this, 'handles');
+      const r = json<{ opened: number; error: string }>(await collect(spawnIsolated(w, ['openfiles', '200'], { handles: 64 })));
+      assert.ok(r.opened < 64 && r.opened > 40, `opened ${r.opened}`);
+      assert.match(r.error, /too many open files/);
+      const control = json<{ opened: number }>(await collect(spawnIsolated(w, ['openfiles', '200'])));
+      assert.equal(control.opened, 200);
+    });
+
+    it('affinity: the worker runs on the listed CPUs only', async function () {
+      const c = await collect(spawnIsolated(w, ['info'], { cpu: { affinity: [0] } }));
+      const info = json<Info>(c);
+      assert.equal(info.gomaxprocs, 1, 'Go sees one CPU');
+      assert.equal(info.GOMAXPROCS, '1');
+    });
+  });
+
+  describe('fds and privileges', () => {
+    it('a non-close-on-exec fd of the parent does not reach the worker; a listed one does, at fd 3', async () => {
+      const secret = path.join(tmp, 'secret');
+      const listed = path.join(tmp, 'listed');
+      fs.writeFileSync(secret, 's');
+      fs.writeFileSync(listed, 'l');
+      const leaky = fs.openSync(secret, 'r');
+      const fd = fs.openSync(listed, 'r');
+      // Node opens fds close-on-exec; make one inheritable the way careless native code would.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const koffi = require('koffi');
+      const fcntl = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, int arg)');
+      assert.equal(fcntl(leaky, 2 /* F_SETFD */, 0), 0);
+      try {
+        const p = spawnIsolated(w, ['info'], { inheritHandles: [fd] });
+        const info = json<Info>(await collect(p));
+        assert.deepEqual(p.inheritedHandles, [3]);
+        assert.deepEqual(info.fds.map(Number).filter((n) => n <= 3).sort(), [0, 1, 2, 3]);
+        const paths = json<Record<string, string>>(await collect(spawnIsolated(w, ['handlepath', '3', String(leaky)], { inheritHandles: [fd] })));
+        assert.equal(paths['3'], listed);
+        assert.notEqual(paths[String(leaky)], secret, 'the parent’s inheritable fd leaked');
+      } finally {
+        fs.closeSync(leaky);
+        fs.closeSync(fd);
+      }
+    });
+
+    it("privileges: 'restricted' shows NoNewPrivs 1 and no capabilities; 'inherit' keeps the caller's", async () => {
+      const r = json<Info>(await collect(spawnIsolated(w, ['info'])));
+      assert.equal(r.NoNewPrivs, '1');
+      assert.equal(r.CapEff, '0000000000000000');
+      assert.equal(r.CapBnd, '0000000000000000');
+      const low = json<Info>(await collect(spawnIsolated(w, ['info'], { privileges: 'low' })));
+      assert.equal(low.Seccomp, '2', 'low adds a seccomp filter');
+      if (process.getuid!() === 0) {
+        const inh = json<Info>(await collect(spawnIsolated(w, ['info'], { privileges: 'inherit' })));
+        assert.notEqual(inh.CapEff, '0000000000000000', 'control: as root without the drop the worker has capabilities');
+      }
+    });
+
+    it('uid / gid drop the worker to that user with no supplementary groups', async function () {
+      if (process.getuid!() !== 0) this.skip();
+      const info = json<Info>(await collect(spawnIsolated(w, ['info'], { uid: 65534, gid: 65534, cwd: '/' })));
+      assert.equal(info.uid, 65534);
+      assert.equal(info.gid, 65534);
+      assert.deepEqual(info.groups ?? [], []);
+    });
+
+    it('the worker is in its own cgroup from the start, and GOMAXPROCS / GOMEMLIMIT follow the limits', async function () {
+      if (!support.limits['memory.total'].enforced) this.skip();
+      const info = json<Info>(await collect(spawnIsolated(w, ['info'], { memory: '512MiB', cpu: 1.5 })));
+      assert.match(info.cgroup, new RegExp(`spawn-isolated-${process.pid}-\\d+`));
+      assert.equal(info.GOMAXPROCS, '2');
+      assert.equal(info.gomaxprocs, 2);
+      assert.equal(info.GOMEMLIMIT, String(Math.floor(512 * 2 ** 20 * 0.9)));
+    });
+
+    it('cgroup v2 controllers (memory.max, cpu.max, pids.max)', function () {
+      if (support.backend !== 'linux-cgroup-v2') {
+        this.test!.title += ` [skipped: this host's backend is ${support.backend}; the GitHub ubuntu runner runs it]`;
+        this.skip();
+      }
+      assert.ok(support.limits['memory.total'].enforced && support.limits['cpu.cores'].enforced);
+    });
+  });
+
+  describe('nothing leaks', () => {
+    it('100 spawns leave no fd, zombie or cgroup behind', async function () {
+      this.timeout(120_000);
+      const before = oracle.fdCount();
+      for (let i = 0; i < 100; i++) {
+        const opts = i % 2 ? { memory: '256MiB', cpu: 1, processes: 4 } : { handles: 100 };
+        const c = await collect(spawnIsolated(w, ['exit', String(i % 7)], opts));
+        assert.equal(c.exit.code, i % 7);
+      }
+      assert.ok(oracle.fdCount() <= before + 2, `fds went from ${before} to ${oracle.fdCount()}`);
+      const zombies = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+        try {
+          const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+          const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
+          return fields[0] === 'Z' && Number(fields[1]) === process.pid;
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(zombies, []);
+      assert.deepEqual(ourCgroups(), []);
+    });
+
+    it('a failed spawn (strict refusal or a bad cwd) leaves no cgroup behind', async () => {
+      const p = spawnIsolated(w, ['exit', '0'], { memory: '256MiB', cwd: path.join(tmp, 'missing') });
+      const err = await new Promise<Error & { code?: string }>((r) => p.on('error', r));
+      assert.equal(err.code, 'ENOENT');
+      assert.deepEqual(ourCgroups(), []);
+    });
+  });
+});

@@ -1,0 +1,185 @@
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isolationSupport, spawnIsolated } from '../lib';
+import { collect, firstLine, isWindows, json, requireEnforced, root, worker } from './helpers';
+import { grandchildPid, openProcess } from './oracle';
+
+// Behaviour that is the same on every backend: run wherever spawnIsolated can start workers.
+(isolationSupport().spawn ? describe : describe.skip)('spawnIsolated (every backend)', function () {
+  const w = worker();
+  const relaxed = { enforcement: 'best-effort' as const };
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-'));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  describe('process setup', () => {
+    it('round-trips hostile argv exactly (spaces, quotes, backslashes, empty, non-ASCII)', async () => {
+      const hostile = ['plain', 'two words', '', 'quote"inside', '"', '\\', 'trail\\', 'trail\\\\', 'a\\"b', 'a\\\\"b', '\\\\server\\share\\', ' lead', 'tab\there', 'ünïcödé ✓ 日本', '%PATH%', '^&|<>', "it's"];
+      const c = await collect(spawnIsolated(w, ['argv', ...hostile], relaxed));
+      assert.equal(c.exit.code, 0, c.stderr);
+      assert.deepEqual(json<string[]>(c), hostile);
+    });
+
+    it('reports exit codes, including large ones', async () => {
+      for (const code of isWindows ? [0, 1, 42, 255, 65535] : [0, 1, 42, 255]) {
+        const e = await spawnIsolated(w, ['exit', String(code)], relaxed).exited;
+        assert.deepEqual([e.code, e.signal, e.reason], [code, null, 'exit']);
+      }
+    });
+
+    it('emits spawn, then exit, then close after stdio has ended', async () => {
+      const p = spawnIsolated(w, ['stderr', 'bye'], relaxed);
+      const order: string[] = [];
+      p.on('spawn', () => order.push('spawn'));
+      p.on('exit', () => order.push('exit'));
+      p.stderr!.on('end', () => order.push('stderr-end'));
+      p.stderr!.resume();
+      await new Promise((r) => p.on('close', r));
+      assert.equal(order[0], 'spawn');
+      assert.ok(order.indexOf('exit') > 0 && order.includes('stderr-end'));
+    });
+  });
+
+  describe('stdio', () => {
+    it('delivers 16 MiB of stdout intact', async () => {
+      const n = 16 * 1024 * 1024;
+      const c = await collect(spawnIsolated(w, ['write', String(n)], { ...relaxed, stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.equal(c.stdout.length, n);
+      for (let i = 0; i < n; i += 4093) assert.equal(c.stdout[i], i % 251, `byte ${i}`);
+    });
+
+    it('echoes 8 MiB of stdin back byte for byte', async () => {
+      const data = crypto.randomBytes(8 * 1024 * 1024);
+      const p = spawnIsolated(w, ['echo'], relaxed);
+      const done = collect(p);
+      p.stdin!.end(data);
+      const c = await done;
+      assert.equal(c.exit.code, 0, c.stderr);
+      assert.equal(crypto.createHash('sha256').update(c.stdout).digest('hex'), crypto.createHash('sha256').update(data).digest('hex'));
+    });
+
+    it("stdio 'ignore' gives the worker the null device and no streams", async () => {
+      const p = spawnIsolated(w, ['write', '1000'], { ...relaxed, stdio: 'ignore' });
+      assert.equal(p.stdout, null);
+      assert.equal((await p.exited).code, 0);
+    });
+
+    it('a Node fd as stdout receives the output', async () => {
+      const file = path.join(tmp, 'out.bin');
+      const fd = fs.openSync(file, 'w');
+      try {
+        const e = await spawnIsolated(w, ['write', '100000'], { ...relaxed, stdio: ['ignore', fd, 'ignore'] }).exited;
+        assert.equal(e.code, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      assert.equal(fs.statSync(file).size, 100000);
+    });
+  });
+
+  describe('ending the tree', () => {
+    it('kill() ends the worker and its grandchild; exit says signal and reason', async () => {
+      const p = spawnIsolated(w, ['tree', '60000'], relaxed);
+      const line = await firstLine<{ grandchild: number }>(p);
+      const gc = openProcess(grandchildPid(p.pid!, line.grandchild));
+      try {
+        assert.equal(gc.alive(), true);
+        assert.equal(p.kill(), true);
+        const e = await p.exited;
+        assert.deepEqual([e.code, e.signal, e.reason], [null, 'SIGTERM', 'killed']);
+        assert.equal(p.killed, true);
+        assert.equal(gc.waitExit(10_000), true, 'grandchild still running after kill');
+      } finally {
+        gc.close();
+      }
+      assert.equal(p.kill(), false, 'nothing left to kill');
+    });
+
+    it('the worker exiting takes the rest of its tree with it', async () => {
+      const p = spawnIsolated(w, ['tree', '60000'], relaxed);
+      const line = await firstLine<{ grandchild: number }>(p);
+      const gc = openProcess(grandchildPid(p.pid!, line.grandchild));
+      try {
+        process.kill(p.pid!, 'SIGKILL'); // only the worker, from outside, as a crash would
+        const e = await p.exited;
+        assert.equal(e.reason, isWindows ? 'exit' : 'signal');
+        assert.equal(gc.waitExit(10_000), true);
+      } finally {
+        gc.close();
+      }
+    });
+
+    it('the tree dies when the parent process dies abruptly (kill-on-close)', async function () {
+      requireEnforced(this, 'killOnClose');
+      this.timeout(60_000);
+      const script = path.join(tmp, 'parent.js');
+      fs.writeFileSync(
+        script,
+        `const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+         const p = spawnIsolated(${JSON.stringify(w)}, ['tree', '120000'], { enforcement: 'best-effort', stdio: ['ignore', 'pipe', 'ignore'] });
+         p.stdout.once('data', (d) => { const l = JSON.parse(String(d)); process.stdout.write(JSON.stringify({ pid: p.pid, grandchild: l.grandchild }) + '\\n'); });
+         process.stdin.once('data', () => process.kill(process.pid, 'SIGKILL'));`,
+      );
+      const parent = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const line = await new Promise<{ pid: number; grandchild: number }>((resolve, reject) => {
+        let buf = '';
+        parent.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\n')) resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
+        });
+        parent.on('exit', () => reject(new Error('parent exited early')));
+      });
+      const wk = openProcess(line.pid);
+      const gc = openProcess(grandchildPid(line.pid, line.grandchild));
+      try {
+        assert.equal(wk.alive(), true);
+        assert.equal(gc.alive(), true);
+        parent.stdin.write('die\n');
+        assert.equal(wk.waitExit(20_000), true, 'worker survived its parent');
+        assert.equal(gc.waitExit(20_000), true, 'grandchild survived the parent');
+      } finally {
+        wk.close();
+        gc.close();
+      }
+    });
+
+    it('timeout ends the tree with reason timeout', async () => {
+      const t0 = Date.now();
+      const e = await spawnIsolated(w, ['sleep', '60000'], { ...relaxed, timeout: '500ms' }).exited;
+      assert.deepEqual([e.code, e.signal, e.reason], [null, 'SIGTERM', 'timeout']);
+      assert.ok(Date.now() - t0 < 20_000);
+    });
+
+    it('AbortSignal ends the tree, emits AbortError, reason aborted', async () => {
+      const ac = new AbortController();
+      const p = spawnIsolated(w, ['sleep', '60000'], { ...relaxed, signal: ac.signal, killSignal: 'SIGKILL' });
+      const err = new Promise<Error & { code?: string }>((r) => p.on('error', r));
+      p.on('spawn', () => ac.abort());
+      assert.equal((await err).code, 'ABORT_ERR');
+      const e = await p.exited;
+      assert.deepEqual([e.code, e.signal, e.reason], [null, 'SIGKILL', 'aborted']);
+    });
+
+    it('50 concurrent spawns all report their own exit codes', async () => {
+      const ps = Array.from({ length: 50 }, (_, i) => spawnIsolated(w, ['exit', String(i + 1)], relaxed).exited);
+      const codes = (await Promise.all(ps)).map((e) => e.code);
+      assert.deepEqual(codes, Array.from({ length: 50 }, (_, i) => i + 1));
+    });
+
+    it('stats() reports processes and CPU time', async () => {
+      const p = spawnIsolated(w, ['spin', '300', '1'], relaxed);
+      const e = await p.exited;
+      assert.equal(e.code, 0);
+      assert.ok(e.stats.processes.total >= 1);
+      assert.ok(e.stats.cpuUserMs + e.stats.cpuKernelMs > 0);
+      assert.deepEqual(p.stats(), e.stats);
+    });
+  });
+
+});
