@@ -108,12 +108,18 @@ class EventSink {
   virtual void Post(std::unique_ptr<Event> ev) = 0;  // callable from any thread
 };
 
-struct SupportEntry {
-  std::string limit;
-  bool enforced = false;
-  std::string mechanism;
-  std::string reason;
-};
+using SupportEntry = Enforcement;
+
+// An Enforcement entry: the mechanism when enforced, "none" and the reason when not.
+inline Enforcement MakeEnforcement(const std::string& limit, bool enforced, const std::string& mechanism,
+                                   const std::string& reason) {
+  Enforcement e;
+  e.limit = limit;
+  e.enforced = enforced;
+  e.mechanism = enforced ? mechanism : "none";
+  if (!enforced) e.reason = reason;
+  return e;
+}
 
 struct Support {
   std::string backend;  // "windows-job-object", "linux-cgroup-v2", ...

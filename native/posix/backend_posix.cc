@@ -2,6 +2,7 @@
 // an fd whitelist, privilege drop, a PID namespace for kill-on-close of the whole tree, and
 // one background thread that waits on every worker's pidfd with epoll.
 #include "../contract.h"
+#include "../registry.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -551,28 +552,21 @@ class Monitor {
     static Monitor* m = new Monitor();  // never destroyed: its thread runs until exit
     return *m;
   }
-  uint64_t NextId() { return ++nextId_; }
+  uint64_t NextId() { return reg_.NextId(); }
 
   void Add(std::shared_ptr<Child> c) {
-    std::lock_guard<std::mutex> lock(mu_);
     struct epoll_event ev = {};
     ev.events = EPOLLIN;
     ev.data.u64 = c->id;
     epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->pidfd.get(), &ev);
-    children_[c->id] = std::move(c);
+    reg_.Add(std::move(c));
     Wake();
   }
-  std::shared_ptr<Child> Find(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(id);
-    return it == children_.end() ? nullptr : it->second;
-  }
+  std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
   std::shared_ptr<Child> Remove(uint64_t id) {
+    std::shared_ptr<Child> c = reg_.Remove(id);
+    if (!c) return nullptr;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(id);
-    if (it == children_.end()) return nullptr;
-    auto c = std::move(it->second);
-    children_.erase(it);
     if (!c->reaped) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
     return c;
   }
@@ -619,10 +613,11 @@ class Monitor {
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     for (;;) {
       int timeout = -1;
+      std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        for (auto& kv : children_) {
-          Child& c = *kv.second;
+        for (auto& cp : all) {
+          Child& c = *cp;
           if (c.pending) timeout = 20;  // waiting for the rest of a tree to go
           else if (!c.reaped && (c.limits.memoryProcess || (c.limits.memoryTotal && !c.cg.v2))) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
         }
@@ -644,12 +639,7 @@ class Monitor {
   }
 
   void Tick() {
-    std::vector<std::shared_ptr<Child>> all;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& kv : children_) all.push_back(kv.second);
-    }
-    for (auto& c : all) {
+    for (auto& c : reg_.Snapshot()) {
       if (c->pending) {
         c->cg.KillAll();
         if (c->cg.Remove()) Post(*c);
@@ -726,9 +716,8 @@ class Monitor {
   }
 
   Fd epfd_, wake_;
-  std::atomic<uint64_t> nextId_{0};
-  std::mutex mu_;
-  std::map<uint64_t, std::shared_ptr<Child>> children_;
+  Registry<Child> reg_;
+  std::mutex& mu_ = reg_.mu();
 };
 
 // ---- spawn helpers
@@ -740,12 +729,7 @@ struct Plan {
 };
 
 void Add(Plan& p, const std::string& limit, bool ok, const std::string& mech, const std::string& why) {
-  Enforcement e;
-  e.limit = limit;
-  e.enforced = ok;
-  e.mechanism = ok ? mech : "none";
-  if (!ok) e.reason = why;
-  p.enforcement.push_back(e);
+  p.enforcement.push_back(MakeEnforcement(limit, ok, mech, why));
 }
 
 // Which mechanism serves each requested limit on this host.
@@ -1051,12 +1035,7 @@ Support Probe() {
     s.spawn = true;
     std::string cgMech = l.v2 ? "cgroup-v2" : "cgroup-v1";
     auto add = [&](const std::string& limit, bool ok, const std::string& mech, const std::string& why) {
-      SupportEntry e;
-      e.limit = limit;
-      e.enforced = ok;
-      e.mechanism = ok ? mech : "none";
-      if (!ok) e.reason = why;
-      s.limits.push_back(e);
+      s.limits.push_back(MakeEnforcement(limit, ok, mech, why));
     };
     auto why = [&](const char* ctrl) { return l.why.empty() ? std::string("no writable ") + ctrl + " cgroup" : l.why; };
     add("memory.total", l.Has("memory"), cgMech, why("memory"));

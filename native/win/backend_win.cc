@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "win_util.h"
+#include "../registry.h"
 
 #include <psapi.h>
 
@@ -68,26 +69,14 @@ class Monitor {
     return *m;
   }
   HANDLE port() const { return port_.get(); }
-  uint64_t NextId() { return ++nextId_; }
+  uint64_t NextId() { return reg_.NextId(); }
 
   void Add(std::shared_ptr<Child> c) {
-    std::lock_guard<std::mutex> lock(mu_);
-    children_[c->id] = std::move(c);
+    reg_.Add(std::move(c));
     Wake();
   }
-  std::shared_ptr<Child> Find(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(id);
-    return it == children_.end() ? nullptr : it->second;
-  }
-  std::shared_ptr<Child> Remove(uint64_t id) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(id);
-    if (it == children_.end()) return nullptr;
-    auto c = std::move(it->second);
-    children_.erase(it);
-    return c;
-  }
+  std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
+  std::shared_ptr<Child> Remove(uint64_t id) { return reg_.Remove(id); }
   // Records the first reason and ends the tree. False when the worker had already exited.
   bool Terminate(Child& c, const std::string& reason) {
     {
@@ -121,13 +110,14 @@ class Monitor {
   void Run() {
     for (;;) {
       DWORD timeout = INFINITE;
+      std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
       {
         std::lock_guard<std::mutex> lock(mu_);
-        for (auto& kv : children_) {
-          if (kv.second->exited) continue;
+        for (auto& c : all) {
+          if (c->exited) continue;
           // Safety net: job messages are not guaranteed, so live workers are also polled.
           timeout = std::min<DWORD>(timeout, 500);
-          if (kv.second->handlesLimit > 0 && kv.second->resumed) timeout = std::min<DWORD>(timeout, 50);
+          if (c->handlesLimit > 0 && c->resumed) timeout = std::min<DWORD>(timeout, 50);
         }
       }
       DWORD msg = 0;
@@ -188,13 +178,11 @@ class Monitor {
   }
 
   void Poll() {
-    std::vector<std::shared_ptr<Child>> live;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& kv : children_)
-        if (!kv.second->exited) live.push_back(kv.second);
-    }
-    for (auto& c : live) {
+    for (auto& c : reg_.Snapshot()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (c->exited) continue;
+      }
       if (WaitForSingleObject(c->process.get(), 0) == WAIT_OBJECT_0) {
         Finish(*c);
         continue;
@@ -250,9 +238,8 @@ class Monitor {
   }
 
   UniqueHandle port_;
-  std::atomic<uint64_t> nextId_{0};
-  std::mutex mu_;
-  std::map<uint64_t, std::shared_ptr<Child>> children_;
+  Registry<Child> reg_;
+  std::mutex& mu_ = reg_.mu();
 };
 
 // ---- limits
@@ -286,12 +273,7 @@ bool HandleCountWorks(std::string* why) {
 }
 
 void Record(JobPlan& plan, const char* limit, const char* mechanism, bool ok, const std::string& why) {
-  Enforcement e;
-  e.limit = limit;
-  e.enforced = ok;
-  e.mechanism = ok ? mechanism : "none";
-  if (!ok) e.reason = why;
-  plan.enforcement.push_back(e);
+  plan.enforcement.push_back(MakeEnforcement(limit, ok, mechanism, why));
 }
 
 // Applies every requested limit to `job` and reads it back. Returns what is enforced.
@@ -723,12 +705,7 @@ Support Probe() {
     s.backend = "windows-job-object";
     s.spawn = true;
     auto add = [&](const std::string& limit, bool ok, const std::string& mech, const std::string& why) {
-      SupportEntry e;
-      e.limit = limit;
-      e.enforced = ok;
-      e.mechanism = ok ? mech : "none";
-      if (!ok) e.reason = why;
-      s.limits.push_back(e);
+      s.limits.push_back(MakeEnforcement(limit, ok, mech, why));
     };
     UniqueHandle job(CreateJobObjectW(nullptr, nullptr));
     if (!job.valid()) {
@@ -753,7 +730,7 @@ Support Probe() {
     }
     try {
       JobPlan plan = ApplyLimits(job.get(), l, false);
-      for (const Enforcement& e : plan.enforcement) add(e.limit, e.enforced, e.mechanism, e.reason);
+      s.limits = plan.enforcement;
     } catch (const SysError& e) {
       for (const char* name : {"memory.process", "memory.total", "processes", "cpu.time", "cpu.affinity", "cpu.cores", "handles"})
         add(name, false, "job-object", e.message);
