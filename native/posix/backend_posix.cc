@@ -373,7 +373,7 @@ const char* StepName(int s) {
 [[noreturn]] void ChildMain(const ChildPlan& p) {
   if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
   char go = 0;
-  if (read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
+  if (p.goFd >= 0 && read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
   setpgid(0, 0);
   // fds: copy every source above the targets, then put each in place; everything else is
   // marked close-on-exec (whether or not its owner did), so only the listed fds survive exec.
@@ -854,7 +854,9 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     plan.enforcement.push_back(e);
   }
 
-  bool needCg = !layout.v1.empty() || layout.v2;
+  // A cgroup only when a limit needs one; otherwise stats come from rusage and /proc.
+  const Limits& lim = req.limits;
+  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || lim.processes > 1) && (layout.v2 || !layout.v1.empty());
   if (needCg) child->cg = MakeCgroup(child->id, req.limits, layout);
   struct CgroupGuard {
     Child& c;
@@ -934,8 +936,10 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   cp.filter.filter = filter.data();
   cp.pdeathsig = req.killOnClose;
 
-  int goPipe[2], errPipe[2];
-  if (pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
+  // v1 cgroups are joined after clone: the child waits on this pipe until it is placed.
+  bool handshake = !child->cg.Empty() && !child->cg.v2;
+  int goPipe[2] = {-1, -1}, errPipe[2];
+  if (handshake && pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd goRead(goPipe[0]), goWrite(goPipe[1]);
   if (pipe2(errPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
@@ -978,7 +982,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
       if (err != 0) throw abandon(Errno("write", err, kv.second + "/cgroup.procs"));
     }
   }
-  if (write(goWrite.get(), "g", 1) != 1) throw abandon(Errno("write", errno, "start pipe"));
+  if (handshake && write(goWrite.get(), "g", 1) != 1) throw abandon(Errno("write", errno, "start pipe"));
   goWrite.reset();
   int msg[2] = {0, 0};
   ssize_t n;
