@@ -44,6 +44,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       requireEnforced(this, 'memory.total');
       const c = await collect(spawnIsolated(w, ['alloc', '1024'], { memory: '128MiB', go: false }));
       assert.deepEqual([c.exit.code, c.exit.signal, c.exit.reason], [null, 'SIGKILL', 'memory']);
+      assert.deepEqual(c.limits.map((l) => (l as { limit: string }).limit), ['memory']);
       assert.ok(c.exit.stats.peakMemory > 100 * 2 ** 20, `peak ${c.exit.stats.peakMemory}`);
     });
 
@@ -66,8 +67,10 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     it('cpu.time: spinning past the budget ends with reason cpu-time within a second or two', async function () {
       requireEnforced(this, 'cpu.time');
       const t0 = Date.now();
-      const e = await spawnIsolated(w, ['spin', '30000', '1'], { cpu: { time: '1s' } }).exited;
+      const c = await collect(spawnIsolated(w, ['spin', '30000', '1'], { cpu: { time: '1s' } }));
+      const e = c.exit;
       assert.equal(e.reason, 'cpu-time');
+      assert.deepEqual(c.limits.map((l) => (l as { limit: string }).limit), ['cpu-time']);
       const wall = Date.now() - t0;
       assert.ok(wall < 3000, `took ${wall} ms`);
       assert.ok(e.stats.cpuUserMs + e.stats.cpuKernelMs >= 950);

@@ -496,6 +496,7 @@ struct Child {
   bool killOnClose = true;
   Limits limits;
   uint64_t peakData = 0;  // sampled VmData high-water mark (for memory.process)
+  bool limitPosted = false;  // a 'limit' event for the reason that ended it went out
   // Guarded by Monitor::mu_.
   std::string reason;
   bool reaped = false;
@@ -649,14 +650,21 @@ class Monitor {
       if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(c->pid));
       // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
       if (c->limits.memoryTotal && !c->cg.v2 && c->cg.OomKills() > 0) {
-        auto ev = std::make_unique<Event>();
-        ev->type = Event::Limit;
-        ev->id = c->id;
-        ev->limit = "memory";
-        c->sink->Post(std::move(ev));
+        PostLimit(*c, "memory");
         Terminate(*c, "memory");
       }
     }
+  }
+
+  static void PostLimit(Child& c, const char* limit) {
+    if (c.limitPosted) return;
+    c.limitPosted = true;
+    auto ev = std::make_unique<Event>();
+    ev->type = Event::Limit;
+    ev->id = c.id;
+    ev->limit = limit;
+    ev->pid = c.pid;
+    c.sink->Post(std::move(ev));
   }
 
   void Reap(Child& c) {
@@ -696,6 +704,7 @@ class Monitor {
     }
     ev->reason = reason;
     ev->terminated = !reason.empty();
+    if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
     ev->stats = ReadStats(c, &ru);
     // The worker is gone: the rest of its tree goes with it. The exit is reported once
     // nothing of the tree is left (its cgroups removed).

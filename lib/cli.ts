@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+/**
+ * The `spawn-isolated` command: `spawn-isolated [limits] [--json] [--dry-run] -- FILE [ARGS...]`.
+ * @packageDocumentation
+ */
+import { constants as osConstants } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { isolationSupport, IsolationOptions, spawnIsolated } from './index';
+import { normalizeOptions } from './options';
+import { formatBytes } from './units';
+
+/** Exit codes of the command (besides the worker's own code, and 128 + signal number). */
+export const EXIT = {
+  usage: 2,
+  notEnforced: 120,
+  memory: 121,
+  cpuTime: 122,
+  handles: 123,
+  timeout: 124,
+  startFailed: 125,
+  notExecutable: 126,
+  notFound: 127,
+} as const;
+
+const USAGE = `usage: spawn-isolated [limits] [--json] [--dry-run] -- FILE [ARGS...]
+
+Runs FILE under hard limits, with stdio passed straight through, and exits with its exit code.
+
+limits:
+  --memory SIZE          memory of the whole tree (512MiB, 2GiB, 500MB)
+  --memory-process SIZE  memory (commit / data) of each process
+  --cpu CORES            cores for the whole tree, fractional allowed (0.5)
+  --cpu-time DURATION    CPU time of each process (30s, 1m30s)
+  --affinity LIST        logical CPUs, comma-separated (0,1)
+  --processes N          processes alive at once, the worker included (1: no children)
+  --handles N            open handles (Windows) / fds (POSIX) per process
+  --privileges LEVEL     restricted (default), low or inherit
+  --timeout DURATION     wall-clock limit
+  --uid N, --gid N       POSIX: run as this user / group
+  --best-effort          run even where a limit cannot be enforced
+  --no-kill-on-close     let the tree outlive this command
+  --no-go                do not set GOMAXPROCS / GOMEMLIMIT from the limits
+process:
+  --cwd DIR              working directory
+  --env NAME=VALUE       set a variable (repeatable)
+  --inherit-env          start from this environment (default)
+  --clear-env            start from an empty environment
+output:
+  --json                 the closing summary (stderr) as JSON
+  --dry-run              print what would be applied and how this host enforces it; start nothing
+  -h, --help             this text
+  -V, --version          the version
+
+exit codes: the worker's own code; 128 + N when signal N ended it; ${EXIT.memory} memory limit;
+${EXIT.cpuTime} CPU-time limit; ${EXIT.handles} handle limit; ${EXIT.timeout} timeout; ${EXIT.notEnforced} a limit this host cannot
+enforce (strict mode); ${EXIT.notFound} FILE not found; ${EXIT.notExecutable} FILE not executable; ${EXIT.startFailed} other failure to start;
+${EXIT.usage} bad usage.
+`;
+
+class UsageError extends Error {}
+
+const FLAG_OF: [RegExp, string][] = [
+  [/options\.memory\.process/, '--memory-process'],
+  [/options\.memory(\.total)?/, '--memory'],
+  [/options\.cpu\.time/, '--cpu-time'],
+  [/options\.cpu\.affinity/, '--affinity'],
+  [/options\.cpu(\.cores)?/, '--cpu'],
+  [/options\.processes/, '--processes'],
+  [/options\.handles/, '--handles'],
+  [/options\.privileges/, '--privileges'],
+  [/options\.timeout/, '--timeout'],
+  [/options\.cwd/, '--cwd'],
+  [/options\.env/, '--env'],
+  [/options\.uid/, '--uid'],
+  [/options\.gid/, '--gid'],
+];
+
+function number(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(v.trim())) throw new UsageError(`${flag}: expected a number, got '${v}'`);
+  return Number(v);
+}
+
+function signalNumber(name: string | null): number {
+  return name ? ((osConstants.signals as Record<string, number>)[name] ?? 0) : 0;
+}
+
+interface Parsed {
+  file: string;
+  args: string[];
+  options: IsolationOptions;
+  json: boolean;
+  dryRun: boolean;
+}
+
+function version(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version;
+}
+
+/** Parses the command line; throws UsageError with a one-line message. */
+export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
+  const dash = argv.indexOf('--');
+  const own = dash >= 0 ? argv.slice(0, dash) : argv;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        memory: { type: 'string' },
+        'memory-process': { type: 'string' },
+        cpu: { type: 'string' },
+        'cpu-time': { type: 'string' },
+        affinity: { type: 'string' },
+        processes: { type: 'string' },
+        handles: { type: 'string' },
+        privileges: { type: 'string' },
+        timeout: { type: 'string' },
+        cwd: { type: 'string' },
+        env: { type: 'string', multiple: true },
+        'inherit-env': { type: 'boolean' },
+        'clear-env': { type: 'boolean' },
+        uid: { type: 'string' },
+        gid: { type: 'string' },
+        'best-effort': { type: 'boolean' },
+        'no-kill-on-close': { type: 'boolean' },
+        'no-go': { type: 'boolean' },
+        json: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (v.version) return 'version';
+  const command = [...parsed.positionals, ...(dash >= 0 ? argv.slice(dash + 1) : [])];
+  if (command.length === 0) throw new UsageError('no FILE to run (spawn-isolated [limits] -- FILE [ARGS...])');
+  if (v['inherit-env'] && v['clear-env']) throw new UsageError('--inherit-env and --clear-env exclude each other');
+
+  const env: Record<string, string> = v['clear-env'] ? {} : { ...(process.env as Record<string, string>) };
+  for (const kv of v.env ?? []) {
+    const eq = kv.indexOf('=', 1);
+    if (eq < 1) throw new UsageError(`--env: expected NAME=VALUE, got '${kv}'`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const options: IsolationOptions = { env, stdio: 'inherit' };
+  if (v.memory !== undefined || v['memory-process'] !== undefined) {
+    options.memory = { ...(v.memory !== undefined ? { total: v.memory } : {}), ...(v['memory-process'] !== undefined ? { process: v['memory-process'] } : {}) };
+  }
+  const cores = number('--cpu', v.cpu);
+  if (cores !== undefined || v['cpu-time'] !== undefined || v.affinity !== undefined) {
+    options.cpu = {};
+    if (cores !== undefined) options.cpu.cores = cores;
+    if (v['cpu-time'] !== undefined) options.cpu.time = v['cpu-time'];
+    if (v.affinity !== undefined) {
+      options.cpu.affinity = v.affinity.split(',').map((s) => {
+        const n = number('--affinity', s);
+        return n as number;
+      });
+    }
+  }
+  if (v.processes !== undefined) options.processes = number('--processes', v.processes);
+  if (v.handles !== undefined) options.handles = number('--handles', v.handles);
+  if (v.privileges !== undefined) options.privileges = v.privileges as IsolationOptions['privileges'];
+  if (v.timeout !== undefined) options.timeout = v.timeout;
+  if (v.cwd !== undefined) options.cwd = v.cwd;
+  if (v.uid !== undefined) options.uid = number('--uid', v.uid);
+  if (v.gid !== undefined) options.gid = number('--gid', v.gid);
+  if (v['best-effort']) options.enforcement = 'best-effort';
+  if (v['no-kill-on-close']) options.killOnClose = false;
+  if (v['no-go']) options.go = false;
+  // The library's own validation, reported against the flag.
+  try {
+    normalizeOptions(command[0], command.slice(1), options);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const flag = FLAG_OF.find(([re]) => re.test(msg))?.[1];
+    throw new UsageError(flag ? `${flag}: ${msg}` : msg);
+  }
+  return { file: command[0], args: command.slice(1), options, json: !!v.json, dryRun: !!v['dry-run'] };
+}
+
+function requestedLimits(o: IsolationOptions): string[] {
+  const n = normalizeOptions('x', [], o).limits;
+  const out: string[] = [];
+  if (n.memoryTotal) out.push('memory.total');
+  if (n.memoryProcess) out.push('memory.process');
+  if (n.cpuCores) out.push('cpu.cores');
+  if (n.cpuTimeMs) out.push('cpu.time');
+  if (n.affinity) out.push('cpu.affinity');
+  if (n.processes) out.push('processes');
+  if (n.handles) out.push('handles');
+  if (o.privileges !== undefined && o.privileges !== 'inherit') out.push('privileges');
+  return out;
+}
+
+function dryRun(p: Parsed, out: (s: string) => void): number {
+  const support = isolationSupport();
+  const limits = requestedLimits(p.options);
+  const strict = p.options.enforcement !== 'best-effort';
+  const refused = limits.filter((l) => !support.limits[l as keyof typeof support.limits].enforced);
+  if (p.json) {
+    out(JSON.stringify({
+      file: p.file, args: p.args, backend: support.backend, strict,
+      limits: Object.fromEntries(limits.map((l) => [l, support.limits[l as keyof typeof support.limits]])),
+      wouldRun: !strict || refused.length === 0,
+    }) + '\n');
+  } else {
+    out(`would run: ${[p.file, ...p.args].join(' ')}\nbackend: ${support.backend}, ${strict ? 'strict' : 'best-effort'}\n`);
+    for (const l of limits) {
+      const s = support.limits[l as keyof typeof support.limits];
+      out(`  ${l.padEnd(15)} ${s.enforced ? `enforced by ${s.mechanism}` : `NOT enforced: ${s.reason}`}\n`);
+    }
+    if (limits.length === 0) out('  (no limits requested)\n');
+    if (strict && refused.length > 0) out(`strict mode would refuse: ${refused.join(', ')}\n`);
+  }
+  return strict && refused.length > 0 ? EXIT.notEnforced : 0;
+}
+
+/** Runs the command; resolves with the exit code. */
+export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  let p: Parsed;
+  try {
+    const r = parseCommandLine(argv);
+    if (r === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    if (r === 'version') {
+      io.out(`${version()}\n`);
+      return 0;
+    }
+    p = r;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`spawn-isolated: ${e.message}\n`);
+    return EXIT.usage;
+  }
+  if (p.dryRun) return dryRun(p, io.out);
+
+  const t0 = Date.now();
+  const child = spawnIsolated(p.file, p.args, p.options);
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, forward);
+  let failure: (Error & { code?: string }) | undefined;
+  child.on('error', (e: Error & { code?: string }) => {
+    failure ??= e;
+  });
+  const summary = await child.exited.then(
+    (e) => e,
+    () => undefined,
+  );
+  for (const s of signals) process.removeListener(s, forward);
+  const wallMs = Date.now() - t0;
+  if (!summary) {
+    const code = failure?.code === 'ENOENT' ? EXIT.notFound : failure?.code === 'EACCES' ? EXIT.notExecutable : failure?.code === 'ERR_LIMIT_NOT_ENFORCED' ? EXIT.notEnforced : EXIT.startFailed;
+    if (p.json) io.err(JSON.stringify({ file: p.file, error: failure?.code, message: failure?.message, exitCode: code }) + '\n');
+    else io.err(`spawn-isolated: ${failure?.message ?? 'the worker could not start'}\n`);
+    return code;
+  }
+  let exitCode: number;
+  switch (summary.reason) {
+    case 'memory': exitCode = EXIT.memory; break;
+    case 'cpu-time': exitCode = EXIT.cpuTime; break;
+    case 'handles': exitCode = EXIT.handles; break;
+    case 'timeout': exitCode = EXIT.timeout; break;
+    default: exitCode = summary.code ?? 128 + signalNumber(summary.signal);
+  }
+  const cpuMs = Math.round(summary.stats.cpuUserMs + summary.stats.cpuKernelMs);
+  if (p.json) {
+    io.err(JSON.stringify({
+      file: p.file, reason: summary.reason, code: summary.code, signal: summary.signal, exitCode,
+      peakMemory: summary.stats.peakMemory, cpuUserMs: summary.stats.cpuUserMs, cpuKernelMs: summary.stats.cpuKernelMs,
+      wallMs, enforcement: child.enforcement,
+    }) + '\n');
+  } else {
+    const how = summary.code !== null ? `code ${summary.code}` : `signal ${summary.signal}`;
+    io.err(`spawn-isolated: ${path.basename(p.file)} ended (${summary.reason}, ${how}): peak ${formatBytes(summary.stats.peakMemory)}, cpu ${cpuMs} ms, wall ${wallMs} ms\n`);
+  }
+  return exitCode;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: Error) => {
+      process.stderr.write(`spawn-isolated: ${e.message}\n`);
+      process.exitCode = EXIT.startFailed;
+    },
+  );
+}
