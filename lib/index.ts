@@ -3,8 +3,9 @@
  * @packageDocumentation
  */
 import { codedError, NodeStyleError } from './errors';
+import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
 import { loadBinding, NativeBinding, NativeEvent } from './native';
-import { goEnvironment, IsolationOptions, normalizeOptions } from './options';
+import { goEnvironment, IsolationOptions, NativeLimits, normalizeOptions } from './options';
 import { IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
 import { resolveExecutable } from './resolve';
 
@@ -22,6 +23,8 @@ export type { ExitReason, IsolatedExit, IsolationStats, LimitEnforcement, LimitE
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
 export { IsolatedProcess } from './process';
+export { IsolationGroup } from './group';
+export type { GroupLimits, GroupLimitEvent } from './group';
 export { parseByteSize, parseDuration } from './units';
 
 /** What this host can enforce. */
@@ -96,6 +99,15 @@ export function isolationSupport(): IsolationSupport {
 export function spawnIsolated(file: string, args?: readonly string[], options?: IsolationOptions): IsolatedProcess;
 export function spawnIsolated(file: string, options?: IsolationOptions): IsolatedProcess;
 export function spawnIsolated(file: string, argsOrOptions?: readonly string[] | IsolationOptions, maybeOptions?: IsolationOptions): IsolatedProcess {
+  return launch(file, argsOrOptions, maybeOptions);
+}
+
+/** The smaller of a worker's own limit and its group's budget (what Go should plan for). */
+function tighter(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+}
+
+function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, group?: { id: number; limits: NativeLimits }): IsolatedProcess {
   let args: unknown = argsOrOptions;
   let options: unknown = maybeOptions;
   if (argsOrOptions === undefined || argsOrOptions === null) {
@@ -116,7 +128,14 @@ export function spawnIsolated(file: string, argsOrOptions?: readonly string[] | 
     proc._fail(loadFailure(reg), pipes);
     return proc;
   }
-  const env = goEnvironment(n);
+  const goLimits = group
+    ? {
+        ...n.limits,
+        memoryTotal: tighter(n.limits.memoryTotal, group.limits.memoryTotal),
+        cpuCores: tighter(n.limits.cpuCores, group.limits.cpuCores),
+      }
+    : n.limits;
+  const env = goEnvironment({ env: n.env, go: n.go, limits: goLimits });
   const found = resolveExecutable(n.file, env, n.cwd);
   if ('error' in found) {
     proc._fail(found.error, pipes);
@@ -137,6 +156,7 @@ export function spawnIsolated(file: string, argsOrOptions?: readonly string[] | 
     strict: n.strict,
     uid: n.uid,
     gid: n.gid,
+    group: group?.id,
   };
   let res;
   try {
@@ -147,4 +167,17 @@ export function spawnIsolated(file: string, argsOrOptions?: readonly string[] | 
   }
   proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal });
   return proc;
+}
+
+/**
+ * Creates a group whose workers share one job (Windows) / one parent cgroup (Linux):
+ * `memory`, `cpu` and `processes` are budgets for all of them together. Throws (synchronously)
+ * `ERR_LIMIT_NOT_ENFORCED` in strict mode when this host cannot enforce a budget.
+ */
+export function createIsolationGroup(limits?: GroupLimits): IsolationGroup {
+  const g = normalizeGroupLimits(limits);
+  const reg = getRegistry();
+  if (reg instanceof Error) throw loadFailure(reg);
+  const res = reg.binding.createGroup({ limits: g.limits, strict: g.strict, killOnClose: g.killOnClose });
+  return new IsolationGroup(reg, res.id, g.limits, res.enforcement, launch);
 }

@@ -35,6 +35,9 @@ export interface NativeBinding {
   stats(id: number): NativeStats;
   release(id: number): void;
   probe(): NativeProbe;
+  createGroup(req: object): { id: number; enforcement: NativeSpawnResult['enforcement'] };
+  groupStats(id: number): NativeStats;
+  releaseGroup(id: number): void;
 }
 
 let binding: NativeBinding | undefined;

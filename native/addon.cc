@@ -41,6 +41,19 @@ Napi::Object StatsToJs(Napi::Env env, const Stats& s) {
   return o;
 }
 
+Napi::Array EnforcementToJs(Napi::Env env, const std::vector<Enforcement>& list) {
+  Napi::Array enf = Napi::Array::New(env, list.size());
+  for (uint32_t i = 0; i < list.size(); i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("limit", list[i].limit);
+    e.Set("mechanism", list[i].mechanism);
+    e.Set("enforced", list[i].enforced);
+    if (!list[i].reason.empty()) e.Set("reason", list[i].reason);
+    enf.Set(i, e);
+  }
+  return enf;
+}
+
 Napi::Object EventToJs(Napi::Env env, const Event& ev) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("id", static_cast<double>(ev.id));
@@ -98,6 +111,7 @@ struct AddonData {
   bool hasTsfn = false;
   std::set<uint64_t> live;  // spawned and not yet exited (keeps the loop alive)
   std::set<uint64_t> owned;  // not yet released
+  std::set<uint64_t> groups;  // groups not yet released
   bool refd = false;
 
   void UpdateRef(Napi::Env env) {
@@ -243,6 +257,8 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   r.strict = GetBool(env, o, "strict", true);
   Napi::Value uid = Prop(o, "uid");
   if (!uid.IsUndefined()) { r.hasUid = true; r.uid = static_cast<uint32_t>(GetNumber(env, uid, "options.uid", 0, 4294967294.0)); }
+  Napi::Value group = Prop(o, "group");
+  if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, 9007199254740991.0));
   Napi::Value gid = Prop(o, "gid");
   if (!gid.IsUndefined()) { r.hasGid = true; r.gid = static_cast<uint32_t>(GetNumber(env, gid, "options.gid", 0, 4294967294.0)); }
   return r;
@@ -297,17 +313,51 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   Napi::Array inh = Napi::Array::New(env, res.inherited.size());
   for (uint32_t i = 0; i < res.inherited.size(); i++) inh.Set(i, static_cast<double>(res.inherited[i]));
   o.Set("inherited", inh);
-  Napi::Array enf = Napi::Array::New(env, res.enforcement.size());
-  for (uint32_t i = 0; i < res.enforcement.size(); i++) {
-    Napi::Object e = Napi::Object::New(env);
-    e.Set("limit", res.enforcement[i].limit);
-    e.Set("mechanism", res.enforcement[i].mechanism);
-    e.Set("enforced", res.enforcement[i].enforced);
-    if (!res.enforcement[i].reason.empty()) e.Set("reason", res.enforcement[i].reason);
-    enf.Set(i, e);
-  }
-  o.Set("enforcement", enf);
+  o.Set("enforcement", EnforcementToJs(env, res.enforcement));
   return o;
+}
+
+Napi::Value CreateGroupJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData& d = Data(env);
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "request must be an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  GroupRequest req;
+  Napi::Value lv = o.Get("limits");
+  if (!lv.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"limits\" property must be an object");
+  Napi::Object l = lv.As<Napi::Object>();
+  req.limits.memoryTotal = GetU64(env, l, "memoryTotal", "limits.memory");
+  Napi::Value cores = l.Get("cpuCores");
+  if (!cores.IsUndefined()) req.limits.cpuCores = GetNumber(env, cores, "limits.cpu", 0.0001, 65536);
+  req.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "limits.processes"));
+  req.strict = GetBool(env, o, "strict", true);
+  req.killOnClose = GetBool(env, o, "killOnClose", true);
+  GroupResult res;
+  try {
+    res = backend::CreateGroup(req);
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+  d.groups.insert(res.id);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("id", static_cast<double>(res.id));
+  out.Set("enforcement", EnforcementToJs(env, res.enforcement));
+  return out;
+}
+
+Napi::Value GroupStatsJs(const Napi::CallbackInfo& info) {
+  try {
+    return StatsToJs(info.Env(), backend::GroupStats(GetId(info)));
+  } catch (const SysError& e) {
+    throw ToJsError(info.Env(), e);
+  }
+}
+
+Napi::Value ReleaseGroupJs(const Napi::CallbackInfo& info) {
+  AddonData& d = Data(info.Env());
+  uint64_t id = GetId(info);
+  if (d.groups.erase(id) > 0) backend::ReleaseGroup(id);
+  return info.Env().Undefined();
 }
 
 Napi::Value ResumeJs(const Napi::CallbackInfo& info) {
@@ -376,6 +426,8 @@ void Cleanup(AddonData* d) {
   d->sink->Close();
   for (uint64_t id : d->owned) backend::Release(id);
   d->owned.clear();
+  for (uint64_t id : d->groups) backend::ReleaseGroup(id);
+  d->groups.clear();
   d->live.clear();
 }
 
@@ -390,6 +442,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, StatsJs, "stats"));
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
   exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
+  exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));
+  exports.Set("groupStats", Napi::Function::New(env, GroupStatsJs, "groupStats"));
+  exports.Set("releaseGroup", Napi::Function::New(env, ReleaseGroupJs, "releaseGroup"));
   return exports;
 }
 

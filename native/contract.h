@@ -62,7 +62,9 @@ struct SpawnRequest {
   bool strict = true;
   bool hasUid = false, hasGid = false;
   uint32_t uid = 0, gid = 0;
+  uint64_t group = 0;  // an isolation group to start the worker in (0: none)
 };
+
 
 // How one requested limit is enforced on this spawn.
 struct Enforcement {
@@ -77,6 +79,18 @@ struct SpawnResult {
   int64_t pid = 0;
   std::string pipes[3];               // per stdio slot, what JS connects to ("" = none)
   std::vector<int64_t> inherited;     // what the worker sees for each InheritSpec
+  std::vector<Enforcement> enforcement;
+};
+
+// A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.
+struct GroupRequest {
+  Limits limits;
+  bool strict = true;
+  bool killOnClose = true;
+};
+
+struct GroupResult {
+  uint64_t id = 0;
   std::vector<Enforcement> enforcement;
 };
 
@@ -110,6 +124,13 @@ class EventSink {
 
 using SupportEntry = Enforcement;
 
+inline SysError NotEnforcedError(const Enforcement& e) {
+  return SysError("ERR_LIMIT_NOT_ENFORCED", 0, "",
+                  "options." + e.limit + " cannot be enforced on this host: " + e.reason +
+                      " (pass enforcement: 'best-effort' to run without it)",
+                  e.limit);
+}
+
 // An Enforcement entry: the mechanism when enforced, "none" and the reason when not.
 inline Enforcement MakeEnforcement(const std::string& limit, bool enforced, const std::string& mechanism,
                                    const std::string& reason) {
@@ -139,6 +160,10 @@ Stats GetStats(uint64_t id);
 // then a live tree is killed first).
 void Release(uint64_t id);
 Support Probe();
+GroupResult CreateGroup(const GroupRequest& req);
+Stats GroupStats(uint64_t id);
+// Releases the group's job / cgroup once its workers are gone.
+void ReleaseGroup(uint64_t id);
 }  // namespace backend
 
 }  // namespace si

@@ -486,8 +486,11 @@ std::vector<sock_filter> BuildFilter(bool noChildren, bool low) {
 
 // ---- the monitor: one thread, epoll over pidfds
 
+struct Group;
+
 struct Child {
   uint64_t id = 0;
+  std::shared_ptr<Group> group;  // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;
   Cgroup cg;
@@ -504,13 +507,14 @@ struct Child {
   std::unique_ptr<Event> pending;  // exit event waiting for the tree to be gone
 };
 
-Stats ReadStats(const Child& c, const struct rusage* ru) {
+// Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
+Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
   Stats s;
-  if (!c.cg.Empty()) {
-    std::string mem = c.cg.Dir("memory"), acct = c.cg.Dir(c.cg.v2 ? "cpu" : "cpuacct");
-    if (!mem.empty()) s.peakMemory = c.cg.v2 ? ReadU64(mem + "/memory.peak") : ReadU64(mem + "/memory.max_usage_in_bytes");
+  if (!cg.Empty()) {
+    std::string mem = cg.Dir("memory"), acct = cg.Dir(cg.v2 ? "cpu" : "cpuacct");
+    if (!mem.empty()) s.peakMemory = cg.v2 ? ReadU64(mem + "/memory.peak") : ReadU64(mem + "/memory.max_usage_in_bytes");
     if (!acct.empty()) {
-      if (c.cg.v2) {
+      if (cg.v2) {
         s.cpuUserMs = ReadKey(acct + "/cpu.stat", "user_usec") / 1000.0;
         s.cpuKernelMs = ReadKey(acct + "/cpu.stat", "system_usec") / 1000.0;
       } else {
@@ -518,15 +522,15 @@ Stats ReadStats(const Child& c, const struct rusage* ru) {
         s.cpuKernelMs = ReadU64(acct + "/cpuacct.usage_sys") / 1e6;
       }
     }
-    s.active = static_cast<uint32_t>(c.cg.Pids().size());
+    s.active = static_cast<uint32_t>(cg.Pids().size());
   }
   if (ru != nullptr) {
     s.cpuUserMs = std::max(s.cpuUserMs, ru->ru_utime.tv_sec * 1000.0 + ru->ru_utime.tv_usec / 1000.0);
     s.cpuKernelMs = std::max(s.cpuKernelMs, ru->ru_stime.tv_sec * 1000.0 + ru->ru_stime.tv_usec / 1000.0);
     s.peakMemory = std::max<uint64_t>(s.peakMemory, static_cast<uint64_t>(ru->ru_maxrss) * 1024);
-  } else if (!c.reaped) {
+  } else if (livePid > 0) {
     std::string stat;
-    if (ReadFile("/proc/" + std::to_string(c.pid) + "/stat", &stat)) {
+    if (ReadFile("/proc/" + std::to_string(livePid) + "/stat", &stat)) {
       size_t close = stat.rfind(')');
       std::istringstream in(stat.substr(close + 2));
       std::string f;
@@ -554,6 +558,7 @@ class Monitor {
     return *m;
   }
   uint64_t NextId() { return reg_.NextId(); }
+  std::mutex& mu() { return mu_; }
 
   void Add(std::shared_ptr<Child> c) {
     struct epoll_event ev = {};
@@ -620,7 +625,7 @@ class Monitor {
         for (auto& cp : all) {
           Child& c = *cp;
           if (c.pending) timeout = 20;  // waiting for the rest of a tree to go
-          else if (!c.reaped && (c.limits.memoryProcess || (c.limits.memoryTotal && !c.cg.v2))) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
+          else if (!c.reaped && (c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2))) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
         }
       }
       struct epoll_event evs[32];
@@ -649,7 +654,7 @@ class Monitor {
       if (c->reaped) continue;
       if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(c->pid));
       // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
-      if (c->limits.memoryTotal && !c->cg.v2 && c->cg.OomKills() > 0) {
+      if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
         PostLimit(*c, "memory");
         Terminate(*c, "memory");
       }
@@ -705,7 +710,7 @@ class Monitor {
     ev->reason = reason;
     ev->terminated = !reason.empty();
     if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
-    ev->stats = ReadStats(c, &ru);
+    ev->stats = ReadStats(c.cg, 0, &ru);
     // The worker is gone: the rest of its tree goes with it. The exit is reported once
     // nothing of the tree is left (its cgroups removed).
     KillTree(c);
@@ -793,35 +798,68 @@ void Configure(Cgroup& cg, const Limits& l) {
   if (l.processes > 1) set("pids", "pids.max", std::to_string(static_cast<uint64_t>(l.processes) * kTasksPerProcess));
 }
 
-Cgroup MakeCgroup(uint64_t id, const Limits& l, const CgroupLayout& layout) {
+// Makes a cgroup (per controller on v1) named `name`, under `parent` (a group's) when given,
+// else under this process's own. A group's members join every controller the group has, so
+// its budgets (which are hierarchical) count them.
+Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup) {
   Cgroup cg;
-  std::string name = "spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(id);
   if (layout.v2) {
     cg.v2 = true;
-    std::string d = layout.v2Base + "/" + name;
+    std::string d = (parent ? parent->Dir("unified") : layout.v2Base) + "/" + name;
     if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
     cg.dirs["unified"] = d;
-    cg.v2dir.reset(open(d.c_str(), O_DIRECTORY | O_CLOEXEC));
+    if (isGroup) {
+      int err = WriteFile(d + "/cgroup.subtree_control", "+memory +cpu +pids");
+      if (err != 0) {
+        cg.Remove();
+        throw Errno("write", err, d + "/cgroup.subtree_control");
+      }
+    } else {
+      cg.v2dir.reset(open(d.c_str(), O_DIRECTORY | O_CLOEXEC));
+    }
   } else {
     // Memory and accounting always (for stats and OOM detection); cpu and pids when asked.
     std::vector<std::string> want = {"memory", "cpuacct"};
-    if (l.cpuCores > 0) want.push_back("cpu");
-    if (l.processes > 1) want.push_back("pids");
+    if (l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
+    if (l.processes > 1 || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
     for (const std::string& c : want) {
-      auto it = layout.v1.find(c);
-      if (it == layout.v1.end()) continue;
-      std::string d = it->second + "/" + name;
-      if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
+      std::string base = parent ? parent->Dir(c) : "";
+      if (base.empty()) {
+        auto it = layout.v1.find(c);
+        if (it == layout.v1.end()) continue;
+        base = it->second;
+      }
+      std::string d = base + "/" + name;
+      if (mkdir(d.c_str(), 0755) != 0) {
+        int err = errno;
+        cg.Remove();
+        throw Errno("mkdir", err, d);
+      }
       cg.dirs[c] = d;
     }
   }
   try {
     Configure(cg, l);
+    // In a group, an OOM of the group's budget takes one member's whole tree (v2).
+    if (cg.v2 && parent && !isGroup) {
+      int err = WriteFile(cg.Dir("memory") + "/memory.oom.group", "1");
+      if (err != 0) throw Errno("write", err, cg.Dir("memory") + "/memory.oom.group");
+    }
   } catch (...) {
     cg.Remove();
     throw;
   }
   return cg;
+}
+
+struct Group {
+  uint64_t id = 0;
+  Cgroup cg;
+};
+
+Registry<Group>& Groups() {
+  static Registry<Group>* g = new Registry<Group>();
+  return *g;
 }
 
 struct CloneArgs {
@@ -849,9 +887,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (req.strict)
     for (const Enforcement& e : plan.enforcement)
       if (!e.enforced)
-        throw SysError("ERR_LIMIT_NOT_ENFORCED", 0, "",
-                       "options." + e.limit + " cannot be enforced on this host: " + e.reason + " (pass enforcement: 'best-effort' to run without it)",
-                       e.limit);
+        throw NotEnforcedError(e);
   // killOnClose: PDEATHSIG ends the worker; a PID namespace (root only) takes its whole tree.
   child->pidns = req.killOnClose && Privileged();
   {
@@ -865,8 +901,15 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
 
   // A cgroup only when a limit needs one; otherwise stats come from rusage and /proc.
   const Limits& lim = req.limits;
-  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || lim.processes > 1) && (layout.v2 || !layout.v1.empty());
-  if (needCg) child->cg = MakeCgroup(child->id, req.limits, layout);
+  if (req.group != 0) {
+    child->group = Groups().Find(req.group);
+    if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
+  }
+  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || lim.processes > 1 || (child->group && !child->group->cg.Empty())) &&
+                (layout.v2 || !layout.v1.empty());
+  if (needCg)
+    child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), req.limits, layout,
+                           child->group ? &child->group->cg : nullptr, false);
   struct CgroupGuard {
     Child& c;
     bool armed = true;
@@ -1022,7 +1065,12 @@ bool Kill(uint64_t id, const std::string& reason, int) {
 Stats GetStats(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) throw SysError("ESRCH", ESRCH, "stats", "no such worker");
-  return ReadStats(*c, nullptr);
+  bool live;
+  {
+    std::lock_guard<std::mutex> lock(Monitor::Get().mu());
+    live = !c->reaped;
+  }
+  return ReadStats(c->cg, live ? c->pid : 0, nullptr);
 }
 
 void Release(uint64_t id) {
@@ -1036,6 +1084,41 @@ void Release(uint64_t id) {
   }
   for (int i = 0; i < 100 && !c->cg.Remove(); i++) {
     c->cg.KillAll();
+    usleep(10000);
+  }
+}
+
+GroupResult CreateGroup(const GroupRequest& req) {
+  const CgroupLayout& layout = Layout();
+  SpawnRequest asSpawn;
+  asSpawn.limits = req.limits;
+  asSpawn.privileges = Privileges::Inherit;
+  Plan plan = PlanLimits(asSpawn, layout);
+  if (req.strict)
+    for (const Enforcement& e : plan.enforcement)
+      if (!e.enforced) throw NotEnforcedError(e);
+  auto g = std::make_shared<Group>();
+  g->id = Groups().NextId();
+  if (layout.v2 || !layout.v1.empty())
+    g->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-g" + std::to_string(g->id), req.limits, layout, nullptr, true);
+  GroupResult res;
+  res.id = g->id;
+  res.enforcement = plan.enforcement;
+  Groups().Add(std::move(g));
+  return res;
+}
+
+Stats GroupStats(uint64_t id) {
+  std::shared_ptr<Group> g = Groups().Find(id);
+  if (!g) throw SysError("ESRCH", ESRCH, "groupStats", "no such group");
+  return ReadStats(g->cg, 0, nullptr);
+}
+
+void ReleaseGroup(uint64_t id) {
+  std::shared_ptr<Group> g = Groups().Remove(id);
+  if (!g) return;
+  for (int i = 0; i < 100 && !g->cg.Remove(); i++) {
+    g->cg.KillAll();
     usleep(10000);
   }
 }

@@ -18,8 +18,23 @@ namespace si {
 namespace win {
 namespace {
 
+// A shared budget: a job that each member's own job is nested in.
+struct Group {
+  uint64_t id = 0;
+  UniqueHandle job;
+};
+
+// Completion keys: worker ids as they are, group ids with the top bit set.
+constexpr ULONG_PTR kGroupKey = static_cast<ULONG_PTR>(1) << (sizeof(ULONG_PTR) * 8 - 1);
+
+Registry<Group>& Groups() {
+  static Registry<Group>* g = new Registry<Group>();
+  return *g;
+}
+
 struct Child {
   uint64_t id = 0;
+  std::shared_ptr<Group> group;  // keeps the group's job alive while a member lives
   DWORD pid = 0;
   UniqueHandle job, process, thread;
   std::vector<UniqueHandle> serverPipes;  // child ends we still hold until Resume checks them
@@ -132,8 +147,13 @@ class Monitor {
         Poll();
         continue;
       }
+      DWORD pid = static_cast<DWORD>(reinterpret_cast<ULONG_PTR>(ov));
+      if (key & kGroupKey) {
+        HandleGroup(static_cast<uint64_t>(key & ~kGroupKey), msg, pid);
+        continue;
+      }
       std::shared_ptr<Child> c = Find(static_cast<uint64_t>(key));
-      if (c) Handle(*c, msg, static_cast<DWORD>(reinterpret_cast<ULONG_PTR>(ov)));
+      if (c) Handle(*c, msg, pid);
     }
   }
 
@@ -174,6 +194,25 @@ class Monitor {
         break;
       default:
         break;
+    }
+  }
+
+  // A group's limit messages name a process; the member whose job holds it answers for it.
+  void HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
+    if (msg != JOB_OBJECT_MSG_JOB_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT)
+      return;
+    UniqueHandle h(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
+    for (auto& c : reg_.Snapshot()) {
+      if (!c->group || c->group->id != gid) continue;
+      BOOL in = FALSE;
+      if (!(c->pid == pid || (h.valid() && IsProcessInJob(h.get(), c->job.get(), &in) && in))) continue;
+      if (msg == JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT) {
+        PostLimit(*c, "processes", pid, 0);
+      } else {
+        PostLimit(*c, "memory", pid, 0);
+        Terminate(*c, "memory");
+      }
+      return;
     }
   }
 
@@ -459,12 +498,6 @@ UniqueHandle OpenNul() {
   return UniqueHandle(h);
 }
 
-SysError NotEnforced(const Enforcement& e) {
-  return SysError("ERR_LIMIT_NOT_ENFORCED", 0, "",
-                  "options." + e.limit + " cannot be enforced on this host: " + e.reason +
-                      " (pass enforcement: 'best-effort' to run without it)",
-                  e.limit);
-}
 
 bool TokenEnforced(std::string* why) {
   if (IsWine()) {
@@ -539,13 +572,17 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     ThrowLastError("SetInformationJobObject", "JobObjectAssociateCompletionPortInformation");
   JobPlan plan = ApplyLimits(child->job.get(), req.limits, req.killOnClose);
   child->handlesLimit = plan.handlesLimit;
+  if (req.group != 0) {
+    child->group = Groups().Find(req.group);
+    if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
+  }
 
   // 2. The token.
   UniqueHandle token;
   if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
   if (req.strict)
     for (const Enforcement& e : plan.enforcement)
-      if (!e.enforced) throw NotEnforced(e);
+      if (!e.enforced) throw NotEnforcedError(e);
   Enforcement koc;
   koc.limit = "killOnClose";
   koc.enforced = true;
@@ -593,8 +630,10 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   AttributeList attrs(2);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr, nullptr))
     ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_HANDLE_LIST");
-  HANDLE jobs[1] = {child->job.get()};
-  UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, jobs, sizeof(jobs), nullptr, nullptr);  // else assigned below
+  // In a group: the group's job first, so the worker's own job nests inside it.
+  HANDLE jobs[2] = {child->group ? child->group->job.get() : child->job.get(), child->job.get()};
+  UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, jobs, (child->group ? 2 : 1) * sizeof(HANDLE), nullptr,
+                            nullptr);  // else assigned below
 
   STARTUPINFOEXW si{};
   si.StartupInfo.cb = sizeof(si);
@@ -635,10 +674,12 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
 
   BOOL inJob = FALSE;
   if (!IsProcessInJob(child->process.get(), child->job.get(), &inJob) || !inJob) {
-    if (!AssignProcessToJobObject(child->job.get(), child->process.get())) {
-      DWORD err = GetLastError();
-      TerminateProcess(child->process.get(), 1);
-      throw Win32Error("AssignProcessToJobObject", err);
+    for (HANDLE job : {child->group ? child->group->job.get() : nullptr, child->job.get()}) {
+      if (job != nullptr && !AssignProcessToJobObject(job, child->process.get())) {
+        DWORD err = GetLastError();
+        TerminateProcess(child->process.get(), 1);
+        throw Win32Error("AssignProcessToJobObject", err);
+      }
     }
   }
   if (token.valid()) {
@@ -649,7 +690,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     if (e.enforced) e.reason.clear();
     if (!e.enforced && req.strict && req.privilegesExplicit) {
       TerminateJobObject(child->job.get(), 1);  // it never ran: it is still suspended
-      throw NotEnforced(e);
+      throw NotEnforcedError(e);
     }
     plan.enforcement.push_back(e);
   }
@@ -697,6 +738,49 @@ void Release(uint64_t id) {
   // With killOnClose the tree dies when the job handle closes (JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE);
   // otherwise it runs on, still inside its job's limits.
   if (c->killOnClose) TerminateJobObject(c->job.get(), 1);
+}
+
+GroupResult CreateGroup(const GroupRequest& req) {
+  auto g = std::make_shared<Group>();
+  g->id = Groups().NextId();
+  g->job.reset(CreateJobObjectW(nullptr, nullptr));
+  if (!g->job.valid()) ThrowLastError("CreateJobObjectW");
+  JOBOBJECT_ASSOCIATE_COMPLETION_PORT port{};
+  port.CompletionKey = reinterpret_cast<PVOID>(static_cast<ULONG_PTR>(g->id) | kGroupKey);
+  port.CompletionPort = Monitor::Get().port();
+  if (!SetInformationJobObject(g->job.get(), JobObjectAssociateCompletionPortInformation, &port, sizeof(port)))
+    ThrowLastError("SetInformationJobObject", "JobObjectAssociateCompletionPortInformation");
+  JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose);
+  if (req.strict)
+    for (const Enforcement& e : plan.enforcement)
+      if (!e.enforced) throw NotEnforcedError(e);
+  GroupResult res;
+  res.id = g->id;
+  res.enforcement = plan.enforcement;
+  Groups().Add(std::move(g));
+  return res;
+}
+
+Stats GroupStats(uint64_t id) {
+  std::shared_ptr<Group> g = Groups().Find(id);
+  if (!g) throw SysError("ESRCH", 0, "groupStats", "no such group");
+  Stats s;
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
+  if (QueryInformationJobObject(g->job.get(), JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr)) {
+    s.cpuUserMs = static_cast<double>(acct.TotalUserTime.QuadPart) / 10000.0;
+    s.cpuKernelMs = static_cast<double>(acct.TotalKernelTime.QuadPart) / 10000.0;
+    s.active = acct.ActiveProcesses;
+    s.total = acct.TotalProcesses;
+  }
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
+  if (QueryInformationJobObject(g->job.get(), JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr))
+    s.peakMemory = ext.PeakJobMemoryUsed;
+  return s;
+}
+
+void ReleaseGroup(uint64_t id) {
+  std::shared_ptr<Group> g = Groups().Remove(id);
+  if (g) TerminateJobObject(g->job.get(), 1);  // members still running (killOnClose semantics)
 }
 
 Support Probe() {

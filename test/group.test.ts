@@ -1,0 +1,115 @@
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { createIsolationGroup, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
+import { GroupLimitEvent } from '../lib/group';
+import { collect, firstLine, isLinux, json, requireEnforced, worker } from './helpers';
+
+(isolationSupport().spawn ? describe : describe.skip)('isolation groups', function () {
+  const w = worker();
+  const relaxed = { enforcement: 'best-effort' as const };
+
+  it('bad budgets throw synchronously, naming the limit', () => {
+    assert.throws(() => createIsolationGroup({ memroy: 1 } as never), { code: 'ERR_INVALID_ARG_VALUE', message: /limits\.memroy/ });
+    assert.throws(() => createIsolationGroup({ memory: 'lots' }), { code: 'ERR_INVALID_ARG_VALUE', message: /limits\.memory/ });
+    assert.throws(() => createIsolationGroup({ cpu: -1 }), { code: 'ERR_OUT_OF_RANGE', message: /limits\.cpu/ });
+    assert.throws(() => createIsolationGroup({ processes: 1.5 }), { code: 'ERR_OUT_OF_RANGE', message: /limits\.processes/ });
+  });
+
+  it('strict mode refuses a budget this host cannot enforce', function () {
+    const s = isolationSupport().limits['memory.total'];
+    if (s.enforced) this.skip();
+    assert.throws(() => createIsolationGroup({ memory: '1GiB' }), { code: 'ERR_LIMIT_NOT_ENFORCED', limit: 'memory.total' } as never);
+  });
+
+  it('runs workers, reports group stats, kill() ends them all, close() releases the group', async () => {
+    const g = createIsolationGroup({ ...relaxed, memory: '1GiB', cpu: 2 });
+    const ps = [g.spawn(w, ['tree', '60000'], relaxed), g.spawn(w, ['sleep', '60000'], relaxed)];
+    const spawned = new Promise((r) => ps[1].on('spawn', r));
+    await firstLine(ps[0]);
+    await spawned;
+    assert.equal(g.workers.length, 2);
+    const live = g.stats();
+    assert.ok(live.processes.active >= 2, JSON.stringify(live));
+    assert.equal(g.kill(), true);
+    const exits = await Promise.all(ps.map((p) => p.exited));
+    assert.deepEqual(exits.map((e) => e.reason), ['killed', 'killed']);
+    assert.equal(g.workers.length, 0);
+    await g.close();
+    assert.throws(() => g.spawn(w, ['exit', '0']), { code: 'ERR_INVALID_STATE' });
+    assert.deepEqual(g.stats(), g.stats(), 'final figures stay');
+  });
+
+  it('Linux: members live in cgroups under the group’s, and close() removes them all', async function () {
+    if (!isLinux || !isolationSupport().limits['memory.total'].enforced) this.skip();
+    const g = createIsolationGroup({ memory: '512MiB' });
+    const info = json<{ cgroup: string }>(await collect(g.spawn(w, ['info'])));
+    const m = /memory:(\S*\/spawn-isolated-\d+-g\d+)\/spawn-isolated-\d+-\d+/.exec(info.cgroup);
+    assert.ok(m, info.cgroup);
+    const groupDir = '/sys/fs/cgroup/memory' + m[1];
+    assert.equal(fs.existsSync(groupDir), true);
+    assert.deepEqual(fs.readdirSync(groupDir).filter((d) => d.startsWith('spawn-isolated-')), [], 'the member cgroup went with the member');
+    await g.close();
+    assert.equal(fs.existsSync(groupDir), false, 'the group cgroup is gone after close()');
+  });
+
+  it('GOMAXPROCS / GOMEMLIMIT follow the group budget when the worker sets none', async () => {
+    const g = createIsolationGroup({ ...relaxed, cpu: 1.5, memory: '1GiB' });
+    try {
+      const env = json<string[]>(await collect(g.spawn(w, ['env'], { ...relaxed, env: {} })));
+      assert.ok(env.includes('GOMAXPROCS=2'), env.join(' '));
+      assert.ok(env.includes(`GOMEMLIMIT=${Math.floor(2 ** 30 * 0.9)}`));
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('memory is one budget for all members: the second worker pushes the group over and one ends with reason memory', async function () {
+    requireEnforced(this, 'memory.total');
+    this.timeout(60_000);
+    const holdAndWait = async (p: IsolatedProcess) => {
+      await firstLine(p);
+      return p;
+    };
+    // Control: the same two workers in two separate 256 MiB groups both fit.
+    const solo = [createIsolationGroup({ memory: '256MiB' }), createIsolationGroup({ memory: '256MiB' })];
+    const fits = await Promise.all(solo.map((g) => holdAndWait(g.spawn(w, ['alloc', '150', '100'], { go: false }))));
+    assert.deepEqual((await Promise.all(fits.map((p) => p.exited))).map((e) => e.reason), ['exit', 'exit']);
+    await Promise.all(solo.map((g) => g.close()));
+
+    const g = createIsolationGroup({ memory: '256MiB' });
+    const limits: GroupLimitEvent[] = [];
+    g.on('limit', (l: GroupLimitEvent) => limits.push(l));
+    const a = await holdAndWait(g.spawn(w, ['alloc', '150', '30000'], { go: false }));
+    const b = g.spawn(w, ['alloc', '150', '30000'], { go: false });
+    const first = await Promise.race([a.exited, b.exited]);
+    assert.equal(first.reason, 'memory');
+    assert.ok(limits.some((l) => l.limit === 'memory'), 'the group emitted a limit event');
+    assert.ok(g.stats().peakMemory <= 256 * 2 ** 20 + 8 * 2 ** 20, `group peak ${g.stats().peakMemory}`);
+    await g.close();
+  });
+
+  it('cpu is one budget for all members', async function () {
+    requireEnforced(this, 'cpu.cores');
+    this.timeout(60_000);
+    const cpu = (es: { stats: { cpuUserMs: number; cpuKernelMs: number } }[]) => es.reduce((t, e) => t + e.stats.cpuUserMs + e.stats.cpuKernelMs, 0);
+    const free = await Promise.all([0, 1].map(() => spawnIsolated(w, ['spin', '3000', '2']).exited));
+    const g = createIsolationGroup({ cpu: 1 });
+    const capped = await Promise.all([0, 1].map(() => g.spawn(w, ['spin', '3000', '2']).exited));
+    await g.close();
+    assert.ok(cpu(capped) <= 3000 * 1.25, `two workers under a 1-core group used ${cpu(capped)} ms in 3 s`);
+    assert.ok(cpu(free) > 3000 * 1.4, `control: without the group they used ${cpu(free)} ms`);
+  });
+
+  it('each worker’s own limits still apply inside the group', async function () {
+    requireEnforced(this, 'memory.total');
+    const g = createIsolationGroup({ memory: '1GiB' });
+    try {
+      const small = await g.spawn(w, ['alloc', '512'], { memory: '64MiB', go: false }).exited;
+      assert.equal(small.reason, 'memory');
+      const other = await g.spawn(w, ['alloc', '128']).exited;
+      assert.equal(other.reason, 'exit');
+    } finally {
+      await g.close();
+    }
+  });
+});
