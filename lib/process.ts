@@ -303,9 +303,8 @@ export class IsolatedProcess extends EventEmitter {
    * `code` null, reason `'killed'`. `kill(0)` only tells whether the worker is alive.
    */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    const name = signalName(signal, 'signal');
-    if ((osConstants.signals as Record<string, number>)[name] === 0 || signal === 0) return this.id !== undefined && !this.result;
-    return this.killInternal('killed', name);
+    if (signal === 0) return this.id !== undefined && !this.result;
+    return this.killInternal('killed', signalName(signal, 'signal'));
   }
 
   /** Live resource use of the tree (after exit: the final figures). */

@@ -101,6 +101,18 @@ import { grandchildPid, openProcess } from './oracle';
       assert.equal(p.kill(), false, 'nothing left to kill');
     });
 
+    it('kill(0) tells whether the worker is alive; an unknown signal is ERR_UNKNOWN_SIGNAL', async () => {
+      const p = spawnIsolated(w, ['sleep', '60000'], relaxed);
+      await new Promise((r) => p.on('spawn', r));
+      assert.equal(p.kill(0), true);
+      assert.throws(() => p.kill('SIGNOPE' as never), { code: 'ERR_UNKNOWN_SIGNAL' });
+      assert.equal(p.kill(0), true, 'still alive after a refused kill');
+      p.kill('SIGKILL');
+      const e = await p.exited;
+      assert.deepEqual([e.signal, e.reason], ['SIGKILL', 'killed']);
+      assert.equal(p.kill(0), false);
+    });
+
     it('the worker exiting takes the rest of its tree with it', async () => {
       const p = spawnIsolated(w, ['tree', '60000'], relaxed);
       const line = await firstLine<{ grandchild: number }>(p);

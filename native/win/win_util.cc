@@ -75,6 +75,8 @@ const char* CodeForWin32(DWORD err) {
       return "ENOTSUP";
     case ERROR_TOO_MANY_OPEN_FILES:
       return "EMFILE";
+    case ERROR_NOT_ENOUGH_QUOTA:  // e.g. a job's ActiveProcessLimit refusing a new process
+      return "EAGAIN";
     case ERROR_BROKEN_PIPE:
     case ERROR_NO_DATA:
       return "EPIPE";
