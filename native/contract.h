@@ -131,6 +131,12 @@ inline SysError NotEnforcedError(const Enforcement& e) {
                   e.limit);
 }
 
+// Strict mode: the first limit that is not enforced fails the call.
+inline void RequireEnforced(const std::vector<Enforcement>& list) {
+  for (const Enforcement& e : list)
+    if (!e.enforced) throw NotEnforcedError(e);
+}
+
 // An Enforcement entry: the mechanism when enforced, "none" and the reason when not.
 inline Enforcement MakeEnforcement(const std::string& limit, bool enforced, const std::string& mechanism,
                                    const std::string& reason) {

@@ -304,6 +304,13 @@ struct Cgroup {
     if (v2 && WriteFile(Dir("unified") + "/cgroup.kill", "1") == 0) return;
     for (pid_t p : Pids()) kill(p, SIGKILL);
   }
+  // Ends whatever is left in it and removes it, waiting up to a second for the exits.
+  void RemoveNow() {
+    for (int i = 0; i < 100 && !Remove(); i++) {
+      KillAll();
+      usleep(10000);
+    }
+  }
   // True when every directory is gone (the tree has fully exited).
   bool Remove() {
     for (auto it = dirs.begin(); it != dirs.end();) {
@@ -884,10 +891,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   res.id = child->id;
 
   Plan plan = PlanLimits(req, layout);
-  if (req.strict)
-    for (const Enforcement& e : plan.enforcement)
-      if (!e.enforced)
-        throw NotEnforcedError(e);
+  if (req.strict) RequireEnforced(plan.enforcement);
   // killOnClose: PDEATHSIG ends the worker; a PID namespace (root only) takes its whole tree.
   child->pidns = req.killOnClose && Privileged();
   {
@@ -1082,10 +1086,7 @@ void Release(uint64_t id) {
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
-  for (int i = 0; i < 100 && !c->cg.Remove(); i++) {
-    c->cg.KillAll();
-    usleep(10000);
-  }
+  c->cg.RemoveNow();
 }
 
 GroupResult CreateGroup(const GroupRequest& req) {
@@ -1094,9 +1095,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   asSpawn.limits = req.limits;
   asSpawn.privileges = Privileges::Inherit;
   Plan plan = PlanLimits(asSpawn, layout);
-  if (req.strict)
-    for (const Enforcement& e : plan.enforcement)
-      if (!e.enforced) throw NotEnforcedError(e);
+  if (req.strict) RequireEnforced(plan.enforcement);
   auto g = std::make_shared<Group>();
   g->id = Groups().NextId();
   if (layout.v2 || !layout.v1.empty())
@@ -1117,10 +1116,7 @@ Stats GroupStats(uint64_t id) {
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);
   if (!g) return;
-  for (int i = 0; i < 100 && !g->cg.Remove(); i++) {
-    g->cg.KillAll();
-    usleep(10000);
-  }
+  g->cg.RemoveNow();
 }
 
 Support Probe() {

@@ -47,18 +47,24 @@ struct Child {
   bool exited = false;
 };
 
-Stats QueryStats(const Child& c) {
+// What a job's own accounting says (a worker's job, or a group's, which includes its members').
+Stats JobStats(HANDLE job) {
   Stats s;
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
-  if (QueryInformationJobObject(c.job.get(), JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr)) {
+  if (QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr)) {
     s.cpuUserMs = static_cast<double>(acct.TotalUserTime.QuadPart) / 10000.0;
     s.cpuKernelMs = static_cast<double>(acct.TotalKernelTime.QuadPart) / 10000.0;
     s.active = acct.ActiveProcesses;
     s.total = acct.TotalProcesses;
   }
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
-  if (QueryInformationJobObject(c.job.get(), JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr))
+  if (QueryInformationJobObject(job, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr))
     s.peakMemory = ext.PeakJobMemoryUsed;
+  return s;
+}
+
+Stats QueryStats(const Child& c) {
+  Stats s = JobStats(c.job.get());
   // Hosts without full job accounting (Wine) still know the worker itself.
   FILETIME created, exited, kernel, user;
   if (GetProcessTimes(c.process.get(), &created, &exited, &kernel, &user)) {
@@ -580,9 +586,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   // 2. The token.
   UniqueHandle token;
   if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
-  if (req.strict)
-    for (const Enforcement& e : plan.enforcement)
-      if (!e.enforced) throw NotEnforcedError(e);
+  if (req.strict) RequireEnforced(plan.enforcement);
   Enforcement koc;
   koc.limit = "killOnClose";
   koc.enforced = true;
@@ -751,9 +755,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   if (!SetInformationJobObject(g->job.get(), JobObjectAssociateCompletionPortInformation, &port, sizeof(port)))
     ThrowLastError("SetInformationJobObject", "JobObjectAssociateCompletionPortInformation");
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose);
-  if (req.strict)
-    for (const Enforcement& e : plan.enforcement)
-      if (!e.enforced) throw NotEnforcedError(e);
+  if (req.strict) RequireEnforced(plan.enforcement);
   GroupResult res;
   res.id = g->id;
   res.enforcement = plan.enforcement;
@@ -764,18 +766,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
 Stats GroupStats(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Find(id);
   if (!g) throw SysError("ESRCH", 0, "groupStats", "no such group");
-  Stats s;
-  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
-  if (QueryInformationJobObject(g->job.get(), JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr)) {
-    s.cpuUserMs = static_cast<double>(acct.TotalUserTime.QuadPart) / 10000.0;
-    s.cpuKernelMs = static_cast<double>(acct.TotalKernelTime.QuadPart) / 10000.0;
-    s.active = acct.ActiveProcesses;
-    s.total = acct.TotalProcesses;
-  }
-  JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
-  if (QueryInformationJobObject(g->job.get(), JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr))
-    s.peakMemory = ext.PeakJobMemoryUsed;
-  return s;
+  return JobStats(g->job.get());
 }
 
 void ReleaseGroup(uint64_t id) {
