@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors';
 import { EnforcementMode, IsolationOptions, NativeLimits } from './options';
-import { IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
+import { enforcementMap, IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
 import { ByteSize, parseByteSize } from './units';
 
 /** Budgets shared by every worker of a group. */
@@ -68,7 +68,7 @@ export type Launch = (file: string, args: unknown, options: unknown, group: { id
  */
 export class IsolationGroup extends EventEmitter {
   /** How each budget is enforced. */
-  readonly enforcement: Partial<Record<LimitName, LimitEnforcement>> = {};
+  readonly enforcement: Partial<Record<LimitName, LimitEnforcement>>;
   private readonly members = new Set<IsolatedProcess>();
   private closing: Promise<void> | undefined;
   private finalStats: IsolationStats | undefined;
@@ -82,9 +82,7 @@ export class IsolationGroup extends EventEmitter {
     private readonly launch: Launch,
   ) {
     super();
-    for (const e of enforcement) {
-      this.enforcement[e.limit as LimitName] = e.reason === undefined ? { enforced: e.enforced, mechanism: e.mechanism } : { enforced: e.enforced, mechanism: e.mechanism, reason: e.reason };
-    }
+    this.enforcement = enforcementMap(enforcement);
   }
 
   /** Starts a worker in the group; same arguments and result as spawnIsolated(). */

@@ -81,6 +81,15 @@ function endedStreams(): [Writable, Readable, Readable] {
   return [make(), make(), make()];
 }
 
+/** The native layer's list of enforcement entries, keyed by limit name. */
+export function enforcementMap(list: NativeSpawnResult['enforcement']): Partial<Record<LimitName, LimitEnforcement>> {
+  const out: Partial<Record<LimitName, LimitEnforcement>> = {};
+  for (const e of list) {
+    out[e.limit as LimitName] = e.reason === undefined ? { enforced: e.enforced, mechanism: e.mechanism } : { enforced: e.enforced, mechanism: e.mechanism, reason: e.reason };
+  }
+  return out;
+}
+
 /** Internal wiring between a process object and the module that owns the addon. */
 export interface Registry {
   binding: NativeBinding;
@@ -160,9 +169,7 @@ export class IsolatedProcess extends EventEmitter {
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
-    for (const e of res.enforcement) {
-      this.enforcement[e.limit as LimitName] = e.reason === undefined ? { enforced: e.enforced, mechanism: e.mechanism } : { enforced: e.enforced, mechanism: e.mechanism, reason: e.reason };
-    }
+    this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
 
     const sockets: net.Socket[] = [];
