@@ -184,6 +184,48 @@ import { grandchildPid, openProcess } from './oracle';
       assert.deepEqual(codes, Array.from({ length: 50 }, (_, i) => i + 1));
     });
 
+    it('works from worker_threads, each with its own events, alongside the main thread', async () => {
+      const { Worker } = await import('node:worker_threads');
+      const code = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { spawnIsolated } = require(workerData.lib);
+        const p = spawnIsolated(workerData.w, ['exit', String(workerData.n)], { enforcement: 'best-effort' });
+        p.exited.then((e) => parentPort.postMessage(e.code), (e) => parentPort.postMessage(e.code));`;
+      const lib = path.join(root, 'dist', 'lib', 'index.js');
+      const inThreads = [11, 12, 13].map(
+        (n) =>
+          new Promise<number>((resolve, reject) => {
+            const t = new Worker(code, { eval: true, workerData: { lib, w, n } });
+            t.once('message', resolve);
+            t.once('error', reject);
+          }),
+      );
+      const onMain = spawnIsolated(w, ['exit', '10'], relaxed).exited;
+      assert.deepEqual([(await onMain).code, ...(await Promise.all(inThreads))], [10, 11, 12, 13]);
+    });
+
+    it('a worker thread that ends takes its live workers with it', async () => {
+      const { Worker } = await import('node:worker_threads');
+      const code = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { spawnIsolated } = require(workerData.lib);
+        const p = spawnIsolated(workerData.w, ['sleep', '60000'], { enforcement: 'best-effort' });
+        p.on('spawn', () => parentPort.postMessage(p.pid));`;
+      const t = new Worker(code, { eval: true, workerData: { lib: path.join(root, 'dist', 'lib', 'index.js'), w } });
+      const pid = await new Promise<number>((resolve, reject) => {
+        t.once('message', resolve);
+        t.once('error', reject);
+      });
+      const ref = openProcess(pid);
+      try {
+        assert.equal(ref.alive(), true);
+        await t.terminate();
+        assert.equal(ref.waitExit(10_000), true, 'the worker outlived its thread');
+      } finally {
+        ref.close();
+      }
+    });
+
     it('stats() reports processes and the CPU time the worker used', async () => {
       const p = spawnIsolated(w, ['spin', '500', '1'], relaxed);
       const e = await p.exited;
