@@ -786,7 +786,8 @@ void Configure(Cgroup& cg, const Limits& l) {
     std::string v = std::to_string(l.memoryTotal);
     if (cg.v2) {
       set("memory", "memory.max", v);
-      set("memory", "memory.swap.max", "0");
+      // No swap to escape into (the file exists only with swap accounting).
+      if (Exists(cg.Dir("memory") + "/memory.swap.max")) set("memory", "memory.swap.max", "0");
       set("memory", "memory.oom.group", "1");
     } else {
       set("memory", "memory.limit_in_bytes", v);
