@@ -100,12 +100,21 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(spin.code, 0, 'threads still work');
     });
 
-    it('processes: N > 1 is a pids.max budget (N x 64 tasks)', async function () {
+    it('processes: N > 1 is a pids.max budget of N x 64 tasks, read back from the worker’s own cgroup', async function () {
       requireEnforced(this, 'processes');
-      const p = spawnIsolated(w, ['info'], { processes: 4 });
-      const c = await collect(p);
-      assert.equal(c.exit.code, 0);
-      assert.ok(p.enforcement.processes?.enforced);
+      const p = spawnIsolated(w, ['sleep', '60000'], { processes: 4 });
+      await new Promise((r) => p.on('spawn', r));
+      try {
+        const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l) || l.startsWith('0::'));
+        assert.ok(line, 'the worker is in a pids cgroup');
+        const rel = line.slice(line.lastIndexOf(':') + 1);
+        const file = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}/pids.max` : `/sys/fs/cgroup/pids${rel}/pids.max`;
+        assert.equal(fs.readFileSync(file, 'utf8').trim(), String(4 * 64));
+        assert.deepEqual(p.enforcement.processes, { enforced: true, mechanism: support.backend === 'linux-cgroup-v2' ? 'cgroup-v2' : 'cgroup-v1' });
+      } finally {
+        p.kill();
+        await p.exited;
+      }
     });
 
     it('handles: 64 stops the worker opening a 65th', async function () {
@@ -182,12 +191,24 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(info.GOMEMLIMIT, String(Math.floor(512 * 2 ** 20 * 0.9)));
     });
 
-    it('cgroup v2 controllers (memory.max, cpu.max, pids.max)', function () {
+    it('cgroup v2: memory.max, memory.oom.group, cpu.max and pids.max, read back from a live worker’s cgroup', async function () {
       if (support.backend !== 'linux-cgroup-v2') {
         this.test!.title += ` [skipped: this host's backend is ${support.backend}; the GitHub ubuntu runner runs it]`;
         this.skip();
       }
-      assert.ok(support.limits['memory.total'].enforced && support.limits['cpu.cores'].enforced);
+      const p = spawnIsolated(w, ['sleep', '60000'], { memory: '256MiB', cpu: 0.5, processes: 2 });
+      await new Promise((r) => p.on('spawn', r));
+      try {
+        const rel = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))!.slice(3);
+        const read = (f: string) => fs.readFileSync(`/sys/fs/cgroup${rel}/${f}`, 'utf8').trim();
+        assert.equal(read('memory.max'), String(256 * 2 ** 20));
+        assert.equal(read('memory.oom.group'), '1');
+        assert.equal(read('cpu.max'), '50000 100000');
+        assert.equal(read('pids.max'), '128');
+      } finally {
+        p.kill();
+        await p.exited;
+      }
     });
   });
 
