@@ -407,9 +407,11 @@ const char* StepName(int s) {
   if (p.hasAffinity && sched_setaffinity(0, sizeof(p.affinity), &p.affinity) != 0) ChildFail(p, kStepAffinity);
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
   if (p.hasGid || p.hasUid) {
-    if (setgroups(0, nullptr) != 0 && errno != EPERM) ChildFail(p, kStepIds);
-    if (p.hasGid && setresgid(p.gid, p.gid, p.gid) != 0) ChildFail(p, kStepIds);
-    if (p.hasUid && setresuid(p.uid, p.uid, p.uid) != 0) ChildFail(p, kStepIds);
+    // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
+    // still believes exist after clone; in the child this thread is the only one.
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) ChildFail(p, kStepIds);
+    if (p.hasGid && syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) ChildFail(p, kStepIds);
+    if (p.hasUid && syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) ChildFail(p, kStepIds);
   }
   if (p.dropPrivileges) {
     // No capability survives exec: not from the bounding set, not ambient, not root's rules.
