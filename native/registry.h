@@ -7,7 +7,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
+
+#include "contract.h"
 
 namespace si {
 
@@ -25,6 +28,12 @@ class Registry {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = items_.find(id);
     return it == items_.end() ? nullptr : it->second;
+  }
+  // Find, or an ESRCH error naming the call (`what`) for an id that is gone.
+  std::shared_ptr<T> Get(uint64_t id, const char* what) {
+    std::shared_ptr<T> c = Find(id);
+    if (!c) throw SysError("ESRCH", 0, what, std::string(what) + ": no such worker or group (already released)");
+    return c;
   }
   std::shared_ptr<T> Remove(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);

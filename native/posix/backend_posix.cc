@@ -578,6 +578,7 @@ class Monitor {
     Wake();
   }
   std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
+  std::shared_ptr<Child> Get(uint64_t id, const char* what) { return reg_.Get(id, what); }
   std::shared_ptr<Child> Remove(uint64_t id) {
     std::shared_ptr<Child> c = reg_.Remove(id);
     if (!c) return nullptr;
@@ -1070,8 +1071,7 @@ bool Kill(uint64_t id, const std::string& reason, int) {
 }
 
 Stats GetStats(uint64_t id) {
-  std::shared_ptr<Child> c = Monitor::Get().Find(id);
-  if (!c) throw SysError("ESRCH", ESRCH, "stats", "no such worker");
+  std::shared_ptr<Child> c = Monitor::Get().Get(id, "stats");
   bool live;
   {
     std::lock_guard<std::mutex> lock(Monitor::Get().mu());
@@ -1111,9 +1111,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
 }
 
 Stats GroupStats(uint64_t id) {
-  std::shared_ptr<Group> g = Groups().Find(id);
-  if (!g) throw SysError("ESRCH", ESRCH, "groupStats", "no such group");
-  return ReadStats(g->cg, 0, nullptr);
+  return ReadStats(Groups().Get(id, "groupStats")->cg, 0, nullptr);
 }
 
 void ReleaseGroup(uint64_t id) {

@@ -99,6 +99,7 @@ class Monitor {
     Wake();
   }
   std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
+  std::shared_ptr<Child> Get(uint64_t id, const char* what) { return reg_.Get(id, what); }
   std::shared_ptr<Child> Remove(uint64_t id) { return reg_.Remove(id); }
   // Records the first reason and ends the tree. False when the worker had already exited.
   bool Terminate(Child& c, const std::string& reason) {
@@ -706,8 +707,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
 }
 
 void Resume(uint64_t id) {
-  std::shared_ptr<Child> c = Monitor::Get().Find(id);
-  if (!c) throw SysError("ESRCH", 0, "resume", "no such worker");
+  std::shared_ptr<Child> c = Monitor::Get().Get(id, "resume");
   for (UniqueHandle& pipe : c->serverPipes) {
     ULONG client = 0;
     if (GetNamedPipeClientProcessId(pipe.get(), &client) && client != GetCurrentProcessId()) {
@@ -733,8 +733,7 @@ bool Kill(uint64_t id, const std::string& reason, int /*signal*/) {
 }
 
 Stats GetStats(uint64_t id) {
-  std::shared_ptr<Child> c = Monitor::Get().Find(id);
-  if (!c) throw SysError("ESRCH", 0, "stats", "no such worker");
+  std::shared_ptr<Child> c = Monitor::Get().Get(id, "stats");
   return QueryStats(*c);
 }
 
@@ -766,9 +765,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
 }
 
 Stats GroupStats(uint64_t id) {
-  std::shared_ptr<Group> g = Groups().Find(id);
-  if (!g) throw SysError("ESRCH", 0, "groupStats", "no such group");
-  return JobStats(g->job.get());
+  return JobStats(Groups().Get(id, "groupStats")->job.get());
 }
 
 void ReleaseGroup(uint64_t id) {
