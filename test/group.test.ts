@@ -52,6 +52,25 @@ import { collect, firstLine, isLinux, json, requireEnforced, worker } from './he
     assert.equal(fs.existsSync(groupDir), false, 'the group cgroup is gone after close()');
   });
 
+  it('Linux: a group’s processes budget, even 1, is the group cgroup’s pids.max (a per-worker filter cannot count a group)', async function () {
+    if (!isLinux) this.skip();
+    requireEnforced(this, 'processes');
+    const g = createIsolationGroup({ processes: 1 });
+    try {
+      assert.match(g.enforcement.processes!.mechanism, /^cgroup-v[12]$/);
+      const p = g.spawn(w, ['sleep', '60000']);
+      await new Promise((r) => p.on('spawn', r));
+      const v2 = isolationSupport().backend === 'linux-cgroup-v2';
+      const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => (v2 ? l.startsWith('0::') : /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l)))!;
+      const rel = line.slice(line.lastIndexOf(':') + 1);
+      const groupDir = (v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/pids') + rel.slice(0, rel.lastIndexOf('/'));
+      assert.match(groupDir, /spawn-isolated-\d+-g\d+$/, 'the member is in a pids cgroup under the group');
+      assert.equal(fs.readFileSync(`${groupDir}/pids.max`, 'utf8').trim(), '64');
+    } finally {
+      await g.close();
+    }
+  });
+
   it('GOMAXPROCS / GOMEMLIMIT follow the group budget when the worker sets none', async () => {
     const g = createIsolationGroup({ ...relaxed, cpu: 1.5, memory: '1GiB' });
     try {

@@ -756,10 +756,14 @@ void Add(Plan& p, const std::string& limit, bool ok, const std::string& mech, co
   p.enforcement.push_back(MakeEnforcement(limit, ok, mech, why));
 }
 
-// Which mechanism serves each requested limit on this host.
-Plan PlanLimits(const SpawnRequest& r, const CgroupLayout& l) {
+// `processes`: one worker's `processes: 1` is a seccomp filter in that worker; every other
+// budget (a worker's N > 1, or any group budget, which no filter inside one worker can count)
+// is pids.max.
+bool NeedsPids(const Limits& l, bool group) { return group ? l.processes > 0 : l.processes > 1; }
+
+// Which mechanism serves each requested limit (of a worker, or of a group) on this host.
+Plan PlanLimits(const Limits& lim, Privileges privileges, const CgroupLayout& l, bool group) {
   Plan p;
-  const Limits& lim = r.limits;
   std::string cgMech = l.v2 ? "cgroup-v2" : "cgroup-v1";
   auto cg = [&](const char* name, const char* ctrl) { Add(p, name, l.Has(ctrl), cgMech, l.why.empty() ? std::string("no ") + ctrl + " cgroup" : l.why); };
   if (lim.memoryTotal) cg("memory.total", "memory");
@@ -767,18 +771,18 @@ Plan PlanLimits(const SpawnRequest& r, const CgroupLayout& l) {
   if (lim.cpuCores > 0) cg("cpu.cores", "cpu");
   if (lim.cpuTimeMs) Add(p, "cpu.time", true, "rlimit-cpu", "");
   if (!lim.affinity.empty()) Add(p, "cpu.affinity", true, "sched-setaffinity", "");
-  if (lim.processes == 1) Add(p, "processes", true, "seccomp", "");
-  else if (lim.processes > 1) cg("processes", "pids");
+  if (NeedsPids(lim, group)) cg("processes", "pids");
+  else if (lim.processes == 1) Add(p, "processes", true, "seccomp", "");
   if (lim.handles) Add(p, "handles", true, "rlimit-nofile", "");
-  if (r.privileges != Privileges::Inherit)
-    Add(p, "privileges", true, r.privileges == Privileges::Low ? "no-new-privs+no-caps+seccomp" : "no-new-privs+no-caps", "");
+  if (privileges != Privileges::Inherit)
+    Add(p, "privileges", true, privileges == Privileges::Low ? "no-new-privs+no-caps+seccomp" : "no-new-privs+no-caps", "");
   return p;
 }
 
-// Threads a process of the tree may have under `processes` > 1: pids.max counts tasks.
+// Threads a process may have under a pids.max budget: pids.max counts tasks.
 constexpr uint32_t kTasksPerProcess = 64;
 
-void Configure(Cgroup& cg, const Limits& l) {
+void Configure(Cgroup& cg, const Limits& l, bool group) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
     std::string d = cg.Dir(ctrl);
     if (d.empty()) return;
@@ -806,7 +810,7 @@ void Configure(Cgroup& cg, const Limits& l) {
       set("cpu", "cpu.cfs_quota_us", std::to_string(quota));
     }
   }
-  if (l.processes > 1) set("pids", "pids.max", std::to_string(static_cast<uint64_t>(l.processes) * kTasksPerProcess));
+  if (NeedsPids(l, group)) set("pids", "pids.max", std::to_string(static_cast<uint64_t>(l.processes) * kTasksPerProcess));
 }
 
 // Makes a cgroup (per controller on v1) named `name`, under `parent` (a group's) when given,
@@ -832,7 +836,7 @@ Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& 
     // Memory and accounting always (for stats and OOM detection); cpu and pids when asked.
     std::vector<std::string> want = {"memory", "cpuacct"};
     if (l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
-    if (l.processes > 1 || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
+    if (NeedsPids(l, isGroup) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
     for (const std::string& c : want) {
       std::string base = parent ? parent->Dir(c) : "";
       if (base.empty()) {
@@ -850,7 +854,7 @@ Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& 
     }
   }
   try {
-    Configure(cg, l);
+    Configure(cg, l, isGroup);
     // In a group, an OOM of the group's budget takes one member's whole tree (v2).
     if (cg.v2 && parent && !isGroup) {
       int err = WriteFile(cg.Dir("memory") + "/memory.oom.group", "1");
@@ -894,7 +898,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   SpawnResult res;
   res.id = child->id;
 
-  Plan plan = PlanLimits(req, layout);
+  Plan plan = PlanLimits(req.limits, req.privileges, layout, false);
   if (req.strict) RequireEnforced(plan.enforcement);
   // killOnClose: PDEATHSIG ends the worker; a PID namespace (root only) takes its whole tree.
   child->pidns = req.killOnClose && Privileged();
@@ -913,7 +917,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     child->group = Groups().Find(req.group);
     if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || lim.processes > 1 || (child->group && !child->group->cg.Empty())) &&
+  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || NeedsPids(lim, false) || (child->group && !child->group->cg.Empty())) &&
                 (layout.v2 || !layout.v1.empty());
   if (needCg)
     child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), req.limits, layout,
@@ -1094,10 +1098,7 @@ void Release(uint64_t id) {
 
 GroupResult CreateGroup(const GroupRequest& req) {
   const CgroupLayout& layout = Layout();
-  SpawnRequest asSpawn;
-  asSpawn.limits = req.limits;
-  asSpawn.privileges = Privileges::Inherit;
-  Plan plan = PlanLimits(asSpawn, layout);
+  Plan plan = PlanLimits(req.limits, Privileges::Inherit, layout, true);
   if (req.strict) RequireEnforced(plan.enforcement);
   auto g = std::make_shared<Group>();
   g->id = Groups().NextId();
