@@ -6,7 +6,7 @@ import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
 import { loadBinding, NativeBinding, NativeEvent } from './native';
 import { goEnvironment, IsolationOptions, NativeLimits, normalizeOptions } from './options';
-import { IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
+import { enforcementMap, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
 import { resolveExecutable } from './resolve';
 
 export type {
@@ -81,11 +81,9 @@ export function isolationSupport(): IsolationSupport {
     return { ...base, backend: 'none', spawn: false, reason, limits };
   }
   const probe = reg.binding.probe();
+  const reported = enforcementMap(probe.limits);
   const limits = {} as Record<LimitName, LimitEnforcement>;
-  for (const l of ALL_LIMITS) {
-    const p = probe.limits[l];
-    limits[l] = p ? { ...p } : { enforced: false, mechanism: 'none', reason: 'not reported by the backend' };
-  }
+  for (const l of ALL_LIMITS) limits[l] = reported[l] ?? { enforced: false, mechanism: 'none', reason: 'not reported by the backend' };
   const out: IsolationSupport = { ...base, backend: probe.backend, spawn: probe.spawn, limits };
   if (probe.spawnReason) out.reason = probe.spawnReason;
   return out;

@@ -24,7 +24,7 @@ export interface NativeProbe {
   backend: string;
   spawn: boolean;
   spawnReason?: string;
-  limits: Record<string, { enforced: boolean; mechanism: string; reason?: string }>;
+  limits: NativeSpawnResult['enforcement'];
 }
 
 export interface NativeBinding {

@@ -407,15 +407,7 @@ Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
   o.Set("backend", s.backend);
   o.Set("spawn", s.spawn);
   if (!s.spawnReason.empty()) o.Set("spawnReason", s.spawnReason);
-  Napi::Object limits = Napi::Object::New(env);
-  for (const SupportEntry& e : s.limits) {
-    Napi::Object x = Napi::Object::New(env);
-    x.Set("enforced", e.enforced);
-    x.Set("mechanism", e.mechanism);
-    if (!e.reason.empty()) x.Set("reason", e.reason);
-    limits.Set(e.limit, x);
-  }
-  o.Set("limits", limits);
+  o.Set("limits", EnforcementToJs(env, s.limits));
   return o;
 }
 

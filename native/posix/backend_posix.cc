@@ -674,12 +674,7 @@ class Monitor {
   static void PostLimit(Child& c, const char* limit) {
     if (c.limitPosted) return;
     c.limitPosted = true;
-    auto ev = std::make_unique<Event>();
-    ev->type = Event::Limit;
-    ev->id = c.id;
-    ev->limit = limit;
-    ev->pid = c.pid;
-    c.sink->Post(std::move(ev));
+    c.sink->Post(LimitEvent(c.id, limit, c.pid));
   }
 
   void Reap(Child& c) {
@@ -890,6 +885,7 @@ using namespace posix;
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   Monitor& mon = Monitor::Get();
   const CgroupLayout& layout = Layout();
+  const Limits& l = req.limits;
   auto child = std::make_shared<Child>();
   child->id = mon.NextId();
   child->sink = std::move(sink);
@@ -912,15 +908,14 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   }
 
   // A cgroup only when a limit needs one; otherwise stats come from rusage and /proc.
-  const Limits& lim = req.limits;
   if (req.group != 0) {
     child->group = Groups().Find(req.group);
     if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool needCg = (lim.memoryTotal || lim.cpuCores > 0 || NeedsPids(lim, false) || (child->group && !child->group->cg.Empty())) &&
+  bool needCg = (l.memoryTotal || l.cpuCores > 0 || NeedsPids(l, false) || (child->group && !child->group->cg.Empty())) &&
                 (layout.v2 || !layout.v1.empty());
   if (needCg)
-    child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), req.limits, layout,
+    child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), l, layout,
                            child->group ? &child->group->cg : nullptr, false);
   struct CgroupGuard {
     Child& c;
@@ -975,7 +970,6 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   cp.argv = argv.data();
   cp.envp = envp.data();
   cp.cwd = req.hasCwd ? req.cwd.c_str() : nullptr;
-  const Limits& l = req.limits;
   if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
@@ -994,8 +988,9 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   cp.hasGid = req.hasGid;
   cp.uid = req.uid;
   cp.gid = req.gid;
-  std::vector<sock_filter> filter = BuildFilter(l.processes == 1, req.privileges == Privileges::Low);
   cp.hasFilter = l.processes == 1 || req.privileges == Privileges::Low;
+  std::vector<sock_filter> filter;
+  if (cp.hasFilter) filter = BuildFilter(l.processes == 1, req.privileges == Privileges::Low);
   cp.filter.len = static_cast<unsigned short>(filter.size());
   cp.filter.filter = filter.data();
   cp.pdeathsig = req.killOnClose;

@@ -148,11 +148,7 @@ class Monitor {
       ULONG_PTR key = 0;
       OVERLAPPED* ov = nullptr;
       BOOL ok = GetQueuedCompletionStatus(port_.get(), &msg, &key, &ov, timeout);
-      if (!ok && ov == nullptr) {  // timed out
-        Poll();
-        continue;
-      }
-      if (key == 0) {
+      if ((!ok && ov == nullptr) || key == 0) {  // timed out, or woken to re-evaluate
         Poll();
         continue;
       }
@@ -166,15 +162,7 @@ class Monitor {
     }
   }
 
-  void PostLimit(Child& c, const char* limit, DWORD pid, uint64_t value) {
-    auto ev = std::make_unique<Event>();
-    ev->type = Event::Limit;
-    ev->id = c.id;
-    ev->limit = limit;
-    ev->pid = pid;
-    ev->value = value;
-    c.sink->Post(std::move(ev));
-  }
+  void PostLimit(Child& c, const char* limit, DWORD pid, uint64_t value) { c.sink->Post(LimitEvent(c.id, limit, pid, value)); }
 
   void Handle(Child& c, DWORD msg, DWORD pid) {
     switch (msg) {
@@ -206,7 +194,8 @@ class Monitor {
     }
   }
 
-  // A group's limit messages name a process; the member whose job holds it answers for it.
+  // A group's limit messages name a process; the member whose job holds it answers for it,
+  // as if the message were its own.
   void HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
     if (msg != JOB_OBJECT_MSG_JOB_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT)
       return;
@@ -215,12 +204,7 @@ class Monitor {
       if (!c->group || c->group->id != gid) continue;
       BOOL in = FALSE;
       if (!(c->pid == pid || (h.valid() && IsProcessInJob(h.get(), c->job.get(), &in) && in))) continue;
-      if (msg == JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT) {
-        PostLimit(*c, "processes", pid, 0);
-      } else {
-        PostLimit(*c, "memory", pid, 0);
-        Terminate(*c, "memory");
-      }
+      Handle(*c, msg, pid);
       return;
     }
   }
