@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors';
-import { EnforcementMode, IsolationOptions, NativeLimits } from './options';
+import { codedError, invalidArgType } from './errors';
+import { bool, checkKeys, cores, EnforcementMode, integer, IsolationOptions, isPlainObject, isStrict, NativeLimits } from './options';
 import { enforcementMap, IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
 import { ByteSize, parseByteSize } from './units';
 
@@ -31,31 +31,13 @@ export interface NormalizedGroup {
 
 export function normalizeGroupLimits(v: unknown): NormalizedGroup {
   if (v === undefined) v = {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgType('limits', 'of type object', v);
-  const o = v as Record<string, unknown>;
-  const known = ['memory', 'cpu', 'processes', 'enforcement', 'killOnClose'];
-  for (const k of Object.keys(o)) {
-    if (!known.includes(k)) throw invalidArgValue(`limits.${k}`, o[k], `is not a known group limit (known: ${known.join(', ')})`);
-  }
+  if (!isPlainObject(v)) throw invalidArgType('limits', 'of type object', v);
+  checkKeys(v, ['memory', 'cpu', 'processes', 'enforcement', 'killOnClose'], 'limits');
   const limits: NativeLimits = {};
-  if (o.memory !== undefined) limits.memoryTotal = parseByteSize(o.memory, 'limits.memory');
-  if (o.cpu !== undefined) {
-    if (typeof o.cpu !== 'number') throw invalidArgType('limits.cpu', 'of type number', o.cpu);
-    if (!Number.isFinite(o.cpu) || o.cpu < 0.01 || o.cpu > 4096) throw outOfRange('limits.cpu', 'a number of cores >= 0.01 and <= 4096', o.cpu);
-    limits.cpuCores = o.cpu;
-  }
-  if (o.processes !== undefined) {
-    if (typeof o.processes !== 'number') throw invalidArgType('limits.processes', 'of type number', o.processes);
-    if (!Number.isInteger(o.processes) || o.processes < 1 || o.processes > 2 ** 31 - 1) {
-      throw outOfRange('limits.processes', 'an integer >= 1', o.processes);
-    }
-    limits.processes = o.processes;
-  }
-  if (o.enforcement !== undefined && o.enforcement !== 'strict' && o.enforcement !== 'best-effort') {
-    throw invalidArgValue('limits.enforcement', o.enforcement, "must be 'strict' or 'best-effort'");
-  }
-  if (o.killOnClose !== undefined && typeof o.killOnClose !== 'boolean') throw invalidArgType('limits.killOnClose', 'of type boolean', o.killOnClose);
-  return { limits, strict: o.enforcement !== 'best-effort', killOnClose: o.killOnClose !== false };
+  if (v.memory !== undefined) limits.memoryTotal = parseByteSize(v.memory, 'limits.memory');
+  if (v.cpu !== undefined) limits.cpuCores = cores(v.cpu, 'limits.cpu');
+  if (v.processes !== undefined) limits.processes = integer(v.processes, 'limits.processes', 1, 2 ** 31 - 1);
+  return { limits, strict: isStrict(v.enforcement, 'limits.enforcement'), killOnClose: bool(v.killOnClose, 'limits.killOnClose', true) };
 }
 
 export type Launch = (file: string, args: unknown, options: unknown, group: { id: number; limits: NativeLimits }) => IsolatedProcess;

@@ -123,26 +123,34 @@ function noNul(name: string, s: string): string {
   return s;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], name: string): void {
+export function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], name: string): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) throw invalidArgValue(`${name}.${k}`, obj[k], `is not a known option (known: ${allowed.join(', ')})`);
   }
 }
 
-function integer(v: unknown, name: string, min: number, max: number): number {
+export function integer(v: unknown, name: string, min: number, max: number): number {
   if (typeof v !== 'number') throw invalidArgType(name, 'of type number', v);
   if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, v);
   return v;
 }
 
-function bool(v: unknown, name: string, dflt: boolean): boolean {
+export function bool(v: unknown, name: string, dflt: boolean): boolean {
   if (v === undefined) return dflt;
   if (typeof v !== 'boolean') throw invalidArgType(name, 'of type boolean', v);
   return v;
+}
+
+/** `enforcement`: true for 'strict' (the default), false for 'best-effort'. */
+export function isStrict(v: unknown, name: string): boolean {
+  if (v === undefined || v === 'strict') return true;
+  if (v === 'best-effort') return false;
+  if (typeof v !== 'string') throw invalidArgType(name, 'of type string', v);
+  throw invalidArgValue(name, v, "must be 'strict' or 'best-effort'");
 }
 
 /** Resolves a signal name or number to a name known on this platform. */
@@ -210,7 +218,7 @@ function normalizeMemory(v: unknown, limits: NativeLimits): void {
   limits.memoryTotal = parseByteSize(v, 'options.memory');
 }
 
-function cores(v: unknown, name: string): number {
+export function cores(v: unknown, name: string): number {
   if (typeof v !== 'number') throw invalidArgType(name, 'of type number', v);
   if (!Number.isFinite(v) || v < 0.01 || v > 4096) throw outOfRange(name, 'a number of cores >= 0.01 and <= 4096', v);
   return v;
@@ -326,14 +334,6 @@ export function normalizeOptions(
     }
     privileges = o.privileges;
   }
-  let strict = true;
-  if (o.enforcement !== undefined) {
-    if (o.enforcement !== 'strict' && o.enforcement !== 'best-effort') {
-      if (typeof o.enforcement !== 'string') throw invalidArgType('options.enforcement', 'of type string', o.enforcement);
-      throw invalidArgValue('options.enforcement', o.enforcement, "must be 'strict' or 'best-effort'");
-    }
-    strict = o.enforcement === 'strict';
-  }
   let uid: number | undefined;
   let gid: number | undefined;
   for (const key of ['uid', 'gid'] as const) {
@@ -362,7 +362,7 @@ export function normalizeOptions(
     privilegesExplicit: o.privileges !== undefined,
     killOnClose: bool(o.killOnClose, 'options.killOnClose', true),
     go: bool(o.go, 'options.go', true),
-    strict,
+    strict: isStrict(o.enforcement, 'options.enforcement'),
     uid,
     gid,
   };
