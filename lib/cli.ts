@@ -3,11 +3,10 @@
  * The `spawn-isolated` command: `spawn-isolated [limits] [--json] [--dry-run] -- FILE [ARGS...]`.
  * @packageDocumentation
  */
-import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isolationSupport, IsolationOptions, spawnIsolated } from './index';
-import { normalizeOptions } from './options';
+import { normalizeOptions, signalNumber } from './options';
 import { formatBytes } from './units';
 
 /** Exit codes of the command (besides the worker's own code, and 128 + signal number). */
@@ -80,10 +79,6 @@ function number(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+(\.\d+)?$/.test(v.trim())) throw new UsageError(`${flag}: expected a number, got '${v}'`);
   return Number(v);
-}
-
-function signalNumber(name: string | null): number {
-  return name ? ((osConstants.signals as Record<string, number>)[name] ?? 0) : 0;
 }
 
 interface Parsed {

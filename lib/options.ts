@@ -153,13 +153,24 @@ export function isStrict(v: unknown, name: string): boolean {
   throw invalidArgValue(name, v, "must be 'strict' or 'best-effort'");
 }
 
+const SIGNALS = osConstants.signals as Record<string, number>;
+
+/** A signal's number on this platform (0 for none or unknown). */
+export function signalNumber(sig: string | null): number {
+  return sig !== null && Object.prototype.hasOwnProperty.call(SIGNALS, sig) ? SIGNALS[sig] : 0;
+}
+
+/** The name of a signal number on this platform, or null. */
+export function signalFromNumber(num: number): NodeJS.Signals | null {
+  for (const [k, n] of Object.entries(SIGNALS)) if (n === num) return k as NodeJS.Signals;
+  return null;
+}
+
 /** Resolves a signal name or number to a name known on this platform. */
 export function signalName(v: unknown, name: string): NodeJS.Signals {
-  const sigs = osConstants.signals as Record<string, number>;
-  if (typeof v === 'string' && Object.prototype.hasOwnProperty.call(sigs, v)) return v as NodeJS.Signals;
-  if (typeof v === 'number') {
-    for (const [k, n] of Object.entries(sigs)) if (n === v) return k as NodeJS.Signals;
-  }
+  if (typeof v === 'string' && signalNumber(v) !== 0) return v as NodeJS.Signals;
+  const fromNumber = typeof v === 'number' ? signalFromNumber(v) : null;
+  if (fromNumber !== null) return fromNumber;
   if (typeof v !== 'string' && typeof v !== 'number') throw invalidArgType(name, 'of type string or number', v);
   throw codedError('ERR_UNKNOWN_SIGNAL', `Unknown signal: ${String(v)}`);
 }

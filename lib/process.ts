@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { constants as osConstants } from 'node:os';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { abortError, NodeStyleError } from './errors';
 import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
-import { signalName } from './options';
+import { signalFromNumber, signalName, signalNumber } from './options';
 
 /** Names of the limits, as used in `enforcement`, `isolationSupport()` and errors. */
 export type LimitName =
@@ -64,11 +63,6 @@ const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
 
 function zeroStats(): IsolationStats {
   return { cpuUserMs: 0, cpuKernelMs: 0, peakMemory: 0, processes: { active: 0, total: 0 } };
-}
-
-function signalOf(num: number): NodeJS.Signals | null {
-  for (const [k, n] of Object.entries(osConstants.signals as Record<string, number>)) if (n === num) return k as NodeJS.Signals;
-  return null;
 }
 
 function endedStreams(): [Writable, Readable, Readable] {
@@ -269,7 +263,7 @@ export class IsolatedProcess extends EventEmitter {
     } else if (signalNum !== 0) {
       reason = 'signal';
       code = null;
-      signal = signalOf(signalNum);
+      signal = signalFromNumber(signalNum);
     }
     this.result = { code, signal, reason, stats };
     this.exitCode = code;
@@ -300,7 +294,7 @@ export class IsolatedProcess extends EventEmitter {
   private killInternal(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals): boolean {
     if (this.id === undefined || !this.registry || this.result) return false;
     if (!this.killCause) this.killCause = { reason, signal };
-    const ok = this.registry.binding.kill(this.id, reason, (osConstants.signals as Record<string, number>)[signal] ?? 9);
+    const ok = this.registry.binding.kill(this.id, reason, signalNumber(signal) || 9);
     if (ok) this.killed = true;
     return ok;
   }
