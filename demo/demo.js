@@ -7,17 +7,7 @@ const path = require('path');
 const root = path.resolve(__dirname, '..');
 
 if (process.argv.includes('--wine') && process.platform !== 'win32') {
-  const { execFileSync, spawnSync } = require('child_process');
-  const fs = require('fs');
-  const { windowsNode, winePrefix, wineEnv } = require('../scripts/wine-env');
-  execFileSync(process.execPath, [path.join(root, 'scripts', 'prebuild-win32.js')], { stdio: 'inherit' });
-  execFileSync(process.execPath, [path.join(root, 'scripts', 'build-fixtures.js'), '--windows-only'], { stdio: 'inherit' });
-  const out = path.join(root, '.cache', 'demo-wine.txt');
-  const fd = fs.openSync(out, 'w');
-  const r = spawnSync('wine', [windowsNode(), __filename], { env: { ...wineEnv(winePrefix()), PREBUILDS_ONLY: '1' }, stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
-  process.stdout.write(fs.readFileSync(out, 'utf8'));
-  process.exit(r.status ?? 1);
+  process.exit(require('../scripts/wine-env').runWindowsNode('demo', [__filename]));
 }
 
 const { build, hostTarget } = require('../scripts/build-fixtures');

@@ -28,10 +28,9 @@ function isExecutable(p: string): boolean {
 
 export type Resolved = { path: string } | { error: NodeStyleError };
 
-function notFound(file: string, platform: NodeJS.Platform): { error: NodeStyleError } {
-  return {
-    error: codedError('ENOENT', `spawn ${file} ENOENT`, { errno: platform === 'win32' ? 2 : 2, syscall: `spawn ${file}`, path: file }),
-  };
+// errno 2: ENOENT on POSIX, ERROR_FILE_NOT_FOUND on Windows.
+function notFound(file: string): { error: NodeStyleError } {
+  return { error: codedError('ENOENT', `spawn ${file} ENOENT`, { errno: 2, syscall: `spawn ${file}`, path: file }) };
 }
 
 /**
@@ -69,15 +68,15 @@ export function resolveExecutable(
         return { path: c };
       }
     }
-    return notFound(file, platform);
+    return notFound(file);
   }
   if (file.includes('/')) {
     const full = path.resolve(base, file);
-    return isFile(full) ? { path: full } : notFound(file, platform);
+    return isFile(full) ? { path: full } : notFound(file);
   }
   for (const dir of (envVar(env, 'PATH', platform) ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
     const full = path.resolve(base, dir === '' ? '.' : dir, file);
     if (isExecutable(full)) return { path: full };
   }
-  return notFound(file, platform);
+  return notFound(file);
 }

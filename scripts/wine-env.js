@@ -44,4 +44,37 @@ function winePrefix() {
   return prefix;
 }
 
-module.exports = { windowsNode, winePrefix, wineEnv, root };
+// Builds the Windows prebuild and test worker, then runs the Windows node.exe with `args` under
+// Wine. node.exe there cannot write to a Linux pipe (EBADF), so its stdout and stderr go to
+// .cache/wine-logs/<name>.{out,err}.txt and are printed afterwards. Returns the exit status.
+function runWindowsNode(name, args, extraEnv = {}) {
+  const { execFileSync, spawnSync } = require('child_process');
+  execFileSync(process.execPath, [path.join(__dirname, 'prebuild-win32.js')], { cwd: root, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(__dirname, 'build-fixtures.js'), '--windows-only'], { cwd: root, stdio: 'inherit' });
+  const node = windowsNode();
+  const prefix = winePrefix();
+  const logs = path.join(cache, 'wine-logs');
+  fs.mkdirSync(logs, { recursive: true });
+  const outFile = path.join(logs, `${name}.out.txt`);
+  const errFile = path.join(logs, `${name}.err.txt`);
+  const out = fs.openSync(outFile, 'w');
+  const err = fs.openSync(errFile, 'w');
+  const res = spawnSync('wine', [node, ...args], {
+    cwd: root,
+    env: { ...wineEnv(prefix), PREBUILDS_ONLY: '1', FORCE_COLOR: '0', ...extraEnv },
+    stdio: ['ignore', out, err],
+    timeout: 30 * 60 * 1000,
+  });
+  fs.closeSync(out);
+  fs.closeSync(err);
+  process.stdout.write(fs.readFileSync(outFile, 'utf8'));
+  process.stderr.write(fs.readFileSync(errFile, 'utf8'));
+  spawnSync('wineserver', ['-k'], { env: wineEnv(prefix), stdio: 'ignore' });
+  if (res.error) {
+    console.error(`${name} under Wine: ${res.error.message}`);
+    return 1;
+  }
+  return res.status === null ? 1 : res.status;
+}
+
+module.exports = { windowsNode, winePrefix, wineEnv, runWindowsNode, root };
