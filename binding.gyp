@@ -17,7 +17,7 @@
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc"]
+          "sources": ["native/posix/backend_posix.cc", "native/posix/identity.cc", "native/posix/seccomp.cc"]
         }]
       ]
     }

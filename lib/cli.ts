@@ -16,6 +16,7 @@ export const EXIT = {
   memory: 121,
   cpuTime: 122,
   handles: 123,
+  threads: 119,
   timeout: 124,
   startFailed: 125,
   notExecutable: 126,
@@ -33,6 +34,7 @@ limits:
   --cpu-time DURATION    CPU time of each process (30s, 1m30s)
   --affinity LIST        logical CPUs, comma-separated (0,1)
   --processes N          processes alive at once, the worker included (1: no children)
+  --threads N            tasks (threads of every process) alive at once (default: processes x 64)
   --handles N            open handles (Windows) / fds (POSIX) per process
   --privileges LEVEL     restricted (default), low or inherit
   --timeout DURATION     wall-clock limit
@@ -52,7 +54,7 @@ output:
   -V, --version          the version
 
 exit codes: the worker's own code; 128 + N when signal N ended it; ${EXIT.memory} memory limit;
-${EXIT.cpuTime} CPU-time limit; ${EXIT.handles} handle limit; ${EXIT.timeout} timeout; ${EXIT.notEnforced} a limit this host cannot
+${EXIT.cpuTime} CPU-time limit; ${EXIT.threads} thread limit; ${EXIT.handles} handle limit; ${EXIT.timeout} timeout; ${EXIT.notEnforced} a limit this host cannot
 enforce (strict mode); ${EXIT.notFound} FILE not found; ${EXIT.notExecutable} FILE not executable; ${EXIT.startFailed} other failure to start;
 ${EXIT.usage} bad usage.
 `;
@@ -66,6 +68,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/options\.cpu\.affinity/, '--affinity'],
   [/options\.cpu(\.cores)?/, '--cpu'],
   [/options\.processes/, '--processes'],
+  [/options\.threads/, '--threads'],
   [/options\.handles/, '--handles'],
   [/options\.privileges/, '--privileges'],
   [/options\.timeout/, '--timeout'],
@@ -111,6 +114,7 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
         'cpu-time': { type: 'string' },
         affinity: { type: 'string' },
         processes: { type: 'string' },
+        threads: { type: 'string' },
         handles: { type: 'string' },
         privileges: { type: 'string' },
         timeout: { type: 'string' },
@@ -162,6 +166,7 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
     }
   }
   if (v.processes !== undefined) options.processes = number('--processes', v.processes);
+  if (v.threads !== undefined) options.threads = number('--threads', v.threads);
   if (v.handles !== undefined) options.handles = number('--handles', v.handles);
   if (v.privileges !== undefined) options.privileges = v.privileges as IsolationOptions['privileges'];
   if (v.timeout !== undefined) options.timeout = v.timeout;
@@ -191,6 +196,7 @@ function requestedLimits(o: IsolationOptions): string[] {
   if (n.cpuTimeMs) out.push('cpu.time');
   if (n.affinity) out.push('cpu.affinity');
   if (n.processes) out.push('processes');
+  if (n.threads) out.push('threads');
   if (n.handles) out.push('handles');
   if (o.privileges !== undefined && o.privileges !== 'inherit') out.push('privileges');
   return out;
@@ -266,6 +272,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     case 'memory': exitCode = EXIT.memory; break;
     case 'cpu-time': exitCode = EXIT.cpuTime; break;
     case 'handles': exitCode = EXIT.handles; break;
+    case 'threads': exitCode = EXIT.threads; break;
     case 'timeout': exitCode = EXIT.timeout; break;
     default: exitCode = summary.code ?? 128 + signalNumber(summary.signal);
   }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType } from './errors';
-import { bool, checkKeys, cores, EnforcementMode, integer, IsolationOptions, isPlainObject, isStrict, NativeLimits } from './options';
+import { bool, checkKeys, cores, EnforcementMode, integer, IsolationOptions, isPlainObject, isStrict, MAX_TASKS, NativeLimits, ownProps, taskLimit } from './options';
 import { enforcementMap, IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
 import { ByteSize, parseByteSize } from './units';
 
@@ -29,14 +29,17 @@ export interface NormalizedGroup {
   killOnClose: boolean;
 }
 
-export function normalizeGroupLimits(v: unknown): NormalizedGroup {
-  if (v === undefined) v = {};
-  if (!isPlainObject(v)) throw invalidArgType('limits', 'of type object', v);
+export function normalizeGroupLimits(given: unknown): NormalizedGroup {
+  if (given === undefined) given = {};
+  if (!isPlainObject(given)) throw invalidArgType('limits', 'of type object', given);
+  const v = ownProps(given);
   checkKeys(v, ['memory', 'cpu', 'processes', 'enforcement', 'killOnClose'], 'limits');
   const limits: NativeLimits = {};
   if (v.memory !== undefined) limits.memoryTotal = parseByteSize(v.memory, 'limits.memory');
   if (v.cpu !== undefined) limits.cpuCores = cores(v.cpu, 'limits.cpu');
-  if (v.processes !== undefined) limits.processes = integer(v.processes, 'limits.processes', 1, 2 ** 31 - 1);
+  if (v.processes !== undefined) limits.processes = integer(v.processes, 'limits.processes', 1, MAX_TASKS);
+  const tasks = taskLimit(limits.processes, undefined);
+  if (tasks !== undefined) limits.threads = tasks;
   return { limits, strict: isStrict(v.enforcement, 'limits.enforcement'), killOnClose: bool(v.killOnClose, 'limits.killOnClose', true) };
 }
 

@@ -42,7 +42,7 @@ export interface IsolationSupport {
 }
 
 const ALL_LIMITS: LimitName[] = [
-  'memory.process', 'memory.total', 'cpu.cores', 'cpu.time', 'cpu.affinity', 'processes', 'handles', 'privileges',
+  'memory.process', 'memory.total', 'cpu.cores', 'cpu.time', 'cpu.affinity', 'processes', 'threads', 'handles', 'privileges',
   'killOnClose', 'inheritHandles',
 ];
 
@@ -149,6 +149,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     limits: n.limits,
     privileges: n.privileges,
     privilegesExplicit: n.privilegesExplicit,
+    threadsImplied: n.threadsImplied,
     killOnClose: n.killOnClose,
     windowsHide: n.windowsHide,
     strict: n.strict,

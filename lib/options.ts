@@ -63,6 +63,12 @@ export interface IsolationOptions {
   cpu?: number | CpuLimit;
   /** The most processes of the tree alive at once, the worker included (1 = no child processes). */
   processes?: number;
+  /**
+   * The most tasks (processes and their threads together) of the tree alive at once. Default,
+   * when `processes` is set: `processes` x {@link THREADS_PER_PROCESS} (Linux; Windows jobs have
+   * no thread limit, so an explicit `threads` is refused there in strict mode).
+   */
+  threads?: number;
   /** The most handles (Windows) / file descriptors (POSIX) one process of the tree may hold. */
   handles?: number;
   /** Extra handles the worker receives; nothing else besides its stdio is inherited. */
@@ -89,6 +95,7 @@ export interface NativeLimits {
   cpuTimeMs?: number;
   affinity?: number[];
   processes?: number;
+  threads?: number;
   handles?: number;
 }
 
@@ -106,6 +113,8 @@ export interface Normalized {
   inherit: { raw: boolean; value: number | bigint }[];
   privileges: PrivilegeLevel;
   privilegesExplicit: boolean;
+  /** `limits.threads` was derived from `processes`, not asked for. */
+  threadsImplied: boolean;
   killOnClose: boolean;
   go: boolean;
   strict: boolean;
@@ -114,7 +123,7 @@ export interface Normalized {
 }
 
 const KNOWN_KEYS = new Set([
-  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'windowsHide', 'memory', 'cpu', 'processes', 'handles',
+  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'windowsHide', 'memory', 'cpu', 'processes', 'threads', 'handles',
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
 ]);
 
@@ -125,6 +134,28 @@ function noNul(name: string, s: string): string {
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A one-time snapshot of `v`'s own enumerable properties, on an object without a prototype:
+ * options are read only from it, so a polluted `Object.prototype` (or a getter that answers
+ * differently the second time) changes nothing.
+ */
+export function ownProps(v: Record<string, unknown>): Record<string, unknown> {
+  const o = Object.create(null) as Record<string, unknown>;
+  for (const k of Object.keys(v)) o[k] = v[k];
+  return o;
+}
+
+/** Tasks (threads) allowed per allowed process when `threads` is not given. */
+export const THREADS_PER_PROCESS = 64;
+/** The most tasks Linux can count (PID_MAX_LIMIT); also the bound of `processes`. */
+export const MAX_TASKS = 4194304;
+
+/** `threads` as asked, or derived from `processes`. */
+export function taskLimit(processes: number | undefined, threads: number | undefined): number | undefined {
+  if (threads !== undefined) return threads;
+  return processes === undefined ? undefined : Math.min(processes * THREADS_PER_PROCESS, MAX_TASKS);
 }
 
 export function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], name: string): void {
@@ -199,7 +230,7 @@ function normalizeStdio(v: unknown): Normalized['stdio'] {
 function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, string> {
   const source = v === undefined ? process.env : v;
   if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
-  const env: Record<string, string> = {};
+  const env = Object.create(null) as Record<string, string>;
   for (const [k, val] of Object.entries(source)) {
     if (val === undefined) continue;
     const name = `options.env.${k}`;
@@ -212,9 +243,10 @@ function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, str
   return env;
 }
 
-function normalizeMemory(v: unknown, limits: NativeLimits): void {
-  if (v === undefined) return;
-  if (isPlainObject(v)) {
+function normalizeMemory(given: unknown, limits: NativeLimits): void {
+  if (given === undefined) return;
+  if (isPlainObject(given)) {
+    const v = ownProps(given);
     checkKeys(v, ['process', 'total'], 'options.memory');
     if (v.process === undefined && v.total === undefined) {
       throw invalidArgValue('options.memory', v, 'must set process and/or total');
@@ -223,10 +255,10 @@ function normalizeMemory(v: unknown, limits: NativeLimits): void {
     if (v.total !== undefined) limits.memoryTotal = parseByteSize(v.total, 'options.memory.total');
     return;
   }
-  if (typeof v !== 'number' && typeof v !== 'string') {
-    throw invalidArgType('options.memory', 'of type number, string or an object', v);
+  if (typeof given !== 'number' && typeof given !== 'string') {
+    throw invalidArgType('options.memory', 'of type number, string or an object', given);
   }
-  limits.memoryTotal = parseByteSize(v, 'options.memory');
+  limits.memoryTotal = parseByteSize(given, 'options.memory');
 }
 
 export function cores(v: unknown, name: string): number {
@@ -235,13 +267,14 @@ export function cores(v: unknown, name: string): number {
   return v;
 }
 
-function normalizeCpu(v: unknown, limits: NativeLimits): void {
-  if (v === undefined) return;
-  if (typeof v === 'number') {
-    limits.cpuCores = cores(v, 'options.cpu');
+function normalizeCpu(given: unknown, limits: NativeLimits): void {
+  if (given === undefined) return;
+  if (typeof given === 'number') {
+    limits.cpuCores = cores(given, 'options.cpu');
     return;
   }
-  if (!isPlainObject(v)) throw invalidArgType('options.cpu', 'of type number or an object', v);
+  if (!isPlainObject(given)) throw invalidArgType('options.cpu', 'of type number or an object', given);
+  const v = ownProps(given);
   checkKeys(v, ['cores', 'time', 'affinity'], 'options.cpu');
   if (v.cores === undefined && v.time === undefined && v.affinity === undefined) {
     throw invalidArgValue('options.cpu', v, 'must set cores, time and/or affinity');
@@ -264,10 +297,11 @@ function normalizeCpu(v: unknown, limits: NativeLimits): void {
 function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['inherit'] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw invalidArgType('options.inheritHandles', 'an array', v);
-  return v.map((e: unknown, i: number) => {
+  return v.map((given: unknown, i: number) => {
     const name = `options.inheritHandles[${i}]`;
-    if (typeof e === 'number') return { raw: false, value: integer(e, name, 0, 2 ** 31 - 1) };
-    if (isPlainObject(e)) {
+    if (typeof given === 'number') return { raw: false, value: integer(given, name, 0, 2 ** 31 - 1) };
+    if (isPlainObject(given)) {
+      const e = ownProps(given);
       checkKeys(e, ['handle'], name);
       if (platform !== 'win32') {
         throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${name}.handle: raw HANDLE values exist only on Windows; pass an fd number`);
@@ -280,7 +314,7 @@ function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['in
       if (typeof h !== 'number') throw invalidArgType(`${name}.handle`, 'of type number or bigint', h);
       return { raw: true, value: integer(h, `${name}.handle`, 1, Number.MAX_SAFE_INTEGER) };
     }
-    throw invalidArgType(name, 'an fd number or { handle }', e);
+    throw invalidArgType(name, 'an fd number or { handle }', given);
   });
 }
 
@@ -301,7 +335,7 @@ export function normalizeOptions(
   });
   if (options === undefined || options === null) options = {};
   if (!isPlainObject(options)) throw invalidArgType('options', 'of type object', options);
-  const o = options;
+  const o = ownProps(options);
   for (const k of Object.keys(o)) {
     if (!KNOWN_KEYS.has(k)) {
       throw invalidArgValue(`options.${k}`, o[k], 'is not a known option; a misspelt limit would run the worker unlimited');
@@ -334,7 +368,13 @@ export function normalizeOptions(
   const limits: NativeLimits = {};
   normalizeMemory(o.memory, limits);
   normalizeCpu(o.cpu, limits);
-  if (o.processes !== undefined) limits.processes = integer(o.processes, 'options.processes', 1, 2 ** 31 - 1);
+  if (o.processes !== undefined) limits.processes = integer(o.processes, 'options.processes', 1, MAX_TASKS);
+  const threads = o.threads === undefined ? undefined : integer(o.threads, 'options.threads', 1, MAX_TASKS);
+  if (threads !== undefined && limits.processes !== undefined && threads < limits.processes) {
+    throw outOfRange('options.threads', `>= options.processes (${limits.processes}): each process has a thread`, threads);
+  }
+  const tasks = taskLimit(limits.processes, threads);
+  if (tasks !== undefined) limits.threads = tasks;
   if (o.handles !== undefined) limits.handles = integer(o.handles, 'options.handles', 1, 2 ** 31 - 1);
 
   let privileges: PrivilegeLevel = 'restricted';
@@ -371,6 +411,7 @@ export function normalizeOptions(
     inherit: normalizeInherit(o.inheritHandles, platform),
     privileges,
     privilegesExplicit: o.privileges !== undefined,
+    threadsImplied: threads === undefined && limits.threads !== undefined,
     killOnClose: bool(o.killOnClose, 'options.killOnClose', true),
     go: bool(o.go, 'options.go', true),
     strict: isStrict(o.enforcement, 'options.enforcement'),

@@ -13,6 +13,7 @@ export type LimitName =
   | 'cpu.time'
   | 'cpu.affinity'
   | 'processes'
+  | 'threads'
   | 'handles'
   | 'privileges'
   | 'killOnClose'
@@ -29,7 +30,7 @@ export interface LimitEnforcement {
 }
 
 /** Why the worker ended. */
-export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'handles' | 'timeout' | 'aborted' | 'killed';
+export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'threads' | 'handles' | 'timeout' | 'aborted' | 'killed';
 
 /** Resource use of the worker's whole tree. */
 export interface IsolationStats {
@@ -51,14 +52,14 @@ export interface IsolatedExit {
 
 /** Payload of the `'limit'` event. */
 export interface LimitEvent {
-  limit: 'memory' | 'cpu-time' | 'processes' | 'handles';
+  limit: 'memory' | 'cpu-time' | 'processes' | 'threads' | 'handles';
   /** The process that hit it, when known. */
   pid?: number;
   /** For `'handles'`: the count seen. */
   value?: number;
 }
 
-const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'handles']);
+const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles']);
 const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
 
 function zeroStats(): IsolationStats {
@@ -252,7 +253,12 @@ export class IsolatedProcess extends EventEmitter {
     let code: number | null = exitCode;
     let signal: NodeJS.Signals | null = null;
     let reason: ExitReason = 'exit';
-    if (LIMIT_REASONS.has(nativeReason)) {
+    if (nativeReason === 'threads') {
+      // The worker ended on its own after the kernel refused it a task: its real status.
+      reason = 'threads';
+      code = signalNum !== 0 ? null : exitCode;
+      signal = signalNum !== 0 ? signalFromNumber(signalNum) : null;
+    } else if (LIMIT_REASONS.has(nativeReason)) {
       reason = nativeReason as ExitReason;
       code = null;
       signal = 'SIGKILL';

@@ -139,9 +139,15 @@ AddonData& Data(Napi::Env env) {
   return *d;
 }
 
+// The most tasks a limit may name (Linux's PID_MAX_LIMIT; TS applies the same bound).
+constexpr uint64_t kMaxTasks = 4194304;
+
 // ---- request parsing: the TS layer validated already; this is the second, independent check.
 
-Napi::Value Prop(Napi::Object o, const char* name) { return o.Get(name); }
+// Own properties only: a polluted Object.prototype must not reach a request.
+Napi::Value Prop(Napi::Object o, const char* name) {
+  return o.HasOwnProperty(name) ? o.Get(name) : o.Env().Undefined();
+}
 
 std::string GetString(Napi::Env env, Napi::Value v, const std::string& what) {
   if (!v.IsString()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"" + what + "\" property must be of type string");
@@ -219,7 +225,7 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
     if (!e.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "inherit entries must be objects");
     InheritSpec spec;
     spec.rawHandle = GetBool(env, e.As<Napi::Object>(), "raw", false);
-    Napi::Value v = e.As<Napi::Object>().Get("value");
+    Napi::Value v = Prop(e.As<Napi::Object>(), "value");
     if (v.IsBigInt()) {
       bool lossless = true;
       spec.value = v.As<Napi::BigInt>().Int64Value(&lossless);
@@ -234,10 +240,10 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   Napi::Object l = lv.As<Napi::Object>();
   r.limits.memoryProcess = GetU64(env, l, "memoryProcess", "options.memory.process");
   r.limits.memoryTotal = GetU64(env, l, "memoryTotal", "options.memory.total");
-  Napi::Value cores = l.Get("cpuCores");
+  Napi::Value cores = Prop(l, "cpuCores");
   if (!cores.IsUndefined()) r.limits.cpuCores = GetNumber(env, cores, "options.cpu.cores", 0.0001, 65536);
   r.limits.cpuTimeMs = GetU64(env, l, "cpuTimeMs", "options.cpu.time");
-  Napi::Value aff = l.Get("affinity");
+  Napi::Value aff = Prop(l, "affinity");
   if (!aff.IsUndefined()) {
     if (!aff.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"options.cpu.affinity\" property must be an array");
     Napi::Array aa = aff.As<Napi::Array>();
@@ -245,6 +251,9 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
       r.limits.affinity.push_back(static_cast<uint32_t>(GetNumber(env, aa.Get(i), "options.cpu.affinity", 0, 1023)));
   }
   r.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "options.processes"));
+  r.limits.threads = static_cast<uint32_t>(GetU64(env, l, "threads", "options.threads"));
+  if (r.limits.processes > kMaxTasks || r.limits.threads > kMaxTasks)
+    ThrowTypeError(env, "ERR_OUT_OF_RANGE", "options.processes / options.threads must be <= 4194304");
   r.limits.handles = static_cast<uint32_t>(GetU64(env, l, "handles", "options.handles"));
   std::string priv = GetString(env, Prop(o, "privileges"), "options.privileges");
   if (priv == "restricted") r.privileges = Privileges::Restricted;
@@ -252,6 +261,7 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   else if (priv == "inherit") r.privileges = Privileges::Inherit;
   else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "options.privileges is invalid");
   r.privilegesExplicit = GetBool(env, o, "privilegesExplicit", false);
+  r.threadsImplied = GetBool(env, o, "threadsImplied", false);
   r.killOnClose = GetBool(env, o, "killOnClose", true);
   r.windowsHide = GetBool(env, o, "windowsHide", true);
   r.strict = GetBool(env, o, "strict", true);
@@ -323,13 +333,16 @@ Napi::Value CreateGroupJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "request must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   GroupRequest req;
-  Napi::Value lv = o.Get("limits");
+  Napi::Value lv = Prop(o, "limits");
   if (!lv.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"limits\" property must be an object");
   Napi::Object l = lv.As<Napi::Object>();
   req.limits.memoryTotal = GetU64(env, l, "memoryTotal", "limits.memory");
-  Napi::Value cores = l.Get("cpuCores");
+  Napi::Value cores = Prop(l, "cpuCores");
   if (!cores.IsUndefined()) req.limits.cpuCores = GetNumber(env, cores, "limits.cpu", 0.0001, 65536);
   req.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "limits.processes"));
+  req.limits.threads = static_cast<uint32_t>(GetU64(env, l, "threads", "limits.threads"));
+  if (req.limits.processes > kMaxTasks || req.limits.threads > kMaxTasks)
+    ThrowTypeError(env, "ERR_OUT_OF_RANGE", "limits.processes must be <= 4194304");
   req.strict = GetBool(env, o, "strict", true);
   req.killOnClose = GetBool(env, o, "killOnClose", true);
   GroupResult res;

@@ -41,6 +41,7 @@ struct Limits {
   uint64_t cpuTimeMs = 0;
   std::vector<uint32_t> affinity;
   uint32_t processes = 0;
+  uint32_t threads = 0;  // tasks (processes and threads) of the tree
   uint32_t handles = 0;
 };
 
@@ -57,6 +58,7 @@ struct SpawnRequest {
   Limits limits;
   Privileges privileges = Privileges::Restricted;
   bool privilegesExplicit = false;  // the caller asked for it: strict mode applies
+  bool threadsImplied = false;      // limits.threads was derived from processes, not asked for
   bool killOnClose = true;
   bool windowsHide = true;
   bool strict = true;

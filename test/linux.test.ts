@@ -15,6 +15,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   let tmp: string;
   before(() => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-'));
+    fs.chmodSync(tmp, 0o755); // restricted workers of a root launcher run as a uid of their own
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -3,6 +3,9 @@
 // one background thread that waits on every worker's pidfd with epoll.
 #include "../contract.h"
 #include "../registry.h"
+#include "identity.h"
+#include "landlock.h"
+#include "seccomp.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +19,9 @@
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -30,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -195,6 +201,36 @@ std::string MountOf(const std::string& fstype, const std::string& option) {
   return "";
 }
 
+// Where cgroup file systems are mounted (one entry per tree: /sys/fs/cgroup when it is a
+// mount of its own holding them), for a restricted worker's mount namespace to make read-only.
+const std::vector<std::string>& CgroupMounts() {
+  static const std::vector<std::string> mounts = [] {
+    std::vector<std::string> points, out;
+    std::string all;
+    ReadFile("/proc/self/mountinfo", &all);
+    std::istringstream in(all);
+    std::string line;
+    bool sysfsCgroupIsMount = false;
+    while (std::getline(in, line)) {
+      size_t sep = line.find(" - ");
+      if (sep == std::string::npos) continue;
+      std::istringstream left(line.substr(0, sep)), right(line.substr(sep + 3));
+      std::string id, parent, dev, root, point, type;
+      left >> id >> parent >> dev >> root >> point;
+      right >> type;
+      if (point == "/sys/fs/cgroup") sysfsCgroupIsMount = true;
+      if (type == "cgroup" || type == "cgroup2") points.push_back(point);
+    }
+    for (const std::string& p : points) {
+      bool under = p.rfind("/sys/fs/cgroup", 0) == 0;
+      std::string top = under && sysfsCgroupIsMount ? "/sys/fs/cgroup" : p;
+      if (std::find(out.begin(), out.end(), top) == out.end()) out.push_back(top);
+    }
+    return out;
+  }();
+  return mounts;
+}
+
 bool WritableDir(const std::string& dir) {
   std::string probe = dir + "/spawn-isolated-probe-" + std::to_string(getpid());
   if (mkdir(probe.c_str(), 0755) != 0) return false;
@@ -319,6 +355,11 @@ struct Cgroup {
     }
     return dirs.empty();
   }
+  // Forks refused at pids.max (v1 and v2 both count them in pids.events).
+  uint64_t TaskLimitHits() const {
+    std::string d = Dir("pids");
+    return d.empty() ? 0 : ReadKey(d + "/pids.events", "max");
+  }
   uint64_t OomKills() const {
     std::string d = Dir("memory");
     if (d.empty()) return 0;
@@ -333,6 +374,8 @@ struct RlimitSpec {
   rlim_t value;
 };
 
+constexpr int kMaxRoMounts = 32;
+
 struct ChildPlan {
   const char* path;
   char* const* argv;
@@ -345,17 +388,29 @@ struct ChildPlan {
   bool hasAffinity;
   cpu_set_t affinity;
   bool dropPrivileges;
-  bool hasUid, hasGid;
+  bool hasUid, hasGid, clearGroups;
   uid_t uid;
   gid_t gid;
+  // A user namespace of its own (non-root launcher): the child maps its own ids 1:1.
+  bool userns;
+  char uidMap[32], gidMap[32];
+  // A mount namespace of its own: /proc of its PID namespace, cgroup file systems read-only.
+  bool mounts;
+  const char* roMounts[kMaxRoMounts];
+  int nroMounts;
+  int landlockAbi;            // > 0: confine writes beneath landlockDir (see landlock.h)
+  const char* landlockDir;
   sock_fprog filter;
   bool hasFilter;
   bool pdeathsig;
-  int goFd;   // read end: the parent says "go" once the child is in its cgroups
+  int goFd;   // read end: "go" once the child is in its cgroups; hang-up: the parent died
   int errFd;  // write end, close-on-exec: failures are reported here
 };
 
-enum Step : int { kStepGo = 1, kStepFds, kStepRlimit, kStepAffinity, kStepCwd, kStepIds, kStepCaps, kStepSeccomp, kStepExec };
+enum Step : int {
+  kStepGo = 1, kStepFds, kStepRlimit, kStepAffinity, kStepCwd, kStepIds, kStepCaps, kStepSeccomp, kStepExec,
+  kStepUserns, kStepMounts, kStepLandlock,
+};
 const char* StepName(int s) {
   switch (s) {
     case kStepGo: return "wait for the parent";
@@ -366,24 +421,49 @@ const char* StepName(int s) {
     case kStepIds: return "setuid/setgid";
     case kStepCaps: return "drop capabilities";
     case kStepSeccomp: return "install seccomp filter";
+    case kStepUserns: return "map ids in the user namespace";
+    case kStepMounts: return "mount its own /proc and make cgroups read-only";
+    case kStepLandlock: return "install the Landlock ruleset";
     default: return "execve";
   }
 }
 
-[[noreturn]] void ChildFail(const ChildPlan& p, int step) {
-  int msg[2] = {step, errno};
+[[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1) {
+  int msg[2] = {step, err < 0 ? errno : err};
   ssize_t n = write(p.errFd, msg, sizeof(msg));
   (void)n;
   _exit(127);
 }
 
-[[noreturn]] void ChildMain(const ChildPlan& p) {
-  if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  char go = 0;
-  if (p.goFd >= 0 && read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
-  setpgid(0, 0);
-  // fds: copy every source above the targets, then put each in place; everything else is
-  // marked close-on-exec (whether or not its owner did), so only the listed fds survive exec.
+bool WriteAll(const char* path, const char* s) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t len = strlen(s);
+  bool ok = write(fd, s, len) == static_cast<ssize_t>(len);
+  int err = errno;
+  close(fd);
+  errno = err;
+  return ok;
+}
+
+struct MountAttr {
+  uint64_t set, clr, propagation, userns;
+};
+
+// Read-only, with everything mounted beneath it.
+int ReadOnlyTree(const char* path) {
+#ifdef __NR_mount_setattr
+  MountAttr attr = {0x1 /* MOUNT_ATTR_RDONLY */, 0, 0, 0};
+  if (syscall(__NR_mount_setattr, AT_FDCWD, path, 0x8000 /* AT_RECURSIVE */, &attr, sizeof(attr)) == 0) return 0;
+  if (errno != ENOSYS) return errno;
+#endif
+  if (mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) return 0;
+  return errno;
+}
+
+// The fds of the worker: copy every source above the targets, then put each in place;
+// everything else is marked close-on-exec (whether or not its owner did).
+void SetUpFds(const ChildPlan& p) {
   int high[64];
   int floor = p.count + 3;
   if (p.errFd >= floor) floor = p.errFd + 1;
@@ -400,13 +480,34 @@ const char* StepName(int s) {
     long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<long>(rl.rlim_cur) : 65536;
     for (long fd = p.count; fd < max && fd < (1 << 20); fd++) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
   }
-  for (int i = 0; i < p.nrlimits; i++) {
-    struct rlimit rl = {p.rlimits[i].value, p.rlimits[i].value};
-    if (setrlimit(p.rlimits[i].resource, &rl) != 0) ChildFail(p, kStepRlimit);
+}
+
+void SetUpNamespaces(const ChildPlan& p) {
+  if (p.userns) {
+    if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") ||
+        !WriteAll("/proc/self/gid_map", p.gidMap))
+      ChildFail(p, kStepUserns);
   }
-  if (p.hasAffinity && sched_setaffinity(0, sizeof(p.affinity), &p.affinity) != 0) ChildFail(p, kStepAffinity);
-  if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
-  if (p.hasGid || p.hasUid) {
+  if (!p.mounts) return;
+  // Private first, so nothing done here reaches the launcher's mount namespace.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ChildFail(p, kStepMounts);
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ChildFail(p, kStepMounts);
+  for (int i = 0; i < p.nroMounts; i++) {
+    int err = ReadOnlyTree(p.roMounts[i]);
+    if (err != 0) ChildFail(p, kStepMounts, err);
+  }
+}
+
+// Identity and capabilities. Root (in the launcher's namespace or in the worker's own) keeps
+// its capabilities across the id change (NO_SETUID_FIXUP) only long enough to clear them all.
+void DropIdentity(const ChildPlan& p) {
+  if (p.dropPrivileges) {
+    // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
+    prctl(PR_SET_SECUREBITS, 0x2f /* NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP|..._LOCKED|KEEP_CAPS_LOCKED */);
+    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  }
+  if (p.hasGid || p.hasUid || p.clearGroups) {
     // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
     // still believes exist after clone; in the child this thread is the only one.
     if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) ChildFail(p, kStepIds);
@@ -414,83 +515,45 @@ const char* StepName(int s) {
     if (p.hasUid && syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) ChildFail(p, kStepIds);
   }
   if (p.dropPrivileges) {
-    // No capability survives exec: not from the bounding set, not ambient, not root's rules.
-    prctl(PR_SET_SECUREBITS, 0x2f /* NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP|..._LOCKED|KEEP_CAPS_LOCKED */);
-    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof(data));
     if (syscall(SYS_capset, &hdr, data) != 0) ChildFail(p, kStepCaps);
   }
-  if (p.dropPrivileges || p.hasFilter) {
+}
+
+[[noreturn]] void ChildMain(const ChildPlan& p) {
+  if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  char go = 0;
+  if (read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
+  setpgid(0, 0);
+  SetUpFds(p);
+  for (int i = 0; i < p.nrlimits; i++) {
+    struct rlimit rl = {p.rlimits[i].value, p.rlimits[i].value};
+    if (setrlimit(p.rlimits[i].resource, &rl) != 0) ChildFail(p, kStepRlimit);
+  }
+  if (p.hasAffinity && sched_setaffinity(0, sizeof(p.affinity), &p.affinity) != 0) ChildFail(p, kStepAffinity);
+  SetUpNamespaces(p);
+  DropIdentity(p);
+  // A change of ids clears the parent-death signal: set it again, then make sure the parent
+  // did not die before it was (the parent holds the go pipe open until this child has exec'd).
+  if (p.pdeathsig) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd pfd = {p.goFd, POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
+  }
+  // After the identity change: the worker's own rights decide whether it may enter its cwd.
+  if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
+  if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
+  }
+  if (p.landlockAbi > 0) {
+    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockDir);
+    if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
   execve(p.path, p.argv, p.envp);
   ChildFail(p, kStepExec);
-}
-
-// ---- seccomp
-
-#if defined(__x86_64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
-#else
-constexpr uint32_t kAuditArch = 0;
-#endif
-
-void Deny(std::vector<sock_filter>& f, long nr, uint32_t err) {
-  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)));
-}
-
-// processes == 1: no new process (fork, vfork, clone without CLONE_THREAD, clone3), while
-// threads (clone with CLONE_THREAD, as Go's runtime makes them) work. low: a deny-list of
-// privilege-sensitive calls (documented in the README).
-std::vector<sock_filter> BuildFilter(bool noChildren, bool low) {
-  std::vector<sock_filter> f;
-  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
-  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
-  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
-  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)));
-#if defined(__x86_64__)
-  // x32 system calls would bypass the numbers below.
-  f.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
-  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS));
-#endif
-  if (noChildren) {
-#ifdef __NR_fork
-    Deny(f, __NR_fork, EAGAIN);
-#endif
-#ifdef __NR_vfork
-    Deny(f, __NR_vfork, EAGAIN);
-#endif
-    Deny(f, __NR_clone3, ENOSYS);  // its flags are in memory a filter cannot read: callers fall back to clone
-    // clone: allowed only with CLONE_THREAD (flags are the first argument, low 32 bits).
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4));
-    f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  }
-  if (low) {
-    const long denied[] = {
-      __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_ptrace, __NR_process_vm_readv,
-      __NR_process_vm_writev, __NR_kexec_load, __NR_init_module, __NR_finit_module, __NR_delete_module,
-      __NR_bpf, __NR_perf_event_open, __NR_keyctl, __NR_add_key, __NR_request_key, __NR_setns, __NR_unshare,
-      __NR_userfaultfd, __NR_swapon, __NR_swapoff, __NR_reboot, __NR_acct, __NR_settimeofday,
-      __NR_clock_settime, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_quotactl, __NR_syslog,
-      __NR_personality, __NR_fanotify_init, __NR_lookup_dcookie, __NR_vhangup,
-#ifdef __NR_iopl
-      __NR_iopl, __NR_ioperm,
-#endif
-    };
-    for (long nr : denied) Deny(f, nr, EPERM);
-  }
-  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  return f;
 }
 
 // ---- the monitor: one thread, epoll over pidfds
@@ -499,6 +562,12 @@ struct Group;
 
 struct Child {
   uint64_t id = 0;
+  std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
+  std::string tempDir;                        // its private TMPDIR (removed with it), if any
+  ~Child() {
+    std::error_code ec;
+    if (!tempDir.empty()) std::filesystem::remove_all(tempDir, ec);
+  }
   std::shared_ptr<Group> group;  // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;
@@ -509,6 +578,7 @@ struct Child {
   Limits limits;
   uint64_t peakData = 0;  // sampled VmData high-water mark (for memory.process)
   bool limitPosted = false;  // a 'limit' event for the reason that ended it went out
+  bool threadsPosted = false;  // the 'limit' event for the task limit went out
   // Guarded by Monitor::mu_.
   std::string reason;
   bool reaped = false;
@@ -559,6 +629,9 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
 uint64_t VmData(pid_t pid) {
   return ReadKey("/proc/" + std::to_string(pid) + "/status", "VmData:") * 1024;
 }
+
+constexpr int kSampleMs = 50;    // sampling period while a worker needs it (see NeedsSampling)
+constexpr int kTreeGoneMs = 20;  // re-check period while the rest of an exited tree goes
 
 class Monitor {
  public:
@@ -634,8 +707,8 @@ class Monitor {
         std::lock_guard<std::mutex> lock(mu_);
         for (auto& cp : all) {
           Child& c = *cp;
-          if (c.pending) timeout = 20;  // waiting for the rest of a tree to go
-          else if (!c.reaped && (c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2))) timeout = timeout < 0 ? 50 : std::min(timeout, 50);
+          if (c.pending) timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
+          else if (!c.reaped && NeedsSampling(c)) timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
         }
       }
       struct epoll_event evs[32];
@@ -654,6 +727,12 @@ class Monitor {
     }
   }
 
+  // What only sampling shows: VmData peaks, v1 OOM kills (v1 kills one process, not the
+  // group), and forks refused at the task limit.
+  static bool NeedsSampling(const Child& c) {
+    return c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2) || !c.cg.Dir("pids").empty();
+  }
+
   void Tick() {
     for (auto& c : reg_.Snapshot()) {
       if (c->pending) {
@@ -667,6 +746,11 @@ class Monitor {
       if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
         PostLimit(*c, "memory");
         Terminate(*c, "memory");
+      }
+      // The tree hit its task limit: said once, whether or not the worker survives it.
+      if (!c->threadsPosted && c->cg.TaskLimitHits() > 0) {
+        c->threadsPosted = true;
+        c->sink->Post(LimitEvent(c->id, "threads", c->pid));
       }
     }
   }
@@ -712,6 +796,13 @@ class Monitor {
       uint64_t margin = std::max<uint64_t>(64ull << 20, c.limits.memoryProcess / 4);
       if (peak + margin >= c.limits.memoryProcess) reason = "memory";
     }
+    // The tree was refused a task and the worker then failed (Go: "failed to create new OS
+    // thread", exit 2): the kernel's own counter is the evidence.
+    if (reason.empty() && (ev->signal != 0 || ev->exitCode != 0) && c.cg.TaskLimitHits() > 0) reason = "threads";
+    if (reason == "threads" && !c.threadsPosted) {
+      c.threadsPosted = true;
+      c.sink->Post(LimitEvent(c.id, "threads", c.pid));
+    }
     ev->reason = reason;
     ev->terminated = !reason.empty();
     if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
@@ -743,6 +834,63 @@ class Monitor {
 
 bool Privileged() { return geteuid() == 0; }
 
+// Non-root launchers confine restricted workers in a user namespace of their own; a host that
+// refuses one (a sysctl, an LSM) is remembered, and workers then get what works without it.
+std::atomic<bool> g_usernsRefused{false};
+std::string UsernsRefusedWhy() { return "this host refuses unprivileged user namespaces"; }
+
+// How a worker is confined, from its privilege level and who this launcher is.
+struct Confinement {
+  bool restricted = false;    // 'restricted' or 'low'
+  bool transientId = false;   // root launcher, no uid given: a uid/gid of its own
+  bool userns = false;        // non-root launcher: a user namespace of its own (ids mapped 1:1)
+  bool mounts = false;        // own mount namespace: its own /proc, cgroup file systems read-only
+  int landlockAbi = 0;        // > 0: writes only beneath its private temp dir (see landlock.h)
+  bool perTreeTasks = false;  // RLIMIT_NPROC counts exactly its tree (an identity of its own)
+  Enforcement entry;          // the 'privileges' enforcement entry
+};
+
+int LandlockAbi() {
+  static const int abi = landlock::Abi();
+  return abi;
+}
+
+Confinement Confine(Privileges privileges, bool hasUid) {
+  Confinement c;
+  c.restricted = privileges != Privileges::Inherit;
+  if (!c.restricted) {
+    c.entry = MakeEnforcement("privileges", true, "inherit", "");
+    return c;
+  }
+  std::string mech, why;
+  if (Privileged()) {
+    // Root: a uid of its own (unless the caller chose one), its own /proc, read-only cgroups.
+    c.transientId = !hasUid;
+    c.mounts = true;
+    c.perTreeTasks = c.transientId;
+    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + "pid-ns+mount-ns+no-caps+seccomp";
+  } else {
+    // Not root: the worker has the launcher's uid, so the file system and ptrace are confined
+    // by Landlock, and its own user / PID / mount namespaces give it its own /proc.
+    c.userns = !g_usernsRefused.load();
+    c.mounts = c.userns;
+    c.perTreeTasks = c.userns;
+    c.landlockAbi = LandlockAbi();
+    mech = std::string(c.userns ? "user-ns+pid-ns+mount-ns+" : "") + "no-caps+seccomp" + (c.landlockAbi ? "+landlock" : "");
+    if (!c.landlockAbi) why = "Landlock is not available (Linux 5.13+ with the landlock LSM enabled): the worker could write what the launcher owns";
+    else if (!c.userns) why = UsernsRefusedWhy() + ": the worker sees every process in /proc";
+  }
+  // 'low': writes confined beneath its private temp dir on every host that has Landlock.
+  if (privileges == Privileges::Low) {
+    c.landlockAbi = LandlockAbi();
+    if (!c.landlockAbi && why.empty()) why = "'low' confines writes with Landlock, which this kernel does not offer";
+    if (c.landlockAbi && mech.find("+landlock") == std::string::npos) mech += "+landlock";
+    mech += "+low-seccomp";
+  }
+  c.entry = MakeEnforcement("privileges", why.empty(), mech, why);
+  return c;
+}
+
 struct Plan {
   std::vector<Enforcement> enforcement;
 };
@@ -751,33 +899,37 @@ void Add(Plan& p, const std::string& limit, bool ok, const std::string& mech, co
   p.enforcement.push_back(MakeEnforcement(limit, ok, mech, why));
 }
 
-// `processes`: one worker's `processes: 1` is a seccomp filter in that worker; every other
-// budget (a worker's N > 1, or any group budget, which no filter inside one worker can count)
-// is pids.max.
-bool NeedsPids(const Limits& l, bool group) { return group ? l.processes > 0 : l.processes > 1; }
+// The task limit (`threads`; for a group, derived from its `processes`) is pids.max.
+bool NeedsPids(const Limits& l) { return l.threads > 0; }
 
 // Which mechanism serves each requested limit (of a worker, or of a group) on this host.
-Plan PlanLimits(const Limits& lim, Privileges privileges, const CgroupLayout& l, bool group) {
+Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& l, bool group) {
   Plan p;
   std::string cgMech = l.v2 ? "cgroup-v2" : "cgroup-v1";
-  auto cg = [&](const char* name, const char* ctrl) { Add(p, name, l.Has(ctrl), cgMech, l.why.empty() ? std::string("no ") + ctrl + " cgroup" : l.why); };
+  auto why = [&](const char* ctrl) { return l.why.empty() ? std::string("no ") + ctrl + " cgroup" : l.why; };
+  auto cg = [&](const char* name, const char* ctrl) { Add(p, name, l.Has(ctrl), cgMech, why(ctrl)); };
+  // Tasks: pids.max, or RLIMIT_NPROC where the worker's identity is its tree's alone.
+  auto tasks = [&](const char* name) {
+    if (l.Has("pids")) Add(p, name, true, cgMech, "");
+    else Add(p, name, conf.perTreeTasks, "rlimit-nproc", why("pids") + ", and the worker has no identity of its own to count with RLIMIT_NPROC");
+  };
   if (lim.memoryTotal) cg("memory.total", "memory");
   if (lim.memoryProcess) Add(p, "memory.process", true, "rlimit-data", "");
   if (lim.cpuCores > 0) cg("cpu.cores", "cpu");
   if (lim.cpuTimeMs) Add(p, "cpu.time", true, "rlimit-cpu", "");
   if (!lim.affinity.empty()) Add(p, "cpu.affinity", true, "sched-setaffinity", "");
-  if (NeedsPids(lim, group)) cg("processes", "pids");
-  else if (lim.processes == 1) Add(p, "processes", true, "seccomp", "");
+  if (group) {
+    if (lim.processes) cg("processes", "pids");
+  } else {
+    if (lim.processes == 1) Add(p, "processes", true, "seccomp", "");
+    else if (lim.processes > 1) tasks("processes");
+    if (lim.threads) tasks("threads");
+  }
   if (lim.handles) Add(p, "handles", true, "rlimit-nofile", "");
-  if (privileges != Privileges::Inherit)
-    Add(p, "privileges", true, privileges == Privileges::Low ? "no-new-privs+no-caps+seccomp" : "no-new-privs+no-caps", "");
   return p;
 }
 
-// Threads a process may have under a pids.max budget: pids.max counts tasks.
-constexpr uint32_t kTasksPerProcess = 64;
-
-void Configure(Cgroup& cg, const Limits& l, bool group) {
+void Configure(Cgroup& cg, const Limits& l) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
     std::string d = cg.Dir(ctrl);
     if (d.empty()) return;
@@ -805,7 +957,7 @@ void Configure(Cgroup& cg, const Limits& l, bool group) {
       set("cpu", "cpu.cfs_quota_us", std::to_string(quota));
     }
   }
-  if (NeedsPids(l, group)) set("pids", "pids.max", std::to_string(static_cast<uint64_t>(l.processes) * kTasksPerProcess));
+  if (NeedsPids(l)) set("pids", "pids.max", std::to_string(l.threads));
 }
 
 // Makes a cgroup (per controller on v1) named `name`, under `parent` (a group's) when given,
@@ -831,7 +983,7 @@ Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& 
     // Memory and accounting always (for stats and OOM detection); cpu and pids when asked.
     std::vector<std::string> want = {"memory", "cpuacct"};
     if (l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
-    if (NeedsPids(l, isGroup) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
+    if (NeedsPids(l) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
     for (const std::string& c : want) {
       std::string base = parent ? parent->Dir(c) : "";
       if (base.empty()) {
@@ -849,7 +1001,7 @@ Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& 
     }
   }
   try {
-    Configure(cg, l, isGroup);
+    Configure(cg, l);
     // In a group, an OOM of the group's budget takes one member's whole tree (v2).
     if (cg.v2 && parent && !isGroup) {
       int err = WriteFile(cg.Dir("memory") + "/memory.oom.group", "1");
@@ -882,7 +1034,151 @@ struct CloneArgs {
 namespace backend {
 using namespace posix;
 
-SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
+namespace {
+
+// Who the worker runs as: uid without gid takes the uid's primary group (never root's gid 0);
+// a restricted worker of a root launcher gets a transient uid/gid of its own.
+void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp) {
+  cp.hasUid = req.hasUid;
+  cp.uid = req.uid;
+  cp.hasGid = req.hasGid;
+  cp.gid = req.gid;
+  if (conf.transientId) {
+    child.transientId = TransientId::Acquire();
+    cp.hasUid = true;
+    cp.uid = child.transientId->id();
+    if (!cp.hasGid) {
+      cp.hasGid = true;
+      cp.gid = child.transientId->id();
+    }
+  } else if (req.hasUid && !req.hasGid) {
+    gid_t g;
+    if (!PrimaryGroup(req.uid, &g))
+      throw SysError("ERR_INVALID_ARG_VALUE", 0, "getpwuid_r",
+                     "options.gid is required: uid " + std::to_string(req.uid) + " has no entry in the user database to take a primary group from");
+    cp.hasGid = true;
+    cp.gid = g;
+  }
+  // A restricted worker never keeps the launcher's supplementary groups.
+  cp.clearGroups = conf.restricted || cp.hasUid || cp.hasGid;
+}
+
+// A private TMPDIR, mode 0700 and owned by the worker, for a worker whose writes Landlock
+// confines beneath it. It goes with the worker (~Child).
+void MakeTempDir(Child& child, const ChildPlan& cp, std::vector<std::string>& env) {
+  const char* base = getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base == '/' ? base : "/tmp") + "/spawn-isolated-" + std::to_string(getpid()) + "-" +
+                     std::to_string(child.id) + "-XXXXXX";
+  if (mkdtemp(&tmpl[0]) == nullptr) throw Errno("mkdtemp", errno, tmpl);
+  child.tempDir = tmpl;
+  if ((cp.hasUid || cp.hasGid) && chown(tmpl.c_str(), cp.hasUid ? cp.uid : -1, cp.hasGid ? cp.gid : -1) != 0)
+    throw Errno("chown", errno, tmpl);
+  env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return e.rfind("TMPDIR=", 0) == 0; }), env.end());
+  env.push_back("TMPDIR=" + tmpl);
+}
+
+// What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, ChildPlan& cp,
+                     std::vector<sock_filter>& filter) {
+  cp.dropPrivileges = conf.restricted;
+  cp.userns = conf.userns;
+  if (conf.userns) {
+    snprintf(cp.uidMap, sizeof(cp.uidMap), "%u %u 1", geteuid(), geteuid());
+    snprintf(cp.gidMap, sizeof(cp.gidMap), "%u %u 1", getegid(), getegid());
+  }
+  cp.mounts = conf.mounts;
+  const std::vector<std::string>& ro = CgroupMounts();
+  for (size_t i = 0; i < ro.size() && cp.nroMounts < kMaxRoMounts; i++) cp.roMounts[cp.nroMounts++] = ro[i].c_str();
+  cp.landlockAbi = conf.landlockAbi;
+  cp.landlockDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
+  FilterSpec spec;
+  spec.noChildren = req.limits.processes == 1;
+  spec.restricted = conf.restricted;
+  spec.low = req.privileges == Privileges::Low;
+  filter = BuildFilter(spec);
+  cp.hasFilter = !filter.empty();
+  cp.filter.len = static_cast<unsigned short>(filter.size());
+  cp.filter.filter = filter.data();
+}
+
+// clone3 into the worker's namespaces (and v2 cgroup); the child runs ChildMain. Returns the
+// pid (and *pidfd), or -errno.
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
+  CloneArgs ca;
+  memset(&ca, 0, sizeof(ca));
+  ca.flags = CLONE_PIDFD | nsFlags;
+  ca.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  ca.exit_signal = SIGCHLD;
+  if (cg.v2 && cg.v2dir.valid()) {
+    ca.flags |= CLONE_INTO_CGROUP;  // in its cgroup from the first instruction
+    ca.cgroup = static_cast<uint64_t>(cg.v2dir.get());
+  }
+  long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+  if (pid < 0 && errno == ENOSYS) {  // kernels before 5.3: fork, then a pidfd
+    pid = syscall(SYS_clone, SIGCHLD | nsFlags, 0, 0, 0, 0);
+    if (pid > 0) *pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  }
+  if (pid == 0) ChildMain(cp);
+  return pid < 0 ? -errno : pid;
+}
+
+void KillAndWait(int pidfd) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  siginfo_t info;
+  syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL, nullptr);
+}
+
+// The child's report of a failed step (or nothing, once it has exec'd).
+struct ChildFailure {
+  int step = 0, err = 0;
+};
+
+// Places the new child in its v1 cgroups, lets it go, and waits for exec or its failure.
+ChildFailure StartChild(Child& child, Fd& goWrite, Fd& errRead) {
+  if (!child.cg.v2) {
+    for (auto& kv : child.cg.dirs) {
+      int err = WriteFile(kv.second + "/cgroup.procs", std::to_string(child.pid));
+      if (err != 0) {
+        KillAndWait(child.pidfd.get());
+        throw Errno("write", err, kv.second + "/cgroup.procs");
+      }
+    }
+  }
+  if (write(goWrite.get(), "g", 1) != 1) {
+    int err = errno;
+    KillAndWait(child.pidfd.get());
+    throw Errno("write", err, "start pipe");
+  }
+  int msg[2] = {0, 0};
+  ssize_t n;
+  do n = read(errRead.get(), msg, sizeof(msg));
+  while (n < 0 && errno == EINTR);
+  goWrite.reset();
+  ChildFailure f;
+  if (n == static_cast<ssize_t>(sizeof(msg))) {
+    siginfo_t info;
+    syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
+    f.step = msg[0];
+    f.err = msg[1];
+  }
+  return f;
+}
+
+SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
+  SysError e = Errno(std::string("spawn ") + req.file, f.err);
+  e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
+  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd))
+    e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
+                 ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
+  return e;
+}
+
+// The host refused the worker's user namespace: spawn again without one.
+struct UsernsRefused {};
+
+}  // namespace
+
+SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   Monitor& mon = Monitor::Get();
   const CgroupLayout& layout = Layout();
   const Limits& l = req.limits;
@@ -894,25 +1190,29 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   SpawnResult res;
   res.id = child->id;
 
-  Plan plan = PlanLimits(req.limits, req.privileges, layout, false);
-  if (req.strict) RequireEnforced(plan.enforcement);
-  // killOnClose: PDEATHSIG ends the worker; a PID namespace (root only) takes its whole tree.
-  child->pidns = req.killOnClose && Privileged();
-  {
-    Enforcement e;
-    e.limit = "killOnClose";
-    e.enforced = !req.killOnClose || child->pidns;
-    e.mechanism = !req.killOnClose ? "none" : child->pidns ? "pid-namespace+pdeathsig" : "pdeathsig";
-    if (!e.enforced) e.reason = "without root no PID namespace can be made: the worker dies with its parent, its own children may not";
-    plan.enforcement.push_back(e);
+  Confinement conf = Confine(req.privileges, req.hasUid);
+  Plan plan = PlanLimits(req.limits, conf, layout, false);
+  if (req.privileges != Privileges::Inherit) plan.enforcement.push_back(conf.entry);
+  if (req.strict) {
+    for (const Enforcement& e : plan.enforcement)
+      if (!e.enforced && (e.limit != "privileges" || req.privilegesExplicit)) throw NotEnforcedError(e);
   }
+  // A restricted worker is PID 1 of its own PID namespace; so is any worker of a root
+  // launcher with killOnClose: when it dies, the kernel ends the rest of its tree.
+  child->pidns = conf.mounts || (req.killOnClose && Privileged());
+  plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child->pidns,
+                                             !req.killOnClose ? "none" : "pid-namespace+pdeathsig",
+                                             "without root or a user namespace no PID namespace can be made: the worker dies "
+                                             "with its parent, its own children may not"));
+  if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
 
   // A cgroup only when a limit needs one; otherwise stats come from rusage and /proc.
   if (req.group != 0) {
     child->group = Groups().Find(req.group);
     if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool needCg = (l.memoryTotal || l.cpuCores > 0 || NeedsPids(l, false) || (child->group && !child->group->cg.Empty())) &&
+  bool needCg = (l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) ||
+                 (child->group && !child->group->cg.Empty())) &&
                 (layout.v2 || !layout.v1.empty());
   if (needCg)
     child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), l, layout,
@@ -960,7 +1260,9 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   }
 
   // argv / envp, made before clone: the child may not allocate.
+  ResolveIds(req, conf, *child, cp);
   std::vector<std::string> args = req.args, env = req.env;
+  if (conf.landlockAbi > 0) MakeTempDir(*child, cp, env);
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(&a[0]);
   argv.push_back(nullptr);
@@ -973,6 +1275,9 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
+  // Without a pids cgroup, tasks of an identity that is the tree's alone: RLIMIT_NPROC counts
+  // exactly its tree (it is not also set under pids.max, whose refusals the kernel counts).
+  if (l.threads && conf.perTreeTasks && !layout.Has("pids")) cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, static_cast<rlim_t>(l.threads)};
   if (!l.affinity.empty()) {
     cp.hasAffinity = true;
     CPU_ZERO(&cp.affinity);
@@ -983,76 +1288,37 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
       CPU_SET(c, &cp.affinity);
     }
   }
-  cp.dropPrivileges = req.privileges != Privileges::Inherit;
-  cp.hasUid = req.hasUid;
-  cp.hasGid = req.hasGid;
-  cp.uid = req.uid;
-  cp.gid = req.gid;
-  cp.hasFilter = l.processes == 1 || req.privileges == Privileges::Low;
   std::vector<sock_filter> filter;
-  if (cp.hasFilter) filter = BuildFilter(l.processes == 1, req.privileges == Privileges::Low);
-  cp.filter.len = static_cast<unsigned short>(filter.size());
-  cp.filter.filter = filter.data();
+  PlanConfinement(req, conf, *child, cp, filter);
   cp.pdeathsig = req.killOnClose;
 
-  // v1 cgroups are joined after clone: the child waits on this pipe until it is placed.
-  bool handshake = !child->cg.Empty() && !child->cg.v2;
-  int goPipe[2] = {-1, -1}, errPipe[2];
-  if (handshake && pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
+  // The child waits on this pipe until it is placed in its v1 cgroups, and sees it hang up if
+  // this process dies before the child has exec'd.
+  int goPipe[2], errPipe[2];
+  if (pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd goRead(goPipe[0]), goWrite(goPipe[1]);
   if (pipe2(errPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
   cp.goFd = goRead.get();
   cp.errFd = errWrite.get();
 
-  CloneArgs ca;
-  memset(&ca, 0, sizeof(ca));
+  uint64_t nsFlags = (child->pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
-  ca.flags = CLONE_PIDFD | (child->pidns ? CLONE_NEWPID : 0);
-  ca.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  ca.exit_signal = SIGCHLD;
-  if (child->cg.v2 && child->cg.v2dir.valid()) {
-    ca.flags |= CLONE_INTO_CGROUP;  // in its cgroup from the first instruction
-    ca.cgroup = static_cast<uint64_t>(child->cg.v2dir.get());
-  }
-  long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-  if (pid < 0 && errno == ENOSYS) {  // kernels before 5.3: fork, then a pidfd
-    pid = syscall(SYS_clone, SIGCHLD | (child->pidns ? CLONE_NEWPID : 0), 0, 0, 0, 0);
-    if (pid > 0) pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  }
-  if (pid == 0) ChildMain(cp);
-  if (pid < 0) throw Errno("clone3", errno, req.file);
+  long pid = CloneChild(cp, nsFlags, child->cg, &pidfd);
+  if (pid < 0 && conf.userns && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw UsernsRefused();
+  if (pid < 0) throw Errno("clone3", static_cast<int>(-pid), req.file);
   child->pid = static_cast<pid_t>(pid);
   child->pidfd.reset(pidfd);
   goRead.reset();
   errWrite.reset();
   childEnds.clear();
 
-  auto abandon = [&](const SysError& e) -> SysError {
-    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    siginfo_t info;
-    syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL, nullptr);
-    return e;
-  };
-  // v1 (or no clone3 cgroup support): place it before it runs anything of the worker.
-  if (!child->cg.v2) {
-    for (auto& kv : child->cg.dirs) {
-      int err = WriteFile(kv.second + "/cgroup.procs", std::to_string(pid));
-      if (err != 0) throw abandon(Errno("write", err, kv.second + "/cgroup.procs"));
-    }
-  }
-  if (handshake && write(goWrite.get(), "g", 1) != 1) throw abandon(Errno("write", errno, "start pipe"));
-  goWrite.reset();
-  int msg[2] = {0, 0};
-  ssize_t n;
-  do n = read(errRead.get(), msg, sizeof(msg));
-  while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof(msg))) {
-    siginfo_t info;
-    syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL, nullptr);
-    SysError e = Errno(std::string("spawn ") + req.file, msg[1]);
-    e.message = "spawn " + req.file + " " + ErrnoCode(msg[1]) + ": " + StepName(msg[0]) + " failed: " + strerror(msg[1]);
-    throw e;
+  ChildFailure failed = StartChild(*child, goWrite, errRead);
+  if (failed.step != 0) {
+    // A host that lets us make a user namespace but not use it (an LSM policy).
+    if (conf.userns && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
+      throw UsernsRefused();
+    throw ChildError(req, cp, conf, failed);
   }
   res.pid = pid;
   for (Fd& end : parentEnds) end.release();  // JS owns them now (net.Socket({ fd }))
@@ -1060,6 +1326,17 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   cgGuard.armed = false;
   mon.Add(child);
   return res;
+}
+
+SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
+  try {
+    return SpawnOnce(req, sink);
+  } catch (const UsernsRefused&) {
+    // Remembered: this and every later worker are confined without a user namespace (the
+    // privileges entry says what that leaves out, and strict mode refuses explicit levels).
+    g_usernsRefused = true;
+    return SpawnOnce(req, sink);
+  }
 }
 
 void Resume(uint64_t) {}
@@ -1083,7 +1360,12 @@ void Release(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Remove(id);
   if (!c) return;
   if (!c->reaped) {
-    if (!c->killOnClose) return;  // it runs on, within its limits; its cgroup stays
+    if (!c->killOnClose) {
+      // It runs on, within its limits: its cgroup, temp dir and transient uid stay its own.
+      if (c->transientId) c->transientId->Keep();
+      c->tempDir.clear();
+      return;
+    }
     Monitor::KillTree(*c);
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
@@ -1093,7 +1375,7 @@ void Release(uint64_t id) {
 
 GroupResult CreateGroup(const GroupRequest& req) {
   const CgroupLayout& layout = Layout();
-  Plan plan = PlanLimits(req.limits, Privileges::Inherit, layout, true);
+  Plan plan = PlanLimits(req.limits, Confine(Privileges::Inherit, false), layout, true);
   if (req.strict) RequireEnforced(plan.enforcement);
   auto g = std::make_shared<Group>();
   g->id = Groups().NextId();
@@ -1117,30 +1399,27 @@ void ReleaseGroup(uint64_t id) {
 }
 
 Support Probe() {
-  static Support cached = [] {
-    Support s;
-    const CgroupLayout& l = Layout();
-    s.backend = l.v2 ? "linux-cgroup-v2" : !l.v1.empty() ? "linux-cgroup-v1" : "linux-rlimit";
-    s.spawn = true;
-    std::string cgMech = l.v2 ? "cgroup-v2" : "cgroup-v1";
-    auto add = [&](const std::string& limit, bool ok, const std::string& mech, const std::string& why) {
-      s.limits.push_back(MakeEnforcement(limit, ok, mech, why));
-    };
-    auto why = [&](const char* ctrl) { return l.why.empty() ? std::string("no writable ") + ctrl + " cgroup" : l.why; };
-    add("memory.total", l.Has("memory"), cgMech, why("memory"));
-    add("memory.process", true, "rlimit-data", "");
-    add("cpu.cores", l.Has("cpu"), cgMech, why("cpu"));
-    add("cpu.time", true, "rlimit-cpu", "");
-    add("cpu.affinity", true, "sched-setaffinity", "");
-    add("processes", l.Has("pids"), "seccomp (1) / " + cgMech + " pids (N>1)", why("pids"));
-    add("handles", true, "rlimit-nofile", "");
-    add("privileges", true, "no-new-privs+no-caps", "");
-    add("killOnClose", Privileged(), "pid-namespace+pdeathsig",
-        "without root no PID namespace can be made: the worker dies with its parent, its own children may not");
-    add("inheritHandles", true, "fd-whitelist", "");
-    return s;
-  }();
-  return cached;
+  // What a worker asking for every limit with the default privileges would get here now.
+  const CgroupLayout& l = Layout();
+  Support s;
+  s.backend = l.v2 ? "linux-cgroup-v2" : !l.v1.empty() ? "linux-cgroup-v1" : "linux-rlimit";
+  s.spawn = true;
+  Limits all;
+  all.memoryProcess = all.memoryTotal = all.cpuTimeMs = all.handles = 1;
+  all.cpuCores = 1;
+  all.affinity = {0};
+  all.processes = 2;
+  all.threads = 128;
+  Confinement conf = Confine(Privileges::Restricted, false);
+  s.limits = PlanLimits(all, conf, l, false).enforcement;
+  for (Enforcement& e : s.limits)
+    if (e.limit == "processes") e.mechanism = "seccomp (1) / " + e.mechanism + " (N>1)";
+  s.limits.push_back(conf.entry);
+  s.limits.push_back(MakeEnforcement("killOnClose", Privileged() || conf.userns, "pid-namespace+pdeathsig",
+                                     "without root or a user namespace no PID namespace can be made: the worker dies with "
+                                     "its parent, its own children may not"));
+  s.limits.push_back(MakeEnforcement("inheritHandles", true, "fd-whitelist", ""));
+  return s;
 }
 
 }  // namespace backend

@@ -1,0 +1,110 @@
+#include "identity.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../contract.h"
+
+namespace si {
+namespace posix {
+namespace {
+
+constexpr const char* kLockDir = "/run/spawn-isolated";
+constexpr const char* kLockFile = "/run/spawn-isolated/transient-ids.lock";
+
+// Byte i of the lock file, locked with an open-file-description lock, reserves id base + i.
+// OFD locks belong to this process's one open file and vanish when the process dies, so a
+// killed launcher never leaves an id reserved; ids this process holds are tracked here, since
+// its own OFD locks never conflict with each other.
+class Pool {
+ public:
+  static Pool& Get() {
+    static Pool* p = new Pool();  // never destroyed: workers may outlive static destruction
+    return *p;
+  }
+  uid_t Acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ < 0) Open();
+    for (uint32_t tried = 0; tried < kTransientCount; tried++) {
+      uint32_t i = next_;
+      next_ = (next_ + 1) % kTransientCount;
+      if (held_.count(i)) continue;
+      struct flock fl;
+      memset(&fl, 0, sizeof(fl));
+      fl.l_type = F_WRLCK;
+      fl.l_whence = SEEK_SET;
+      fl.l_start = i;
+      fl.l_len = 1;
+      if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) {
+        held_.insert(i);
+        return kTransientBase + i;
+      }
+      if (errno != EAGAIN && errno != EACCES)
+        throw SysError("EIO", errno, "fcntl", std::string("reserving a transient uid failed: ") + strerror(errno));
+    }
+    throw SysError("EAGAIN", EAGAIN, "fcntl", "every transient uid of the reserved range is in use");
+  }
+  void Release(uid_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint32_t i = id - kTransientBase;
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = i;
+    fl.l_len = 1;
+    fcntl(fd_, F_OFD_SETLK, &fl);
+    held_.erase(i);
+  }
+
+ private:
+  void Open() {
+    if (mkdir(kLockDir, 0700) != 0 && errno != EEXIST)
+      throw SysError("EACCES", errno, "mkdir", std::string("cannot make ") + kLockDir + " for transient uids: " + strerror(errno));
+    struct stat st;
+    if (lstat(kLockDir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+      throw SysError("EACCES", 0, "lstat", std::string(kLockDir) + " must be a directory owned by root, not writable by others");
+    int fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));
+    fd_ = fd;
+    // Start where the pid would put us, so concurrent launchers rarely try the same ids.
+    next_ = static_cast<uint32_t>(getpid() * 61) % kTransientCount;
+  }
+
+  std::mutex mu_;
+  int fd_ = -1;
+  uint32_t next_ = 0;
+  std::set<uint32_t> held_;
+};
+
+}  // namespace
+
+std::unique_ptr<TransientId> TransientId::Acquire() {
+  return std::unique_ptr<TransientId>(new TransientId(Pool::Get().Acquire()));
+}
+
+TransientId::~TransientId() {
+  if (!kept_) Pool::Get().Release(id_);
+}
+
+bool PrimaryGroup(uid_t uid, gid_t* gid) {
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+  struct passwd pw, *found = nullptr;
+  while (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == ERANGE) buf.resize(buf.size() * 2);
+  if (found == nullptr) return false;
+  *gid = found->pw_gid;
+  return true;
+}
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,137 @@
+// seccomp deny-lists. Modelled on what Docker's default profile and nsjail keep from ordinary
+// programs: a worker never needs to make namespaces, mount, load kernel code or set the clock.
+#include "seccomp.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+
+#ifndef SECCOMP_RET_KILL_PROCESS
+#define SECCOMP_RET_KILL_PROCESS 0x80000000U
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+namespace si {
+namespace posix {
+namespace {
+
+#if defined(__x86_64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+#error "spawn-isolated: seccomp filters are written for x86_64 and aarch64"
+#endif
+
+// Every flag that makes a namespace (clone's and unshare's first argument).
+constexpr uint32_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+                                     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME;
+
+sock_filter Stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
+sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
+sock_filter RetErrno(uint32_t err) { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)); }
+sock_filter LoadNr() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)); }
+sock_filter LoadArg0() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])); }
+
+void Deny(std::vector<sock_filter>& f, long nr, uint32_t err) {
+  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
+  f.push_back(RetErrno(err));
+}
+
+// System call `nr` fails with `err` when its first argument has any of `flags`. Leaves the
+// syscall number loaded again for the checks after it.
+void DenyFlags(std::vector<sock_filter>& f, long nr, uint32_t flags, uint32_t err) {
+  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 4));
+  f.push_back(LoadArg0());
+  f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, flags, 0, 1));
+  f.push_back(RetErrno(err));
+  f.push_back(LoadNr());
+}
+
+// Namespaces, mounts, kernel code, clocks, keyrings, eBPF, perf, io_uring, handles to
+// arbitrary inodes: what nsjail and Docker's default profile deny an ordinary program.
+const long kRestrictedDenied[] = {
+    __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_setns, __NR_kexec_load, __NR_init_module,
+    __NR_finit_module, __NR_delete_module, __NR_bpf, __NR_perf_event_open, __NR_keyctl, __NR_add_key,
+    __NR_request_key, __NR_userfaultfd, __NR_swapon, __NR_swapoff, __NR_reboot, __NR_acct, __NR_settimeofday,
+    __NR_clock_settime, __NR_clock_adjtime, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_quotactl,
+    __NR_syslog, __NR_lookup_dcookie, __NR_vhangup,
+#ifdef __NR_kexec_file_load
+    __NR_kexec_file_load,
+#endif
+#ifdef __NR_iopl
+    __NR_iopl, __NR_ioperm,
+#endif
+#ifdef __NR_uselib
+    __NR_uselib,
+#endif
+#ifdef __NR_fsopen
+    __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick, __NR_move_mount, __NR_open_tree,
+#endif
+#ifdef __NR_mount_setattr
+    __NR_mount_setattr,
+#endif
+#ifdef __NR_io_uring_setup
+    __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register,
+#endif
+#ifdef __NR_quotactl_fd
+    __NR_quotactl_fd,
+#endif
+};
+
+// 'low' also loses the calls that reach into other processes of its own tree.
+const long kLowDenied[] = {__NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev, __NR_personality};
+
+}  // namespace
+
+std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
+  std::vector<sock_filter> f;
+  if (!spec.noChildren && !spec.restricted && !spec.low) return f;
+  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
+  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
+  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  f.push_back(LoadNr());
+#if defined(__x86_64__)
+  // x32 system calls would bypass the numbers below.
+  f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
+  f.push_back(RetErrno(ENOSYS));
+#endif
+  // clone3 takes its flags in memory a filter cannot read: callers (glibc, Go) fall back to
+  // clone on ENOSYS, whose flags can be checked.
+  if (spec.noChildren || spec.restricted) Deny(f, __NR_clone3, ENOSYS);
+  if (spec.restricted) {
+    DenyFlags(f, __NR_clone, kNamespaceFlags, EPERM);
+    DenyFlags(f, __NR_unshare, kNamespaceFlags, EPERM);
+    for (long nr : kRestrictedDenied) Deny(f, nr, EPERM);
+  }
+  if (spec.low)
+    for (long nr : kLowDenied) Deny(f, nr, EPERM);
+  if (spec.noChildren) {
+#ifdef __NR_fork
+    Deny(f, __NR_fork, EAGAIN);
+#endif
+#ifdef __NR_vfork
+    Deny(f, __NR_vfork, EAGAIN);
+#endif
+    // clone: allowed only with CLONE_THREAD (as Go's runtime makes its threads).
+    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4));
+    f.push_back(LoadArg0());
+    f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
+    f.push_back(RetErrno(EAGAIN));
+    f.push_back(LoadNr());
+  }
+  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  return f;
+}
+
+}  // namespace posix
+}  // namespace si
