@@ -34,7 +34,7 @@ export function normalizeGroupLimits(given: unknown): NormalizedGroup {
   if (!isPlainObject(given)) throw invalidArgType('limits', 'of type object', given);
   const v = ownProps(given);
   checkKeys(v, ['memory', 'cpu', 'processes', 'enforcement', 'killOnClose'], 'limits');
-  const limits: NativeLimits = {};
+  const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
   if (v.memory !== undefined) limits.memoryTotal = parseByteSize(v.memory, 'limits.memory');
   if (v.cpu !== undefined) limits.cpuCores = cores(v.cpu, 'limits.cpu');
   if (v.processes !== undefined) limits.processes = integer(v.processes, 'limits.processes', 1, MAX_TASKS);

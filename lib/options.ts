@@ -365,7 +365,7 @@ export function normalizeOptions(
     signal = s;
   }
 
-  const limits: NativeLimits = {};
+  const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
   normalizeMemory(o.memory, limits);
   normalizeCpu(o.cpu, limits);
   if (o.processes !== undefined) limits.processes = integer(o.processes, 'options.processes', 1, MAX_TASKS);

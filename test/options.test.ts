@@ -90,7 +90,7 @@ describe('option validation (every platform)', () => {
     const a = normalizeOptions(w, [], { cwd: pathToFileURL(process.cwd()) });
     assert.equal(a.cwd, process.cwd());
     const b = normalizeOptions(w, ['x'], { memory: { process: '1GiB', total: '2GiB' }, cpu: { cores: 1.5, time: '10s', affinity: [1, 0] } });
-    assert.deepEqual(b.limits, { memoryProcess: 2 ** 30, memoryTotal: 2 ** 31, cpuCores: 1.5, cpuTimeMs: 10_000, affinity: [0, 1] });
+    assert.deepEqual({ ...b.limits }, { memoryProcess: 2 ** 30, memoryTotal: 2 ** 31, cpuCores: 1.5, cpuTimeMs: 10_000, affinity: [0, 1] });
     assert.equal(b.strict, true);
     assert.equal(b.privileges, 'restricted');
     assert.equal(b.privilegesExplicit, false);
