@@ -64,7 +64,7 @@ const long kRestrictedDenied[] = {
     __NR_finit_module, __NR_delete_module, __NR_bpf, __NR_perf_event_open, __NR_keyctl, __NR_add_key,
     __NR_request_key, __NR_userfaultfd, __NR_swapon, __NR_swapoff, __NR_reboot, __NR_acct, __NR_settimeofday,
     __NR_clock_settime, __NR_clock_adjtime, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_quotactl,
-    __NR_syslog, __NR_lookup_dcookie, __NR_vhangup,
+    __NR_syslog, __NR_lookup_dcookie, __NR_vhangup, __NR_fanotify_init,
 #ifdef __NR_kexec_file_load
     __NR_kexec_file_load,
 #endif
