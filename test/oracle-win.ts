@@ -74,3 +74,57 @@ export function openInheritable(file: string): number {
 export function closeHandle(h: number): void {
   CloseHandle(h);
 }
+
+// ---- AccessCheck: what a worker's token may do to an object, as the kernel would decide it.
+const advapi = koffi.load('advapi32.dll');
+const OpenProcessToken = advapi.func('int __stdcall OpenProcessToken(intptr_t process, uint32_t access, _Out_ intptr_t *token)');
+const DuplicateToken = advapi.func('int __stdcall DuplicateToken(intptr_t token, int level, _Out_ intptr_t *dup)');
+const GetSecurityInfo = advapi.func(
+  'uint32_t __stdcall GetSecurityInfo(intptr_t handle, int type, uint32_t info, void *owner, void *group, void *dacl, void *sacl, _Out_ void **sd)',
+);
+koffi.struct('GENERIC_MAPPING', { read: 'uint32_t', write: 'uint32_t', execute: 'uint32_t', all: 'uint32_t' });
+const AccessCheck = advapi.func(
+  'int __stdcall AccessCheck(void *sd, intptr_t token, uint32_t desired, GENERIC_MAPPING *mapping, _Out_ uint8_t *privs, _Inout_ uint32_t *privsLen, _Out_ uint32_t *granted, _Out_ int *status)',
+);
+const LocalFree = k32.func('intptr_t __stdcall LocalFree(void *p)');
+const GetCurrentProcess = k32.func('intptr_t __stdcall GetCurrentProcess()');
+const GetLastError = k32.func('uint32_t __stdcall GetLastError()');
+
+/** Process rights a worker could use against its launcher. */
+export const PROCESS_DUP_HANDLE = 0x0040;
+export const PROCESS_VM_WRITE = 0x0020;
+export const PROCESS_TERMINATE = 0x0001;
+
+/**
+ * Whether the token of process `workerPid` is granted `desired` on this process (Node), by the
+ * system's own AccessCheck against this process's security descriptor (owner, group, DACL).
+ */
+export function workerMayOpenNode(workerPid: number, desired: number): boolean {
+  const TOKEN_QUERY = 0x0008;
+  const TOKEN_DUPLICATE = 0x0002;
+  const SE_KERNEL_OBJECT = 6;
+  const OWNER_GROUP_DACL = 0x1 | 0x2 | 0x4;
+  const proc = Number(OpenProcess(PROCESS_QUERY_INFORMATION, 0, workerPid));
+  if (proc === 0) throw new Error(`OpenProcess(${workerPid}) failed: ${GetLastError()}`);
+  const tok = [0];
+  const imp = [0];
+  const sd: unknown[] = [null];
+  try {
+    if (!OpenProcessToken(proc, TOKEN_QUERY | TOKEN_DUPLICATE, tok)) throw new Error(`OpenProcessToken failed: ${GetLastError()}`);
+    if (!DuplicateToken(tok[0], 2 /* SecurityImpersonation */, imp)) throw new Error(`DuplicateToken failed: ${GetLastError()}`);
+    const err = GetSecurityInfo(GetCurrentProcess(), SE_KERNEL_OBJECT, OWNER_GROUP_DACL, null, null, null, null, sd);
+    if (err !== 0) throw new Error(`GetSecurityInfo failed: ${err}`);
+    const mapping = { read: 0x20410, write: 0x20028, execute: 0x121000, all: 0x1fffff };
+    const privs = Buffer.alloc(256);
+    const privsLen = [privs.length];
+    const granted = [0];
+    const status = [0];
+    if (!AccessCheck(sd[0], imp[0], desired, mapping, privs, privsLen, granted, status)) throw new Error(`AccessCheck failed: ${GetLastError()}`);
+    return status[0] !== 0;
+  } finally {
+    if (sd[0]) LocalFree(sd[0]);
+    if (imp[0]) CloseHandle(imp[0]);
+    if (tok[0]) CloseHandle(tok[0]);
+    CloseHandle(proc);
+  }
+}

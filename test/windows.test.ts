@@ -166,6 +166,51 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       assert.equal(low.integrity, 0x1000, 'low integrity');
     });
 
+    it("restricted: the token has restricting SIDs (its own SID, Everyone, Users, RESTRICTED)", async function () {
+      requireEnforced(this, 'privileges');
+      const token = async (privileges: 'inherit' | 'restricted' | 'low') =>
+        json<{ restrictedSids?: number }>(await collect(spawnIsolated(w, ['token'], { privileges })));
+      assert.equal((await token('restricted')).restrictedSids, 4);
+      assert.equal((await token('low')).restrictedSids, 4);
+      assert.equal((await token('inherit')).restrictedSids ?? 0, 0);
+    });
+
+    it("restricted: the worker cannot open Node's process or a sibling worker (control: inherit can)", async function () {
+      requireEnforced(this, 'privileges');
+      const sibling = spawnIsolated(w, ['sleep', '30000']);
+      try {
+        await new Promise((r) => sibling.once('spawn', r));
+        const pids = [String(process.pid), String(sibling.pid)];
+        const attack = json<Record<string, Record<string, string>>>(await collect(spawnIsolated(w, ['attack', 'open-process', ...pids])));
+        for (const pid of pids) {
+          for (const right of ['dup-handle', 'vm-write', 'terminate']) assert.notEqual(attack[pid][right], 'ok', `${right} on ${pid}`);
+        }
+        const control = json<Record<string, Record<string, string>>>(
+          await collect(spawnIsolated(w, ['attack', 'open-process', String(process.pid)], { privileges: 'inherit' })),
+        );
+        assert.equal(control[String(process.pid)]['dup-handle'], 'ok', 'control: an inherit worker opens Node');
+      } finally {
+        sibling.kill('SIGKILL');
+        await sibling.exited.catch(() => undefined);
+      }
+    });
+
+    it("oracle: AccessCheck denies a restricted worker's token PROCESS_DUP_HANDLE on Node (grants an inherit one)", async function () {
+      requireEnforced(this, 'privileges');
+      const check = async (privileges: 'inherit' | 'restricted') => {
+        const p = spawnIsolated(w, ['sleep', '30000'], { privileges });
+        try {
+          await new Promise((r) => p.once('spawn', r));
+          return oracle.workerMayOpenNode(p.pid!, oracle.PROCESS_DUP_HANDLE);
+        } finally {
+          p.kill('SIGKILL');
+          await p.exited.catch(() => undefined);
+        }
+      };
+      assert.equal(await check('restricted'), false);
+      assert.equal(await check('inherit'), true);
+    });
+
     it('strict mode refuses explicit privileges the host does not apply, before the worker runs', async function () {
       if (isolationSupport().limits.privileges.enforced) this.skip(); // nothing to refuse on real Windows
       const p = spawnIsolated(w, ['token'], { privileges: 'low' });
