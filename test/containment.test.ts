@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
+import { normalizeGroupLimits } from '../lib/group';
 import { normalizeOptions } from '../lib/options';
 import { collect, firstLine, isLinux, json, root, worker } from './helpers';
 
@@ -49,6 +50,7 @@ const isRoot = isLinux && process.getuid!() === 0;
         assert.equal(i.groups, null);
         assert.deepEqual([i.CapEff, i.CapPrm, i.CapBnd, i.NoNewPrivs, i.Seccomp], ['0000000000000000', '0000000000000000', '0000000000000000', '1', '2']);
         assert.equal(i.pid, 1);
+        assert.equal(i.securebits, 0x2f, 'NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED and their locks');
       }
       assert.notEqual(ia.uid, ib.uid, 'two live workers share a uid');
     });
@@ -63,8 +65,9 @@ const isRoot = isLinux && process.getuid!() === 0;
     });
 
     it('cannot move itself to another cgroup (parent or root), and stays in its own', async () => {
-      const { r } = await attack(['cgroup-move'], { memory: '64MiB', processes: 4 });
+      const { c, r } = await attack(['cgroup-move', '--', 'alloc', '1024'], { memory: '64MiB', processes: 4, go: false });
       allFailed(r, 'cgroup-move');
+      assert.equal(c.exit.reason, 'memory', `after the attack: ${JSON.stringify(c.exit)}`);
       assert.match(r.cgroup, /pids:\/.*spawn-isolated-/);
       assert.match(r.cgroup, /memory:\/.*spawn-isolated-/);
     });
@@ -144,6 +147,7 @@ const isRoot = isLinux && process.getuid!() === 0;
       assert.notEqual(i.gid, 0);
       assert.equal(i.CapBnd, '0000000000000000');
       assert.equal(i.NoNewPrivs, '1');
+      assert.equal(i.securebits, 0x2f);
       const p = spawnIsolated(w, ['info'], { uid: 3999999 });
       const err = await new Promise<NodeJS.ErrnoException>((resolve) => p.on('error', resolve));
       assert.equal(err.code, 'ERR_INVALID_ARG_VALUE');
@@ -244,7 +248,32 @@ const isRoot = isLinux && process.getuid!() === 0;
       };
     }
 
-    it('normalizeOptions reads own properties only, for every option', () => {
+    it('each option name, polluted on its own, changes neither the options nor a group budget', () => {
+      const nasty: Record<string, unknown> = {
+        cwd: '/', env: { X: '1' }, stdio: 'inherit', signal: new AbortController().signal, timeout: 1, killSignal: 'SIGKILL',
+        windowsHide: false, memory: '1GiB', cpu: 64, processes: 9, threads: 99, handles: 3, inheritHandles: [0],
+        privileges: 'inherit', killOnClose: false, go: false, enforcement: 'best-effort', uid: 0, gid: 0,
+        process: '1MiB', total: '1MiB', cores: 64, time: '1ms', affinity: [0], handle: 4,
+        memoryTotal: 1, memoryProcess: 1, cpuCores: 1, cpuTimeMs: 1,
+      };
+      const opts = () => ({ memory: { process: '64MiB' }, cpu: { time: '1s' }, inheritHandles: [] });
+      const clean = normalizeOptions('w', [], opts(), 'linux');
+      const cleanGroup = normalizeGroupLimits({ cpu: 1 });
+      for (const [k, v] of Object.entries(nasty)) {
+        (Object.prototype as Record<string, unknown>)[k] = v;
+        try {
+          const dirty = normalizeOptions('w', [], opts(), 'linux');
+          assert.deepEqual({ ...dirty, env: undefined, limits: { ...dirty.limits } }, { ...clean, env: undefined, limits: { ...clean.limits } }, k);
+          assert.deepEqual(dirty.env, clean.env, k);
+          const g = normalizeGroupLimits({ cpu: 1 });
+          assert.deepEqual({ ...g, limits: { ...g.limits } }, { ...cleanGroup, limits: { ...cleanGroup.limits } }, k);
+        } finally {
+          delete (Object.prototype as Record<string, unknown>)[k];
+        }
+      }
+    });
+
+    it('normalizeOptions reads own properties only, with everything polluted at once', () => {
       const clean = normalizeOptions('w', [], { memory: { process: '64MiB' }, cpu: { time: '1s' } }, 'linux');
       const restore = pollute();
       try {
