@@ -834,10 +834,13 @@ class Monitor {
 
 bool Privileged() { return geteuid() == 0; }
 
-// Non-root launchers confine restricted workers in a user namespace of their own; a host that
-// refuses one (a sysctl, an LSM) is remembered, and workers then get what works without it.
-std::atomic<bool> g_usernsRefused{false};
-std::string UsernsRefusedWhy() { return "this host refuses unprivileged user namespaces"; }
+// Workers get namespaces of their own (PID, mount, IPC; a user namespace too when this
+// launcher is not root). A host that refuses them (a container's seccomp profile, a sysctl,
+// an LSM) is remembered, and workers then get what works without them.
+std::atomic<bool> g_namespacesRefused{false};
+std::string NamespacesRefusedWhy() {
+  return Privileged() ? "this host refuses new PID and mount namespaces" : "this host refuses unprivileged user namespaces";
+}
 
 // How a worker is confined, from its privilege level and who this launcher is.
 struct Confinement {
@@ -865,20 +868,23 @@ Confinement Confine(Privileges privileges, bool hasUid) {
   std::string mech, why;
   if (Privileged()) {
     // Root: a uid of its own (unless the caller chose one), its own /proc, read-only cgroups.
+    // Without namespaces, its transient uid still keeps it from root's files, cgroup files
+    // and other workers' /proc entries; it can see that they exist.
     c.transientId = !hasUid;
-    c.mounts = true;
+    c.mounts = !g_namespacesRefused.load();
     c.perTreeTasks = c.transientId;
-    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + "pid-ns+mount-ns+no-caps+seccomp";
+    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + (c.mounts ? "pid-ns+mount-ns+" : "") + "no-caps+seccomp";
+    if (!c.mounts) why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
   } else {
     // Not root: the worker has the launcher's uid, so the file system and ptrace are confined
     // by Landlock, and its own user / PID / mount namespaces give it its own /proc.
-    c.userns = !g_usernsRefused.load();
+    c.userns = !g_namespacesRefused.load();
     c.mounts = c.userns;
     c.perTreeTasks = c.userns;
     c.landlockAbi = LandlockAbi();
     mech = std::string(c.userns ? "user-ns+pid-ns+mount-ns+" : "") + "no-caps+seccomp" + (c.landlockAbi ? "+landlock" : "");
     if (!c.landlockAbi) why = "Landlock is not available (Linux 5.13+ with the landlock LSM enabled): the worker could write what the launcher owns";
-    else if (!c.userns) why = UsernsRefusedWhy() + ": the worker sees every process in /proc";
+    else if (!c.userns) why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
   }
   // 'low': writes confined beneath its private temp dir on every host that has Landlock.
   if (privileges == Privileges::Low) {
@@ -1174,7 +1180,7 @@ SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinem
 }
 
 // The host refused the worker's user namespace: spawn again without one.
-struct UsernsRefused {};
+struct NamespacesRefused {};
 
 }  // namespace
 
@@ -1199,7 +1205,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   }
   // A restricted worker is PID 1 of its own PID namespace; so is any worker of a root
   // launcher with killOnClose: when it dies, the kernel ends the rest of its tree.
-  child->pidns = conf.mounts || (req.killOnClose && Privileged());
+  child->pidns = conf.mounts || (req.killOnClose && Privileged() && !g_namespacesRefused.load());
   plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child->pidns,
                                              !req.killOnClose ? "none" : "pid-namespace+pdeathsig",
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
@@ -1302,10 +1308,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   cp.goFd = goRead.get();
   cp.errFd = errWrite.get();
 
-  uint64_t nsFlags = (child->pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS : 0) | (conf.userns ? CLONE_NEWUSER : 0);
+  uint64_t nsFlags = (child->pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
   long pid = CloneChild(cp, nsFlags, child->cg, &pidfd);
-  if (pid < 0 && conf.userns && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw UsernsRefused();
+  if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefused();
   if (pid < 0) throw Errno("clone3", static_cast<int>(-pid), req.file);
   child->pid = static_cast<pid_t>(pid);
   child->pidfd.reset(pidfd);
@@ -1315,9 +1321,9 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
 
   ChildFailure failed = StartChild(*child, goWrite, errRead);
   if (failed.step != 0) {
-    // A host that lets us make a user namespace but not use it (an LSM policy).
-    if (conf.userns && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
-      throw UsernsRefused();
+    // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
+    if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
+      throw NamespacesRefused();
     throw ChildError(req, cp, conf, failed);
   }
   res.pid = pid;
@@ -1331,10 +1337,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   try {
     return SpawnOnce(req, sink);
-  } catch (const UsernsRefused&) {
-    // Remembered: this and every later worker are confined without a user namespace (the
+  } catch (const NamespacesRefused&) {
+    // Remembered: this and every later worker are confined without namespaces (the
     // privileges entry says what that leaves out, and strict mode refuses explicit levels).
-    g_usernsRefused = true;
+    g_namespacesRefused = true;
     return SpawnOnce(req, sink);
   }
 }
@@ -1415,7 +1421,7 @@ Support Probe() {
   for (Enforcement& e : s.limits)
     if (e.limit == "processes") e.mechanism = "seccomp (1) / " + e.mechanism + " (N>1)";
   s.limits.push_back(conf.entry);
-  s.limits.push_back(MakeEnforcement("killOnClose", Privileged() || conf.userns, "pid-namespace+pdeathsig",
+  s.limits.push_back(MakeEnforcement("killOnClose", conf.mounts || (Privileged() && !g_namespacesRefused.load()), "pid-namespace+pdeathsig",
                                      "without root or a user namespace no PID namespace can be made: the worker dies with "
                                      "its parent, its own children may not"));
   s.limits.push_back(MakeEnforcement("inheritHandles", true, "fd-whitelist", ""));
