@@ -68,8 +68,7 @@ const isRoot = isLinux && process.getuid!() === 0;
       const { c, r } = await attack(['cgroup-move', '--', 'alloc', '1024'], { memory: '64MiB', processes: 4, go: false });
       allFailed(r, 'cgroup-move');
       assert.equal(c.exit.reason, 'memory', `after the attack: ${JSON.stringify(c.exit)}`);
-      assert.match(r.cgroup, /pids:\/.*spawn-isolated-/);
-      assert.match(r.cgroup, /memory:\/.*spawn-isolated-/);
+      assert.match(r.cgroup, /\/spawn-isolated-\d+-\d+\n/, 'still in its own cgroup');
     });
 
     it('cannot open root-owned files for writing (control: privileges inherit can)', async () => {
@@ -133,8 +132,10 @@ const isRoot = isLinux && process.getuid!() === 0;
       const p = spawnIsolated(w, ['sleep', '3000'], { threads: 50 });
       try {
         await new Promise((r) => p.once('spawn', r));
-        const cg = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').match(/pids:(\S+)/)![1];
-        assert.equal(fs.readFileSync(`/sys/fs/cgroup/pids${cg}/pids.max`, 'utf8').trim(), '50');
+        const lines = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8');
+        const v1 = lines.match(/:pids:(\S+)/);
+        const dir = v1 ? `/sys/fs/cgroup/pids${v1[1]}` : `/sys/fs/cgroup${lines.match(/^0::(\S+)/m)![1]}`;
+        assert.equal(fs.readFileSync(`${dir}/pids.max`, 'utf8').trim(), '50');
       } finally {
         p.kill('SIGKILL');
         await p.exited.catch(() => undefined);
@@ -155,7 +156,17 @@ const isRoot = isLinux && process.getuid!() === 0;
     });
   });
 
-  (isRoot ? describe : describe.skip)('started by a non-root launcher (uid 65534)', () => {
+  (isRoot ? describe : describe.skip)('started by a non-root launcher (uid 65534)', function () {
+    // Hosts that refuse unprivileged user namespaces (Ubuntu's AppArmor restriction) give a
+    // non-root launcher's workers less: the privileges entry says so, and these tests skip.
+    before(async function () {
+      const probe = (await asNobody(`return (await run(['exit', '0'])).enforcement.privileges;`)) as { enforced: boolean; reason?: string };
+      if (!probe.enforced) {
+        this.test!.parent!.title += ` [skipped: ${probe.reason}]`;
+        this.skip();
+      }
+    });
+
     // The launcher runs as nobody in a child Node process; it reports what its workers saw.
     function asNobody(body: string): Promise<Record<string, unknown>> {
       const script = path.join(tmp, `nobody-${Date.now()}-${Math.random().toString(36).slice(2)}.js`);
