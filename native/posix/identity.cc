@@ -18,6 +18,17 @@ namespace si {
 namespace posix {
 namespace {
 
+// Lock (F_WRLCK) or unlock (F_UNLCK) byte `i` of `fd` with an open-file-description lock.
+int LockByte(int fd, uint32_t i, short type) {
+  struct flock fl;
+  memset(&fl, 0, sizeof(fl));
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = i;
+  fl.l_len = 1;
+  return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
 constexpr const char* kLockDir = "/run/spawn-isolated";
 constexpr const char* kLockFile = "/run/spawn-isolated/transient-ids.lock";
 
@@ -38,13 +49,7 @@ class Pool {
       uint32_t i = next_;
       next_ = (next_ + 1) % kTransientCount;
       if (held_.count(i)) continue;
-      struct flock fl;
-      memset(&fl, 0, sizeof(fl));
-      fl.l_type = F_WRLCK;
-      fl.l_whence = SEEK_SET;
-      fl.l_start = i;
-      fl.l_len = 1;
-      if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) {
+      if (LockByte(fd_, i, F_WRLCK) == 0) {
         held_.insert(i);
         return kTransientBase + i;
       }
@@ -56,13 +61,7 @@ class Pool {
   void Release(uid_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     uint32_t i = id - kTransientBase;
-    struct flock fl;
-    memset(&fl, 0, sizeof(fl));
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = i;
-    fl.l_len = 1;
-    fcntl(fd_, F_OFD_SETLK, &fl);
+    LockByte(fd_, i, F_UNLCK);
     held_.erase(i);
   }
 
