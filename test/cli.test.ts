@@ -73,6 +73,17 @@ function run(args: string[], onStdout?: (s: string, child: ReturnType<typeof spa
     assert.equal((await run(['--cpu-time', '1s', '--', w, 'spin', '30000', '1'])).code, EXIT.cpuTime);
   });
 
+  it('--threads: a worker that fails at its thread limit exits 119', async function () {
+    requireEnforced(this, 'threads');
+    if (isolationSupport().limits.threads.mechanism === 'rlimit-nproc') {
+      this.test!.title += ' [skipped: RLIMIT_NPROC leaves no count to tell the reason from]';
+      this.skip();
+    }
+    const r = await run(['--threads', '64', '--', w, 'attack', 'threads', '500']);
+    assert.equal(r.code, EXIT.threads, r.stderr.slice(-300));
+    assert.match(r.stderr, /ended \(threads/);
+  });
+
   it('a signal to the command ends the tree and exits 128 + that signal', async function () {
     if (isWindows) {
       this.test!.title += ' [skipped: Windows has no SIGTERM to send to a process]';
