@@ -14,38 +14,23 @@
 #include <vector>
 
 #include "../contract.h"
+#include "../scoped.h"
 
 namespace si {
 namespace win {
 
 // Owns one kernel HANDLE (NULL and INVALID_HANDLE_VALUE both mean "none").
-class UniqueHandle {
- public:
-  UniqueHandle() = default;
-  explicit UniqueHandle(HANDLE h) : h_(h) {}
-  UniqueHandle(const UniqueHandle&) = delete;
-  UniqueHandle& operator=(const UniqueHandle&) = delete;
-  UniqueHandle(UniqueHandle&& o) noexcept : h_(o.release()) {}
-  UniqueHandle& operator=(UniqueHandle&& o) noexcept {
-    if (this != &o) reset(o.release());
-    return *this;
+struct HandleTraits {
+  using Type = HANDLE;
+  static HANDLE Null() { return nullptr; }
+  static bool Valid(HANDLE h) { return h != nullptr && h != INVALID_HANDLE_VALUE; }
+  static void Close(HANDLE h) {
+    DWORD err = GetLastError();
+    CloseHandle(h);
+    SetLastError(err);
   }
-  ~UniqueHandle() { reset(); }
-  HANDLE get() const { return h_; }
-  bool valid() const { return h_ != nullptr && h_ != INVALID_HANDLE_VALUE; }
-  HANDLE release() {
-    HANDLE h = h_;
-    h_ = nullptr;
-    return h;
-  }
-  void reset(HANDLE h = nullptr) {
-    if (valid()) CloseHandle(h_);
-    h_ = h;
-  }
-
- private:
-  HANDLE h_ = nullptr;
 };
+using UniqueHandle = Scoped<HandleTraits>;
 
 // Owns an initialised PROC_THREAD_ATTRIBUTE_LIST.
 class AttributeList {

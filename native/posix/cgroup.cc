@@ -1,0 +1,254 @@
+#include "cgroup.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "mountinfo.h"
+
+namespace si {
+namespace posix {
+namespace {
+
+constexpr long kCpuPeriodUs = 100000;   // cpu.max / cfs_period_us
+constexpr long kMinCpuQuotaUs = 1000;   // the kernel's smallest quota
+constexpr int kRemoveWaitMs = 1000;     // RemoveNow: how long exits are waited for
+constexpr int kRemoveRetryMs = 10;
+
+std::vector<MountEntry> Mounts() {
+  std::string text;
+  ReadFile("/proc/self/mountinfo", &text);
+  return ParseMountInfo(text);
+}
+
+bool WritableDir(const std::string& dir) {
+  std::string probe = dir + "/spawn-isolated-probe-" + std::to_string(getpid());
+  if (mkdir(probe.c_str(), 0755) != 0) return false;
+  rmdir(probe.c_str());
+  return true;
+}
+
+// v2: make `base` able to hold per-worker cgroups with the controllers enabled. The "no
+// internal processes" rule means processes in `base` itself must move to a leaf first.
+bool PrepareV2(const std::string& base, std::string* why) {
+  std::string avail;
+  ReadFile(base + "/cgroup.controllers", &avail);
+  for (const char* c : {"memory", "cpu", "pids"}) {
+    if (avail.find(c) == std::string::npos) {
+      *why = std::string("cgroup v2 controller '") + c + "' is not delegated to " + base;
+      return false;
+    }
+  }
+  std::string enable = "+memory +cpu +pids";
+  int err = WriteFile(base + "/cgroup.subtree_control", enable);
+  if (err == EBUSY) {
+    std::string leaf = base + "/spawn-isolated-supervisor";
+    mkdir(leaf.c_str(), 0755);
+    std::string procs;
+    ReadFile(base + "/cgroup.procs", &procs);
+    std::istringstream in(procs);
+    std::string pid;
+    while (in >> pid) WriteFile(leaf + "/cgroup.procs", pid);
+    err = WriteFile(base + "/cgroup.subtree_control", enable);
+  }
+  if (err != 0) {
+    *why = "cannot enable controllers in " + base + "/cgroup.subtree_control: " + strerror(err);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const CgroupLayout& Layout() {
+  static const CgroupLayout layout = [] {
+    CgroupLayout l;
+    std::string self;
+    ReadFile("/proc/self/cgroup", &self);
+    ProcCgroup own = ParseProcCgroup(self);
+    std::vector<MountEntry> mounts = Mounts();
+    const char* env = getenv("SPAWN_ISOLATED_CGROUP");
+    // v2 first: the unified hierarchy, when it holds our controllers.
+    std::string unified = MountPointOf(mounts, "cgroup2", "");
+    if (!unified.empty()) {
+      std::string base = env && *env ? std::string(env) : unified + own.unified;
+      std::string why;
+      if (Exists(base) && PrepareV2(base, &why)) {
+        l.v2 = true;
+        l.v2Base = base;
+        return l;
+      }
+      l.why = why;
+    }
+    for (const char* c : {"memory", "cpu", "cpuacct", "pids"}) {
+      auto path = own.byController.find(c);
+      if (path == own.byController.end()) continue;
+      std::string mount = MountPointOf(mounts, "cgroup", c);
+      if (mount.empty()) continue;
+      std::string dir = mount + (path->second == "/" ? "" : path->second);
+      if (WritableDir(dir)) l.v1[c] = dir;
+      else if (l.why.empty()) l.why = "cannot create cgroups under " + dir + ": " + strerror(errno);
+    }
+    if (l.v1.empty() && l.why.empty()) l.why = "no cgroup hierarchy with memory, cpu or pids controllers is mounted";
+    return l;
+  }();
+  return layout;
+}
+
+const std::vector<std::string>& CgroupMounts() {
+  static const std::vector<std::string> points = [] {
+    std::vector<MountEntry> mounts = Mounts();
+    bool sysfsCgroupIsMount = std::any_of(mounts.begin(), mounts.end(), [](const MountEntry& m) { return m.point == "/sys/fs/cgroup"; });
+    std::vector<std::string> out;
+    for (const MountEntry& m : mounts) {
+      if (m.type != "cgroup" && m.type != "cgroup2") continue;
+      bool under = m.point.rfind("/sys/fs/cgroup", 0) == 0;
+      std::string top = under && sysfsCgroupIsMount ? "/sys/fs/cgroup" : m.point;
+      if (std::find(out.begin(), out.end(), top) == out.end()) out.push_back(top);
+    }
+    return out;
+  }();
+  return points;
+}
+
+std::string Cgroup::Dir(const std::string& ctrl) const {
+  auto it = dirs.find(v2 ? "unified" : ctrl);
+  return it == dirs.end() ? "" : it->second;
+}
+
+std::vector<pid_t> Cgroup::Pids() const {
+  std::vector<pid_t> out;
+  for (auto& kv : dirs) {
+    std::string s;
+    ReadFile(kv.second + "/cgroup.procs", &s);
+    std::istringstream in(s);
+    pid_t p;
+    while (in >> p)
+      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  }
+  return out;
+}
+
+void Cgroup::KillAll() const {
+  if (v2 && WriteFile(Dir("unified") + "/cgroup.kill", "1") == 0) return;
+  for (pid_t p : Pids()) kill(p, SIGKILL);
+}
+
+bool Cgroup::Remove() {
+  for (auto it = dirs.begin(); it != dirs.end();) {
+    if (rmdir(it->second.c_str()) == 0 || errno == ENOENT) it = dirs.erase(it);
+    else ++it;
+  }
+  return dirs.empty();
+}
+
+void Cgroup::RemoveNow() {
+  for (int waited = 0; waited < kRemoveWaitMs && !Remove(); waited += kRemoveRetryMs) {
+    KillAll();
+    usleep(kRemoveRetryMs * 1000);
+  }
+}
+
+uint64_t Cgroup::TaskLimitHits() const {
+  std::string d = Dir("pids");
+  return d.empty() ? 0 : ReadKey(d + "/pids.events", "max");
+}
+
+uint64_t Cgroup::OomKills() const {
+  std::string d = Dir("memory");
+  if (d.empty()) return 0;
+  return v2 ? ReadKey(d + "/memory.events", "oom_kill") : ReadKey(d + "/memory.oom_control", "oom_kill");
+}
+
+bool NeedsPids(const Limits& l) { return l.threads > 0; }
+
+namespace {
+
+void Configure(Cgroup& cg, const Limits& l) {
+  auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
+    std::string d = cg.Dir(ctrl);
+    if (d.empty()) return;
+    int err = WriteFile(d + "/" + file, value);
+    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
+  };
+  if (l.memoryTotal) {
+    std::string v = std::to_string(l.memoryTotal);
+    if (cg.v2) {
+      set("memory", "memory.max", v);
+      // No swap to escape into (the file exists only with swap accounting).
+      if (Exists(cg.Dir("memory") + "/memory.swap.max")) set("memory", "memory.swap.max", "0");
+      set("memory", "memory.oom.group", "1");
+    } else {
+      set("memory", "memory.limit_in_bytes", v);
+      if (Exists(cg.Dir("memory") + "/memory.memsw.limit_in_bytes")) set("memory", "memory.memsw.limit_in_bytes", v);
+    }
+  }
+  if (l.cpuCores > 0) {
+    long period = kCpuPeriodUs;
+    long quota = std::max(kMinCpuQuotaUs, static_cast<long>(std::llround(l.cpuCores * period)));
+    if (cg.v2) set("cpu", "cpu.max", std::to_string(quota) + " " + std::to_string(period));
+    else {
+      set("cpu", "cpu.cfs_period_us", std::to_string(period));
+      set("cpu", "cpu.cfs_quota_us", std::to_string(quota));
+    }
+  }
+  if (NeedsPids(l)) set("pids", "pids.max", std::to_string(l.threads));
+}
+
+
+// The directories (v1: one per controller) of a new cgroup; removed again by the caller's guard
+// when a later step fails.
+void MakeDirs(Cgroup& cg, const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent) {
+  if (layout.v2) {
+    cg.v2 = true;
+    std::string d = (parent ? parent->Dir("unified") : layout.v2Base) + "/" + name;
+    if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
+    cg.dirs["unified"] = d;
+    return;
+  }
+  // Memory and accounting always (for stats and OOM detection); cpu and pids when asked.
+  std::vector<std::string> want = {"memory", "cpuacct"};
+  if (l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
+  if (NeedsPids(l) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
+  for (const std::string& c : want) {
+    std::string base = parent ? parent->Dir(c) : "";
+    if (base.empty()) {
+      auto it = layout.v1.find(c);
+      if (it == layout.v1.end()) continue;
+      base = it->second;
+    }
+    std::string d = base + "/" + name;
+    if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
+    cg.dirs[c] = d;
+  }
+}
+
+}  // namespace
+
+Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup) {
+  Cgroup cg;
+  auto undo = OnScopeExit([&] { cg.Remove(); });
+  MakeDirs(cg, name, l, layout, parent);
+  if (cg.v2 && isGroup) {
+    int err = WriteFile(cg.Dir("unified") + "/cgroup.subtree_control", "+memory +cpu +pids");
+    if (err != 0) throw Errno("write", err, cg.Dir("unified") + "/cgroup.subtree_control");
+  } else if (cg.v2) {
+    cg.v2dir.reset(open(cg.Dir("unified").c_str(), O_DIRECTORY | O_CLOEXEC));
+  }
+  Configure(cg, l);
+  // In a group, an OOM of the group's budget takes one member's whole tree (v2).
+  if (cg.v2 && parent && !isGroup) {
+    int err = WriteFile(cg.Dir("memory") + "/memory.oom.group", "1");
+    if (err != 0) throw Errno("write", err, cg.Dir("memory") + "/memory.oom.group");
+  }
+  undo.Dismiss();
+  return cg;
+}
+
+}  // namespace posix
+}  // namespace si

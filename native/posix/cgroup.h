@@ -1,0 +1,59 @@
+// cgroups: where this process's cgroups are (v2, or v1 per controller), one worker's or
+// group's cgroup (made, configured, read, killed, removed), and the mounts a restricted
+// worker sees read-only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sys.h"
+
+namespace si {
+namespace posix {
+
+struct CgroupLayout {
+  bool v2 = false;                        // a unified hierarchy with the controllers we need
+  std::string v2Base;                     // v2: where per-worker cgroups are made
+  std::map<std::string, std::string> v1;  // v1: controller -> directory to make them under
+  std::string why;                        // why there is no usable cgroup for some limit
+  bool Has(const std::string& ctrl) const { return v2 ? true : v1.count(ctrl) > 0; }
+};
+
+// Found once per process (v2 first; SPAWN_ISOLATED_CGROUP names a delegated v2 subtree).
+const CgroupLayout& Layout();
+
+// Where cgroup file systems are mounted (one entry per tree: /sys/fs/cgroup when it is a
+// mount of its own holding them), for a restricted worker's mount namespace to make read-only.
+const std::vector<std::string>& CgroupMounts();
+
+struct Cgroup {
+  bool v2 = false;
+  std::map<std::string, std::string> dirs;  // controller ("unified" for v2) -> directory
+  Fd v2dir;                                 // for CLONE_INTO_CGROUP
+
+  std::string Dir(const std::string& ctrl) const;
+  bool Empty() const { return dirs.empty(); }
+  std::vector<pid_t> Pids() const;
+  void KillAll() const;
+  // True when every directory is gone (the tree has fully exited).
+  bool Remove();
+  // Ends whatever is left in it and removes it, waiting up to kRemoveWaitMs for the exits.
+  void RemoveNow();
+  // Forks refused at pids.max (v1 and v2 both count them in pids.events).
+  uint64_t TaskLimitHits() const;
+  uint64_t OomKills() const;
+};
+
+// The task limit (`threads`; for a group, derived from its `processes`) is pids.max.
+bool NeedsPids(const Limits& l);
+
+// Makes a cgroup (per controller on v1) named `name`, under `parent` (a group's) when given,
+// else under this process's own, with `l`'s limits written. A group's members join every
+// controller the group has, so its budgets (which are hierarchical) count them.
+Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup);
+
+}  // namespace posix
+}  // namespace si

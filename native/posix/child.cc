@@ -1,0 +1,184 @@
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "landlock.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+namespace si {
+namespace posix {
+
+const char* StepName(int s) {
+  switch (s) {
+    case kStepGo: return "wait for the parent";
+    case kStepFds: return "set up fds";
+    case kStepRlimit: return "setrlimit";
+    case kStepAffinity: return "sched_setaffinity";
+    case kStepCwd: return "chdir";
+    case kStepIds: return "setuid/setgid";
+    case kStepCaps: return "drop capabilities";
+    case kStepSeccomp: return "install seccomp filter";
+    case kStepUserns: return "map ids in the user namespace";
+    case kStepMounts: return "mount its own /proc and make cgroups read-only";
+    case kStepLandlock: return "install the Landlock ruleset";
+    default: return "execve";
+  }
+}
+
+namespace {
+
+// SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+// SECBIT_KEEP_CAPS_LOCKED: no root rules, no fix-ups, no keep-caps, none of it undoable.
+constexpr unsigned long kLockedSecurebits = 0x2f;
+// Where the child parks its fds while it moves them into place (above every target).
+constexpr int kFdParkingGap = 64;
+
+[[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1) {
+  int msg[2] = {step, err < 0 ? errno : err};
+  ssize_t n = write(p.errFd, msg, sizeof(msg));
+  (void)n;
+  _exit(127);
+}
+
+bool WriteAll(const char* path, const char* s) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t len = strlen(s);
+  bool ok = write(fd, s, len) == static_cast<ssize_t>(len);
+  int err = errno;
+  close(fd);
+  errno = err;
+  return ok;
+}
+
+struct MountAttr {
+  uint64_t set, clr, propagation, userns;
+};
+
+// Read-only, with everything mounted beneath it.
+int ReadOnlyTree(const char* path) {
+#ifdef __NR_mount_setattr
+  MountAttr attr = {0x1 /* MOUNT_ATTR_RDONLY */, 0, 0, 0};
+  if (syscall(__NR_mount_setattr, AT_FDCWD, path, 0x8000 /* AT_RECURSIVE */, &attr, sizeof(attr)) == 0) return 0;
+  if (errno != ENOSYS) return errno;
+#endif
+  if (mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) return 0;
+  return errno;
+}
+
+// The fds of the worker: copy every source above the targets, then put each in place;
+// everything else is marked close-on-exec (whether or not its owner did).
+void SetUpFds(const ChildPlan& p) {
+  int high[64];
+  int floor = p.count + 3;
+  if (p.errFd >= floor) floor = p.errFd + 1;
+  for (int i = 0; i < p.count; i++) {
+    int src = p.sources[i] >= 0 ? p.sources[i] : open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (src < 0) ChildFail(p, kStepFds);
+    high[i] = fcntl(src, F_DUPFD_CLOEXEC, floor + kFdParkingGap);
+    if (high[i] < 0) ChildFail(p, kStepFds);
+  }
+  for (int i = 0; i < p.count; i++)
+    if (dup2(high[i], i) < 0) ChildFail(p, kStepFds);
+  if (syscall(SYS_close_range, static_cast<unsigned>(p.count), ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<long>(rl.rlim_cur) : 65536;
+    for (long fd = p.count; fd < max && fd < (1 << 20); fd++) fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+}
+
+void SetUpNamespaces(const ChildPlan& p) {
+  if (p.userns) {
+    if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") ||
+        !WriteAll("/proc/self/gid_map", p.gidMap))
+      ChildFail(p, kStepUserns);
+  }
+  if (!p.mounts) return;
+  // Private first, so nothing done here reaches the launcher's mount namespace.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ChildFail(p, kStepMounts);
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ChildFail(p, kStepMounts);
+  for (int i = 0; i < p.nroMounts; i++) {
+    int err = ReadOnlyTree(p.roMounts[i]);
+    if (err != 0) ChildFail(p, kStepMounts, err);
+  }
+}
+
+// Identity and capabilities. Root (in the launcher's namespace or in the worker's own) keeps
+// its capabilities across the id change (NO_SETUID_FIXUP) only long enough to clear them all.
+void DropIdentity(const ChildPlan& p) {
+  if (p.dropPrivileges) {
+    // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
+    prctl(PR_SET_SECUREBITS, kLockedSecurebits);
+    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  }
+  if (p.hasGid || p.hasUid || p.clearGroups) {
+    // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
+    // still believes exist after clone; in the child this thread is the only one.
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) ChildFail(p, kStepIds);
+    if (p.hasGid && syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) ChildFail(p, kStepIds);
+    if (p.hasUid && syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) ChildFail(p, kStepIds);
+  }
+  if (p.dropPrivileges) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capset, &hdr, data) != 0) ChildFail(p, kStepCaps);
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void ChildMain(const ChildPlan& p) {
+  if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  char go = 0;
+  if (read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
+  setpgid(0, 0);
+  SetUpFds(p);
+  for (int i = 0; i < p.nrlimits; i++) {
+    struct rlimit rl = {p.rlimits[i].value, p.rlimits[i].value};
+    if (setrlimit(p.rlimits[i].resource, &rl) != 0) ChildFail(p, kStepRlimit);
+  }
+  if (p.hasAffinity && sched_setaffinity(0, sizeof(p.affinity), &p.affinity) != 0) ChildFail(p, kStepAffinity);
+  SetUpNamespaces(p);
+  DropIdentity(p);
+  // A change of ids clears the parent-death signal: set it again, then make sure the parent
+  // did not die before it was (the parent holds the go pipe open until this child has exec'd).
+  if (p.pdeathsig) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct pollfd pfd = {p.goFd, POLLIN, 0};
+    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
+  }
+  // After the identity change: the worker's own rights decide whether it may enter its cwd.
+  if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
+  if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
+  }
+  if (p.landlockAbi > 0) {
+    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockDir);
+    if (err != 0) ChildFail(p, kStepLandlock, err);
+  }
+  if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
+  execve(p.path, p.argv, p.envp);
+  ChildFail(p, kStepExec);
+}
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,62 @@
+// What the child does between clone and exec: fds, rlimits, namespaces, identity, Landlock,
+// seccomp, exec. Everything it runs is async-signal-safe (the parent may have had other
+// threads at clone); the plan is prepared by the parent, with no allocation left to do.
+#pragma once
+
+#include <linux/filter.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+namespace si {
+namespace posix {
+
+struct RlimitSpec {
+  int resource;
+  rlim_t value;
+};
+
+constexpr int kMaxRoMounts = 32;
+
+struct ChildPlan {
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* cwd;
+  int sources[64];  // fds in the parent for fds 0..n-1 of the worker (-1: /dev/null)
+  int count;
+  RlimitSpec rlimits[8];
+  int nrlimits;
+  bool hasAffinity;
+  cpu_set_t affinity;
+  bool dropPrivileges;
+  bool hasUid, hasGid, clearGroups;
+  uid_t uid;
+  gid_t gid;
+  // A user namespace of its own (non-root launcher): the child maps its own ids 1:1.
+  bool userns;
+  char uidMap[32], gidMap[32];
+  // A mount namespace of its own: /proc of its PID namespace, cgroup file systems read-only.
+  bool mounts;
+  const char* roMounts[kMaxRoMounts];
+  int nroMounts;
+  int landlockAbi;            // > 0: confine writes beneath landlockDir (see landlock.h)
+  const char* landlockDir;
+  sock_fprog filter;
+  bool hasFilter;
+  bool pdeathsig;
+  int goFd;   // read end: "go" once the child is in its cgroups; hang-up: the parent died
+  int errFd;  // write end, close-on-exec: failures are reported here
+};
+
+enum Step : int {
+  kStepGo = 1, kStepFds, kStepRlimit, kStepAffinity, kStepCwd, kStepIds, kStepCaps, kStepSeccomp, kStepExec,
+  kStepUserns, kStepMounts, kStepLandlock,
+};
+const char* StepName(int step);
+
+// Runs in the new child; never returns (exec, or _exit(127) after reporting on errFd).
+[[noreturn]] void ChildMain(const ChildPlan& p);
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,283 @@
+#include "monitor.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace si {
+namespace posix {
+namespace {
+
+constexpr int kSampleMs = 50;    // sampling period while a worker needs it (see NeedsSampling)
+constexpr int kTreeGoneMs = 20;  // re-check period while the rest of an exited tree goes
+constexpr int kMaxEvents = 32;
+// RLIMIT_CPU kills at whole seconds; the kernel's rusage of the killed worker can read less.
+constexpr double kCpuTimeSlackMs = 50;
+// memory.process: one Go heap arena, or a quarter of the limit (see ProcessMemoryReason).
+constexpr uint64_t kArenaBytes = 64ull << 20;
+
+uint64_t VmData(pid_t pid) { return ReadKey("/proc/" + std::to_string(pid) + "/status", "VmData:") * 1024; }
+
+double Ms(const struct timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0; }
+
+// What only sampling shows: VmData peaks, v1 OOM kills (v1 kills one process, not the
+// group), and forks refused at the task limit.
+bool NeedsSampling(const Child& c) {
+  return c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2) || !c.cg.Dir("pids").empty();
+}
+
+void PostLimit(Child& c, const char* limit) {
+  if (c.limitPosted) return;
+  c.limitPosted = true;
+  c.sink->Post(LimitEvent(c.id, limit, c.pid));
+}
+
+void PostThreadsLimit(Child& c) {
+  if (c.threadsPosted) return;
+  c.threadsPosted = true;
+  c.sink->Post(LimitEvent(c.id, "threads", c.pid));
+}
+
+// Why a worker that was not ended by us ended, from the kernel's evidence.
+std::string EvidenceReason(Child& c, const Event& ev, const struct rusage& ru) {
+  bool failed = ev.signal != 0 || ev.exitCode != 0;
+  if (c.cg.OomKills() > 0) return "memory";
+  double cpuMs = Ms(ru.ru_utime) + Ms(ru.ru_stime);
+  if (c.limits.cpuTimeMs && (ev.signal == SIGKILL || ev.signal == SIGXCPU) &&
+      cpuMs + kCpuTimeSlackMs >= std::ceil(c.limits.cpuTimeMs / 1000.0) * 1000.0)
+    return "cpu-time";
+  if (c.limits.memoryProcess && failed) {
+    // RLIMIT_DATA makes allocations fail; the worker then dies its own way (Go: exit 2).
+    // Evidence: the kernel's peak RSS of the worker and our VmData samples, within one Go
+    // heap arena or a quarter of the limit.
+    uint64_t peak = std::max<uint64_t>(c.peakData, static_cast<uint64_t>(ru.ru_maxrss) * 1024);
+    uint64_t margin = std::max<uint64_t>(kArenaBytes, c.limits.memoryProcess / 4);
+    if (peak + margin >= c.limits.memoryProcess) return "memory";
+  }
+  // The tree was refused a task and the worker then failed (Go: "failed to create new OS
+  // thread", exit 2): the kernel's own counter is the evidence.
+  if (failed && c.cg.TaskLimitHits() > 0) return "threads";
+  return "";
+}
+
+}  // namespace
+
+Registry<Group>& Groups() {
+  static Registry<Group>* g = new Registry<Group>();  // never destroyed, like the monitor
+  return *g;
+}
+
+Child::~Child() {
+  std::error_code ec;
+  if (!tempDir.empty()) std::filesystem::remove_all(tempDir, ec);
+}
+
+Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
+  Stats s;
+  if (!cg.Empty()) {
+    std::string mem = cg.Dir("memory"), acct = cg.Dir(cg.v2 ? "cpu" : "cpuacct");
+    if (!mem.empty()) s.peakMemory = cg.v2 ? ReadU64(mem + "/memory.peak") : ReadU64(mem + "/memory.max_usage_in_bytes");
+    if (!acct.empty()) {
+      if (cg.v2) {
+        s.cpuUserMs = ReadKey(acct + "/cpu.stat", "user_usec") / 1000.0;
+        s.cpuKernelMs = ReadKey(acct + "/cpu.stat", "system_usec") / 1000.0;
+      } else {
+        s.cpuUserMs = ReadU64(acct + "/cpuacct.usage_user") / 1e6;
+        s.cpuKernelMs = ReadU64(acct + "/cpuacct.usage_sys") / 1e6;
+      }
+    }
+    s.active = static_cast<uint32_t>(cg.Pids().size());
+  }
+  if (ru != nullptr) {
+    s.cpuUserMs = std::max(s.cpuUserMs, Ms(ru->ru_utime));
+    s.cpuKernelMs = std::max(s.cpuKernelMs, Ms(ru->ru_stime));
+    s.peakMemory = std::max<uint64_t>(s.peakMemory, static_cast<uint64_t>(ru->ru_maxrss) * 1024);
+  } else if (livePid > 0) {
+    std::string stat;
+    if (ReadFile("/proc/" + std::to_string(livePid) + "/stat", &stat)) {
+      size_t close = stat.rfind(')');
+      std::istringstream in(stat.substr(close + 2));
+      std::string f;
+      std::vector<std::string> fields;
+      while (in >> f) fields.push_back(f);
+      long hz = sysconf(_SC_CLK_TCK);
+      if (fields.size() > 13 && hz > 0) {
+        s.cpuUserMs = std::max(s.cpuUserMs, std::stod(fields[11]) * 1000.0 / hz);
+        s.cpuKernelMs = std::max(s.cpuKernelMs, std::stod(fields[12]) * 1000.0 / hz);
+      }
+    }
+  }
+  s.total = std::max<uint32_t>(1, s.active);
+  return s;
+}
+
+Monitor& Monitor::Get() {
+  static Monitor* m = new Monitor();  // never destroyed: its thread runs until exit
+  return *m;
+}
+
+Monitor::Monitor() {
+  epfd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  wake_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!epfd_.valid() || !wake_.valid()) throw Errno("epoll_create1", errno);
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = 0;
+  epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
+  std::thread([this] { Run(); }).detach();
+}
+
+void Monitor::Add(std::shared_ptr<Child> c) {
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = c->id;
+  epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->pidfd.get(), &ev);
+  reg_.Add(std::move(c));
+  Wake();
+}
+
+std::shared_ptr<Child> Monitor::Remove(uint64_t id) {
+  std::shared_ptr<Child> c = reg_.Remove(id);
+  if (!c) return nullptr;
+  std::lock_guard<std::mutex> lock(mu());
+  if (!c->reaped) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
+  return c;
+}
+
+bool Monitor::Terminate(Child& c, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    if (c.reaped) return false;
+    if (c.reason.empty()) c.reason = reason;
+  }
+  KillTree(c);
+  return true;
+}
+
+void Monitor::KillTree(Child& c) {
+  // The pidfd cannot name a recycled pid; the worker is PID 1 of its namespace when it has
+  // one, and then the kernel ends everything in it.
+  syscall(SYS_pidfd_send_signal, c.pidfd.get(), SIGKILL, nullptr, 0);
+  if (!c.pidns) {
+    kill(-c.pid, SIGKILL);
+    c.cg.KillAll();
+  }
+}
+
+void Monitor::Wake() {
+  uint64_t one = 1;
+  ssize_t n = write(wake_.get(), &one, sizeof(one));
+  (void)n;
+}
+
+int Monitor::NextTimeout() {
+  int timeout = -1;
+  std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
+  std::lock_guard<std::mutex> lock(mu());
+  for (auto& cp : all) {
+    if (cp->pending) timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
+    else if (!cp->reaped && NeedsSampling(*cp)) timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
+  }
+  return timeout;
+}
+
+void Monitor::Run() {
+  // Never waitpid(-1) and no SIGCHLD handler: each worker is reaped through its own pidfd.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  for (;;) {
+    struct epoll_event evs[kMaxEvents];
+    int n = epoll_wait(epfd_.get(), evs, kMaxEvents, NextTimeout());
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u64 == 0) {
+        uint64_t v;
+        while (read(wake_.get(), &v, sizeof(v)) > 0) {
+        }
+        continue;
+      }
+      std::shared_ptr<Child> c = Find(evs[i].data.u64);
+      if (c) Reap(*c);
+    }
+    Tick();
+  }
+}
+
+void Monitor::Tick() {
+  for (auto& c : reg_.Snapshot()) {
+    if (c->pending) {
+      c->cg.KillAll();
+      if (c->cg.Remove()) Post(*c);
+      continue;
+    }
+    if (c->reaped) continue;
+    if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(c->pid));
+    // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
+    if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
+      PostLimit(*c, "memory");
+      Terminate(*c, "memory");
+    }
+    // The tree hit its task limit: said once, whether or not the worker survives it.
+    if (c->cg.TaskLimitHits() > 0) PostThreadsLimit(*c);
+  }
+}
+
+void Monitor::Reap(Child& c) {
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  struct rusage ru;
+  memset(&ru, 0, sizeof(ru));
+  // waitid with an rusage (Linux's fifth argument), on this worker's pidfd only.
+  if (syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, &ru) != 0 || info.si_pid == 0) return;
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    c.reaped = true;
+    epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
+    reason = c.reason;
+  }
+  auto ev = std::make_unique<Event>();
+  ev->type = Event::Exit;
+  ev->id = c.id;
+  if (info.si_code == CLD_EXITED) ev->exitCode = info.si_status;
+  else ev->signal = info.si_status;
+  if (reason.empty()) reason = EvidenceReason(c, *ev, ru);
+  if (reason == "threads") PostThreadsLimit(c);
+  if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
+  ev->reason = reason;
+  ev->terminated = !reason.empty();
+  ev->stats = ReadStats(c.cg, 0, &ru);
+  // The worker is gone: the rest of its tree goes with it. The exit is reported once
+  // nothing of the tree is left (its cgroups removed).
+  KillTree(c);
+  c.pending = std::move(ev);
+  if (c.cg.Remove()) Post(c);
+}
+
+void Monitor::Post(Child& c) {
+  std::unique_ptr<Event> ev;
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    if (c.posted || !c.pending) return;
+    c.posted = true;
+    ev = std::move(c.pending);
+  }
+  c.sink->Post(std::move(ev));
+}
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,80 @@
+// The Linux monitor: one background thread for the whole process that waits on every worker's
+// pidfd with epoll, samples what only sampling shows, tells each exit's reason and reports it
+// once nothing of the tree is left. Never waitpid(-1), never a SIGCHLD handler.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "../registry.h"
+#include "cgroup.h"
+#include "identity.h"
+
+namespace si {
+namespace posix {
+
+// A shared budget: a cgroup that each member's own cgroup is made under.
+struct Group {
+  uint64_t id = 0;
+  Cgroup cg;
+};
+Registry<Group>& Groups();
+
+struct Child {
+  uint64_t id = 0;
+  std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
+  std::string tempDir;                        // its private TMPDIR (removed with it), if any
+  std::shared_ptr<Group> group;               // keeps the group's cgroup while a member lives
+  pid_t pid = 0;
+  Fd pidfd;
+  Cgroup cg;
+  std::shared_ptr<EventSink> sink;
+  bool pidns = false;
+  bool killOnClose = true;
+  Limits limits;
+  uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
+  bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
+  bool threadsPosted = false;  // the 'limit' event for the task limit went out
+  // Guarded by Monitor::mu().
+  std::string reason;
+  bool reaped = false;
+  bool posted = false;
+  std::unique_ptr<Event> pending;  // exit event waiting for the tree to be gone
+  ~Child();
+};
+
+// Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
+Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru);
+
+class Monitor {
+ public:
+  static Monitor& Get();
+  uint64_t NextId() { return reg_.NextId(); }
+  std::mutex& mu() { return reg_.mu(); }
+  void Add(std::shared_ptr<Child> c);
+  std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
+  std::shared_ptr<Child> Get(uint64_t id, const char* what) { return reg_.Get(id, what); }
+  std::shared_ptr<Child> Remove(uint64_t id);
+  // Records the first reason and ends the tree. False when the worker was already reaped.
+  bool Terminate(Child& c, const std::string& reason);
+  static void KillTree(Child& c);
+
+ private:
+  Monitor();
+  void Wake();
+  void Run();
+  int NextTimeout();
+  void Tick();
+  void Reap(Child& c);
+  void Post(Child& c);
+
+  Fd epfd_, wake_;
+  Registry<Child> reg_;
+};
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,88 @@
+#include "sys.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace si {
+namespace posix {
+
+const char* ErrnoCode(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOEXEC: return "ENOEXEC";
+    case EBADF: return "EBADF";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case EAGAIN: return "EAGAIN";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case E2BIG: return "E2BIG";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ETXTBSY: return "ETXTBSY";
+    case ENOSYS: return "ENOSYS";
+    case EBUSY: return "EBUSY";
+    case ESRCH: return "ESRCH";
+    default: return "UNKNOWN";
+  }
+}
+
+SysError Errno(const std::string& syscall, int e, const std::string& context) {
+  std::string msg = syscall + " failed: " + strerror(e);
+  if (!context.empty()) msg += ": " + context;
+  return SysError(ErrnoCode(e), e, syscall, msg);
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream f(path);
+  if (!f) return false;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+int WriteFile(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, value.data(), value.size());
+  int err = n < 0 ? errno : 0;
+  close(fd);
+  return err;
+}
+
+uint64_t ReadU64(const std::string& path, uint64_t dflt) {
+  std::string s;
+  if (!ReadFile(path, &s)) return dflt;
+  return std::strtoull(s.c_str(), nullptr, 10);
+}
+
+// "key value" lines (memory.events, cpu.stat, memory.oom_control).
+uint64_t ReadKey(const std::string& path, const std::string& key) {
+  std::string s;
+  if (!ReadFile(path, &s)) return 0;
+  std::istringstream in(s);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return 0;
+}
+
+bool Exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+bool Privileged() { return geteuid() == 0; }
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,43 @@
+// Small POSIX helpers shared by the Linux backend's units: an owned fd, errno to Node codes,
+// and reading / writing small files (cgroup and /proc files).
+#pragma once
+
+#include <errno.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "../contract.h"
+#include "../scoped.h"
+
+namespace si {
+namespace posix {
+
+struct FdTraits {
+  using Type = int;
+  static int Null() { return -1; }
+  static bool Valid(int fd) { return fd >= 0; }
+  static void Close(int fd) {
+    int err = errno;
+    close(fd);
+    errno = err;
+  }
+};
+using Fd = Scoped<FdTraits>;
+
+// Node-style code for an errno value ("ENOENT", ...; "UNKNOWN" for the rest).
+const char* ErrnoCode(int e);
+SysError Errno(const std::string& syscall, int e, const std::string& context = "");
+
+bool ReadFile(const std::string& path, std::string* out);
+// 0 or the errno of the failed open / write.
+int WriteFile(const std::string& path, const std::string& value);
+uint64_t ReadU64(const std::string& path, uint64_t dflt = 0);
+// The value of `key` in a file of "key value" lines (memory.events, cpu.stat, pids.events).
+uint64_t ReadKey(const std::string& path, const std::string& key);
+bool Exists(const std::string& path);
+bool Privileged();
+
+}  // namespace posix
+}  // namespace si
