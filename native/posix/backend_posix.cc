@@ -178,77 +178,66 @@ SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinem
   return e;
 }
 
-// The host refused the worker's user namespace: spawn again without one.
+// The host refused the worker's namespaces: spawn again without them.
 struct NamespacesRefusedError {};
 
-}  // namespace
-
-SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
-  Monitor& mon = Monitor::Get();
-  const CgroupLayout& layout = Layout();
-  const Limits& l = req.limits;
-  auto child = std::make_shared<Child>();
-  child->id = mon.NextId();
-  child->sink = std::move(sink);
-  child->limits = req.limits;
-  child->killOnClose = req.killOnClose;
-  SpawnResult res;
-  res.id = child->id;
-
-  Confinement conf = Confine(req.privileges, req.hasUid);
-  Plan plan = PlanLimits(req.limits, conf, layout, false);
+// The enforcement list of a spawn; strict mode refuses here, before anything is made. A
+// restricted worker is PID 1 of its own PID namespace; so is any worker of a root launcher
+// with killOnClose: when it dies, the kernel ends the rest of its tree.
+std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& conf, Child& child) {
+  Plan plan = PlanLimits(req.limits, conf, Layout(), false);
   if (req.privileges != Privileges::Inherit) plan.enforcement.push_back(conf.entry);
   if (req.strict) {
     for (const Enforcement& e : plan.enforcement)
       if (!e.enforced && (e.limit != "privileges" || req.privilegesExplicit)) throw NotEnforcedError(e);
   }
-  // A restricted worker is PID 1 of its own PID namespace; so is any worker of a root
-  // launcher with killOnClose: when it dies, the kernel ends the rest of its tree.
-  child->pidns = conf.mounts || (req.killOnClose && Privileged() && !NamespacesRefused());
-  plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child->pidns,
-                                             !req.killOnClose ? "none" : "pid-namespace+pdeathsig",
+  child.pidns = conf.mounts || (req.killOnClose && Privileged() && !NamespacesRefused());
+  plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child.pidns, "pid-namespace+pdeathsig",
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
                                              "with its parent, its own children may not"));
   if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
+  return plan.enforcement;
+}
 
-  // A cgroup only when a limit needs one; otherwise stats come from rusage and /proc.
+// A cgroup only when a limit (or the worker's group) needs one; otherwise stats come from
+// rusage and /proc.
+void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
+  const CgroupLayout& layout = Layout();
+  const Limits& l = req.limits;
   if (req.group != 0) {
-    child->group = Groups().Find(req.group);
-    if (!child->group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
+    child.group = Groups().Find(req.group);
+    if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool needCg = (l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) ||
-                 (child->group && !child->group->cg.Empty())) &&
-                (layout.v2 || !layout.v1.empty());
-  if (needCg)
-    child->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child->id), l, layout,
-                           child->group ? &child->group->cg : nullptr, false);
-  auto cgGuard = OnScopeExit([&] { child->cg.Remove(); });
+  bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty());
+  if (!need || (!layout.v2 && layout.v1.empty())) return;
+  child.cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child.id), l, layout,
+                        child.group ? &child.group->cg : nullptr, false);
+}
 
-  // stdio and inherited fds
+// The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null
+// device, or this process's fds.
+struct Stdio {
   std::vector<Fd> parentEnds;  // what JS gets
   std::vector<Fd> childEnds;   // closed here once the child has its copies
-  ChildPlan cp;
-  memset(&cp, 0, sizeof(cp));
+};
+
+void SetUpStdio(const SpawnRequest& req, ChildPlan& cp, Stdio& io, SpawnResult& res) {
   cp.count = static_cast<int>(3 + req.inherit.size());
   if (cp.count > 64) throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.inheritHandles: at most 61 entries");
   for (int i = 0; i < 3; i++) {
     const StdioSpec& s = req.stdio[i];
+    cp.sources[i] = -1;
     if (s.kind == StdioSpec::Pipe) {
       int sv[2];
       if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
-      parentEnds.emplace_back(sv[0]);
-      childEnds.emplace_back(sv[1]);
+      io.parentEnds.emplace_back(sv[0]);
+      io.childEnds.emplace_back(sv[1]);
       cp.sources[i] = sv[1];
       res.pipes[i] = std::to_string(sv[0]);
-    } else if (s.kind == StdioSpec::Ignore) {
-      cp.sources[i] = -1;
-    } else {
-      if (fcntl(s.fd, F_GETFD) < 0) {
-        if (s.kind == StdioSpec::Inherit) cp.sources[i] = -1;
-        else throw Errno("fcntl", EBADF, "stdio[" + std::to_string(i) + "]: fd " + std::to_string(s.fd) + " is not open");
-      } else {
-        cp.sources[i] = s.fd;
-      }
+    } else if (s.kind != StdioSpec::Ignore) {
+      if (fcntl(s.fd, F_GETFD) >= 0) cp.sources[i] = s.fd;
+      else if (s.kind != StdioSpec::Inherit)
+        throw Errno("fcntl", EBADF, "stdio[" + std::to_string(i) + "]: fd " + std::to_string(s.fd) + " is not open");
     }
   }
   for (size_t i = 0; i < req.inherit.size(); i++) {
@@ -257,42 +246,48 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
     cp.sources[3 + i] = fd;
     res.inherited.push_back(static_cast<int64_t>(3 + i));
   }
+}
 
-  // argv / envp, made before clone: the child may not allocate.
-  ResolveIds(req, conf, *child, cp);
-  std::vector<std::string> args = req.args, env = req.env;
-  if (conf.landlockAbi > 0) MakeTempDir(*child, cp, env);
+// argv and envp as the child's execve takes them, made before clone (the child may not
+// allocate). Owns the strings the pointers point into.
+struct ExecImage {
+  std::vector<std::string> args, env;
   std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(&a[0]);
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(&e[0]);
-  envp.push_back(nullptr);
-  cp.path = req.file.c_str();
-  cp.argv = argv.data();
-  cp.envp = envp.data();
-  cp.cwd = req.hasCwd ? req.cwd.c_str() : nullptr;
+  void Point(ChildPlan& cp, const SpawnRequest& req) {
+    for (auto& a : args) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(&e[0]);
+    envp.push_back(nullptr);
+    cp.path = req.file.c_str();
+    cp.argv = argv.data();
+    cp.envp = envp.data();
+    cp.cwd = req.hasCwd ? req.cwd.c_str() : nullptr;
+  }
+};
+
+// rlimits and affinity, set by the child before exec.
+void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) {
   if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
   // Without a pids cgroup, tasks of an identity that is the tree's alone: RLIMIT_NPROC counts
   // exactly its tree (it is not also set under pids.max, whose refusals the kernel counts).
-  if (l.threads && conf.perTreeTasks && !layout.Has("pids")) cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, static_cast<rlim_t>(l.threads)};
-  if (!l.affinity.empty()) {
-    cp.hasAffinity = true;
-    CPU_ZERO(&cp.affinity);
-    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-    for (uint32_t c : l.affinity) {
-      if (static_cast<long>(c) >= ncpu)
-        throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.cpu.affinity names CPU " + std::to_string(c) + ", which this machine does not have");
-      CPU_SET(c, &cp.affinity);
-    }
+  if (l.threads && conf.perTreeTasks && !Layout().Has("pids")) cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, static_cast<rlim_t>(l.threads)};
+  if (l.affinity.empty()) return;
+  cp.hasAffinity = true;
+  CPU_ZERO(&cp.affinity);
+  long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+  for (uint32_t c : l.affinity) {
+    if (static_cast<long>(c) >= ncpu)
+      throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.cpu.affinity names CPU " + std::to_string(c) + ", which this machine does not have");
+    CPU_SET(c, &cp.affinity);
   }
-  std::vector<sock_filter> filter;
-  PlanConfinement(req, conf, *child, cp, filter);
-  cp.pdeathsig = req.killOnClose;
+}
 
-  // The child waits on this pipe until it is placed in its v1 cgroups, and sees it hang up if
-  // this process dies before the child has exec'd.
+// Clones the child into its namespaces and waits until it has exec'd (or says why not). The
+// go pipe: the child waits on it until placed in its v1 cgroups, and sees it hang up if this
+// process dies before the child has exec'd.
+void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
   int goPipe[2], errPipe[2];
   if (pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd goRead(goPipe[0]), goWrite(goPipe[1]);
@@ -300,28 +295,56 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
   cp.goFd = goRead.get();
   cp.errFd = errWrite.get();
-
-  uint64_t nsFlags = (child->pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
+  uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child->cg, &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone3", static_cast<int>(-pid), req.file);
-  child->pid = static_cast<pid_t>(pid);
-  child->pidfd.reset(pidfd);
+  child.pid = static_cast<pid_t>(pid);
+  child.pidfd.reset(pidfd);
   goRead.reset();
   errWrite.reset();
-  childEnds.clear();
+  io.childEnds.clear();
+  ChildFailure failed = StartChild(child, goWrite, errRead);
+  if (failed.step == 0) return;
+  // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
+  if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
+    throw NamespacesRefusedError();
+  throw ChildError(req, cp, conf, failed);
+}
 
-  ChildFailure failed = StartChild(*child, goWrite, errRead);
-  if (failed.step != 0) {
-    // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
-    if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
-      throw NamespacesRefusedError();
-    throw ChildError(req, cp, conf, failed);
-  }
-  res.pid = pid;
-  for (Fd& end : parentEnds) end.release();  // JS owns them now (net.Socket({ fd }))
-  res.enforcement = plan.enforcement;
+}  // namespace
+
+SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
+  Monitor& mon = Monitor::Get();
+  auto child = std::make_shared<Child>();
+  child->id = mon.NextId();
+  child->sink = std::move(sink);
+  child->limits = req.limits;
+  child->killOnClose = req.killOnClose;
+  SpawnResult res;
+  res.id = child->id;
+  Confinement conf = Confine(req.privileges, req.hasUid);
+  res.enforcement = PlanSpawn(req, conf, *child);
+  MakeWorkerCgroup(req, *child);
+  auto cgGuard = OnScopeExit([&] { child->cg.Remove(); });
+
+  ChildPlan cp;
+  memset(&cp, 0, sizeof(cp));
+  Stdio io;
+  SetUpStdio(req, cp, io, res);
+  ResolveIds(req, conf, *child, cp);
+  ExecImage image{req.args, req.env, {}, {}};
+  if (conf.landlockAbi > 0) MakeTempDir(*child, cp, image.env);
+  image.Point(cp, req);
+  PlanProcessLimits(req.limits, conf, cp);
+  std::vector<sock_filter> filter;
+  PlanConfinement(req, conf, *child, cp, filter);
+  cp.pdeathsig = req.killOnClose;
+
+  Launch(req, conf, *child, cp, io);
+  res.pid = child->pid;
+  for (Fd& end : io.parentEnds) end.release();  // JS owns them now (net.Socket({ fd }))
   cgGuard.Dismiss();
   mon.Add(child);
   return res;
