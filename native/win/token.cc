@@ -1,0 +1,173 @@
+#define _CRT_RAND_S
+#include <stdlib.h>
+
+#include "token.h"
+
+#include <vector>
+
+namespace si {
+namespace win {
+namespace {
+
+// A SID made for one worker (S-1-5-21-r1-r2-r3, random): its restricting SID and the only
+// SID, besides its user and SYSTEM, that its own objects' default DACL admits.
+struct WorkerSid {
+  BYTE buf[SECURITY_MAX_SID_SIZE];
+  PSID get() { return reinterpret_cast<PSID>(buf); }
+  WorkerSid() {
+    SID_IDENTIFIER_AUTHORITY nt = SECURITY_NT_AUTHORITY;
+    unsigned int r[3] = {0, 0, 0};
+    for (unsigned int& x : r)
+      if (rand_s(&x) != 0) x = GetTickCount() ^ GetCurrentProcessId() ^ static_cast<unsigned int>(reinterpret_cast<uintptr_t>(&x));
+    if (!InitializeSid(get(), &nt, 4)) ThrowLastError("InitializeSid");
+    *GetSidSubAuthority(get(), 0) = SECURITY_NT_NON_UNIQUE;
+    for (DWORD i = 0; i < 3; i++) *GetSidSubAuthority(get(), i + 1) = r[i];
+  }
+};
+
+struct WellKnownSid {
+  BYTE buf[SECURITY_MAX_SID_SIZE];
+  explicit WellKnownSid(WELL_KNOWN_SID_TYPE type) {
+    DWORD size = sizeof(buf);
+    if (!CreateWellKnownSid(type, nullptr, buf, &size)) ThrowLastError("CreateWellKnownSid");
+  }
+  PSID get() { return reinterpret_cast<PSID>(buf); }
+};
+
+// The token's user SID (a copy).
+std::vector<BYTE> UserSidOf(HANDLE token) {
+  DWORD size = 0;
+  GetTokenInformation(token, ::TokenUser, nullptr, 0, &size);
+  std::vector<BYTE> buf(size ? size : 1);
+  if (!GetTokenInformation(token, ::TokenUser, buf.data(), size, &size)) ThrowLastError("GetTokenInformation", "TokenUser");
+  PSID sid = reinterpret_cast<TOKEN_USER*>(buf.data())->User.Sid;
+  return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
+}
+
+// What the worker's own objects (its process, threads, files it creates) grant: its own SID,
+// its user and SYSTEM. Not RESTRICTED, Everyone or Users, which every worker has: a sibling
+// passes the user check but not the restricted one, so it cannot open this worker.
+void SetDefaultDacl(HANDLE token, PSID worker) {
+  std::vector<BYTE> user = UserSidOf(token);
+  WellKnownSid system(WinLocalSystemSid);
+  PSID sids[] = {worker, reinterpret_cast<PSID>(user.data()), system.get()};
+  DWORD size = sizeof(ACL);
+  for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
+  std::vector<BYTE> acl(size);
+  if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
+  for (PSID sid : sids)
+    if (!AddAccessAllowedAce(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, GENERIC_ALL, sid)) ThrowLastError("AddAccessAllowedAce");
+  TOKEN_DEFAULT_DACL dd{reinterpret_cast<PACL>(acl.data())};
+  if (!SetTokenInformation(token, TokenDefaultDacl, &dd, sizeof(dd))) ThrowLastError("SetTokenInformation", "TokenDefaultDacl");
+}
+
+// Integrity: medium for 'restricted' (never raised), low for 'low'.
+void LowerIntegrity(HANDLE token, Privileges p) {
+  DWORD target = p == Privileges::Low ? SECURITY_MANDATORY_LOW_RID : SECURITY_MANDATORY_MEDIUM_RID;
+  DWORD current = SECURITY_MANDATORY_HIGH_RID;
+  DWORD size = 0;
+  GetTokenInformation(token, TokenIntegrityLevel, nullptr, 0, &size);
+  if (size > 0) {
+    std::vector<BYTE> buf(size);
+    if (GetTokenInformation(token, TokenIntegrityLevel, buf.data(), size, &size)) {
+      auto* label = reinterpret_cast<TOKEN_MANDATORY_LABEL*>(buf.data());
+      PSID sid = label->Label.Sid;
+      current = *GetSidSubAuthority(sid, static_cast<DWORD>(*GetSidSubAuthorityCount(sid) - 1));
+    }
+  }
+  if (current <= target) return;
+  SID_IDENTIFIER_AUTHORITY mandatory = SECURITY_MANDATORY_LABEL_AUTHORITY;
+  PSID sid = nullptr;
+  if (!AllocateAndInitializeSid(&mandatory, 1, target, 0, 0, 0, 0, 0, 0, 0, &sid)) ThrowLastError("AllocateAndInitializeSid");
+  TOKEN_MANDATORY_LABEL label{};
+  label.Label.Attributes = SE_GROUP_INTEGRITY;
+  label.Label.Sid = sid;
+  BOOL ok = SetTokenInformation(token, TokenIntegrityLevel, &label, sizeof(label) + GetLengthSid(sid));
+  DWORD err = GetLastError();
+  FreeSid(sid);
+  if (!ok) throw Win32Error("SetTokenInformation", err, "TokenIntegrityLevel");
+}
+
+}  // namespace
+
+// The worker's token (Chromium's USER_LIMITED level, with a SID of its own in place of the
+// logon SID): every privilege but SeChangeNotify removed, Administrators deny-only, and the
+// restricting SIDs {worker, Everyone, Users, RESTRICTED}. An access check must then pass for
+// the user's SIDs and again for the restricting SIDs: Node's process and its jobs grant the
+// user and SYSTEM only, so the worker cannot open them; system files grant Users and read.
+UniqueHandle MakeRestrictedToken(Privileges p) {
+  HANDLE raw = nullptr;
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &raw))
+    ThrowLastError("OpenProcessToken");
+  UniqueHandle self(raw);
+  WellKnownSid admins(WinBuiltinAdministratorsSid), everyone(WinWorldSid), users(WinBuiltinUsersSid), restrictedCode(WinRestrictedCodeSid);
+  WorkerSid worker;
+  SID_AND_ATTRIBUTES denyOnly{admins.get(), 0};
+  SID_AND_ATTRIBUTES restricting[] = {{worker.get(), 0}, {everyone.get(), 0}, {users.get(), 0}, {restrictedCode.get(), 0}};
+  HANDLE restricted = nullptr;
+  if (!CreateRestrictedToken(self.get(), DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, ARRAYSIZE(restricting), restricting, &restricted))
+    ThrowLastError("CreateRestrictedToken");
+  UniqueHandle token(restricted);
+  SetDefaultDacl(token.get(), worker.get());
+  LowerIntegrity(token.get(), p);
+  return token;
+}
+
+bool TokenEnforced(std::string* why) {
+  if (IsWine()) {
+    *why = "Wine does not apply a restricted token to the child (its token keeps every privilege) and its access "
+           "checks ignore integrity labels";
+    return false;
+  }
+  return true;
+}
+
+// Reads back the token the (still suspended) worker actually has: privileges left and
+// integrity RID. A host that ignores the token we passed shows up here.
+bool ChildTokenRestricted(HANDLE process, Privileges p, std::string* why) {
+  HANDLE raw = nullptr;
+  if (!OpenProcessToken(process, TOKEN_QUERY, &raw)) {
+    *why = "OpenProcessToken on the worker failed: " + Win32Message(GetLastError());
+    return false;
+  }
+  UniqueHandle tok(raw);
+  DWORD size = 0;
+  GetTokenInformation(tok.get(), TokenPrivileges, nullptr, 0, &size);
+  std::vector<BYTE> buf(size ? size : 1);
+  if (!GetTokenInformation(tok.get(), TokenPrivileges, buf.data(), size, &size)) {
+    *why = "GetTokenInformation(TokenPrivileges) on the worker failed: " + Win32Message(GetLastError());
+    return false;
+  }
+  DWORD count = reinterpret_cast<TOKEN_PRIVILEGES*>(buf.data())->PrivilegeCount;
+  if (count > 1) {  // DISABLE_MAX_PRIVILEGE keeps SeChangeNotifyPrivilege only
+    *why = "the worker's token still holds " + std::to_string(count) + " privileges: the host did not apply the restricted token";
+    return false;
+  }
+  size = 0;
+  GetTokenInformation(tok.get(), TokenRestrictedSids, nullptr, 0, &size);
+  std::vector<BYTE> rbuf(size ? size : sizeof(TOKEN_GROUPS));
+  if (size == 0 || !GetTokenInformation(tok.get(), TokenRestrictedSids, rbuf.data(), size, &size) ||
+      reinterpret_cast<TOKEN_GROUPS*>(rbuf.data())->GroupCount < 4) {
+    *why = "the worker's token has no restricting SIDs: the host did not apply the restricted token";
+    return false;
+  }
+  if (p == Privileges::Low) {
+    size = 0;
+    GetTokenInformation(tok.get(), TokenIntegrityLevel, nullptr, 0, &size);
+    std::vector<BYTE> lbuf(size ? size : 1);
+    if (!GetTokenInformation(tok.get(), TokenIntegrityLevel, lbuf.data(), size, &size)) {
+      *why = "GetTokenInformation(TokenIntegrityLevel) on the worker failed: " + Win32Message(GetLastError());
+      return false;
+    }
+    PSID sid = reinterpret_cast<TOKEN_MANDATORY_LABEL*>(lbuf.data())->Label.Sid;
+    DWORD rid = *GetSidSubAuthority(sid, static_cast<DWORD>(*GetSidSubAuthorityCount(sid) - 1));
+    if (rid > SECURITY_MANDATORY_LOW_RID) {
+      *why = "the worker runs at integrity " + std::to_string(rid) + ", not low: the host did not apply the label";
+      return false;
+    }
+  }
+  return TokenEnforced(why);
+}
+
+}  // namespace win
+}  // namespace si

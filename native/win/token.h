@@ -1,0 +1,19 @@
+// The worker's token: a restricted copy of Node's (restricting SIDs, a default DACL of its own,
+// integrity), and the check that the host applied it to the suspended worker.
+#pragma once
+
+#include <string>
+
+#include "win_util.h"
+
+namespace si {
+namespace win {
+
+UniqueHandle MakeRestrictedToken(Privileges p);
+// False (with why) on a host whose access checks ignore restricted tokens (Wine).
+bool TokenEnforced(std::string* why);
+// Reads back the token the (still suspended) worker actually has.
+bool ChildTokenRestricted(HANDLE process, Privileges p, std::string* why);
+
+}  // namespace win
+}  // namespace si
