@@ -117,16 +117,6 @@ struct Event {
   uint64_t value = 0;
 };
 
-// A 'limit' event: `limit` was hit by `pid` (value: the count seen, for handles).
-inline std::unique_ptr<Event> LimitEvent(uint64_t id, const std::string& limit, int64_t pid, uint64_t value = 0) {
-  auto ev = std::make_unique<Event>();
-  ev->type = Event::Limit;
-  ev->id = id;
-  ev->limit = limit;
-  ev->pid = pid;
-  ev->value = value;
-  return ev;
-}
 
 // Where a backend delivers events; one per JS environment (main thread or worker_thread).
 class EventSink {

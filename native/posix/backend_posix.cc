@@ -317,11 +317,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
 
 SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   Monitor& mon = Monitor::Get();
-  auto child = std::make_shared<Child>();
-  child->id = mon.NextId();
-  child->sink = std::move(sink);
+  auto child = NewWorker<Child>(mon.NextId(), req, std::move(sink));
   child->limits = req.limits;
-  child->killOnClose = req.killOnClose;
   SpawnResult res;
   res.id = child->id;
   Confinement conf = Confine(req.privileges, req.hasUid);
@@ -373,7 +370,7 @@ Stats GetStats(uint64_t id) {
   bool live;
   {
     std::lock_guard<std::mutex> lock(Monitor::Get().mu());
-    live = !c->reaped;
+    live = !c->ended;
   }
   return ReadStats(c->cg, live ? c->pid : 0, nullptr);
 }
@@ -381,7 +378,7 @@ Stats GetStats(uint64_t id) {
 void Release(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Remove(id);
   if (!c) return;
-  if (!c->reaped) {
+  if (!c->ended) {
     if (!c->killOnClose) {
       // It runs on, within its limits: its cgroup, temp dir and transient uid stay its own.
       if (c->transientId) c->transientId->Keep();
@@ -403,11 +400,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   g->id = Groups().NextId();
   if (layout.v2 || !layout.v1.empty())
     g->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-g" + std::to_string(g->id), req.limits, layout, nullptr, true);
-  GroupResult res;
-  res.id = g->id;
-  res.enforcement = plan.enforcement;
-  Groups().Add(std::move(g));
-  return res;
+  return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 
 Stats GroupStats(uint64_t id) {

@@ -53,11 +53,11 @@ void PostThreadsLimit(Child& c) {
 }
 
 // Why a worker that was not ended by us ended, from the kernel's evidence.
-std::string EvidenceReason(Child& c, const Event& ev, const struct rusage& ru) {
-  bool failed = ev.signal != 0 || ev.exitCode != 0;
+std::string EvidenceReason(Child& c, int64_t exitCode, int signal, const struct rusage& ru) {
+  bool failed = signal != 0 || exitCode != 0;
   if (c.cg.OomKills() > 0) return "memory";
   double cpuMs = Ms(ru.ru_utime) + Ms(ru.ru_stime);
-  if (c.limits.cpuTimeMs && (ev.signal == SIGKILL || ev.signal == SIGXCPU) &&
+  if (c.limits.cpuTimeMs && (signal == SIGKILL || signal == SIGXCPU) &&
       cpuMs + kCpuTimeSlackMs >= std::ceil(c.limits.cpuTimeMs / 1000.0) * 1000.0)
     return "cpu-time";
   if (c.limits.memoryProcess && failed) {
@@ -154,16 +154,12 @@ std::shared_ptr<Child> Monitor::Remove(uint64_t id) {
   std::shared_ptr<Child> c = reg_.Remove(id);
   if (!c) return nullptr;
   std::lock_guard<std::mutex> lock(mu());
-  if (!c->reaped) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
+  if (!c->ended) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
   return c;
 }
 
 bool Monitor::Terminate(Child& c, const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(mu());
-    if (c.reaped) return false;
-    if (c.reason.empty()) c.reason = reason;
-  }
+  if (!c.ClaimEnd(mu(), reason)) return false;
   KillTree(c);
   return true;
 }
@@ -190,7 +186,7 @@ int Monitor::NextTimeout() {
   std::lock_guard<std::mutex> lock(mu());
   for (auto& cp : all) {
     if (cp->pending) timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
-    else if (!cp->reaped && NeedsSampling(*cp)) timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
+    else if (!cp->ended && NeedsSampling(*cp)) timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
   }
   return timeout;
 }
@@ -224,7 +220,7 @@ void Monitor::Tick() {
       if (c->cg.Remove()) Post(*c);
       continue;
     }
-    if (c->reaped) continue;
+    if (c->ended) continue;
     if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(c->pid));
     // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
     if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
@@ -246,21 +242,16 @@ void Monitor::Reap(Child& c) {
   std::string reason;
   {
     std::lock_guard<std::mutex> lock(mu());
-    c.reaped = true;
+    c.ended = true;
     epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
     reason = c.reason;
   }
-  auto ev = std::make_unique<Event>();
-  ev->type = Event::Exit;
-  ev->id = c.id;
-  if (info.si_code == CLD_EXITED) ev->exitCode = info.si_status;
-  else ev->signal = info.si_status;
-  if (reason.empty()) reason = EvidenceReason(c, *ev, ru);
+  int64_t code = info.si_code == CLD_EXITED ? info.si_status : 0;
+  int signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
+  if (reason.empty()) reason = EvidenceReason(c, code, signal, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
-  ev->reason = reason;
-  ev->terminated = !reason.empty();
-  ev->stats = ReadStats(c.cg, 0, &ru);
+  std::unique_ptr<Event> ev = ExitEvent(c.id, code, signal, reason, ReadStats(c.cg, 0, &ru));
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);

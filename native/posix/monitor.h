@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../registry.h"
+#include "../worker.h"
 #include "cgroup.h"
 #include "identity.h"
 
@@ -24,24 +25,19 @@ struct Group {
 };
 Registry<Group>& Groups();
 
-struct Child {
-  uint64_t id = 0;
+struct Child : WorkerBase {
   std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
   std::string tempDir;                        // its private TMPDIR (removed with it), if any
   std::shared_ptr<Group> group;               // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;
   Cgroup cg;
-  std::shared_ptr<EventSink> sink;
   bool pidns = false;
-  bool killOnClose = true;
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
   bool threadsPosted = false;  // the 'limit' event for the task limit went out
-  // Guarded by Monitor::mu().
-  std::string reason;
-  bool reaped = false;
+  // Guarded by Monitor::mu() (with WorkerBase::reason and ::ended, which is "reaped").
   bool posted = false;
   std::unique_ptr<Event> pending;  // exit event waiting for the tree to be gone
   ~Child();

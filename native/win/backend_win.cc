@@ -155,10 +155,7 @@ Enforcement CheckToken(const SpawnRequest& req, Child& child) {
 
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   Monitor& mon = Monitor::Get();
-  auto child = std::make_shared<Child>();
-  child->id = mon.NextId();
-  child->sink = std::move(sink);
-  child->killOnClose = req.killOnClose;
+  auto child = NewWorker<Child>(mon.NextId(), req, std::move(sink));
   SpawnResult res;
   res.id = child->id;
   res.enforcement = MakeWorkerJob(req, *child);
@@ -222,11 +219,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   g->job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(g->id) | kGroupKey);
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose);
   if (req.strict) RequireEnforced(plan.enforcement);
-  GroupResult res;
-  res.id = g->id;
-  res.enforcement = plan.enforcement;
-  Groups().Add(std::move(g));
-  return res;
+  return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 
 Stats GroupStats(uint64_t id) {

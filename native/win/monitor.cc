@@ -62,7 +62,7 @@ DWORD Monitor::NextTimeout() {
   std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& c : all) {
-    if (c->exited) continue;
+    if (c->ended) continue;
     // Safety net: job messages are not guaranteed, so live workers are also polled.
     timeout = std::min<DWORD>(timeout, kSafetyPollMs);
     if (c->handlesLimit > 0 && c->resumed) timeout = std::min<DWORD>(timeout, kHandleSampleMs);
@@ -140,7 +140,7 @@ void Monitor::Poll() {
   for (auto& c : reg_.Snapshot()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (c->exited) continue;
+      if (c->ended) continue;
     }
     if (WaitForSingleObject(c->process.get(), 0) == WAIT_OBJECT_0) {
       Finish(*c);
@@ -173,34 +173,22 @@ void Monitor::CheckHandles(Child& c) {
 }
 
 void Monitor::Finish(Child& c) {
+  std::string reason;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (c.exited) return;
-    c.exited = true;
+    if (c.ended) return;
+    c.ended = true;
+    reason = c.reason;
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);
-  auto ev = std::make_unique<Event>();
-  ev->type = Event::Exit;
-  ev->id = c.id;
   DWORD code = 0;
   GetExitCodeProcess(c.process.get(), &code);
-  ev->exitCode = static_cast<int64_t>(code);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ev->reason = c.reason;
-  }
-  ev->terminated = !ev->reason.empty();
-  ev->stats = QueryStats(c);
-  c.sink->Post(std::move(ev));
+  c.sink->Post(ExitEvent(c.id, static_cast<int64_t>(code), 0, reason, QueryStats(c)));
 }
 
 bool Monitor::Terminate(Child& c, const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (c.exited) return false;
-    if (c.reason.empty()) c.reason = reason;
-  }
+  if (!c.ClaimEnd(mu_, reason)) return false;
   if (!TerminateJobObject(c.job.get(), 1)) TerminateProcess(c.process.get(), 1);
   return true;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../registry.h"
+#include "../worker.h"
 #include "win_util.h"
 
 namespace si {
@@ -25,19 +26,14 @@ constexpr ULONG_PTR kGroupKey = static_cast<ULONG_PTR>(1) << (sizeof(ULONG_PTR) 
 
 Registry<Group>& Groups();
 
-struct Child {
-  uint64_t id = 0;
+struct Child : WorkerBase {
   std::shared_ptr<Group> group;  // keeps the group's job alive while a member lives
   DWORD pid = 0;
   UniqueHandle job, process, thread;
   std::vector<UniqueHandle> serverPipes;  // child ends we still hold until Resume checks them
-  std::shared_ptr<EventSink> sink;
   uint32_t handlesLimit = 0;  // >0: the watchdog samples handle counts
-  bool killOnClose = true;
-  // Guarded by Monitor::mu_.
-  std::string reason;
+  // Guarded by Monitor::mu_ (with WorkerBase::reason and ::ended, which is "exited").
   bool resumed = false;
-  bool exited = false;
 };
 
 Stats QueryStats(const Child& c);
