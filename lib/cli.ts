@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isolationSupport, IsolationOptions, spawnIsolated } from './index';
-import { normalizeOptions, signalNumber } from './options';
+import { normalizeOptions } from './options';
+import { signalNumber } from './signals';
 import { formatBytes } from './units';
 
 /** Exit codes of the command (besides the worker's own code, and 128 + signal number). */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { codedError, invalidArgType } from './errors';
-import { bool, checkKeys, cores, EnforcementMode, integer, IsolationOptions, isPlainObject, isStrict, MAX_TASKS, NativeLimits, ownProps, taskLimit } from './options';
+import { EnforcementMode, IsolationOptions, NativeLimits } from './options';
+import { bool, checkKeys, cores, integer, isPlainObject, isStrict, MAX_TASKS, ownProps, taskLimit } from './validate';
 import { enforcementMap, IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
 import { ByteSize, parseByteSize } from './units';
 

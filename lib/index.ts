@@ -4,8 +4,9 @@
  */
 import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
-import { loadBinding, NativeBinding, NativeEvent } from './native';
-import { goEnvironment, IsolationOptions, NativeLimits, normalizeOptions } from './options';
+import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest } from './native';
+import { goEnvironment } from './environment';
+import { IsolationOptions, NativeLimits, normalizeOptions } from './options';
 import { enforcementMap, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
 import { resolveExecutable } from './resolve';
 
@@ -139,7 +140,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(found.error, pipes);
     return proc;
   }
-  const request = {
+  const request: NativeSpawnRequest = {
     file: found.path,
     args: [n.file, ...n.args],
     cwd: n.cwd,

@@ -27,15 +27,65 @@ export interface NativeProbe {
   limits: NativeSpawnResult['enforcement'];
 }
 
+/** The limits as the native layer takes them (absent = not requested). TS validated the ranges. */
+export interface NativeLimits {
+  memoryProcess?: number;
+  memoryTotal?: number;
+  cpuCores?: number;
+  cpuTimeMs?: number;
+  affinity?: number[];
+  processes?: number;
+  /** Tasks of the tree (processes and their threads). */
+  threads?: number;
+  handles?: number;
+}
+
+/** One stdio slot: a new pipe, the null device, this process's own fd 0-2, or a Node fd. */
+export type NativeStdio = 'pipe' | 'ignore' | 'inherit' | number;
+
+/** What spawn() takes; native/addon.cc ParseRequest reads exactly these own properties. */
+export interface NativeSpawnRequest {
+  /** Resolved path of the executable. */
+  file: string;
+  /** argv, argv[0] included. */
+  args: string[];
+  cwd?: string;
+  /** "NAME=value" entries. */
+  env: string[];
+  stdio: [NativeStdio, NativeStdio, NativeStdio];
+  /** Extra handles: a raw Windows HANDLE (raw) or a Node fd. */
+  inherit: { raw: boolean; value: number | bigint }[];
+  limits: NativeLimits;
+  privileges: 'restricted' | 'low' | 'inherit';
+  /** The caller asked for the level: strict mode applies to it. */
+  privilegesExplicit: boolean;
+  /** limits.threads was derived from processes, not asked for. */
+  threadsImplied: boolean;
+  killOnClose: boolean;
+  windowsHide: boolean;
+  strict: boolean;
+  uid?: number;
+  gid?: number;
+  /** An isolation group's id. */
+  group?: number;
+}
+
+/** What createGroup() takes. */
+export interface NativeGroupRequest {
+  limits: NativeLimits;
+  strict: boolean;
+  killOnClose: boolean;
+}
+
 export interface NativeBinding {
   init(handler: (ev: NativeEvent) => void): void;
-  spawn(req: object): NativeSpawnResult;
+  spawn(req: NativeSpawnRequest): NativeSpawnResult;
   resume(id: number): void;
   kill(id: number, reason: string, signal: number): boolean;
   stats(id: number): NativeStats;
   release(id: number): void;
   probe(): NativeProbe;
-  createGroup(req: object): { id: number; enforcement: NativeSpawnResult['enforcement'] };
+  createGroup(req: NativeGroupRequest): { id: number; enforcement: NativeSpawnResult['enforcement'] };
   groupStats(id: number): NativeStats;
   releaseGroup(id: number): void;
 }

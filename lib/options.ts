@@ -1,7 +1,12 @@
-import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { normalizeEnv } from './environment';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { signalName } from './signals';
+import { NativeLimits, NativeStdio } from './native';
 import { ByteSize, Duration, parseByteSize, parseDuration } from './units';
+import { bool, checkKeys, cores, integer, isPlainObject, isStrict, MAX_TASKS, noNul, ownProps, taskLimit } from './validate';
+
+export type { NativeLimits } from './native';
 
 /** One stdio slot: a new pipe, the null device, this process's own stdio, or a Node fd. */
 export type StdioEntry = 'pipe' | 'ignore' | 'inherit' | number | null | undefined;
@@ -87,24 +92,12 @@ export interface IsolationOptions {
   gid?: number;
 }
 
-/** The limits as the native layer takes them (0 / absent = not requested). */
-export interface NativeLimits {
-  memoryProcess?: number;
-  memoryTotal?: number;
-  cpuCores?: number;
-  cpuTimeMs?: number;
-  affinity?: number[];
-  processes?: number;
-  threads?: number;
-  handles?: number;
-}
-
 export interface Normalized {
   file: string;
   args: string[]; // without argv0
   cwd?: string;
   env: Record<string, string>;
-  stdio: ['pipe' | 'ignore' | 'inherit' | number, 'pipe' | 'ignore' | 'inherit' | number, 'pipe' | 'ignore' | 'inherit' | number];
+  stdio: [NativeStdio, NativeStdio, NativeStdio];
   signal?: AbortSignal;
   timeoutMs?: number;
   killSignal: NodeJS.Signals;
@@ -127,87 +120,8 @@ const KNOWN_KEYS = new Set([
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
 ]);
 
-function noNul(name: string, s: string): string {
-  if (s.includes('\u0000')) throw invalidArgValue(name, s, 'must be a string without null bytes');
-  return s;
-}
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * A one-time snapshot of `v`'s own enumerable properties, on an object without a prototype:
- * options are read only from it, so a polluted `Object.prototype` (or a getter that answers
- * differently the second time) changes nothing.
- */
-export function ownProps(v: Record<string, unknown>): Record<string, unknown> {
-  const o = Object.create(null) as Record<string, unknown>;
-  for (const k of Object.keys(v)) o[k] = v[k];
-  return o;
-}
-
-/** Tasks (threads) allowed per allowed process when `threads` is not given. */
-export const THREADS_PER_PROCESS = 64;
-/** The most tasks Linux can count (PID_MAX_LIMIT); also the bound of `processes`. */
-export const MAX_TASKS = 4194304;
-
-/** `threads` as asked, or derived from `processes`. */
-export function taskLimit(processes: number | undefined, threads: number | undefined): number | undefined {
-  if (threads !== undefined) return threads;
-  return processes === undefined ? undefined : Math.min(processes * THREADS_PER_PROCESS, MAX_TASKS);
-}
-
-export function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], name: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!allowed.includes(k)) throw invalidArgValue(`${name}.${k}`, obj[k], `is not a known option (known: ${allowed.join(', ')})`);
-  }
-}
-
-export function integer(v: unknown, name: string, min: number, max: number): number {
-  if (typeof v !== 'number') throw invalidArgType(name, 'of type number', v);
-  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, v);
-  return v;
-}
-
-export function bool(v: unknown, name: string, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'boolean') throw invalidArgType(name, 'of type boolean', v);
-  return v;
-}
-
-/** `enforcement`: true for 'strict' (the default), false for 'best-effort'. */
-export function isStrict(v: unknown, name: string): boolean {
-  if (v === undefined || v === 'strict') return true;
-  if (v === 'best-effort') return false;
-  if (typeof v !== 'string') throw invalidArgType(name, 'of type string', v);
-  throw invalidArgValue(name, v, "must be 'strict' or 'best-effort'");
-}
-
-const SIGNALS = osConstants.signals as Record<string, number>;
-
-/** A signal's number on this platform (0 for none or unknown). */
-export function signalNumber(sig: string | null): number {
-  return sig !== null && Object.prototype.hasOwnProperty.call(SIGNALS, sig) ? SIGNALS[sig] : 0;
-}
-
-/** The name of a signal number on this platform, or null. */
-export function signalFromNumber(num: number): NodeJS.Signals | null {
-  for (const [k, n] of Object.entries(SIGNALS)) if (n === num) return k as NodeJS.Signals;
-  return null;
-}
-
-/** Resolves a signal name or number to a name known on this platform. */
-export function signalName(v: unknown, name: string): NodeJS.Signals {
-  if (typeof v === 'string' && signalNumber(v) !== 0) return v as NodeJS.Signals;
-  const fromNumber = typeof v === 'number' ? signalFromNumber(v) : null;
-  if (fromNumber !== null) return fromNumber;
-  if (typeof v !== 'string' && typeof v !== 'number') throw invalidArgType(name, 'of type string or number', v);
-  throw codedError('ERR_UNKNOWN_SIGNAL', `Unknown signal: ${String(v)}`);
-}
-
 function normalizeStdio(v: unknown): Normalized['stdio'] {
-  const one = (e: unknown, i: number): 'pipe' | 'ignore' | 'inherit' | number => {
+  const one = (e: unknown, i: number): NativeStdio => {
     const name = `options.stdio[${i}]`;
     if (e === null || e === undefined) return 'pipe';
     if (e === 'pipe' || e === 'ignore' || e === 'inherit') return e;
@@ -227,22 +141,6 @@ function normalizeStdio(v: unknown): Normalized['stdio'] {
   return [one(v[0], 0), one(v[1], 1), one(v[2], 2)];
 }
 
-function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, string> {
-  const source = v === undefined ? process.env : v;
-  if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
-  const env = Object.create(null) as Record<string, string>;
-  for (const [k, val] of Object.entries(source)) {
-    if (val === undefined) continue;
-    const name = `options.env.${k}`;
-    noNul(name, k);
-    if (k.length === 0 || k.indexOf('=', platform === 'win32' ? 1 : 0) !== -1) {
-      throw invalidArgValue(name, k, "must be a variable name without '='");
-    }
-    env[k] = noNul(name, String(val));
-  }
-  return env;
-}
-
 function normalizeMemory(given: unknown, limits: NativeLimits): void {
   if (given === undefined) return;
   if (isPlainObject(given)) {
@@ -259,12 +157,6 @@ function normalizeMemory(given: unknown, limits: NativeLimits): void {
     throw invalidArgType('options.memory', 'of type number, string or an object', given);
   }
   limits.memoryTotal = parseByteSize(given, 'options.memory');
-}
-
-export function cores(v: unknown, name: string): number {
-  if (typeof v !== 'number') throw invalidArgType(name, 'of type number', v);
-  if (!Number.isFinite(v) || v < 0.01 || v > 4096) throw outOfRange(name, 'a number of cores >= 0.01 and <= 4096', v);
-  return v;
 }
 
 function normalizeCpu(given: unknown, limits: NativeLimits): void {
@@ -318,13 +210,7 @@ function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['in
   });
 }
 
-/** Validates and normalises everything; throws synchronously, naming the option. */
-export function normalizeOptions(
-  file: unknown,
-  args: unknown,
-  options: unknown,
-  platform: NodeJS.Platform = process.platform,
-): Normalized {
+function normalizeCommand(file: unknown, args: unknown): { file: string; args: string[] } {
   if (typeof file !== 'string') throw invalidArgType('file', 'of type string', file);
   if (file.length === 0) throw invalidArgValue('file', file, 'cannot be empty');
   noNul('file', file);
@@ -333,38 +219,35 @@ export function normalizeOptions(
     if (typeof a !== 'string') throw invalidArgType(`args[${i}]`, 'of type string', a);
     return noNul(`args[${i}]`, a);
   });
-  if (options === undefined || options === null) options = {};
-  if (!isPlainObject(options)) throw invalidArgType('options', 'of type object', options);
-  const o = ownProps(options);
-  for (const k of Object.keys(o)) {
-    if (!KNOWN_KEYS.has(k)) {
-      throw invalidArgValue(`options.${k}`, o[k], 'is not a known option; a misspelt limit would run the worker unlimited');
-    }
-  }
+  return { file, args: argv };
+}
 
-  let cwd: string | undefined;
-  if (o.cwd !== undefined) {
-    if (o.cwd instanceof URL) {
-      if (o.cwd.protocol !== 'file:') throw invalidArgValue('options.cwd', o.cwd.href, 'must be a file: URL');
-      cwd = fileURLToPath(o.cwd);
-    } else if (typeof o.cwd === 'string') {
-      if (o.cwd.length === 0) throw invalidArgValue('options.cwd', o.cwd, 'cannot be empty');
-      cwd = o.cwd;
-    } else {
-      throw invalidArgType('options.cwd', 'of type string or an instance of URL', o.cwd);
-    }
-    noNul('options.cwd', cwd);
+function normalizeCwd(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  let cwd: string;
+  if (v instanceof URL) {
+    if (v.protocol !== 'file:') throw invalidArgValue('options.cwd', v.href, 'must be a file: URL');
+    cwd = fileURLToPath(v);
+  } else if (typeof v === 'string') {
+    if (v.length === 0) throw invalidArgValue('options.cwd', v, 'cannot be empty');
+    cwd = v;
+  } else {
+    throw invalidArgType('options.cwd', 'of type string or an instance of URL', v);
   }
+  return noNul('options.cwd', cwd);
+}
 
-  let signal: AbortSignal | undefined;
-  if (o.signal !== undefined) {
-    const s = o.signal as AbortSignal;
-    if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
-      throw invalidArgType('options.signal', 'an instance of AbortSignal', o.signal);
-    }
-    signal = s;
+function normalizeSignal(v: unknown): AbortSignal | undefined {
+  if (v === undefined) return undefined;
+  const s = v as AbortSignal;
+  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+    throw invalidArgType('options.signal', 'an instance of AbortSignal', v);
   }
+  return s;
+}
 
+/** Every limit of the options; `threadsImplied` when the task limit came from `processes`. */
+function normalizeLimits(o: Record<string, unknown>): { limits: NativeLimits; threadsImplied: boolean } {
   const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
   normalizeMemory(o.memory, limits);
   normalizeCpu(o.cpu, limits);
@@ -376,72 +259,59 @@ export function normalizeOptions(
   const tasks = taskLimit(limits.processes, threads);
   if (tasks !== undefined) limits.threads = tasks;
   if (o.handles !== undefined) limits.handles = integer(o.handles, 'options.handles', 1, 2 ** 31 - 1);
+  return { limits, threadsImplied: threads === undefined && tasks !== undefined };
+}
 
-  let privileges: PrivilegeLevel = 'restricted';
-  if (o.privileges !== undefined) {
-    if (o.privileges !== 'restricted' && o.privileges !== 'low' && o.privileges !== 'inherit') {
-      if (typeof o.privileges !== 'string') throw invalidArgType('options.privileges', 'of type string', o.privileges);
-      throw invalidArgValue('options.privileges', o.privileges, "must be 'restricted', 'low' or 'inherit'");
-    }
-    privileges = o.privileges;
-  }
-  let uid: number | undefined;
-  let gid: number | undefined;
-  for (const key of ['uid', 'gid'] as const) {
-    if (o[key] === undefined) continue;
-    if (platform === 'win32') {
-      throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `options.${key} is not supported on Windows (use options.privileges)`);
-    }
-    const id = integer(o[key], `options.${key}`, 0, 2 ** 32 - 2);
-    if (key === 'uid') uid = id;
-    else gid = id;
-  }
+function normalizePrivileges(v: unknown): PrivilegeLevel {
+  if (v === undefined) return 'restricted';
+  if (v === 'restricted' || v === 'low' || v === 'inherit') return v;
+  if (typeof v !== 'string') throw invalidArgType('options.privileges', 'of type string', v);
+  throw invalidArgValue('options.privileges', v, "must be 'restricted', 'low' or 'inherit'");
+}
 
+function normalizeId(v: unknown, key: 'uid' | 'gid', platform: NodeJS.Platform): number | undefined {
+  if (v === undefined) return undefined;
+  if (platform === 'win32') {
+    throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `options.${key} is not supported on Windows (use options.privileges)`);
+  }
+  return integer(v, `options.${key}`, 0, 2 ** 32 - 2);
+}
+
+/** Validates and normalises everything; throws synchronously, naming the option. */
+export function normalizeOptions(
+  file: unknown,
+  args: unknown,
+  options: unknown,
+  platform: NodeJS.Platform = process.platform,
+): Normalized {
+  const command = normalizeCommand(file, args);
+  if (options === undefined || options === null) options = {};
+  if (!isPlainObject(options)) throw invalidArgType('options', 'of type object', options);
+  const o = ownProps(options);
+  for (const k of Object.keys(o)) {
+    if (!KNOWN_KEYS.has(k)) {
+      throw invalidArgValue(`options.${k}`, o[k], 'is not a known option; a misspelt limit would run the worker unlimited');
+    }
+  }
+  const { limits, threadsImplied } = normalizeLimits(o);
   return {
-    file,
-    args: argv,
-    cwd,
+    ...command,
+    cwd: normalizeCwd(o.cwd),
     env: normalizeEnv(o.env, platform),
     stdio: normalizeStdio(o.stdio),
-    signal,
+    signal: normalizeSignal(o.signal),
     timeoutMs: o.timeout === undefined ? undefined : parseDuration(o.timeout, 'options.timeout'),
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),
-    privileges,
+    privileges: normalizePrivileges(o.privileges),
     privilegesExplicit: o.privileges !== undefined,
-    threadsImplied: threads === undefined && limits.threads !== undefined,
+    threadsImplied,
     killOnClose: bool(o.killOnClose, 'options.killOnClose', true),
     go: bool(o.go, 'options.go', true),
     strict: isStrict(o.enforcement, 'options.enforcement'),
-    uid,
-    gid,
+    uid: normalizeId(o.uid, 'uid', platform),
+    gid: normalizeId(o.gid, 'gid', platform),
   };
-}
-
-/** Environment names compare without case on Windows. */
-function hasVar(env: Record<string, string>, name: string, platform: NodeJS.Platform): boolean {
-  if (platform !== 'win32') return Object.prototype.hasOwnProperty.call(env, name);
-  const upper = name.toUpperCase();
-  return Object.keys(env).some((k) => k.toUpperCase() === upper);
-}
-
-/**
- * The Go runtime reads neither job-object limits nor (before Go 1.25, or outside its own leaf
- * cgroup) cgroup CPU limits: tell it. The caller's own values always win.
- */
-export function goEnvironment(n: Pick<Normalized, 'env' | 'limits' | 'go'>, platform: NodeJS.Platform = process.platform): Record<string, string> {
-  const env = { ...n.env };
-  if (!n.go) return env;
-  const l = n.limits;
-  let procs: number | undefined;
-  if (l.cpuCores !== undefined) procs = Math.max(1, Math.ceil(l.cpuCores));
-  if (l.affinity !== undefined) procs = Math.min(procs ?? Infinity, l.affinity.length);
-  if (procs !== undefined && !hasVar(env, 'GOMAXPROCS', platform)) env.GOMAXPROCS = String(procs);
-  const mems = [l.memoryProcess, l.memoryTotal].filter((x): x is number => x !== undefined);
-  if (mems.length > 0 && !hasVar(env, 'GOMEMLIMIT', platform)) {
-    env.GOMEMLIMIT = String(Math.floor(Math.min(...mems) * 0.9));
-  }
-  return env;
 }

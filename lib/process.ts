@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { abortError, NodeStyleError } from './errors';
 import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
-import { signalFromNumber, signalName, signalNumber } from './options';
+import { signalFromNumber, signalName, signalNumber } from './signals';
 
 /** Names of the limits, as used in `enforcement`, `isolationSupport()` and errors. */
 export type LimitName =

@@ -139,8 +139,8 @@ AddonData& Data(Napi::Env env) {
   return *d;
 }
 
-// The most tasks a limit may name (Linux's PID_MAX_LIMIT; TS applies the same bound).
-constexpr uint64_t kMaxTasks = 4194304;
+constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
+constexpr double kMaxCpu = 1023;                         // a cpu_set_t holds CPUs 0..1023
 
 // ---- request parsing: the TS layer validated already; this is the second, independent check.
 
@@ -171,7 +171,7 @@ double GetNumber(Napi::Env env, Napi::Value v, const std::string& what, double l
 uint64_t GetU64(Napi::Env env, Napi::Object o, const char* name, const std::string& what) {
   Napi::Value v = Prop(o, name);
   if (v.IsUndefined()) return 0;
-  double d = GetNumber(env, v, what, 1, 9007199254740991.0);
+  double d = GetNumber(env, v, what, 1, kMaxSafeInteger);
   if (std::floor(d) != d) ThrowTypeError(env, "ERR_OUT_OF_RANGE", "The value of \"" + what + "\" must be an integer");
   return static_cast<uint64_t>(d);
 }
@@ -183,43 +183,54 @@ bool GetBool(Napi::Env env, Napi::Object o, const char* name, bool dflt) {
   return v.As<Napi::Boolean>().Value();
 }
 
-SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
-  SpawnRequest r;
+// An integer that fits in uint32_t (the range itself is TS's to check).
+uint32_t GetU32(Napi::Env env, Napi::Object o, const char* name, const std::string& what) {
+  uint64_t v = GetU64(env, o, name, what);
+  if (v > UINT32_MAX) ThrowTypeError(env, "ERR_OUT_OF_RANGE", "The value of \"" + what + "\" does not fit in 32 bits");
+  return static_cast<uint32_t>(v);
+}
+
+Napi::Array GetArray(Napi::Env env, Napi::Object o, const char* name) {
+  Napi::Value v = Prop(o, name);
+  if (!v.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", std::string("The \"") + name + "\" property must be an array");
+  return v.As<Napi::Array>();
+}
+
+void ParseCommand(Napi::Env env, Napi::Object o, SpawnRequest& r) {
   r.file = GetString(env, Prop(o, "file"), "file");
-  Napi::Value args = Prop(o, "args");
-  if (!args.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"args\" property must be an array");
-  Napi::Array a = args.As<Napi::Array>();
+  Napi::Array a = GetArray(env, o, "args");
   for (uint32_t i = 0; i < a.Length(); i++) r.args.push_back(GetString(env, a.Get(i), "args[" + std::to_string(i) + "]"));
   if (r.args.empty()) ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "The \"args\" property must include argv[0]");
   Napi::Value cwd = Prop(o, "cwd");
-  if (!cwd.IsUndefined()) { r.hasCwd = true; r.cwd = GetString(env, cwd, "cwd"); }
-  Napi::Value envv = Prop(o, "env");
-  if (!envv.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"env\" property must be an array");
-  Napi::Array ea = envv.As<Napi::Array>();
+  if (!cwd.IsUndefined()) {
+    r.hasCwd = true;
+    r.cwd = GetString(env, cwd, "cwd");
+  }
+  Napi::Array ea = GetArray(env, o, "env");
   for (uint32_t i = 0; i < ea.Length(); i++) {
     std::string kv = GetString(env, ea.Get(i), "env");
     if (kv.find('=', 1) == std::string::npos) ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "env entries must be NAME=value");
     r.env.push_back(std::move(kv));
   }
-  Napi::Value stdio = Prop(o, "stdio");
-  if (!stdio.IsArray() || stdio.As<Napi::Array>().Length() != 3)
-    ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"stdio\" property must be an array of 3 entries");
+}
+
+void ParseStdio(Napi::Env env, Napi::Object o, SpawnRequest& r) {
+  Napi::Array stdio = GetArray(env, o, "stdio");
+  if (stdio.Length() != 3) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"stdio\" property must be an array of 3 entries");
   for (uint32_t i = 0; i < 3; i++) {
-    Napi::Value s = stdio.As<Napi::Array>().Get(i);
+    Napi::Value s = stdio.Get(i);
     if (s.IsNumber()) {
       r.stdio[i].kind = StdioSpec::Fd;
-      r.stdio[i].fd = static_cast<int>(GetNumber(env, s, "stdio[" + std::to_string(i) + "]", 0, 2147483647));
-    } else {
-      std::string k = GetString(env, s, "stdio");
-      if (k == "pipe") r.stdio[i].kind = StdioSpec::Pipe;
-      else if (k == "ignore") r.stdio[i].kind = StdioSpec::Ignore;
-      else if (k == "inherit") { r.stdio[i].kind = StdioSpec::Inherit; r.stdio[i].fd = static_cast<int>(i); }
-      else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "stdio[" + std::to_string(i) + "] is invalid");
+      r.stdio[i].fd = static_cast<int>(GetNumber(env, s, "stdio[" + std::to_string(i) + "]", 0, INT32_MAX));
+      continue;
     }
+    std::string k = GetString(env, s, "stdio");
+    if (k == "pipe") r.stdio[i].kind = StdioSpec::Pipe;
+    else if (k == "ignore") r.stdio[i].kind = StdioSpec::Ignore;
+    else if (k == "inherit") r.stdio[i] = {StdioSpec::Inherit, static_cast<int>(i)};
+    else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "stdio[" + std::to_string(i) + "] is invalid");
   }
-  Napi::Value inh = Prop(o, "inherit");
-  if (!inh.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"inherit\" property must be an array");
-  Napi::Array ia = inh.As<Napi::Array>();
+  Napi::Array ia = GetArray(env, o, "inherit");
   for (uint32_t i = 0; i < ia.Length(); i++) {
     Napi::Value e = ia.Get(i);
     if (!e.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "inherit entries must be objects");
@@ -231,46 +242,66 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
       spec.value = v.As<Napi::BigInt>().Int64Value(&lossless);
       if (!lossless) ThrowTypeError(env, "ERR_OUT_OF_RANGE", "inheritHandles value is out of range");
     } else {
-      spec.value = static_cast<int64_t>(GetNumber(env, v, "inheritHandles[" + std::to_string(i) + "]", 0, 9007199254740991.0));
+      spec.value = static_cast<int64_t>(GetNumber(env, v, "inheritHandles[" + std::to_string(i) + "]", 0, kMaxSafeInteger));
     }
     r.inherit.push_back(spec);
   }
+}
+
+// The limits of a worker or a group: types and fit only (TS validated the ranges).
+Limits ParseLimits(Napi::Env env, Napi::Object o) {
   Napi::Value lv = Prop(o, "limits");
   if (!lv.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"limits\" property must be an object");
   Napi::Object l = lv.As<Napi::Object>();
-  r.limits.memoryProcess = GetU64(env, l, "memoryProcess", "options.memory.process");
-  r.limits.memoryTotal = GetU64(env, l, "memoryTotal", "options.memory.total");
+  Limits r;
+  r.memoryProcess = GetU64(env, l, "memoryProcess", "limits.memoryProcess");
+  r.memoryTotal = GetU64(env, l, "memoryTotal", "limits.memoryTotal");
   Napi::Value cores = Prop(l, "cpuCores");
-  if (!cores.IsUndefined()) r.limits.cpuCores = GetNumber(env, cores, "options.cpu.cores", 0.0001, 65536);
-  r.limits.cpuTimeMs = GetU64(env, l, "cpuTimeMs", "options.cpu.time");
+  if (!cores.IsUndefined()) r.cpuCores = GetNumber(env, cores, "limits.cpuCores", std::numeric_limits<double>::min(), kMaxSafeInteger);
+  r.cpuTimeMs = GetU64(env, l, "cpuTimeMs", "limits.cpuTimeMs");
   Napi::Value aff = Prop(l, "affinity");
   if (!aff.IsUndefined()) {
-    if (!aff.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"options.cpu.affinity\" property must be an array");
-    Napi::Array aa = aff.As<Napi::Array>();
+    Napi::Array aa = GetArray(env, l, "affinity");
     for (uint32_t i = 0; i < aa.Length(); i++)
-      r.limits.affinity.push_back(static_cast<uint32_t>(GetNumber(env, aa.Get(i), "options.cpu.affinity", 0, 1023)));
+      r.affinity.push_back(static_cast<uint32_t>(GetNumber(env, aa.Get(i), "limits.affinity", 0, kMaxCpu)));
   }
-  r.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "options.processes"));
-  r.limits.threads = static_cast<uint32_t>(GetU64(env, l, "threads", "options.threads"));
-  if (r.limits.processes > kMaxTasks || r.limits.threads > kMaxTasks)
-    ThrowTypeError(env, "ERR_OUT_OF_RANGE", "options.processes / options.threads must be <= 4194304");
-  r.limits.handles = static_cast<uint32_t>(GetU64(env, l, "handles", "options.handles"));
-  std::string priv = GetString(env, Prop(o, "privileges"), "options.privileges");
+  r.processes = GetU32(env, l, "processes", "limits.processes");
+  r.threads = GetU32(env, l, "threads", "limits.threads");
+  r.handles = GetU32(env, l, "handles", "limits.handles");
+  return r;
+}
+
+void ParseIdentity(Napi::Env env, Napi::Object o, SpawnRequest& r) {
+  std::string priv = GetString(env, Prop(o, "privileges"), "privileges");
   if (priv == "restricted") r.privileges = Privileges::Restricted;
   else if (priv == "low") r.privileges = Privileges::Low;
   else if (priv == "inherit") r.privileges = Privileges::Inherit;
-  else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "options.privileges is invalid");
+  else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "privileges is invalid");
   r.privilegesExplicit = GetBool(env, o, "privilegesExplicit", false);
+  Napi::Value uid = Prop(o, "uid");
+  if (!uid.IsUndefined()) {
+    r.hasUid = true;
+    r.uid = static_cast<uint32_t>(GetNumber(env, uid, "uid", 0, UINT32_MAX - 1.0));
+  }
+  Napi::Value gid = Prop(o, "gid");
+  if (!gid.IsUndefined()) {
+    r.hasGid = true;
+    r.gid = static_cast<uint32_t>(GetNumber(env, gid, "gid", 0, UINT32_MAX - 1.0));
+  }
+}
+
+SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
+  SpawnRequest r;
+  ParseCommand(env, o, r);
+  ParseStdio(env, o, r);
+  r.limits = ParseLimits(env, o);
+  ParseIdentity(env, o, r);
   r.threadsImplied = GetBool(env, o, "threadsImplied", false);
   r.killOnClose = GetBool(env, o, "killOnClose", true);
   r.windowsHide = GetBool(env, o, "windowsHide", true);
   r.strict = GetBool(env, o, "strict", true);
-  Napi::Value uid = Prop(o, "uid");
-  if (!uid.IsUndefined()) { r.hasUid = true; r.uid = static_cast<uint32_t>(GetNumber(env, uid, "options.uid", 0, 4294967294.0)); }
   Napi::Value group = Prop(o, "group");
-  if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, 9007199254740991.0));
-  Napi::Value gid = Prop(o, "gid");
-  if (!gid.IsUndefined()) { r.hasGid = true; r.gid = static_cast<uint32_t>(GetNumber(env, gid, "options.gid", 0, 4294967294.0)); }
+  if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, kMaxSafeInteger));
   return r;
 }
 
@@ -333,16 +364,7 @@ Napi::Value CreateGroupJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "request must be an object");
   Napi::Object o = info[0].As<Napi::Object>();
   GroupRequest req;
-  Napi::Value lv = Prop(o, "limits");
-  if (!lv.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"limits\" property must be an object");
-  Napi::Object l = lv.As<Napi::Object>();
-  req.limits.memoryTotal = GetU64(env, l, "memoryTotal", "limits.memory");
-  Napi::Value cores = Prop(l, "cpuCores");
-  if (!cores.IsUndefined()) req.limits.cpuCores = GetNumber(env, cores, "limits.cpu", 0.0001, 65536);
-  req.limits.processes = static_cast<uint32_t>(GetU64(env, l, "processes", "limits.processes"));
-  req.limits.threads = static_cast<uint32_t>(GetU64(env, l, "threads", "limits.threads"));
-  if (req.limits.processes > kMaxTasks || req.limits.threads > kMaxTasks)
-    ThrowTypeError(env, "ERR_OUT_OF_RANGE", "limits.processes must be <= 4194304");
+  req.limits = ParseLimits(env, o);
   req.strict = GetBool(env, o, "strict", true);
   req.killOnClose = GetBool(env, o, "killOnClose", true);
   GroupResult res;

@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { isolationSupport, parseByteSize, parseDuration, spawnIsolated } from '../lib';
-import { goEnvironment, normalizeOptions } from '../lib/options';
+import { goEnvironment } from '../lib/environment';
+import { normalizeOptions } from '../lib/options';
 import { worker } from './helpers';
 
 function throwsCode(fn: () => unknown, code: string, name: string | RegExp, ctor: ErrorConstructor = TypeError): void {

@@ -1,0 +1,47 @@
+// The worker's environment: validated from options.env (or process.env), and what the Go
+// runtime is told about the limits.
+import { invalidArgType, invalidArgValue } from './errors';
+import type { Normalized } from './options';
+import { isPlainObject, noNul } from './validate';
+
+export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, string> {
+  const source = v === undefined ? process.env : v;
+  if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
+  const env = Object.create(null) as Record<string, string>;
+  for (const [k, val] of Object.entries(source)) {
+    if (val === undefined) continue;
+    const name = `options.env.${k}`;
+    noNul(name, k);
+    if (k.length === 0 || k.indexOf('=', platform === 'win32' ? 1 : 0) !== -1) {
+      throw invalidArgValue(name, k, "must be a variable name without '='");
+    }
+    env[k] = noNul(name, String(val));
+  }
+  return env;
+}
+
+/** Environment names compare without case on Windows. */
+function hasVar(env: Record<string, string>, name: string, platform: NodeJS.Platform): boolean {
+  if (platform !== 'win32') return Object.prototype.hasOwnProperty.call(env, name);
+  const upper = name.toUpperCase();
+  return Object.keys(env).some((k) => k.toUpperCase() === upper);
+}
+
+/**
+ * The Go runtime reads neither job-object limits nor (before Go 1.25, or outside its own leaf
+ * cgroup) cgroup CPU limits: tell it. The caller's own values always win.
+ */
+export function goEnvironment(n: Pick<Normalized, 'env' | 'limits' | 'go'>, platform: NodeJS.Platform = process.platform): Record<string, string> {
+  const env = { ...n.env };
+  if (!n.go) return env;
+  const l = n.limits;
+  let procs: number | undefined;
+  if (l.cpuCores !== undefined) procs = Math.max(1, Math.ceil(l.cpuCores));
+  if (l.affinity !== undefined) procs = Math.min(procs ?? Infinity, l.affinity.length);
+  if (procs !== undefined && !hasVar(env, 'GOMAXPROCS', platform)) env.GOMAXPROCS = String(procs);
+  const mems = [l.memoryProcess, l.memoryTotal].filter((x): x is number => x !== undefined);
+  if (mems.length > 0 && !hasVar(env, 'GOMEMLIMIT', platform)) {
+    env.GOMEMLIMIT = String(Math.floor(Math.min(...mems) * 0.9));
+  }
+  return env;
+}
