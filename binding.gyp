@@ -10,14 +10,14 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/win/backend_win.cc", "native/win/job.cc", "native/win/monitor.cc", "native/win/stdio_handles.cc", "native/win/token.cc", "native/win/win_util.cc"],
+          "sources": ["native/win/backend_win.cc", "native/win/job.cc", "native/win/monitor.cc", "native/win/stdio_handles.cc", "native/win/token.cc", "native/win/win_util.cc", "native/win/internals.cc"],
           "defines": ["UNICODE", "_UNICODE", "_WIN32_WINNT=0x0A00"],
           "libraries": ["advapi32.lib", "kernel32.lib"],
           "msvs_settings": {
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc"]
+          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"]
         }]
       ]
     }

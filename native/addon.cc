@@ -10,6 +10,7 @@
 #include <set>
 
 #include "contract.h"
+#include "internals.h"
 
 namespace si {
 namespace {
@@ -446,6 +447,70 @@ Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- internals: the backends' pure pieces, for tests (see internals.h)
+
+#ifdef _WIN32
+std::vector<std::string> GetStrings(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", std::string(what) + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(GetString(env, a.Get(i), what));
+  return out;
+}
+#endif
+
+Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list) {
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);
+  return out;
+}
+
+Napi::Object Internals(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#ifdef _WIN32
+  o.Set("commandLine", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::String::New(info.Env(), internals::CommandLine(GetStrings(info.Env(), info[0], "args")));
+        }));
+  o.Set("environmentBlock", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return ToJsStrings(info.Env(), internals::EnvironmentBlock(GetStrings(info.Env(), info[0], "env")));
+        }));
+  o.Set("win32Code", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::String::New(info.Env(), internals::Win32Code(info[0].As<Napi::Number>().Uint32Value()));
+        }));
+#else
+  o.Set("mountInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          std::vector<internals::Mount> mounts = internals::MountInfo(GetString(e, info[0], "text"));
+          Napi::Array out = Napi::Array::New(e, mounts.size());
+          for (uint32_t i = 0; i < mounts.size(); i++) out.Set(i, ToJsStrings(e, {mounts[i].point, mounts[i].type, mounts[i].options}));
+          return out;
+        }));
+  o.Set("procCgroup", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          Napi::Object out = Napi::Object::New(e);
+          for (auto& kv : internals::ProcCgroup(GetString(e, info[0], "text"))) out.Set(kv.first, kv.second);
+          return out;
+        }));
+  o.Set("seccompFilter", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          std::vector<internals::BpfInsn> prog =
+              internals::SeccompFilter(info[0].ToBoolean(), info[1].ToBoolean(), info[2].ToBoolean());
+          Napi::Array out = Napi::Array::New(e, prog.size());
+          for (uint32_t i = 0; i < prog.size(); i++) {
+            Napi::Array insn = Napi::Array::New(e, 4);
+            insn.Set(0u, prog[i].code);
+            insn.Set(1u, prog[i].jt);
+            insn.Set(2u, prog[i].jf);
+            insn.Set(3u, prog[i].k);
+            out.Set(i, insn);
+          }
+          return out;
+        }));
+  o.Set("auditArch", Napi::Number::New(env, internals::AuditArch()));
+#endif
+  return o;
+}
+
 void Cleanup(AddonData* d) {
   // The environment is going away (process exit or worker_thread end): stop delivery, and
   // release every worker it still owns (killOnClose decides whether the tree dies).
@@ -472,6 +537,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));
   exports.Set("groupStats", Napi::Function::New(env, GroupStatsJs, "groupStats"));
   exports.Set("releaseGroup", Napi::Function::New(env, ReleaseGroupJs, "releaseGroup"));
+  exports.Set("internals", Internals(env));
   return exports;
 }
 

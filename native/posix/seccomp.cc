@@ -24,13 +24,6 @@ namespace si {
 namespace posix {
 namespace {
 
-#if defined(__x86_64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
-#else
-#error "spawn-isolated: seccomp filters are written for x86_64 and aarch64"
-#endif
 
 // Every flag that makes a namespace (clone's and unshare's first argument).
 constexpr uint32_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
@@ -92,6 +85,14 @@ const long kRestrictedDenied[] = {
 const long kLowDenied[] = {__NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev, __NR_personality};
 
 }  // namespace
+
+#if defined(__x86_64__)
+const uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+const uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#else
+#error "spawn-isolated: seccomp filters are written for x86_64 and aarch64"
+#endif
 
 std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   std::vector<sock_filter> f;

@@ -3,11 +3,15 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stdint.h>
 
 #include <vector>
 
 namespace si {
 namespace posix {
+
+// The architecture the filters are for (seccomp_data.arch).
+extern const uint32_t kAuditArch;
 
 struct FilterSpec {
   bool noChildren = false;  // processes: 1: no fork / vfork / clone of a process

@@ -1,0 +1,37 @@
+// The pure pieces of each backend, exported (as `internals`) so that tests can check them
+// directly, without spawning: the way libuv's test-spawn.c tests its argument quoting.
+// Plain C++: addon.cc wraps them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace si {
+namespace internals {
+
+#ifdef _WIN32
+// The command line for `args` (UTF-8 in, UTF-8 out), as CreateProcessW gets it.
+std::string CommandLine(const std::vector<std::string>& args);
+// The environment block for "NAME=value" entries: entries in block order, without the NULs.
+std::vector<std::string> EnvironmentBlock(const std::vector<std::string>& env);
+// Node's code for a Win32 error, and the errno it reports.
+std::string Win32Code(uint32_t err);
+#else
+struct Mount {
+  std::string point, type, options;
+};
+std::vector<Mount> MountInfo(const std::string& text);
+// "unified" for the v2 path, else controller names, each with its path.
+std::vector<std::pair<std::string, std::string>> ProcCgroup(const std::string& text);
+struct BpfInsn {
+  uint16_t code;
+  uint8_t jt, jf;
+  uint32_t k;
+};
+std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low);
+uint32_t AuditArch();
+#endif
+
+}  // namespace internals
+}  // namespace si

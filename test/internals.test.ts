@@ -1,0 +1,132 @@
+// The backends' pure pieces, tested directly (the addon's `internals`), without spawning.
+import * as assert from 'node:assert/strict';
+import { loadBinding } from '../lib/native';
+import { isLinux, isWindows } from './helpers';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const internals = (): any => (loadBinding() as any).internals;
+
+(isLinux ? describe : describe.skip)('internals (Linux): parsers and the seccomp filter', () => {
+  it('mountinfo: mount point (escapes decoded), type and super-block options; optional fields skipped', () => {
+    const text = [
+      '22 27 0:21 / /proc rw,relatime - proc proc rw',
+      '32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime shared:7 - cgroup cgroup rw,cpu',
+      '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:8 master:1 - cgroup2 cgroup2 rw,nsdelegate',
+      '50 27 0:40 / /mnt/with\\040space rw - tmpfs tmpfs rw',
+      'garbage without a separator',
+    ].join('\n');
+    assert.deepEqual(internals().mountInfo(text), [
+      ['/proc', 'proc', 'rw'],
+      ['/sys/fs/cgroup/cpu', 'cgroup', 'rw,cpu'],
+      ['/sys/fs/cgroup/unified', 'cgroup2', 'rw,nsdelegate'],
+      ['/mnt/with space', 'tmpfs', 'rw'],
+    ]);
+  });
+
+  it('/proc/PID/cgroup: v1 controllers (comma lists, named hierarchies) and the v2 path, colons in paths kept', () => {
+    const text = '12:cpu,cpuacct:/a/b\n4:memory:/m:x\n1:name=systemd:/s\n0::/unified/path\n';
+    assert.deepEqual(internals().procCgroup(text), { unified: '/unified/path', cpu: '/a/b', cpuacct: '/a/b', memory: '/m:x', 'name=systemd': '/s' });
+  });
+
+  // A classic-BPF interpreter for seccomp programs, over { arch, nr, args[0] }: an independent
+  // reading of what the filter decides.
+  const RET_KILL_PROCESS = 0x80000000;
+  const RET_ERRNO = 0x00050000;
+  const RET_ALLOW = 0x7fff0000;
+  function run(prog: [number, number, number, number][], arch: number, nr: number, arg0 = 0): number {
+    let acc = 0;
+    for (let pc = 0; pc < prog.length; pc++) {
+      const [code, jt, jf, k] = prog[pc];
+      switch (code) {
+        case 0x20: // BPF_LD | BPF_W | BPF_ABS
+          acc = k === 0 ? nr : k === 4 ? arch : k === 16 ? arg0 >>> 0 : 0;
+          break;
+        case 0x06: // BPF_RET | BPF_K
+          return k >>> 0;
+        case 0x15: // BPF_JMP | BPF_JEQ | BPF_K
+          pc += acc === k >>> 0 ? jt : jf;
+          break;
+        case 0x35: // BPF_JMP | BPF_JGE | BPF_K
+          pc += acc >>> 0 >= k >>> 0 ? jt : jf;
+          break;
+        case 0x45: // BPF_JMP | BPF_JSET | BPF_K
+          pc += (acc & k) !== 0 ? jt : jf;
+          break;
+        default:
+          throw new Error(`unexpected BPF code 0x${code.toString(16)} at ${pc}`);
+      }
+    }
+    throw new Error('the program fell off its end');
+  }
+  const errno = (e: number) => (RET_ERRNO | e) >>> 0;
+  // x86_64 numbers (the CI machines); aarch64 differs and is not listed here.
+  const NR = { read: 0, clone: 56, fork: 57, vfork: 58, unshare: 272, setns: 308, mount: 165, clone3: 435, bpf: 321, ptrace: 101, io_uring_setup: 425 };
+  const CLONE_THREAD = 0x10000;
+  const CLONE_NEWUSER = 0x10000000;
+  const CLONE_NEWNS = 0x20000;
+  const CLONE_FILES = 0x400;
+  const [EPERM, EAGAIN, ENOSYS] = [1, 11, 38];
+
+  (process.arch === 'x64' ? it : it.skip)('restricted: namespaces, mounts and kernel attack surface denied; threads and plain clones allowed', () => {
+    const arch = internals().auditArch as number;
+    const prog = internals().seccompFilter(false, true, false);
+    assert.equal(run(prog, arch, NR.read), RET_ALLOW);
+    assert.equal(run(prog, arch, NR.clone, CLONE_THREAD), RET_ALLOW);
+    assert.equal(run(prog, arch, NR.clone, 0x11 /* SIGCHLD: a fork */), RET_ALLOW);
+    assert.equal(run(prog, arch, NR.clone, CLONE_NEWUSER | 0x11), errno(EPERM));
+    assert.equal(run(prog, arch, NR.unshare, CLONE_NEWNS), errno(EPERM));
+    assert.equal(run(prog, arch, NR.unshare, CLONE_FILES), RET_ALLOW);
+    assert.equal(run(prog, arch, NR.clone3), errno(ENOSYS));
+    for (const nr of [NR.setns, NR.mount, NR.bpf, NR.io_uring_setup]) assert.equal(run(prog, arch, nr), errno(EPERM), `nr ${nr}`);
+    assert.equal(run(prog, arch, NR.ptrace), RET_ALLOW, "ptrace is 'low' only");
+    assert.equal(run(prog, arch ^ 1, NR.read), RET_KILL_PROCESS, 'another architecture is killed');
+    assert.equal(run(prog, arch, 0x40000000 + NR.read), errno(ENOSYS), 'x32 calls are refused');
+  });
+
+  (process.arch === 'x64' ? it : it.skip)('processes: 1 refuses fork, vfork and process clones only; low adds ptrace; inherit filters nothing', () => {
+    const arch = internals().auditArch as number;
+    const one = internals().seccompFilter(true, false, false);
+    assert.equal(run(one, arch, NR.fork), errno(EAGAIN));
+    assert.equal(run(one, arch, NR.vfork), errno(EAGAIN));
+    assert.equal(run(one, arch, NR.clone, 0x11), errno(EAGAIN));
+    assert.equal(run(one, arch, NR.clone, CLONE_THREAD | 0x11), RET_ALLOW);
+    assert.equal(run(one, arch, NR.unshare, CLONE_NEWNS), RET_ALLOW, 'namespaces are the restricted filter’s');
+    const low = internals().seccompFilter(false, true, true);
+    assert.equal(run(low, arch, NR.ptrace), errno(EPERM));
+    assert.deepEqual(internals().seccompFilter(false, false, false), []);
+  });
+});
+
+(isWindows ? describe : describe.skip)('internals (Windows): command line, environment block, error codes', () => {
+  it('the command line round-trips through CommandLineToArgvW for hostile arguments', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const koffi = require('koffi');
+    const shell32 = koffi.load('shell32.dll');
+    const k32 = koffi.load('kernel32.dll');
+    const CommandLineToArgvW = shell32.func('void * __stdcall CommandLineToArgvW(str16 line, _Out_ int *argc)');
+    const LocalFree = k32.func('void * __stdcall LocalFree(void *p)');
+    const args = ['C:\\w\\worker.exe', '', 'a b', 'a"b', 'a\\', 'a\\\\"b', 'a\\"', '\\\\server\\share\\', ' lead', 'trail\\ ', '"', '\\', 'é ☃', 'x\ty'];
+    const line: string = internals().commandLine(args);
+    const argc = [0];
+    const argv = CommandLineToArgvW(line, argc);
+    try {
+      const got = koffi.decode(argv, koffi.array('str16', argc[0], 'Array')) as string[];
+      assert.deepEqual(got, args, line);
+    } finally {
+      LocalFree(argv);
+    }
+  });
+
+  it('the environment block is sorted without regard to case and keeps SYSTEMROOT', () => {
+    const block: string[] = internals().environmentBlock(['b=2', 'A=1', 'c=3', '=C:=C:\\x']);
+    const names = block.map((e) => e.slice(0, e.indexOf('=', 1)));
+    assert.deepEqual(names, [...names].sort((x, y) => x.toUpperCase().localeCompare(y.toUpperCase())));
+    assert.ok(block.some((e) => /^SYSTEMROOT=/i.test(e)), block.join(' '));
+    for (const e of ['A=1', 'b=2', 'c=3']) assert.ok(block.includes(e), e);
+  });
+
+  it('Win32 errors map to the codes libuv gives them', () => {
+    const table: [number, string][] = [[2, 'ENOENT'], [3, 'ENOENT'], [5, 'EACCES'], [8, 'ENOMEM'], [87, 'EINVAL'], [193, 'EFTYPE'], [206, 'ENAMETOOLONG'], [4, 'EMFILE'], [109, 'EPIPE'], [183, 'EEXIST'], [999999, 'UNKNOWN']];
+    for (const [err, code] of table) assert.equal(internals().win32Code(err), code, `Win32 error ${err}`);
+  });
+});
