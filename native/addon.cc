@@ -110,8 +110,8 @@ struct AddonData {
   std::shared_ptr<EnvSink> sink = std::make_shared<EnvSink>();
   EventTsfn tsfn;
   bool hasTsfn = false;
-  std::set<uint64_t> live;  // spawned and not yet exited (keeps the loop alive)
-  std::set<uint64_t> owned;  // not yet released
+  std::set<uint64_t> live;    // spawned and not yet exited (keeps the loop alive)
+  std::set<uint64_t> owned;   // not yet released
   std::set<uint64_t> groups;  // groups not yet released
   bool refd = false;
 
@@ -119,7 +119,10 @@ struct AddonData {
     if (!hasTsfn) return;
     bool want = !live.empty();
     if (want == refd) return;
-    if (want) tsfn.Ref(env); else tsfn.Unref(env);
+    if (want)
+      tsfn.Ref(env);
+    else
+      tsfn.Unref(env);
     refd = want;
   }
 };
@@ -141,14 +144,12 @@ AddonData& Data(Napi::Env env) {
 }
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEGER
-constexpr double kMaxCpu = 1023;                         // a cpu_set_t holds CPUs 0..1023
+constexpr double kMaxCpu = 1023;                        // a cpu_set_t holds CPUs 0..1023
 
 // ---- request parsing: the TS layer validated already; this is the second, independent check.
 
 // Own properties only: a polluted Object.prototype must not reach a request.
-Napi::Value Prop(Napi::Object o, const char* name) {
-  return o.HasOwnProperty(name) ? o.Get(name) : o.Env().Undefined();
-}
+Napi::Value Prop(Napi::Object o, const char* name) { return o.HasOwnProperty(name) ? o.Get(name) : o.Env().Undefined(); }
 
 std::string GetString(Napi::Env env, Napi::Value v, const std::string& what) {
   if (!v.IsString()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"" + what + "\" property must be of type string");
@@ -226,10 +227,14 @@ void ParseStdio(Napi::Env env, Napi::Object o, SpawnRequest& r) {
       continue;
     }
     std::string k = GetString(env, s, "stdio");
-    if (k == "pipe") r.stdio[i].kind = StdioSpec::Pipe;
-    else if (k == "ignore") r.stdio[i].kind = StdioSpec::Ignore;
-    else if (k == "inherit") r.stdio[i] = {StdioSpec::Inherit, static_cast<int>(i)};
-    else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "stdio[" + std::to_string(i) + "] is invalid");
+    if (k == "pipe")
+      r.stdio[i].kind = StdioSpec::Pipe;
+    else if (k == "ignore")
+      r.stdio[i].kind = StdioSpec::Ignore;
+    else if (k == "inherit")
+      r.stdio[i] = {StdioSpec::Inherit, static_cast<int>(i)};
+    else
+      ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "stdio[" + std::to_string(i) + "] is invalid");
   }
   Napi::Array ia = GetArray(env, o, "inherit");
   for (uint32_t i = 0; i < ia.Length(); i++) {
@@ -274,10 +279,14 @@ Limits ParseLimits(Napi::Env env, Napi::Object o) {
 
 void ParseIdentity(Napi::Env env, Napi::Object o, SpawnRequest& r) {
   std::string priv = GetString(env, Prop(o, "privileges"), "privileges");
-  if (priv == "restricted") r.privileges = Privileges::Restricted;
-  else if (priv == "low") r.privileges = Privileges::Low;
-  else if (priv == "inherit") r.privileges = Privileges::Inherit;
-  else ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "privileges is invalid");
+  if (priv == "restricted")
+    r.privileges = Privileges::Restricted;
+  else if (priv == "low")
+    r.privileges = Privileges::Low;
+  else if (priv == "inherit")
+    r.privileges = Privileges::Inherit;
+  else
+    ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "privileges is invalid");
   r.privilegesExplicit = GetBool(env, o, "privilegesExplicit", false);
   Napi::Value uid = Prop(o, "uid");
   if (!uid.IsUndefined()) {
@@ -319,12 +328,13 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "handler must be a function");
   if (d.hasTsfn) ThrowTypeError(env, "ERR_INVALID_STATE", "spawn-isolated: init() called twice");
   auto* keep = new std::shared_ptr<EnvSink>(d.sink);
-  d.tsfn = EventTsfn::New(env, info[0].As<Napi::Function>(), "spawn-isolated:events", 0, 1, &d,
-                          [](Napi::Env, std::shared_ptr<EnvSink>* sink, AddonData*) {
-                            (*sink)->Close();
-                            delete sink;
-                          },
-                          keep);
+  d.tsfn = EventTsfn::New(
+      env, info[0].As<Napi::Function>(), "spawn-isolated:events", 0, 1, &d,
+      [](Napi::Env, std::shared_ptr<EnvSink>* sink, AddonData*) {
+        (*sink)->Close();
+        delete sink;
+      },
+      keep);
   d.tsfn.Unref(env);
   d.hasTsfn = true;
   d.sink->Open(d.tsfn);
@@ -493,8 +503,7 @@ Napi::Object Internals(Napi::Env env) {
         }));
   o.Set("seccompFilter", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           Napi::Env e = info.Env();
-          std::vector<internals::BpfInsn> prog =
-              internals::SeccompFilter(info[0].ToBoolean(), info[1].ToBoolean(), info[2].ToBoolean());
+          std::vector<internals::BpfInsn> prog = internals::SeccompFilter(info[0].ToBoolean(), info[1].ToBoolean(), info[2].ToBoolean());
           Napi::Array out = Napi::Array::New(e, prog.size());
           for (uint32_t i = 0; i < prog.size(); i++) {
             Napi::Array insn = Napi::Array::New(e, 4);
@@ -526,7 +535,8 @@ void Cleanup(AddonData* d) {
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   AddonData* d = new AddonData();
   env.SetInstanceData<AddonData>(d);  // deleted by node-addon-api at env teardown
-  napi_add_env_cleanup_hook(env, [](void* p) { Cleanup(static_cast<AddonData*>(p)); }, d);
+  napi_add_env_cleanup_hook(
+      env, [](void* p) { Cleanup(static_cast<AddonData*>(p)); }, d);
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("spawn", Napi::Function::New(env, SpawnJs, "spawn"));
   exports.Set("resume", Napi::Function::New(env, ResumeJs, "resume"));

@@ -17,7 +17,7 @@ struct SysError : std::exception {
   int64_t errnum = 0;   // Win32 error number or POSIX errno (0 when not an OS error)
   std::string syscall;  // the failing call
   std::string message;
-  std::string limit;    // for ERR_LIMIT_NOT_ENFORCED: the limit's name
+  std::string limit;  // for ERR_LIMIT_NOT_ENFORCED: the limit's name
   SysError(std::string c, int64_t e, std::string sc, std::string msg, std::string lim = "")
       : code(std::move(c)), errnum(e), syscall(std::move(sc)), message(std::move(msg)), limit(std::move(lim)) {}
   const char* what() const noexcept override { return message.c_str(); }
@@ -67,20 +67,19 @@ struct SpawnRequest {
   uint64_t group = 0;  // an isolation group to start the worker in (0: none)
 };
 
-
 // How one requested limit is enforced on this spawn.
 struct Enforcement {
   std::string limit;      // "memory.total", "cpu.cores", ...
   std::string mechanism;  // "job-object", "watchdog", "restricted-token", "none", ...
   bool enforced = false;
-  std::string reason;     // why not, when not enforced
+  std::string reason;  // why not, when not enforced
 };
 
 struct SpawnResult {
   uint64_t id = 0;
   int64_t pid = 0;
-  std::string pipes[3];               // per stdio slot, what JS connects to ("" = none)
-  std::vector<int64_t> inherited;     // what the worker sees for each InheritSpec
+  std::string pipes[3];            // per stdio slot, what JS connects to ("" = none)
+  std::vector<int64_t> inherited;  // what the worker sees for each InheritSpec
   std::vector<Enforcement> enforcement;
 };
 
@@ -107,16 +106,15 @@ struct Event {
   uint64_t id = 0;
   // Exit
   int64_t exitCode = 0;
-  int signal = 0;         // POSIX signal number that ended the worker (0 = none)
+  int signal = 0;           // POSIX signal number that ended the worker (0 = none)
   bool terminated = false;  // ended by us or by a limit rather than by itself
-  std::string reason;     // "" (natural), "memory", "cpu-time", "handles", "killed"
+  std::string reason;       // "" (natural), "memory", "cpu-time", "handles", "killed"
   Stats stats;
   // Limit
   std::string limit;
   int64_t pid = 0;
   uint64_t value = 0;
 };
-
 
 // Where a backend delivers events; one per JS environment (main thread or worker_thread).
 class EventSink {
@@ -128,10 +126,10 @@ class EventSink {
 using SupportEntry = Enforcement;
 
 inline SysError NotEnforcedError(const Enforcement& e) {
-  return SysError("ERR_LIMIT_NOT_ENFORCED", 0, "",
-                  "options." + e.limit + " cannot be enforced on this host: " + e.reason +
-                      " (pass enforcement: 'best-effort' to run without it)",
-                  e.limit);
+  return SysError(
+      "ERR_LIMIT_NOT_ENFORCED", 0, "",
+      "options." + e.limit + " cannot be enforced on this host: " + e.reason + " (pass enforcement: 'best-effort' to run without it)",
+      e.limit);
 }
 
 // Strict mode: the first limit that is not enforced fails the call.
@@ -141,8 +139,7 @@ inline void RequireEnforced(const std::vector<Enforcement>& list) {
 }
 
 // An Enforcement entry: the mechanism when enforced, "none" and the reason when not.
-inline Enforcement MakeEnforcement(const std::string& limit, bool enforced, const std::string& mechanism,
-                                   const std::string& reason) {
+inline Enforcement MakeEnforcement(const std::string& limit, bool enforced, const std::string& mechanism, const std::string& reason) {
   Enforcement e;
   e.limit = limit;
   e.enforced = enforced;

@@ -23,7 +23,7 @@ struct Mount {
 };
 std::vector<Mount> MountInfo(const std::string& text);
 // "unified" for the v2 path, else controller names, each with its path.
-std::vector<std::pair<std::string, std::string>> ProcCgroup(const std::string& text);
+std::vector<std::pair<std::string, std::string> > ProcCgroup(const std::string& text);
 struct BpfInsn {
   uint16_t code;
   uint8_t jt, jf;

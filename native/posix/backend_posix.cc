@@ -59,8 +59,9 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
   } else if (req.hasUid && !req.hasGid) {
     gid_t g;
     if (!PrimaryGroup(req.uid, &g))
-      throw SysError("ERR_INVALID_ARG_VALUE", 0, "getpwuid_r",
-                     "options.gid is required: uid " + std::to_string(req.uid) + " has no entry in the user database to take a primary group from");
+      throw SysError(
+          "ERR_INVALID_ARG_VALUE", 0, "getpwuid_r",
+          "options.gid is required: uid " + std::to_string(req.uid) + " has no entry in the user database to take a primary group from");
     cp.hasGid = true;
     cp.gid = g;
   }
@@ -235,7 +236,8 @@ void SetUpStdio(const SpawnRequest& req, ChildPlan& cp, Stdio& io, SpawnResult& 
       cp.sources[i] = sv[1];
       res.pipes[i] = std::to_string(sv[0]);
     } else if (s.kind != StdioSpec::Ignore) {
-      if (fcntl(s.fd, F_GETFD) >= 0) cp.sources[i] = s.fd;
+      if (fcntl(s.fd, F_GETFD) >= 0)
+        cp.sources[i] = s.fd;
       else if (s.kind != StdioSpec::Inherit)
         throw Errno("fcntl", EBADF, "stdio[" + std::to_string(i) + "]: fd " + std::to_string(s.fd) + " is not open");
     }
@@ -279,7 +281,8 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
   long ncpu = sysconf(_SC_NPROCESSORS_CONF);
   for (uint32_t c : l.affinity) {
     if (static_cast<long>(c) >= ncpu)
-      throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.cpu.affinity names CPU " + std::to_string(c) + ", which this machine does not have");
+      throw SysError("ERR_OUT_OF_RANGE", 0, "",
+                     "options.cpu.affinity names CPU " + std::to_string(c) + ", which this machine does not have");
     CPU_SET(c, &cp.affinity);
   }
 }
@@ -403,9 +406,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 
-Stats GroupStats(uint64_t id) {
-  return ReadStats(Groups().Get(id, "groupStats")->cg, 0, nullptr);
-}
+Stats GroupStats(uint64_t id) { return ReadStats(Groups().Get(id, "groupStats")->cg, 0, nullptr); }
 
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);

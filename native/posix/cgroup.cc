@@ -15,9 +15,9 @@ namespace si {
 namespace posix {
 namespace {
 
-constexpr long kCpuPeriodUs = 100000;   // cpu.max / cfs_period_us
-constexpr long kMinCpuQuotaUs = 1000;   // the kernel's smallest quota
-constexpr int kRemoveWaitMs = 1000;     // RemoveNow: how long exits are waited for
+constexpr long kCpuPeriodUs = 100000;  // cpu.max / cfs_period_us
+constexpr long kMinCpuQuotaUs = 1000;  // the kernel's smallest quota
+constexpr int kRemoveWaitMs = 1000;    // RemoveNow: how long exits are waited for
 constexpr int kRemoveRetryMs = 10;
 
 std::vector<MountEntry> Mounts() {
@@ -91,8 +91,10 @@ const CgroupLayout& Layout() {
       std::string mount = MountPointOf(mounts, "cgroup", c);
       if (mount.empty()) continue;
       std::string dir = mount + (path->second == "/" ? "" : path->second);
-      if (WritableDir(dir)) l.v1[c] = dir;
-      else if (l.why.empty()) l.why = "cannot create cgroups under " + dir + ": " + strerror(errno);
+      if (WritableDir(dir))
+        l.v1[c] = dir;
+      else if (l.why.empty())
+        l.why = "cannot create cgroups under " + dir + ": " + strerror(errno);
     }
     if (l.v1.empty() && l.why.empty()) l.why = "no cgroup hierarchy with memory, cpu or pids controllers is mounted";
     return l;
@@ -141,8 +143,10 @@ void Cgroup::KillAll() const {
 
 bool Cgroup::Remove() {
   for (auto it = dirs.begin(); it != dirs.end();) {
-    if (rmdir(it->second.c_str()) == 0 || errno == ENOENT) it = dirs.erase(it);
-    else ++it;
+    if (rmdir(it->second.c_str()) == 0 || errno == ENOENT)
+      it = dirs.erase(it);
+    else
+      ++it;
   }
   return dirs.empty();
 }
@@ -191,7 +195,8 @@ void Configure(Cgroup& cg, const Limits& l) {
   if (l.cpuCores > 0) {
     long period = kCpuPeriodUs;
     long quota = std::max(kMinCpuQuotaUs, static_cast<long>(std::llround(l.cpuCores * period)));
-    if (cg.v2) set("cpu", "cpu.max", std::to_string(quota) + " " + std::to_string(period));
+    if (cg.v2)
+      set("cpu", "cpu.max", std::to_string(quota) + " " + std::to_string(period));
     else {
       set("cpu", "cpu.cfs_period_us", std::to_string(period));
       set("cpu", "cpu.cfs_quota_us", std::to_string(quota));
@@ -199,7 +204,6 @@ void Configure(Cgroup& cg, const Limits& l) {
   }
   if (NeedsPids(l)) set("pids", "pids.max", std::to_string(l.threads));
 }
-
 
 // The directories (v1: one per controller) of a new cgroup; removed again by the caller's guard
 // when a later step fails.

@@ -106,8 +106,7 @@ void SetUpFds(const ChildPlan& p) {
 
 void SetUpNamespaces(const ChildPlan& p) {
   if (p.userns) {
-    if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") ||
-        !WriteAll("/proc/self/gid_map", p.gidMap))
+    if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") || !WriteAll("/proc/self/gid_map", p.gidMap))
       ChildFail(p, kStepUserns);
   }
   if (!p.mounts) return;

@@ -40,7 +40,7 @@ struct ChildPlan {
   bool mounts;
   const char* roMounts[kMaxRoMounts];
   int nroMounts;
-  int landlockAbi;            // > 0: confine writes beneath landlockDir (see landlock.h)
+  int landlockAbi;  // > 0: confine writes beneath landlockDir (see landlock.h)
   const char* landlockDir;
   sock_fprog filter;
   bool hasFilter;
@@ -50,8 +50,18 @@ struct ChildPlan {
 };
 
 enum Step : int {
-  kStepGo = 1, kStepFds, kStepRlimit, kStepAffinity, kStepCwd, kStepIds, kStepCaps, kStepSeccomp, kStepExec,
-  kStepUserns, kStepMounts, kStepLandlock,
+  kStepGo = 1,
+  kStepFds,
+  kStepRlimit,
+  kStepAffinity,
+  kStepCwd,
+  kStepIds,
+  kStepCaps,
+  kStepSeccomp,
+  kStepExec,
+  kStepUserns,
+  kStepMounts,
+  kStepLandlock,
 };
 const char* StepName(int step);
 

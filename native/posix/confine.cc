@@ -8,7 +8,6 @@ namespace si {
 namespace posix {
 namespace {
 
-
 // Workers get namespaces of their own (PID, mount, IPC; a user namespace too when this
 // launcher is not root). A host that refuses them (a container's seccomp profile, a sysctl,
 // an LSM) is remembered, and workers then get what works without them.
@@ -57,8 +56,10 @@ Confinement Confine(Privileges privileges, bool hasUid) {
     c.perTreeTasks = c.userns;
     c.landlockAbi = LandlockAbi();
     mech = std::string(c.userns ? "user-ns+pid-ns+mount-ns+" : "") + "no-caps+seccomp" + (c.landlockAbi ? "+landlock" : "");
-    if (!c.landlockAbi) why = "Landlock is not available (Linux 5.13+ with the landlock LSM enabled): the worker could write what the launcher owns";
-    else if (!c.userns) why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
+    if (!c.landlockAbi)
+      why = "Landlock is not available (Linux 5.13+ with the landlock LSM enabled): the worker could write what the launcher owns";
+    else if (!c.userns)
+      why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
   }
   // 'low': writes confined beneath its private temp dir on every host that has Landlock.
   if (privileges == Privileges::Low) {
@@ -77,7 +78,6 @@ void Add(Plan& p, const std::string& limit, bool ok, const std::string& mech, co
   p.enforcement.push_back(MakeEnforcement(limit, ok, mech, why));
 }
 
-
 }  // namespace
 
 // Which mechanism serves each requested limit (of a worker, or of a group) on this host.
@@ -88,8 +88,11 @@ Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& 
   auto cg = [&](const char* name, const char* ctrl) { Add(p, name, l.Has(ctrl), cgMech, why(ctrl)); };
   // Tasks: pids.max, or RLIMIT_NPROC where the worker's identity is its tree's alone.
   auto tasks = [&](const char* name) {
-    if (l.Has("pids")) Add(p, name, true, cgMech, "");
-    else Add(p, name, conf.perTreeTasks, "rlimit-nproc", why("pids") + ", and the worker has no identity of its own to count with RLIMIT_NPROC");
+    if (l.Has("pids"))
+      Add(p, name, true, cgMech, "");
+    else
+      Add(p, name, conf.perTreeTasks, "rlimit-nproc",
+          why("pids") + ", and the worker has no identity of its own to count with RLIMIT_NPROC");
   };
   if (lim.memoryTotal) cg("memory.total", "memory");
   if (lim.memoryProcess) Add(p, "memory.process", true, "rlimit-data", "");
@@ -99,8 +102,10 @@ Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& 
   if (group) {
     if (lim.processes) cg("processes", "pids");
   } else {
-    if (lim.processes == 1) Add(p, "processes", true, "seccomp", "");
-    else if (lim.processes > 1) tasks("processes");
+    if (lim.processes == 1)
+      Add(p, "processes", true, "seccomp", "");
+    else if (lim.processes > 1)
+      tasks("processes");
     if (lim.threads) tasks("threads");
   }
   if (lim.handles) Add(p, "handles", true, "rlimit-nofile", "");

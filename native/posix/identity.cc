@@ -87,9 +87,7 @@ class Pool {
 
 }  // namespace
 
-std::unique_ptr<TransientId> TransientId::Acquire() {
-  return std::unique_ptr<TransientId>(new TransientId(Pool::Get().Acquire()));
-}
+std::unique_ptr<TransientId> TransientId::Acquire() { return std::unique_ptr<TransientId>(new TransientId(Pool::Get().Acquire())); }
 
 TransientId::~TransientId() {
   if (!kept_) Pool::Get().Release(id_);

@@ -21,12 +21,11 @@ namespace landlock {
 #endif
 
 constexpr uint64_t kWriteFile = 1ull << 1;
-constexpr uint64_t kRemoveDir = 1ull << 4, kRemoveFile = 1ull << 5, kMakeChar = 1ull << 6, kMakeDir = 1ull << 7,
-                   kMakeReg = 1ull << 8, kMakeSock = 1ull << 9, kMakeFifo = 1ull << 10, kMakeBlock = 1ull << 11,
-                   kMakeSym = 1ull << 12;
-constexpr uint64_t kRefer = 1ull << 13;     // ABI 2
-constexpr uint64_t kTruncate = 1ull << 14;  // ABI 3
-constexpr uint64_t kIoctlDev = 1ull << 15;  // ABI 5
+constexpr uint64_t kRemoveDir = 1ull << 4, kRemoveFile = 1ull << 5, kMakeChar = 1ull << 6, kMakeDir = 1ull << 7, kMakeReg = 1ull << 8,
+                   kMakeSock = 1ull << 9, kMakeFifo = 1ull << 10, kMakeBlock = 1ull << 11, kMakeSym = 1ull << 12;
+constexpr uint64_t kRefer = 1ull << 13;                                       // ABI 2
+constexpr uint64_t kTruncate = 1ull << 14;                                    // ABI 3
+constexpr uint64_t kIoctlDev = 1ull << 15;                                    // ABI 5
 constexpr uint64_t kScopeAbstractUnix = 1ull << 0, kScopeSignal = 1ull << 1;  // ABI 6
 
 struct RulesetAttr {
@@ -47,16 +46,13 @@ inline int Abi() {
 
 // Every right that modifies the file system, at this ABI.
 inline uint64_t WriteRights(int abi) {
-  uint64_t r = kWriteFile | kRemoveDir | kRemoveFile | kMakeChar | kMakeDir | kMakeReg | kMakeSock | kMakeFifo |
-               kMakeBlock | kMakeSym;
+  uint64_t r = kWriteFile | kRemoveDir | kRemoveFile | kMakeChar | kMakeDir | kMakeReg | kMakeSock | kMakeFifo | kMakeBlock | kMakeSym;
   if (abi >= 2) r |= kRefer;
   if (abi >= 3) r |= kTruncate;
   return r;
 }
 // The rights that apply to a file (not a directory) among those.
-inline uint64_t FileWriteRights(int abi) {
-  return kWriteFile | (abi >= 3 ? kTruncate : 0);
-}
+inline uint64_t FileWriteRights(int abi) { return kWriteFile | (abi >= 3 ? kTruncate : 0); }
 
 // Devices a worker may write (its stdio may be any of them).
 constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};

@@ -185,8 +185,10 @@ int Monitor::NextTimeout() {
   std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
   std::lock_guard<std::mutex> lock(mu());
   for (auto& cp : all) {
-    if (cp->pending) timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
-    else if (!cp->ended && NeedsSampling(*cp)) timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
+    if (cp->pending)
+      timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
+    else if (!cp->ended && NeedsSampling(*cp))
+      timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
   }
   return timeout;
 }

@@ -27,8 +27,8 @@ Registry<Group>& Groups();
 
 struct Child : WorkerBase {
   std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
-  std::string tempDir;                        // its private TMPDIR (removed with it), if any
-  std::shared_ptr<Group> group;               // keeps the group's cgroup while a member lives
+  std::string tempDir;                       // its private TMPDIR (removed with it), if any
+  std::shared_ptr<Group> group;              // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;
   Cgroup cg;

@@ -20,7 +20,7 @@ std::vector<MountEntry> ParseMountInfo(const std::string& text);
 std::string MountPointOf(const std::vector<MountEntry>& mounts, const std::string& type, const std::string& option);
 
 struct ProcCgroup {
-  std::string unified;                        // the cgroup v2 path ("0::PATH"), "" when none
+  std::string unified;                              // the cgroup v2 path ("0::PATH"), "" when none
   std::map<std::string, std::string> byController;  // v1: controller -> path
 };
 ProcCgroup ParseProcCgroup(const std::string& text);

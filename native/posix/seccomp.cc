@@ -24,10 +24,9 @@ namespace si {
 namespace posix {
 namespace {
 
-
 // Every flag that makes a namespace (clone's and unshare's first argument).
-constexpr uint32_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
-                                     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME;
+constexpr uint32_t kNamespaceFlags =
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME;
 
 sock_filter Stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
@@ -53,28 +52,60 @@ void DenyFlags(std::vector<sock_filter>& f, long nr, uint32_t flags, uint32_t er
 // Namespaces, mounts, kernel code, clocks, keyrings, eBPF, perf, io_uring, handles to
 // arbitrary inodes: what nsjail and Docker's default profile deny an ordinary program.
 const long kRestrictedDenied[] = {
-    __NR_mount, __NR_umount2, __NR_pivot_root, __NR_chroot, __NR_setns, __NR_kexec_load, __NR_init_module,
-    __NR_finit_module, __NR_delete_module, __NR_bpf, __NR_perf_event_open, __NR_keyctl, __NR_add_key,
-    __NR_request_key, __NR_userfaultfd, __NR_swapon, __NR_swapoff, __NR_reboot, __NR_acct, __NR_settimeofday,
-    __NR_clock_settime, __NR_clock_adjtime, __NR_open_by_handle_at, __NR_name_to_handle_at, __NR_quotactl,
-    __NR_syslog, __NR_lookup_dcookie, __NR_vhangup, __NR_fanotify_init,
+    __NR_mount,
+    __NR_umount2,
+    __NR_pivot_root,
+    __NR_chroot,
+    __NR_setns,
+    __NR_kexec_load,
+    __NR_init_module,
+    __NR_finit_module,
+    __NR_delete_module,
+    __NR_bpf,
+    __NR_perf_event_open,
+    __NR_keyctl,
+    __NR_add_key,
+    __NR_request_key,
+    __NR_userfaultfd,
+    __NR_swapon,
+    __NR_swapoff,
+    __NR_reboot,
+    __NR_acct,
+    __NR_settimeofday,
+    __NR_clock_settime,
+    __NR_clock_adjtime,
+    __NR_open_by_handle_at,
+    __NR_name_to_handle_at,
+    __NR_quotactl,
+    __NR_syslog,
+    __NR_lookup_dcookie,
+    __NR_vhangup,
+    __NR_fanotify_init,
 #ifdef __NR_kexec_file_load
     __NR_kexec_file_load,
 #endif
 #ifdef __NR_iopl
-    __NR_iopl, __NR_ioperm,
+    __NR_iopl,
+    __NR_ioperm,
 #endif
 #ifdef __NR_uselib
     __NR_uselib,
 #endif
 #ifdef __NR_fsopen
-    __NR_fsopen, __NR_fsconfig, __NR_fsmount, __NR_fspick, __NR_move_mount, __NR_open_tree,
+    __NR_fsopen,
+    __NR_fsconfig,
+    __NR_fsmount,
+    __NR_fspick,
+    __NR_move_mount,
+    __NR_open_tree,
 #endif
 #ifdef __NR_mount_setattr
     __NR_mount_setattr,
 #endif
 #ifdef __NR_io_uring_setup
-    __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register,
+    __NR_io_uring_setup,
+    __NR_io_uring_enter,
+    __NR_io_uring_register,
 #endif
 #ifdef __NR_quotactl_fd
     __NR_quotactl_fd,

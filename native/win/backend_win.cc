@@ -71,7 +71,8 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, Sp
     wh.stdio[i] = wh.temporary.back().get();
   }
   for (const InheritSpec& spec : req.inherit) {
-    HANDLE source = spec.rawHandle ? reinterpret_cast<HANDLE>(static_cast<intptr_t>(spec.value)) : NodeFdToHandle(static_cast<int>(spec.value));
+    HANDLE source =
+        spec.rawHandle ? reinterpret_cast<HANDLE>(static_cast<intptr_t>(spec.value)) : NodeFdToHandle(static_cast<int>(spec.value));
     DWORD info = 0;
     if (!GetHandleInformation(source, &info))
       throw Win32Error("GetHandleInformation", GetLastError(), "inheritHandles: " + std::to_string(spec.value) + " is not an open handle");
@@ -85,7 +86,8 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, Sp
 PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token) {
   std::vector<HANDLE> list = wh.List();
   AttributeList attrs(2);
-  if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr, nullptr))
+  if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
+                                 nullptr))
     ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_HANDLE_LIST");
   // In a group: the group's job first, so the worker's own job nests inside it.
   HANDLE jobs[2] = {child.group ? child.group->job.get() : child.job.get(), child.job.get()};
@@ -110,14 +112,16 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
   if (req.windowsHide) flags |= CREATE_NO_WINDOW;
   PROCESS_INFORMATION pi{};
-  BOOL created = token != nullptr
-                     ? CreateProcessAsUserW(token, app.c_str(), &cmdline[0], nullptr, nullptr, TRUE, flags, envBlock.data(), dir, &si.StartupInfo, &pi)
-                     : CreateProcessW(app.c_str(), &cmdline[0], nullptr, nullptr, TRUE, flags, envBlock.data(), dir, &si.StartupInfo, &pi);
+  BOOL created =
+      token != nullptr
+          ? CreateProcessAsUserW(token, app.c_str(), &cmdline[0], nullptr, nullptr, TRUE, flags, envBlock.data(), dir, &si.StartupInfo, &pi)
+          : CreateProcessW(app.c_str(), &cmdline[0], nullptr, nullptr, TRUE, flags, envBlock.data(), dir, &si.StartupInfo, &pi);
   DWORD createErr = GetLastError();
   wh.temporary.clear();  // the worker has its copies now; no other child may inherit ours
   if (!created) {
     SysError e = Win32Error(token != nullptr ? "CreateProcessAsUserW" : "CreateProcessW", createErr, req.file);
-    e.message = "spawn " + req.file + " " + CodeForWin32(createErr) + ": " + Win32Message(createErr) + " (Win32 error " + std::to_string(createErr) + ")";
+    e.message = "spawn " + req.file + " " + CodeForWin32(createErr) + ": " + Win32Message(createErr) + " (Win32 error " +
+                std::to_string(createErr) + ")";
     e.syscall = "spawn " + req.file;
     throw e;
   }
@@ -222,9 +226,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 
-Stats GroupStats(uint64_t id) {
-  return JobStats(Groups().Get(id, "groupStats")->job.get());
-}
+Stats GroupStats(uint64_t id) { return JobStats(Groups().Get(id, "groupStats")->job.get()); }
 
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);

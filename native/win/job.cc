@@ -9,7 +9,6 @@ namespace {
 
 constexpr double kCpuRateScale = 10000.0;  // CpuRate: 1..10000 is 0.01%..100% of the machine
 
-
 std::string StoredButNotEnforced() {
   return "the host accepted the job limit but reading it back returned nothing: it stores no limits and "
          "enforces none (Wine behaves like this)";
@@ -63,7 +62,8 @@ JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, bool killOn
     ULONG_PTR mask = 0;
     for (uint32_t cpu : l.affinity) {
       if (cpu >= sizeof(ULONG_PTR) * 8)
-        throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.cpu.affinity: CPU " + std::to_string(cpu) + " is beyond the first processor group");
+        throw SysError("ERR_OUT_OF_RANGE", 0, "",
+                       "options.cpu.affinity: CPU " + std::to_string(cpu) + " is beyond the first processor group");
       mask |= static_cast<ULONG_PTR>(1) << cpu;
     }
     DWORD_PTR processMask = 0, systemMask = 0;
@@ -141,8 +141,7 @@ Stats JobStats(HANDLE job) {
     s.total = acct.TotalProcesses;
   }
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
-  if (QueryInformationJobObject(job, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr))
-    s.peakMemory = ext.PeakJobMemoryUsed;
+  if (QueryInformationJobObject(job, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr)) s.peakMemory = ext.PeakJobMemoryUsed;
   return s;
 }
 

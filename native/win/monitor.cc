@@ -10,9 +10,9 @@ namespace si {
 namespace win {
 namespace {
 
-constexpr DWORD kSafetyPollMs = 500;  // job messages are not guaranteed
-constexpr DWORD kHandleSampleMs = 50;  // the handle-count watchdog's period
-constexpr DWORD kMaxListedPids = 256;  // JobObjectBasicProcessIdList entries read at once
+constexpr DWORD kSafetyPollMs = 500;         // job messages are not guaranteed
+constexpr DWORD kHandleSampleMs = 50;        // the handle-count watchdog's period
+constexpr DWORD kMaxListedPids = 256;        // JobObjectBasicProcessIdList entries read at once
 constexpr SIZE_T kMonitorStack = 64 * 1024;  // the monitor thread's reserved stack
 
 }  // namespace
@@ -42,7 +42,6 @@ Stats QueryStats(const Child& c) {
   if (s.total == 0) s.total = 1;
   return s;
 }
-
 
 Monitor::Monitor() {
   port_.reset(CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1));
@@ -115,11 +114,8 @@ void Monitor::Handle(Child& c, DWORD msg, DWORD pid) {
         if (c.reason.empty()) c.reason = "cpu-time";
       }
       break;
-    case JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT:
-      PostLimit(c, "processes", pid, 0);
-      break;
-    default:
-      break;
+    case JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT: PostLimit(c, "processes", pid, 0); break;
+    default: break;
   }
 }
 

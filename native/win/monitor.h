@@ -31,7 +31,7 @@ struct Child : WorkerBase {
   DWORD pid = 0;
   UniqueHandle job, process, thread;
   std::vector<UniqueHandle> serverPipes;  // child ends we still hold until Resume checks them
-  uint32_t handlesLimit = 0;  // >0: the watchdog samples handle counts
+  uint32_t handlesLimit = 0;              // >0: the watchdog samples handle counts
   // Guarded by Monitor::mu_ (with WorkerBase::reason and ::ended, which is "exited").
   bool resumed = false;
 };

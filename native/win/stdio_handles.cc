@@ -29,8 +29,8 @@ std::string RandomHex() {
 using GetOsfHandleFn = HANDLE(__cdecl*)(int);
 
 HANDLE NodeFdToHandle(int fd) {
-  static GetOsfHandleFn fn = reinterpret_cast<GetOsfHandleFn>(
-      reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(nullptr), "uv_get_osfhandle")));
+  static GetOsfHandleFn fn =
+      reinterpret_cast<GetOsfHandleFn>(reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(nullptr), "uv_get_osfhandle")));
   if (fn == nullptr)
     throw SysError("ENOTSUP", 0, "uv_get_osfhandle", "the host executable does not export uv_get_osfhandle: Node fds cannot be translated");
   HANDLE h = fn(fd);
@@ -47,8 +47,8 @@ UniqueHandle DuplicateInheritable(HANDLE h, const std::string& what) {
 }
 
 UniqueHandle CreateStdioPipe(int slot, uint64_t id, std::string* name) {
-  *name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(id) + "-" +
-          std::to_string(slot) + "-" + RandomHex();
+  *name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(id) + "-" + std::to_string(slot) +
+          "-" + RandomHex();
   DWORD access = (slot == 0 ? PIPE_ACCESS_INBOUND : PIPE_ACCESS_OUTBOUND) | FILE_FLAG_FIRST_PIPE_INSTANCE;
   HANDLE h = CreateNamedPipeW(ToWide(*name).c_str(), access, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
                               1, kPipeBuffer, kPipeBuffer, 0, nullptr);

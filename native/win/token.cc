@@ -115,8 +115,9 @@ UniqueHandle MakeRestrictedToken(Privileges p) {
 
 bool TokenEnforced(std::string* why) {
   if (IsWine()) {
-    *why = "Wine does not apply a restricted token to the child (its token keeps every privilege) and its access "
-           "checks ignore integrity labels";
+    *why =
+        "Wine does not apply a restricted token to the child (its token keeps every privilege) and its access "
+        "checks ignore integrity labels";
     return false;
   }
   return true;

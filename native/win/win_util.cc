@@ -43,55 +43,42 @@ const char* CodeForWin32(DWORD err) {
     case ERROR_PATH_NOT_FOUND:
     case ERROR_DIRECTORY:  // CreateProcess: cwd does not exist
     case ERROR_INVALID_DRIVE:
-    case ERROR_MOD_NOT_FOUND:
-      return "ENOENT";
+    case ERROR_MOD_NOT_FOUND: return "ENOENT";
     case ERROR_ACCESS_DENIED:
     case ERROR_INVALID_ACCESS:
     case 740:  // ERROR_ELEVATION_REQUIRED
       return "EACCES";
-    case ERROR_PRIVILEGE_NOT_HELD:
-      return "EPERM";
-    case ERROR_INVALID_HANDLE:
-      return "EBADF";
+    case ERROR_PRIVILEGE_NOT_HELD: return "EPERM";
+    case ERROR_INVALID_HANDLE: return "EBADF";
     case ERROR_NOT_ENOUGH_MEMORY:
     case ERROR_OUTOFMEMORY:
     case ERROR_COMMITMENT_LIMIT:
-    case ERROR_NO_SYSTEM_RESOURCES:
-      return "ENOMEM";
+    case ERROR_NO_SYSTEM_RESOURCES: return "ENOMEM";
     case ERROR_INVALID_PARAMETER:
-    case ERROR_BAD_LENGTH:
-      return "EINVAL";
+    case ERROR_BAD_LENGTH: return "EINVAL";
     case ERROR_BAD_EXE_FORMAT:
-    case ERROR_EXE_MACHINE_TYPE_MISMATCH:
-      return "EFTYPE";
-    case ERROR_FILENAME_EXCED_RANGE:
-      return "ENAMETOOLONG";
+    case ERROR_EXE_MACHINE_TYPE_MISMATCH: return "EFTYPE";
+    case ERROR_FILENAME_EXCED_RANGE: return "ENAMETOOLONG";
     case ERROR_PIPE_BUSY:
     case ERROR_SHARING_VIOLATION:
-    case ERROR_BUSY:
-      return "EBUSY";
+    case ERROR_BUSY: return "EBUSY";
     case ERROR_NOT_SUPPORTED:
-    case ERROR_CALL_NOT_IMPLEMENTED:
-      return "ENOTSUP";
-    case ERROR_TOO_MANY_OPEN_FILES:
-      return "EMFILE";
+    case ERROR_CALL_NOT_IMPLEMENTED: return "ENOTSUP";
+    case ERROR_TOO_MANY_OPEN_FILES: return "EMFILE";
     case ERROR_NOT_ENOUGH_QUOTA:  // e.g. a job's ActiveProcessLimit refusing a new process
       return "EAGAIN";
     case ERROR_BROKEN_PIPE:
-    case ERROR_NO_DATA:
-      return "EPIPE";
+    case ERROR_NO_DATA: return "EPIPE";
     case ERROR_ALREADY_EXISTS:
-    case ERROR_FILE_EXISTS:
-      return "EEXIST";
-    default:
-      return "UNKNOWN";
+    case ERROR_FILE_EXISTS: return "EEXIST";
+    default: return "UNKNOWN";
   }
 }
 
 std::string Win32Message(DWORD err) {
   wchar_t* buf = nullptr;
-  DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS,
-                           nullptr, err, 0, reinterpret_cast<wchar_t*>(&buf), 0, nullptr);
+  DWORD n = FormatMessageW(FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr, err, 0,
+                           reinterpret_cast<wchar_t*>(&buf), 0, nullptr);
   std::string msg;
   if (n > 0 && buf != nullptr) {
     msg = ToUtf8(std::wstring(buf, n));
@@ -109,9 +96,7 @@ SysError Win32Error(const char* syscall, DWORD err, const std::string& context) 
   return SysError(code, static_cast<int64_t>(err), syscall, msg);
 }
 
-void ThrowLastError(const char* syscall, const std::string& context) {
-  throw Win32Error(syscall, GetLastError(), context);
-}
+void ThrowLastError(const char* syscall, const std::string& context) { throw Win32Error(syscall, GetLastError(), context); }
 
 std::wstring QuoteArg(const std::wstring& arg) {
   // An argument needs quotes when it is empty or holds white space or a quote. Inside quotes,
@@ -166,8 +151,7 @@ std::vector<wchar_t> BuildEnvironmentBlock(const std::vector<std::string>& env) 
   // Windows programs fail in odd ways without these (libuv adds them the same way).
   static const wchar_t* required[] = {L"SYSTEMROOT", L"SYSTEMDRIVE", L"TEMP"};
   for (const wchar_t* name : required) {
-    bool present = std::any_of(entries.begin(), entries.end(),
-                               [&](const std::wstring& kv) { return CompareNames(NameOf(kv), name) == 0; });
+    bool present = std::any_of(entries.begin(), entries.end(), [&](const std::wstring& kv) { return CompareNames(NameOf(kv), name) == 0; });
     if (present) continue;
     wchar_t buf[MAX_PATH];
     DWORD n = GetEnvironmentVariableW(name, buf, MAX_PATH);
