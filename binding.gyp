@@ -17,7 +17,7 @@
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"]
+          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"]
         }]
       ]
     }

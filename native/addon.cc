@@ -516,6 +516,9 @@ Napi::Object Internals(Napi::Env env) {
           return out;
         }));
   o.Set("auditArch", Napi::Number::New(env, internals::AuditArch()));
+  o.Set("settleCgroups", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return ToJsStrings(info.Env(), internals::SettleCgroups());
+        }));
 #endif
   return o;
 }

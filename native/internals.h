@@ -31,6 +31,9 @@ struct BpfInsn {
 };
 std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low);
 uint32_t AuditArch();
+// Removes every used cgroup now (they go in the background otherwise); the names of the fresh
+// ones kept ready.
+std::vector<std::string> SettleCgroups();
 #endif
 
 }  // namespace internals

@@ -2,6 +2,7 @@
 // cgroup, confine, identity, child, seccomp, landlock, monitor) and the backend entry points.
 #include "../contract.h"
 #include "cgroup.h"
+#include "cgroup_pool.h"
 #include "child.h"
 #include "confine.h"
 #include "identity.h"
@@ -211,8 +212,13 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
   }
   bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty());
   if (!need || (!layout.v2 && layout.v1.empty())) return;
-  child.cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child.id), l, layout,
-                        child.group ? &child.group->cg : nullptr, false);
+  // A top-level worker takes a fresh cgroup made ahead of time; a group's member is made
+  // under its group's.
+  if (!child.group)
+    child.cg = CgroupPool::Get().Take(l);
+  else
+    child.cg =
+        MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child.id), l, layout, &child.group->cg, false);
 }
 
 // The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null
@@ -327,7 +333,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   Confinement conf = Confine(req.privileges, req.hasUid);
   res.enforcement = PlanSpawn(req, conf, *child);
   MakeWorkerCgroup(req, *child);
-  auto cgGuard = OnScopeExit([&] { child->cg.Remove(); });
+  auto cgGuard = OnScopeExit([&] { CgroupPool::Get().Retire(child->cg); });
 
   ChildPlan cp;
   memset(&cp, 0, sizeof(cp));
@@ -392,7 +398,7 @@ void Release(uint64_t id) {
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
-  c->cg.RemoveNow();
+  CgroupPool::Get().Retire(c->cg);  // again, if its exit was reported: harmless
 }
 
 GroupResult CreateGroup(const GroupRequest& req) {
@@ -411,6 +417,7 @@ Stats GroupStats(uint64_t id) { return ReadStats(Groups().Get(id, "groupStats")-
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);
   if (!g) return;
+  CgroupPool::Get().Settle();  // its members' cgroups first
   g->cg.RemoveNow();
 }
 

@@ -158,6 +158,11 @@ void Cgroup::RemoveNow() {
   }
 }
 
+bool Cgroup::TreeGone() const {
+  if (v2) return ReadKey(Dir("unified") + "/cgroup.events", "populated") == 0;
+  return Pids().empty();
+}
+
 uint64_t Cgroup::TaskLimitHits() const {
   std::string d = Dir("pids");
   return d.empty() ? 0 : ReadKey(d + "/pids.events", "max");
@@ -170,8 +175,6 @@ uint64_t Cgroup::OomKills() const {
 }
 
 bool NeedsPids(const Limits& l) { return l.threads > 0; }
-
-namespace {
 
 void Configure(Cgroup& cg, const Limits& l) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
@@ -205,9 +208,11 @@ void Configure(Cgroup& cg, const Limits& l) {
   if (NeedsPids(l)) set("pids", "pids.max", std::to_string(l.threads));
 }
 
+namespace {
+
 // The directories (v1: one per controller) of a new cgroup; removed again by the caller's guard
 // when a later step fails.
-void MakeDirs(Cgroup& cg, const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent) {
+void MakeDirs(Cgroup& cg, const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool every) {
   if (layout.v2) {
     cg.v2 = true;
     std::string d = (parent ? parent->Dir("unified") : layout.v2Base) + "/" + name;
@@ -217,8 +222,8 @@ void MakeDirs(Cgroup& cg, const std::string& name, const Limits& l, const Cgroup
   }
   // Memory and accounting always (for stats and OOM detection); cpu and pids when asked.
   std::vector<std::string> want = {"memory", "cpuacct"};
-  if (l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
-  if (NeedsPids(l) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
+  if (every || l.cpuCores > 0 || (parent && !parent->Dir("cpu").empty())) want.push_back("cpu");
+  if (every || NeedsPids(l) || (parent && !parent->Dir("pids").empty())) want.push_back("pids");
   for (const std::string& c : want) {
     std::string base = parent ? parent->Dir(c) : "";
     if (base.empty()) {
@@ -234,10 +239,11 @@ void MakeDirs(Cgroup& cg, const std::string& name, const Limits& l, const Cgroup
 
 }  // namespace
 
-Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup) {
+Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup,
+                  bool everyController) {
   Cgroup cg;
   auto undo = OnScopeExit([&] { cg.Remove(); });
-  MakeDirs(cg, name, l, layout, parent);
+  MakeDirs(cg, name, l, layout, parent, everyController);
   if (cg.v2 && isGroup) {
     int err = WriteFile(cg.Dir("unified") + "/cgroup.subtree_control", "+memory +cpu +pids");
     if (err != 0) throw Errno("write", err, cg.Dir("unified") + "/cgroup.subtree_control");

@@ -42,6 +42,8 @@ struct Cgroup {
   bool Remove();
   // Ends whatever is left in it and removes it, waiting up to kRemoveWaitMs for the exits.
   void RemoveNow();
+  // Nothing of the tree is left in it (v2: cgroup.events says unpopulated).
+  bool TreeGone() const;
   // Forks refused at pids.max (v1 and v2 both count them in pids.events).
   uint64_t TaskLimitHits() const;
   uint64_t OomKills() const;
@@ -52,8 +54,12 @@ bool NeedsPids(const Limits& l);
 
 // Makes a cgroup (per controller on v1) named `name`, under `parent` (a group's) when given,
 // else under this process's own, with `l`'s limits written. A group's members join every
-// controller the group has, so its budgets (which are hierarchical) count them.
-Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup);
+// controller the group has, so its budgets (which are hierarchical) count them; with
+// `everyController`, it joins every controller this process may use, whatever `l` asks.
+Cgroup MakeCgroup(const std::string& name, const Limits& l, const CgroupLayout& layout, const Cgroup* parent, bool isGroup,
+                  bool everyController = false);
+// Writes `l`'s limits into `cg`'s files.
+void Configure(Cgroup& cg, const Limits& l);
 
 }  // namespace posix
 }  // namespace si

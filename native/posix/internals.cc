@@ -1,5 +1,6 @@
 #include "../internals.h"
 
+#include "cgroup_pool.h"
 #include "mountinfo.h"
 #include "seccomp.h"
 
@@ -31,6 +32,11 @@ std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low) {
 }
 
 uint32_t AuditArch() { return posix::kAuditArch; }
+
+std::vector<std::string> SettleCgroups() {
+  posix::CgroupPool::Get().Settle();
+  return posix::CgroupPool::Get().ReadyDirs();
+}
 
 }  // namespace internals
 }  // namespace si

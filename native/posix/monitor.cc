@@ -1,5 +1,7 @@
 #include "monitor.h"
 
+#include "cgroup_pool.h"
+
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -37,7 +39,7 @@ double Ms(const struct timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1
 // What only sampling shows: VmData peaks, v1 OOM kills (v1 kills one process, not the
 // group), and forks refused at the task limit.
 bool NeedsSampling(const Child& c) {
-  return c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2) || !c.cg.Dir("pids").empty();
+  return c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2) || NeedsPids(c.limits);
 }
 
 void PostLimit(Child& c, const char* limit) {
@@ -219,7 +221,7 @@ void Monitor::Tick() {
   for (auto& c : reg_.Snapshot()) {
     if (c->pending) {
       c->cg.KillAll();
-      if (c->cg.Remove()) Post(*c);
+      if (c->cg.TreeGone()) Post(*c);
       continue;
     }
     if (c->ended) continue;
@@ -258,7 +260,7 @@ void Monitor::Reap(Child& c) {
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);
   c.pending = std::move(ev);
-  if (c.cg.Remove()) Post(c);
+  if (c.cg.TreeGone()) Post(c);
 }
 
 void Monitor::Post(Child& c) {
@@ -270,6 +272,8 @@ void Monitor::Post(Child& c) {
     ev = std::move(c.pending);
   }
   c.sink->Post(std::move(ev));
+  // Reported: its cgroup goes in the background (removal can wait for an RCU grace period).
+  CgroupPool::Get().Retire(c.cg);
 }
 
 }  // namespace posix

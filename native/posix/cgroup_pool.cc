@@ -1,0 +1,186 @@
+#include "cgroup_pool.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+namespace si {
+namespace posix {
+namespace {
+
+constexpr size_t kReady = 4;        // fresh cgroups kept ready
+constexpr int kRetryRemoveMs = 50;  // a retired cgroup still busy is tried again after this
+constexpr const char* kPrefix = "spawn-isolated-";
+
+// "spawn-isolated-PID-..." of a process that no longer exists (never ours, never a live one's).
+bool Stale(const std::string& name) {
+  if (name.rfind(kPrefix, 0) != 0) return false;
+  char* end = nullptr;
+  long pid = strtol(name.c_str() + strlen(kPrefix), &end, 10);
+  if (pid <= 0 || end == nullptr || *end != '-' || pid == getpid()) return false;
+  return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+// Removes an empty cgroup tree, children first (a dead launcher's group held its members).
+void RemoveTree(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    std::vector<std::string> subdirs;
+    while (struct dirent* e = readdir(d))
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') subdirs.push_back(dir + "/" + e->d_name);
+    closedir(d);
+    for (const std::string& s : subdirs) RemoveTree(s);
+  }
+  rmdir(dir.c_str());
+}
+
+bool RemoveDirs(std::map<std::string, std::string>& dirs);
+
+}  // namespace
+
+CgroupPool& CgroupPool::Get() {
+  static CgroupPool* p = new CgroupPool();  // never destroyed: its thread runs until exit
+  return *p;
+}
+
+CgroupPool::CgroupPool() {
+  std::atexit([] { Get().Drain(); });
+}
+
+Cgroup CgroupPool::MakeFresh() {
+  uint64_t n;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    n = ++next_;
+  }
+  Limits none;
+  return MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-p" + std::to_string(n), none, Layout(), nullptr, false, true);
+}
+
+Cgroup CgroupPool::Take(const Limits& l) {
+  Cgroup cg;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { Run(); }).detach();
+    }
+    fillFailed_ = false;
+    if (!ready_.empty()) {
+      cg = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    cv_.notify_one();  // refill
+  }
+  if (cg.Empty()) cg = MakeFresh();
+  auto undo = OnScopeExit([&] { Retire(cg); });
+  Configure(cg, l);
+  undo.Dismiss();
+  return cg;
+}
+
+void CgroupPool::Retire(const Cgroup& cg) {
+  if (cg.Empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  retired_.push_back(cg.dirs);
+  cv_.notify_one();
+}
+
+namespace {
+
+// True when every directory is gone (removed, or never there).
+bool RemoveDirs(std::map<std::string, std::string>& dirs) {
+  Cgroup cg;
+  cg.dirs = std::move(dirs);
+  bool gone = cg.Remove();
+  dirs = std::move(cg.dirs);
+  return gone;
+}
+
+}  // namespace
+
+void CgroupPool::Settle() {
+  std::vector<std::map<std::string, std::string>> retired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired.swap(retired_);
+  }
+  for (auto& dirs : retired) {
+    Cgroup cg;
+    cg.dirs = std::move(dirs);
+    cg.RemoveNow();
+  }
+}
+
+std::vector<std::string> CgroupPool::ReadyDirs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const Cgroup& cg : ready_)
+    for (auto& kv : cg.dirs) out.push_back(kv.second);
+  return out;
+}
+
+void CgroupPool::Drain() {
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // the housekeeping thread is busy: a later launcher cleans up
+  for (Cgroup& cg : ready_) cg.Remove();
+  ready_.clear();
+}
+
+void CgroupPool::RemoveStale() {
+  const CgroupLayout& l = Layout();
+  std::vector<std::string> bases;
+  if (l.v2) bases.push_back(l.v2Base);
+  for (auto& kv : l.v1) bases.push_back(kv.second);
+  for (const std::string& base : bases) {
+    DIR* d = opendir(base.c_str());
+    if (d == nullptr) continue;
+    std::vector<std::string> stale;
+    while (struct dirent* e = readdir(d))
+      if (e->d_type == DT_DIR && Stale(e->d_name)) stale.push_back(base + "/" + e->d_name);
+    closedir(d);
+    for (const std::string& s : stale) RemoveTree(s);
+  }
+}
+
+void CgroupPool::Run() {
+  RemoveStale();
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    bool fill = ready_.size() < kReady && !fillFailed_;
+    if (!fill && retired_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    std::vector<std::map<std::string, std::string>> retired;
+    retired.swap(retired_);
+    lock.unlock();
+    for (auto& dirs : retired) RemoveDirs(dirs);
+    Cgroup fresh;
+    if (fill) {
+      try {
+        fresh = MakeFresh();
+      } catch (const SysError&) {
+        // No cgroup can be made now: Take() makes one itself and reports why; refilling
+        // starts again with the next Take().
+      }
+    }
+    lock.lock();
+    for (auto& dirs : retired)
+      if (!dirs.empty()) retired_.push_back(std::move(dirs));  // still busy: again later
+    if (!fresh.Empty())
+      ready_.push_back(std::move(fresh));
+    else if (fill)
+      fillFailed_ = true;
+    if (fresh.Empty() && !retired_.empty()) cv_.wait_for(lock, std::chrono::milliseconds(kRetryRemoveMs));
+  }
+}
+
+}  // namespace posix
+}  // namespace si

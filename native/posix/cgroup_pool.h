@@ -1,0 +1,51 @@
+// Keeps cgroup creation and removal off the spawn and exit paths. Making or removing a cgroup
+// directory can wait for an RCU grace period (10-20 ms on these machines once processes have
+// torn down namespaces, which every restricted worker does), so fresh, empty cgroups are made
+// ahead of time and used ones are removed after their exit was reported, both on one
+// housekeeping thread. It also removes the cgroups of launchers that died without doing so.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "cgroup.h"
+
+namespace si {
+namespace posix {
+
+class CgroupPool {
+ public:
+  static CgroupPool& Get();
+  // A fresh cgroup in every controller this process may use, configured for `l` (made here
+  // when none is ready). Top-level workers only: a group's members are made under it.
+  Cgroup Take(const Limits& l);
+  // `cg`'s tree is gone (or going): its directories are removed in the background. `cg` itself
+  // is left as it is (other threads may still read its files); retiring twice is harmless.
+  void Retire(const Cgroup& cg);
+  // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
+  // that are still going (before a group's own cgroup is removed; tests).
+  void Settle();
+  // Removes the fresh cgroups kept ready (at process exit).
+  void Drain();
+  // The directories of the fresh cgroups kept ready.
+  std::vector<std::string> ReadyDirs();
+
+ private:
+  CgroupPool();
+  void Run();
+  Cgroup MakeFresh();
+  void RemoveStale();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Cgroup> ready_;
+  std::vector<std::map<std::string, std::string>> retired_;  // directories of used cgroups
+  uint64_t next_ = 0;
+  bool started_ = false;
+  bool fillFailed_ = false;  // the last attempt to make one failed: wait for the next Take()
+};
+
+}  // namespace posix
+}  // namespace si
