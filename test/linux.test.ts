@@ -1,10 +1,11 @@
 import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, isLinux, json, requireEnforced, worker } from './helpers';
+import { collect, isLinux, json, requireEnforced, root, worker } from './helpers';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -246,6 +247,45 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       });
       assert.deepEqual(zombies, []);
       assert.deepEqual(ourCgroups(), []);
+    });
+
+    it("a launcher killed with SIGKILL leaves cgroups that the next launcher's first spawn removes", async function () {
+      if (!support.limits['memory.total'].enforced) this.skip();
+      this.timeout(60_000);
+      const lib = JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'));
+      const script = path.join(tmp, 'launcher.js');
+      fs.writeFileSync(
+        script,
+        `const fs = require('fs');
+         const { spawnIsolated } = require(${lib});
+         const p = spawnIsolated(${JSON.stringify(w)}, ['sleep', '60000'], { memory: '64MiB', stdio: 'ignore' });
+         p.on('spawn', () => {
+           const line = fs.readFileSync('/proc/' + p.pid + '/cgroup', 'utf8').split('\\n').find((l) => /:memory:/.test(l) || l.startsWith('0::'));
+           const v2 = line.startsWith('0::');
+           const dir = (v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory') + line.slice(line.lastIndexOf(':') + 1);
+           process.stdout.write(JSON.stringify({ dir, worker: p.pid }) + '\\n');
+           if (process.argv[2] === 'die') process.kill(process.pid, 'SIGKILL');
+           p.kill('SIGKILL');
+         });`,
+      );
+      const run = (arg: string) =>
+        new Promise<{ dir: string; worker: number }>((resolve, reject) => {
+          const c = spawn(process.execPath, [script, arg], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          c.on('error', reject);
+          c.on('exit', () => resolve(JSON.parse(out.split('\n')[0])));
+        });
+      const dead = await run('die');
+      const gone = new oracle.ProcessRef(dead.worker);
+      try {
+        assert.equal(gone.waitExit(10_000), true, 'the worker died with its launcher');
+      } finally {
+        gone.close();
+      }
+      assert.equal(fs.existsSync(dead.dir), true, `a SIGKILLed launcher cannot remove ${dead.dir} itself`);
+      await run('live');
+      assert.equal(fs.existsSync(dead.dir), false, `${dead.dir} was left behind`);
     });
 
     it('a failed spawn (strict refusal or a bad cwd) leaves no cgroup behind', async () => {

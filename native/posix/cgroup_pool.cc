@@ -69,6 +69,7 @@ Cgroup CgroupPool::Take(const Limits& l) {
     std::unique_lock<std::mutex> lock(mu_);
     if (!started_) {
       started_ = true;
+      RemoveStale();  // once, before this process's first worker cgroup
       std::thread([this] { Run(); }).detach();
     }
     fillFailed_ = false;
@@ -131,6 +132,8 @@ void CgroupPool::Drain() {
   if (!lock.owns_lock()) return;  // the housekeeping thread is busy: a later launcher cleans up
   for (Cgroup& cg : ready_) cg.Remove();
   ready_.clear();
+  for (auto& dirs : retired_) RemoveDirs(dirs);  // one try: what is still busy, a later launcher removes
+  retired_.clear();
 }
 
 void CgroupPool::RemoveStale() {
@@ -150,7 +153,6 @@ void CgroupPool::RemoveStale() {
 }
 
 void CgroupPool::Run() {
-  RemoveStale();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool fill = ready_.size() < kReady && !fillFailed_;

@@ -27,7 +27,7 @@ class CgroupPool {
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
   void Settle();
-  // Removes the fresh cgroups kept ready (at process exit).
+  // Removes the fresh cgroups kept ready and the retired ones whose trees are gone (at exit).
   void Drain();
   // The directories of the fresh cgroups kept ready.
   std::vector<std::string> ReadyDirs();
