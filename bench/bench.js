@@ -53,6 +53,7 @@ async function latency(runs) {
   const cases = {
     'child_process.spawn': () => launchers['child_process.spawn'](['exit', '0']),
     'spawnIsolated (no limits)': () => launchers.spawnIsolated(['exit', '0']),
+    "spawnIsolated (no limits, 'inherit')": () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }),
     'spawnIsolated (all limits)': () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }),
   };
   const res = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
@@ -149,17 +150,18 @@ function fmt(x, d = 2) {
   results.latency = await latency(runs);
   const base = results.latency['child_process.spawn'].median;
   console.log(`spawn-to-exit latency of a worker that exits at once (${runs} interleaved runs each):`);
-  console.log('  launcher                     median ms   p10-p90 ms      ratio');
+  console.log('  launcher                               median ms   p10-p90 ms      ratio');
   for (const [k, v] of Object.entries(results.latency)) {
-    console.log(`  ${k.padEnd(28)} ${fmt(v.median).padStart(9)}   ${fmt(v.p10)}-${fmt(v.p90)}`.padEnd(58) + `${fmt(v.median / base)}x`);
+    console.log(`  ${k.padEnd(38)} ${fmt(v.median).padStart(9)}   ${fmt(v.p10)}-${fmt(v.p90)}`.padEnd(70) + `${fmt(v.median / base)}x`);
   }
 
   const total = quick ? 80 : 300;
   const cp = await throughput(total, 8, () => launchers['child_process.spawn'](['exit', '0']));
   const si = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0']));
   const siAll = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }));
-  results.throughput = { 'child_process.spawn': cp, spawnIsolated: si, 'spawnIsolated (all limits)': siAll };
-  console.log(`\nspawn throughput, 8 in flight, ${total} launches: child_process ${fmt(cp, 0)}/s, spawnIsolated ${fmt(si, 0)}/s (${fmt(si / cp)}x), all limits ${fmt(siAll, 0)}/s (${fmt(siAll / cp)}x)`);
+  const siInherit = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }));
+  results.throughput = { 'child_process.spawn': cp, spawnIsolated: si, 'spawnIsolated (all limits)': siAll, "spawnIsolated ('inherit')": siInherit };
+  console.log(`\nspawn throughput, 8 in flight, ${total} launches: child_process ${fmt(cp, 0)}/s, spawnIsolated ${fmt(si, 0)}/s (${fmt(si / cp)}x), all limits ${fmt(siAll, 0)}/s (${fmt(siAll / cp)}x), 'inherit' ${fmt(siInherit, 0)}/s (${fmt(siInherit / cp)}x)`);
 
   console.log('\nparent cost with N sleeping workers (threads of this Node process; RSS growth per worker):');
   results.parentCost = {};
