@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../contract.h"
+#include "sys.h"
 
 namespace si {
 namespace posix {
@@ -44,12 +45,12 @@ class Pool {
   }
   uid_t Acquire() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (fd_ < 0) Open();
+    if (!fd_.valid()) Open();
     for (uint32_t tried = 0; tried < kTransientCount; tried++) {
       uint32_t i = next_;
       next_ = (next_ + 1) % kTransientCount;
       if (held_.count(i)) continue;
-      if (LockByte(fd_, i, F_WRLCK) == 0) {
+      if (LockByte(fd_.get(), i, F_WRLCK) == 0) {
         held_.insert(i);
         return kTransientBase + i;
       }
@@ -61,7 +62,7 @@ class Pool {
   void Release(uid_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     uint32_t i = id - kTransientBase;
-    LockByte(fd_, i, F_UNLCK);
+    LockByte(fd_.get(), i, F_UNLCK);
     held_.erase(i);
   }
 
@@ -74,13 +75,13 @@ class Pool {
       throw SysError("EACCES", 0, "lstat", std::string(kLockDir) + " must be a directory owned by root, not writable by others");
     int fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));
-    fd_ = fd;
+    fd_.reset(fd);
     // Start where the pid would put us, so concurrent launchers rarely try the same ids.
     next_ = static_cast<uint32_t>(getpid() * 61) % kTransientCount;
   }
 
   std::mutex mu_;
-  int fd_ = -1;
+  Fd fd_;
   uint32_t next_ = 0;
   std::set<uint32_t> held_;
 };
