@@ -56,7 +56,16 @@ function getRegistry(): Registry | Error {
   const b = loadBinding();
   if (b instanceof Error) return b;
   const binding: NativeBinding = b;
-  binding.init((ev: NativeEvent) => workers.get(ev.id)?._event(ev));
+  binding.init((ev: NativeEvent) => {
+    try {
+      workers.get(ev.id)?._event(ev);
+    } catch (err) {
+      // A listener threw: uncaught, as from a child_process event (Node-API would only warn).
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  });
   registry = {
     binding,
     add: (id, proc) => workers.set(id, proc),

@@ -56,7 +56,7 @@ export interface IsolationOptions {
   stdio?: StdioOption;
   /** Aborting it ends the tree (exit reason `'aborted'`) and emits an `AbortError`. */
   signal?: AbortSignal;
-  /** Wall-clock limit; when it passes the tree is ended (exit reason `'timeout'`). */
+  /** Wall-clock limit; when it passes the tree is ended (exit reason `'timeout'`). 0: none. */
   timeout?: Duration;
   /** Signal reported for a kill by `timeout` or `signal`. Default `'SIGTERM'`. */
   killSignal?: NodeJS.Signals | number;
@@ -240,7 +240,13 @@ function normalizeCwd(v: unknown): string | undefined {
 function normalizeSignal(v: unknown): AbortSignal | undefined {
   if (v === undefined) return undefined;
   const s = v as AbortSignal;
-  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function' ||
+    typeof s.removeEventListener !== 'function'
+  ) {
     throw invalidArgType('options.signal', 'an instance of AbortSignal', v);
   }
   return s;
@@ -300,7 +306,8 @@ export function normalizeOptions(
     env: normalizeEnv(o.env, platform),
     stdio: normalizeStdio(o.stdio),
     signal: normalizeSignal(o.signal),
-    timeoutMs: o.timeout === undefined ? undefined : parseDuration(o.timeout, 'options.timeout'),
+    // 0 means no timeout, as in child_process.
+    timeoutMs: o.timeout === undefined || o.timeout === 0 ? undefined : parseDuration(o.timeout, 'options.timeout'),
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
     limits,

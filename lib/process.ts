@@ -61,6 +61,7 @@ export interface LimitEvent {
 
 const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles']);
 const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function zeroStats(): IsolationStats {
   return { cpuUserMs: 0, cpuKernelMs: 0, peakMemory: 0, processes: { active: 0, total: 0 } };
@@ -114,8 +115,17 @@ export class IsolatedProcess extends EventEmitter {
   killed = false;
   readonly spawnfile: string;
   readonly spawnargs: string[];
-  /** Resolves when the worker has exited; rejects when it could not start. */
-  readonly exited: Promise<IsolatedExit>;
+  /**
+   * Resolves when the worker has exited; rejects when it could not start (or was aborted).
+   * Reading it counts as handling that failure: an `'error'` event with no listener is then
+   * not emitted (it would crash the process), so `try { await p.exited } catch {}` is safe.
+   */
+  get exited(): Promise<IsolatedExit> {
+    this.exitedRead = true;
+    return this.exitPromise;
+  }
+  private readonly exitPromise: Promise<IsolatedExit>;
+  private exitedRead = false;
 
   private resolveExit!: (e: IsolatedExit) => void;
   private rejectExit!: (e: Error) => void;
@@ -133,11 +143,11 @@ export class IsolatedProcess extends EventEmitter {
     super();
     this.spawnfile = file;
     this.spawnargs = [file, ...args];
-    this.exited = new Promise<IsolatedExit>((resolve, reject) => {
+    this.exitPromise = new Promise<IsolatedExit>((resolve, reject) => {
       this.resolveExit = resolve;
       this.rejectExit = reject;
     });
-    this.exited.catch(() => {}); // the 'error' event reports it too; never an unhandled rejection
+    this.exitPromise.catch(() => {}); // the 'error' event reports it too; never an unhandled rejection
   }
 
   /** @internal Failure to start: reported after spawnIsolated() returns, like child_process. */
@@ -150,8 +160,17 @@ export class IsolatedProcess extends EventEmitter {
     if (err.path === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.path = this.spawnfile;
     process.nextTick(() => {
       this.rejectExit(err);
-      this.emit('error', err);
+      this.emitError(err);
     });
+  }
+
+  /**
+   * `'error'`, as child_process emits it, except that with no listener and `exited` read the
+   * failure is the rejection's alone (an unhandled 'error' would end the process).
+   */
+  private emitError(err: Error): void {
+    if (this.listenerCount('error') === 0 && this.exitedRead) return;
+    this.emit('error', err);
   }
 
   /** @internal */
@@ -177,7 +196,7 @@ export class IsolatedProcess extends EventEmitter {
       const e = err as NodeStyleError;
       e.message = `spawn ${this.spawnfile}: could not connect the worker's stdio: ${e.message}`;
       this.killInternal('killed', opts.killSignal);
-      this.emit('error', e);
+      this.emitError(e);
     };
     const resume = () => {
       if (failed || this.result) return;
@@ -215,16 +234,15 @@ export class IsolatedProcess extends EventEmitter {
     });
     if (pending === 0) process.nextTick(resume);
 
-    if (opts.timeoutMs !== undefined) {
-      this.timer = setTimeout(() => this.killInternal('timeout', opts.killSignal), opts.timeoutMs);
-      this.timer.unref();
-    }
+    if (opts.timeoutMs !== undefined) this.startTimer(opts.timeoutMs, () => this.killInternal('timeout', opts.killSignal));
     const signal = opts.signal;
     if (signal) {
       const onAbort = () => {
         if (this.result) return;
         this.killInternal('aborted', opts.killSignal);
-        this.emit('error', abortError(signal.reason));
+        // Next tick: code that aborts and then awaits `exited` has read it by then.
+        const err = abortError(signal.reason);
+        process.nextTick(() => this.emitError(err));
       };
       if (signal.aborted) process.nextTick(onAbort);
       else {
@@ -280,9 +298,21 @@ export class IsolatedProcess extends EventEmitter {
     }
     // As child_process does: nothing can read the worker's stdin any more.
     if (this.stdin && 'destroy' in this.stdin) this.stdin.destroy();
-    this.emit('exit', code, signal);
     this.resolveExit(this.result);
-    this.maybeClose();
+    // A listener that throws surfaces as child_process's would (uncaught, once); `exited`
+    // has settled and 'close' still follows.
+    try {
+      this.emit('exit', code, signal);
+    } finally {
+      this.maybeClose();
+    }
+  }
+
+  /** Node's timers take at most 2^31-1 ms (longer ones fire at once): longer waits are chained. */
+  private startTimer(ms: number, fire: () => void): void {
+    const step = Math.min(ms, MAX_TIMER_MS);
+    this.timer = setTimeout(() => (ms > step ? this.startTimer(ms - step, fire) : fire()), step);
+    this.timer.unref();
   }
 
   private streamClosed(): void {

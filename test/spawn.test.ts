@@ -83,6 +83,69 @@ import { grandchildPid, openProcess } from './oracle';
     });
   });
 
+  describe('errors never crash the host', () => {
+    // Each case runs in a Node process of its own, so that a crash shows as its exit status.
+    function node(body: string): Promise<{ code: number | null; out: string; err: string }> {
+      const script = path.join(tmp, `host-${crypto.randomBytes(4).toString('hex')}.js`);
+      fs.writeFileSync(
+        script,
+        `const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+         const w = ${JSON.stringify(w)};
+         (async () => { ${body} })();`,
+      );
+      return new Promise((resolve, reject) => {
+        const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        c.on('error', reject);
+        c.on('close', (code) => resolve({ code, out, err }));
+      });
+    }
+
+    it("a start failure whose 'exited' is awaited is not also an unhandled 'error' (control: neither read nor listened to, it crashes)", async function () {
+      this.timeout(60_000);
+      const caught = await node(`
+        try { await spawnIsolated('./no-such-worker', ['x'], { enforcement: 'best-effort' }).exited; } catch (e) { console.log('caught', e.code); }
+        const ac = new AbortController();
+        const p = spawnIsolated(w, ['sleep', '30000'], { enforcement: 'best-effort', signal: ac.signal });
+        ac.abort();
+        console.log('aborted', (await p.exited).reason);`);
+      assert.equal(caught.code, 0, caught.err);
+      assert.deepEqual(caught.out.trim().split('\n'), ['caught ENOENT', 'aborted aborted']);
+      const control = await node(`spawnIsolated('./no-such-worker', ['x'], { enforcement: 'best-effort' });`);
+      assert.notEqual(control.code, 0, 'an unread, unlistened start failure is an unhandled error event, as with child_process');
+      assert.match(control.err, /ENOENT/);
+    });
+
+    it("a throwing 'exit' listener surfaces once, uncaught, and 'exited' and 'close' still happen", async function () {
+      this.timeout(60_000);
+      const r = await node(`
+        let uncaught = 0;
+        process.on('uncaughtException', (e) => { uncaught++; console.log('uncaught', e.message); });
+        const p = spawnIsolated(w, ['exit', '3'], { enforcement: 'best-effort' });
+        p.on('exit', () => { throw new Error('boom'); });
+        const closed = new Promise((r) => p.on('close', (code) => r(code)));
+        const e = await p.exited;
+        console.log('exited', e.code, 'closed', await closed, 'uncaught', uncaught);`);
+      assert.equal(r.code, 0, r.err);
+      assert.deepEqual(r.out.trim().split('\n'), ['uncaught boom', 'exited 3 closed 3 uncaught 1']);
+    });
+
+    it('options.signal must be a whole AbortSignal (with removeEventListener), synchronously', () => {
+      const half = { aborted: false, addEventListener: () => undefined };
+      assert.throws(() => spawnIsolated(w, ['exit', '0'], { signal: half as unknown as AbortSignal }), { code: 'ERR_INVALID_ARG_TYPE' });
+    });
+
+    it('timeout: 0 means none, and a timeout beyond 2^31-1 ms does not fire at once', async () => {
+      const none = await collect(spawnIsolated(w, ['sleep', '200'], { ...relaxed, timeout: 0 }));
+      assert.deepEqual([none.exit.code, none.exit.reason], [0, 'exit']);
+      const long = await collect(spawnIsolated(w, ['sleep', '300'], { ...relaxed, timeout: '600h' }));
+      assert.deepEqual([long.exit.code, long.exit.reason], [0, 'exit']);
+    });
+  });
+
   describe('ending the tree', () => {
     it('kill() ends the worker and its grandchild; exit says signal and reason', async () => {
       const p = spawnIsolated(w, ['tree', '60000'], relaxed);
