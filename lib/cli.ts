@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isolationSupport, IsolationOptions, spawnIsolated } from './index';
 import { normalizeOptions } from './options';
+import { resolveExecutable } from './resolve';
 import { signalNumber } from './signals';
 import { formatBytes } from './units';
 
@@ -24,14 +25,16 @@ export const EXIT = {
   notFound: 127,
 } as const;
 
-const USAGE = `usage: spawn-isolated [limits] [--json] [--dry-run] -- FILE [ARGS...]
+const USAGE = `usage: spawn-isolated [limits] [--json] [--quiet] [--dry-run] [--] FILE [ARGS...]
+
+The first argument that is not an option is FILE; everything after it is the worker's.
 
 Runs FILE under hard limits, with stdio passed straight through, and exits with its exit code.
 
 limits:
   --memory SIZE          memory of the whole tree (512MiB, 2GiB, 500MB)
   --memory-process SIZE  memory (commit / data) of each process
-  --cpu CORES            cores for the whole tree, fractional allowed (0.5)
+  --cpu, --cpus CORES    cores for the whole tree, fractional allowed (0.5)
   --cpu-time DURATION    CPU time of each process (30s, 1m30s)
   --affinity LIST        logical CPUs, comma-separated (0,1)
   --processes N          processes alive at once, the worker included (1: no children)
@@ -50,6 +53,7 @@ process:
   --clear-env            start from an empty environment
 output:
   --json                 the closing summary (stderr) as JSON
+  -q, --quiet            no closing summary
   --dry-run              print what would be applied and how this host enforces it; start nothing
   -h, --help             this text
   -V, --version          the version
@@ -90,6 +94,7 @@ interface Parsed {
   args: string[];
   options: IsolationOptions;
   json: boolean;
+  quiet: boolean;
   dryRun: boolean;
 }
 
@@ -98,41 +103,60 @@ function version(): string {
   return (require(path.join(__dirname, '..', '..', 'package.json')) as { version: string }).version;
 }
 
+const OPTIONS = {
+  memory: { type: 'string' },
+  'memory-process': { type: 'string' },
+  cpu: { type: 'string' },
+  cpus: { type: 'string' },
+  'cpu-time': { type: 'string' },
+  affinity: { type: 'string' },
+  processes: { type: 'string' },
+  threads: { type: 'string' },
+  handles: { type: 'string' },
+  privileges: { type: 'string' },
+  timeout: { type: 'string' },
+  cwd: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  'inherit-env': { type: 'boolean' },
+  'clear-env': { type: 'boolean' },
+  uid: { type: 'string' },
+  gid: { type: 'string' },
+  'best-effort': { type: 'boolean' },
+  'no-kill-on-close': { type: 'boolean' },
+  'no-go': { type: 'boolean' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  'dry-run': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
+} as const;
+
+/**
+ * This command's own arguments, and FILE with its arguments: everything from the first
+ * argument that is not an option (or after `--`) belongs to the worker, as with prlimit and
+ * firejail, so `spawn-isolated --memory 100M ls -la` passes `-la` to ls.
+ */
+function splitCommand(argv: string[]): { own: string[]; command: string[] } {
+  const valued = new Set(Object.entries(OPTIONS).filter(([, o]) => o.type === 'string').map(([k]) => `--${k}`));
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return { own: argv.slice(0, i), command: argv.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-') return { own: argv.slice(0, i), command: argv.slice(i) };
+    if (valued.has(a)) i++; // its value, which may itself start with '-'
+  }
+  return { own: argv, command: [] };
+}
+
 /** Parses the command line; throws UsageError with a one-line message. */
 export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
-  const dash = argv.indexOf('--');
-  const own = dash >= 0 ? argv.slice(0, dash) : argv;
+  const { own, command } = splitCommand(argv);
   let parsed;
   try {
     parsed = parseArgs({
       args: own,
-      allowPositionals: true,
+      allowPositionals: false,
       strict: true,
-      options: {
-        memory: { type: 'string' },
-        'memory-process': { type: 'string' },
-        cpu: { type: 'string' },
-        'cpu-time': { type: 'string' },
-        affinity: { type: 'string' },
-        processes: { type: 'string' },
-        threads: { type: 'string' },
-        handles: { type: 'string' },
-        privileges: { type: 'string' },
-        timeout: { type: 'string' },
-        cwd: { type: 'string' },
-        env: { type: 'string', multiple: true },
-        'inherit-env': { type: 'boolean' },
-        'clear-env': { type: 'boolean' },
-        uid: { type: 'string' },
-        gid: { type: 'string' },
-        'best-effort': { type: 'boolean' },
-        'no-kill-on-close': { type: 'boolean' },
-        'no-go': { type: 'boolean' },
-        json: { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
+      options: OPTIONS,
     });
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0]);
@@ -140,7 +164,6 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
   const v = parsed.values;
   if (v.help) return 'help';
   if (v.version) return 'version';
-  const command = [...parsed.positionals, ...(dash >= 0 ? argv.slice(dash + 1) : [])];
   if (command.length === 0) throw new UsageError('no FILE to run (spawn-isolated [limits] -- FILE [ARGS...])');
   if (v['inherit-env'] && v['clear-env']) throw new UsageError('--inherit-env and --clear-env exclude each other');
 
@@ -154,7 +177,8 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
   if (v.memory !== undefined || v['memory-process'] !== undefined) {
     options.memory = { ...(v.memory !== undefined ? { total: v.memory } : {}), ...(v['memory-process'] !== undefined ? { process: v['memory-process'] } : {}) };
   }
-  const cores = number('--cpu', v.cpu);
+  if (v.cpu !== undefined && v.cpus !== undefined) throw new UsageError('--cpu and --cpus are the same flag: give one');
+  const cores = number(v.cpus !== undefined ? '--cpus' : '--cpu', v.cpu ?? v.cpus);
   if (cores !== undefined || v['cpu-time'] !== undefined || v.affinity !== undefined) {
     options.cpu = {};
     if (cores !== undefined) options.cpu.cores = cores;
@@ -185,7 +209,7 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
     const flag = FLAG_OF.find(([re]) => re.test(msg))?.[1];
     throw new UsageError(flag ? `${flag}: ${msg}` : msg);
   }
-  return { file: command[0], args: command.slice(1), options, json: !!v.json, dryRun: !!v['dry-run'] };
+  return { file: command[0], args: command.slice(1), options, json: !!v.json, quiet: !!v.quiet, dryRun: !!v['dry-run'] };
 }
 
 function requestedLimits(o: IsolationOptions): string[] {
@@ -245,7 +269,14 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     io.err(`spawn-isolated: ${e.message}\n`);
     return EXIT.usage;
   }
-  if (p.dryRun) return dryRun(p, io.out);
+  if (p.dryRun) {
+    const found = resolveExecutable(p.file, (p.options.env ?? process.env) as Record<string, string>, p.options.cwd as string | undefined);
+    if ('error' in found) {
+      io.err(`spawn-isolated: ${found.error.message}\n`);
+      return found.error.code === 'EACCES' ? EXIT.notExecutable : EXIT.notFound;
+    }
+    return dryRun(p, io.out);
+  }
 
   const t0 = Date.now();
   const child = spawnIsolated(p.file, p.args, p.options);
@@ -278,6 +309,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     default: exitCode = summary.code ?? 128 + signalNumber(summary.signal);
   }
   const cpuMs = Math.round(summary.stats.cpuUserMs + summary.stats.cpuKernelMs);
+  if (p.quiet) return exitCode;
   if (p.json) {
     io.err(JSON.stringify({
       file: p.file, reason: summary.reason, code: summary.code, signal: summary.signal, exitCode,

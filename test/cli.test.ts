@@ -40,6 +40,22 @@ function run(args: string[], onStdout?: (s: string, child: ReturnType<typeof spa
     assert.equal((await run([...relaxed, '--', w, 'exit', '37'])).code, 37);
   });
 
+  it('stops reading its own flags at FILE: the worker gets -la and --json as arguments, as under prlimit', async () => {
+    const r = await run([...relaxed, '--memory', '512MiB', w, 'argv', '-la', '--json', 'hi']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['-la', '--json', 'hi']);
+    assert.match(r.stderr, /^spawn-isolated: worker(\.exe)? ended \(exit, code 0\)/, 'the summary is a line, not JSON: --json went to the worker');
+  });
+
+  it('--quiet prints no summary; --cpus is --cpu; --dry-run checks that FILE exists', async () => {
+    const q = await run([...relaxed, '--quiet', '--cpus', '1', w, 'exit', '5']);
+    assert.deepEqual([q.code, q.stderr], [5, '']);
+    assert.equal((await run(['--cpu', '1', '--cpus', '1', w, 'exit', '0'])).code, EXIT.usage);
+    const d = await run(['--dry-run', './no-such-worker']);
+    assert.equal(d.code, EXIT.notFound);
+    assert.match(d.stderr, /ENOENT/);
+  });
+
   it('--json prints the summary as JSON instead', async () => {
     const r = await run([...relaxed, '--json', '--', w, 'exit', '3']);
     assert.equal(r.code, 3);
