@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { normalizeEnv } from './environment';
 import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors';
@@ -178,7 +180,7 @@ function normalizeCpu(given: unknown, limits: NativeLimits): void {
     if (v.affinity.length === 0) throw invalidArgValue('options.cpu.affinity', v.affinity, 'must list at least one CPU');
     const seen = new Set<number>();
     for (let i = 0; i < v.affinity.length; i++) {
-      const cpu = integer(v.affinity[i], `options.cpu.affinity[${i}]`, 0, 1023);
+      const cpu = integer(v.affinity[i], `options.cpu.affinity[${i}]`, 0, cpuCount() - 1);
       if (seen.has(cpu)) throw invalidArgValue('options.cpu.affinity', v.affinity, `lists CPU ${cpu} twice`);
       seen.add(cpu);
     }
@@ -186,10 +188,32 @@ function normalizeCpu(given: unknown, limits: NativeLimits): void {
   }
 }
 
+const MAX_INHERITED_FDS = 61;
+
+/** Logical CPUs of this machine (an affinity can name only those). */
+function cpuCount(): number {
+  return Math.max(1, Math.min(cpus().length, 1024));
+}
+
+/** The most fds a Linux process can be allowed (fs.nr_open); RLIMIT_NOFILE cannot go above it. */
+function maxHandles(platform: NodeJS.Platform): number {
+  if (platform !== 'linux') return 2 ** 31 - 1;
+  try {
+    return Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || 2 ** 20;
+  } catch {
+    return 2 ** 20;
+  }
+}
+
 function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['inherit'] {
   if (v === undefined) return [];
   if (!Array.isArray(v)) throw invalidArgType('options.inheritHandles', 'an array', v);
-  return v.map((given: unknown, i: number) => {
+  // Linux passes at most 64 fds (3 of them stdio) through the child's fixed table.
+  if (platform !== 'win32' && v.length > MAX_INHERITED_FDS) {
+    throw outOfRange('options.inheritHandles', `at most ${MAX_INHERITED_FDS} entries on this platform`, v.length);
+  }
+  // Array.from, not map(): holes are checked (and named) like any other entry.
+  return Array.from(v, (given: unknown, i: number) => {
     const name = `options.inheritHandles[${i}]`;
     if (typeof given === 'number') return { raw: false, value: integer(given, name, 0, 2 ** 31 - 1) };
     if (isPlainObject(given)) {
@@ -215,10 +239,13 @@ function normalizeCommand(file: unknown, args: unknown): { file: string; args: s
   if (file.length === 0) throw invalidArgValue('file', file, 'cannot be empty');
   noNul('file', file);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an instance of Array', args);
-  const argv = args.map((a: unknown, i: number) => {
+  // An index loop, not map(): holes are checked (and named) like any other entry.
+  const argv: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a: unknown = args[i];
     if (typeof a !== 'string') throw invalidArgType(`args[${i}]`, 'of type string', a);
-    return noNul(`args[${i}]`, a);
-  });
+    argv.push(noNul(`args[${i}]`, a));
+  }
   return { file, args: argv };
 }
 
@@ -253,7 +280,7 @@ function normalizeSignal(v: unknown): AbortSignal | undefined {
 }
 
 /** Every limit of the options; `threadsImplied` when the task limit came from `processes`. */
-function normalizeLimits(o: Record<string, unknown>): { limits: NativeLimits; threadsImplied: boolean } {
+function normalizeLimits(o: Record<string, unknown>, platform: NodeJS.Platform): { limits: NativeLimits; threadsImplied: boolean } {
   const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
   normalizeMemory(o.memory, limits);
   normalizeCpu(o.cpu, limits);
@@ -264,7 +291,7 @@ function normalizeLimits(o: Record<string, unknown>): { limits: NativeLimits; th
   }
   const tasks = taskLimit(limits.processes, threads);
   if (tasks !== undefined) limits.threads = tasks;
-  if (o.handles !== undefined) limits.handles = integer(o.handles, 'options.handles', 1, 2 ** 31 - 1);
+  if (o.handles !== undefined) limits.handles = integer(o.handles, 'options.handles', 1, maxHandles(platform));
   return { limits, threadsImplied: threads === undefined && tasks !== undefined };
 }
 
@@ -299,7 +326,7 @@ export function normalizeOptions(
       throw invalidArgValue(`options.${k}`, o[k], 'is not a known option; a misspelt limit would run the worker unlimited');
     }
   }
-  const { limits, threadsImplied } = normalizeLimits(o);
+  const { limits, threadsImplied } = normalizeLimits(o, platform);
   return {
     ...command,
     cwd: normalizeCwd(o.cwd),

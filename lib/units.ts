@@ -19,7 +19,9 @@ export function parseByteSize(value: unknown, name: string): number {
   if (typeof value === 'number') {
     bytes = value;
   } else if (typeof value === 'string') {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    // trim() first, and no two adjacent runs that can match the same characters: linear time
+    // whatever the input (the old pattern backtracked quadratically over long blank runs).
+    const m = /^(\d+(?:\.\d+)?)[ \t]*([a-zA-Z]*)$/.exec(value.trim());
     const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
     if (!m || unit === undefined) {
       throw invalidArgValue(name, value, "must be a byte size such as 512MiB, 2GiB or 500MB");
@@ -40,6 +42,7 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 export function parseDuration(value: unknown, name: string): number {
   let ms: number;
   if (typeof value === 'number') {
+    if (!Number.isInteger(value)) throw outOfRange(name, 'a whole number of milliseconds', value);
     ms = value;
   } else if (typeof value === 'string') {
     const s = value.trim();

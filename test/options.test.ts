@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { isolationSupport, parseByteSize, parseDuration, spawnIsolated } from '../lib';
 import { goEnvironment } from '../lib/environment';
@@ -134,5 +136,30 @@ describe('option validation (every platform)', () => {
     assert.equal(err.syscall, 'spawn definitely-not-a-program-xyz');
     await assert.rejects(p.exited, { code: 'ENOENT' });
     assert.equal(p.pid, undefined);
+  });
+
+  it('gaps that used to surface as an async error are synchronous, naming the right entry', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    throwsCode(() => normalizeOptions('w', ['a', , 'b'], {}, 'linux'), 'ERR_INVALID_ARG_TYPE', /args\[1\]/);
+    // eslint-disable-next-line no-sparse-arrays
+    throwsCode(() => normalizeOptions('w', [], { inheritHandles: [3, , 4] }, 'linux'), 'ERR_INVALID_ARG_TYPE', /inheritHandles\[1\]/);
+    throwsCode(() => normalizeOptions('w', [], { cpu: { time: 1.5 } }, 'linux'), 'ERR_OUT_OF_RANGE', /options\.cpu\.time/, RangeError);
+    throwsCode(() => normalizeOptions('w', [], { cpu: { affinity: [os.cpus().length] } }, 'linux'), 'ERR_OUT_OF_RANGE', /options\.cpu\.affinity\[0\]/, RangeError);
+    throwsCode(() => normalizeOptions('w', [], { processes: 2 ** 23 }, 'linux'), 'ERR_OUT_OF_RANGE', /options\.processes/, RangeError);
+    throwsCode(() => normalizeOptions('w', [], { inheritHandles: Array.from({ length: 62 }, (_, i) => i + 3) }, 'linux'), 'ERR_OUT_OF_RANGE', /options\.inheritHandles/, RangeError);
+    if (process.platform === 'linux') {
+      const nrOpen = Number(fs.readFileSync('/proc/sys/fs/nr_open', 'utf8'));
+      throwsCode(() => normalizeOptions('w', [], { handles: nrOpen + 1 }, 'linux'), 'ERR_OUT_OF_RANGE', /options\.handles/, RangeError);
+    }
+    const env = Object.create(null) as Record<string, string>;
+    env.A = '1';
+    assert.deepEqual({ ...normalizeOptions('w', [], { env }, 'linux').env }, { A: '1' });
+  });
+
+  it('a byte size with a long blank run is parsed (or refused) in linear time', () => {
+    const t0 = Date.now();
+    assert.throws(() => parseByteSize('1' + ' '.repeat(80_000) + '!', 'x'), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.equal(parseByteSize('  64 MiB  ', 'x'), 64 * 2 ** 20);
+    assert.ok(Date.now() - t0 < 500, `took ${Date.now() - t0} ms`);
   });
 });
