@@ -52,7 +52,12 @@ export type Launch = (file: string, args: unknown, options: unknown, group: { id
  *
  * Events: `'limit'` ({@link GroupLimitEvent}).
  */
-export class IsolationGroup extends EventEmitter {
+/** The events of an {@link IsolationGroup}. */
+export interface IsolationGroupEvents {
+  limit: [limit: GroupLimitEvent];
+}
+
+export class IsolationGroup extends EventEmitter<IsolationGroupEvents> {
   /** How each budget is enforced. */
   readonly enforcement: Partial<Record<LimitName, LimitEnforcement>>;
   private readonly members = new Set<IsolatedProcess>();

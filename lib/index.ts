@@ -20,12 +20,12 @@ export type {
   StdioEntry,
   StdioOption,
 } from './options';
-export type { ExitReason, IsolatedExit, IsolationStats, LimitEnforcement, LimitEvent, LimitName } from './process';
+export type { ExitReason, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName } from './process';
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
 export { IsolatedProcess } from './process';
 export { IsolationGroup } from './group';
-export type { GroupLimits, GroupLimitEvent } from './group';
+export type { GroupLimits, GroupLimitEvent, IsolationGroupEvents } from './group';
 export { parseByteSize, parseDuration } from './units';
 
 /** What this host can enforce. */

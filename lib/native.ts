@@ -83,6 +83,8 @@ export interface NativeBinding {
   resume(id: number): void;
   kill(id: number, reason: string, signal: number): boolean;
   stats(id: number): NativeStats;
+  /** Whether a live worker keeps this environment's event loop alive. */
+  ref(id: number, ref: boolean): void;
   release(id: number): void;
   probe(): NativeProbe;
   createGroup(req: NativeGroupRequest): { id: number; enforcement: NativeSpawnResult['enforcement'] };

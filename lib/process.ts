@@ -99,7 +99,16 @@ export interface Registry {
  * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after stdio ends),
  * `'error'` (err), `'limit'` ({@link LimitEvent}).
  */
-export class IsolatedProcess extends EventEmitter {
+/** The events of an {@link IsolatedProcess} and their arguments (a misspelt event does not compile). */
+export interface IsolatedProcessEvents {
+  spawn: [];
+  exit: [code: number | null, signal: NodeJS.Signals | null];
+  close: [code: number | null, signal: NodeJS.Signals | null];
+  error: [err: NodeStyleError];
+  limit: [limit: LimitEvent];
+}
+
+export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   /** The worker's process id (undefined when it never started). */
   pid: number | undefined = undefined;
   stdin: Writable | null = null;
@@ -168,7 +177,7 @@ export class IsolatedProcess extends EventEmitter {
    * `'error'`, as child_process emits it, except that with no listener and `exited` read the
    * failure is the rejection's alone (an unhandled 'error' would end the process).
    */
-  private emitError(err: Error): void {
+  private emitError(err: NodeStyleError): void {
     if (this.listenerCount('error') === 0 && this.exitedRead) return;
     this.emit('error', err);
   }
@@ -342,6 +351,33 @@ export class IsolatedProcess extends EventEmitter {
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (signal === 0) return this.id !== undefined && !this.result;
     return this.killInternal('killed', signalName(signal, 'signal'));
+  }
+
+  /**
+   * The worker no longer keeps this process's event loop alive (its stdio pipes still do, as
+   * with `child_process`: use `stdio: 'ignore'` or destroy them). With `killOnClose: true` the
+   * tree still ends when this process exits.
+   */
+  unref(): this {
+    if (this.id !== undefined && this.registry && !this.result) this.registry.binding.ref(this.id, false);
+    return this;
+  }
+
+  /** Undoes unref(). */
+  ref(): this {
+    if (this.id !== undefined && this.registry && !this.result) this.registry.binding.ref(this.id, true);
+    return this;
+  }
+
+  /** `using`: ends the tree (SIGKILL) if it still runs. */
+  [Symbol.dispose](): void {
+    if (!this.result) this.kill('SIGKILL');
+  }
+
+  /** `await using`: ends the tree if it still runs, and waits for its exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.result) this.kill('SIGKILL');
+    await this.exitPromise.catch(() => undefined);
   }
 
   /** Live resource use of the tree (after exit: the final figures). */

@@ -110,14 +110,15 @@ struct AddonData {
   std::shared_ptr<EnvSink> sink = std::make_shared<EnvSink>();
   EventTsfn tsfn;
   bool hasTsfn = false;
-  std::set<uint64_t> live;    // spawned and not yet exited (keeps the loop alive)
+  std::set<uint64_t> live;    // spawned and not yet exited
+  std::set<uint64_t> unrefd;  // live, but unref()'d: they do not keep the loop alive
   std::set<uint64_t> owned;   // not yet released
   std::set<uint64_t> groups;  // groups not yet released
   bool refd = false;
 
   void UpdateRef(Napi::Env env) {
     if (!hasTsfn) return;
-    bool want = !live.empty();
+    bool want = live.size() > unrefd.size();
     if (want == refd) return;
     if (want)
       tsfn.Ref(env);
@@ -132,6 +133,7 @@ void CallJs(Napi::Env env, Napi::Function fn, AddonData* data, Event* ev) {
   if (env == nullptr || fn.IsEmpty() || data == nullptr) return;  // torn down: just free
   if (ev->type == Event::Exit) {
     data->live.erase(ev->id);
+    data->unrefd.erase(ev->id);
     data->UpdateRef(env);
   }
   fn.Call({EventToJs(env, *ev)});
@@ -427,6 +429,21 @@ Napi::Value KillJs(const Napi::CallbackInfo& info) {
   }
 }
 
+// ref(id, true|false): whether a live worker keeps this environment's event loop alive.
+Napi::Value RefJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonData& d = Data(env);
+  uint64_t id = GetId(info);
+  bool ref = info.Length() < 2 || info[1].ToBoolean();
+  if (d.live.count(id) == 0) return env.Undefined();
+  if (ref)
+    d.unrefd.erase(id);
+  else
+    d.unrefd.insert(id);
+  d.UpdateRef(env);
+  return env.Undefined();
+}
+
 Napi::Value StatsJs(const Napi::CallbackInfo& info) {
   try {
     return StatsToJs(info.Env(), backend::GetStats(GetId(info)));
@@ -441,6 +458,7 @@ Napi::Value ReleaseJs(const Napi::CallbackInfo& info) {
   uint64_t id = GetId(info);
   if (d.owned.erase(id) == 0) return env.Undefined();
   d.live.erase(id);
+  d.unrefd.erase(id);
   d.UpdateRef(env);
   backend::Release(id);
   return env.Undefined();
@@ -545,6 +563,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("resume", Napi::Function::New(env, ResumeJs, "resume"));
   exports.Set("kill", Napi::Function::New(env, KillJs, "kill"));
   exports.Set("stats", Napi::Function::New(env, StatsJs, "stats"));
+  exports.Set("ref", Napi::Function::New(env, RefJs, "ref"));
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
   exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
   exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));

@@ -131,7 +131,7 @@ const isRoot = isLinux && process.getuid!() === 0;
       assert.equal(c.exit.reason, 'threads');
       const p = spawnIsolated(w, ['sleep', '3000'], { threads: 50 });
       try {
-        await new Promise((r) => p.once('spawn', r));
+        await new Promise((r) => p.once('spawn', () => r(undefined)));
         const lines = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8');
         const v1 = lines.match(/:pids:(\S+)/);
         const dir = v1 ? `/sys/fs/cgroup/pids${v1[1]}` : `/sys/fs/cgroup${lines.match(/^0::(\S+)/m)![1]}`;

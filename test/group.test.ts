@@ -25,7 +25,7 @@ import { collect, firstLine, isLinux, json, requireEnforced, worker } from './he
   it('runs workers, reports group stats, kill() ends them all, close() releases the group', async () => {
     const g = createIsolationGroup({ ...relaxed, memory: '1GiB', cpu: 2 });
     const ps = [g.spawn(w, ['tree', '60000'], relaxed), g.spawn(w, ['sleep', '60000'], relaxed)];
-    const spawned = new Promise((r) => ps[1].on('spawn', r));
+    const spawned = new Promise((r) => ps[1].on('spawn', () => r(undefined)));
     await firstLine(ps[0]);
     await spawned;
     assert.equal(g.workers.length, 2);
@@ -62,7 +62,7 @@ import { collect, firstLine, isLinux, json, requireEnforced, worker } from './he
     try {
       assert.match(g.enforcement.processes!.mechanism, /^cgroup-v[12]$/);
       const p = g.spawn(w, ['sleep', '60000']);
-      await new Promise((r) => p.on('spawn', r));
+      await new Promise((r) => p.on('spawn', () => r(undefined)));
       const v2 = isolationSupport().backend === 'linux-cgroup-v2';
       const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => (v2 ? l.startsWith('0::') : /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l)))!;
       const rel = line.slice(line.lastIndexOf(':') + 1);

@@ -117,7 +117,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     it('processes: N > 1 is a pids.max budget of N x 64 tasks, read back from the worker’s own cgroup', async function () {
       requireEnforced(this, 'processes');
       const p = spawnIsolated(w, ['sleep', '60000'], { processes: 4 });
-      await new Promise((r) => p.on('spawn', r));
+      await new Promise((r) => p.on('spawn', () => r(undefined)));
       try {
         const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l) || l.startsWith('0::'));
         assert.ok(line, 'the worker is in a pids cgroup');
@@ -211,7 +211,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         this.skip();
       }
       const p = spawnIsolated(w, ['sleep', '60000'], { memory: '256MiB', cpu: 0.5, processes: 2 });
-      await new Promise((r) => p.on('spawn', r));
+      await new Promise((r) => p.on('spawn', () => r(undefined)));
       try {
         const rel = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))!.slice(3);
         const read = (f: string) => fs.readFileSync(`/sys/fs/cgroup${rel}/${f}`, 'utf8').trim();

@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isolationSupport, spawnIsolated } from '../lib';
+import { IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 import { grandchildPid, openProcess } from './oracle';
 
@@ -146,6 +146,59 @@ import { grandchildPid, openProcess } from './oracle';
     });
   });
 
+  describe('as a ChildProcess user expects', () => {
+    it('unref(): a running worker no longer keeps its parent alive (killOnClose still ends it)', async function () {
+      this.timeout(60_000);
+      const script = path.join(tmp, `unref-${crypto.randomBytes(4).toString('hex')}.js`);
+      fs.writeFileSync(
+        script,
+        `const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+         const p = spawnIsolated(${JSON.stringify(w)}, ['sleep', '600000'], { enforcement: 'best-effort', stdio: 'ignore' });
+         p.on('spawn', () => { console.log(p.pid); p.unref(); });`,
+      );
+      const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise((r) => c.on('exit', r));
+      assert.equal(code, 0, 'the parent exited by itself with its worker still running');
+      let ref: ReturnType<typeof openProcess> | undefined;
+      try {
+        ref = openProcess(Number(out.trim()));
+      } catch {
+        ref = undefined; // already gone: killOnClose ended it with its parent
+      }
+      if (ref) {
+        try {
+          assert.equal(ref.waitExit(20_000), true, 'killOnClose ended the worker with its parent');
+        } finally {
+          ref.close();
+        }
+      }
+    });
+
+    it('await using: the worker is ended and awaited when the scope ends', async () => {
+      let seen: IsolatedProcess | undefined;
+      {
+        await using p = spawnIsolated(w, ['sleep', '600000'], relaxed);
+        seen = p;
+        await new Promise((r) => p.once('spawn', () => r(undefined)));
+      }
+      assert.notEqual(seen.exitCode ?? seen.signalCode, null, 'it had exited when the scope ended');
+      assert.equal((await seen.exited).reason, 'killed');
+    });
+
+    it('events are typed: a misspelt event or a wrong listener does not compile', () => {
+      const p = spawnIsolated(w, ['exit', '0'], relaxed);
+      // @ts-expect-error 'exti' is not an event of IsolatedProcess
+      p.on('exti', () => undefined);
+      // @ts-expect-error 'exit' listeners take (code: number | null, signal)
+      p.on('exit', (code: string) => code);
+      p.on('exit', (code: number | null, signal: NodeJS.Signals | null) => [code, signal]);
+      p.on('limit', (l) => l.limit);
+      return p.exited;
+    });
+  });
+
   describe('ending the tree', () => {
     it('kill() ends the worker and its grandchild; exit says signal and reason', async () => {
       const p = spawnIsolated(w, ['tree', '60000'], relaxed);
@@ -166,7 +219,7 @@ import { grandchildPid, openProcess } from './oracle';
 
     it('kill(0) tells whether the worker is alive; an unknown signal is ERR_UNKNOWN_SIGNAL', async () => {
       const p = spawnIsolated(w, ['sleep', '60000'], relaxed);
-      await new Promise((r) => p.on('spawn', r));
+      await new Promise((r) => p.on('spawn', () => r(undefined)));
       assert.equal(p.kill(0), true);
       assert.throws(() => p.kill('SIGNOPE' as never), { code: 'ERR_UNKNOWN_SIGNAL' });
       assert.equal(p.kill(0), true, 'still alive after a refused kill');

@@ -179,7 +179,7 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       requireEnforced(this, 'privileges');
       const sibling = spawnIsolated(w, ['sleep', '30000']);
       try {
-        await new Promise((r) => sibling.once('spawn', r));
+        await new Promise((r) => sibling.once('spawn', () => r(undefined)));
         const pids = [String(process.pid), String(sibling.pid)];
         const attack = json<Record<string, Record<string, string>>>(await collect(spawnIsolated(w, ['attack', 'open-process', ...pids])));
         for (const pid of pids) {
@@ -200,7 +200,7 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       const check = async (privileges: 'inherit' | 'restricted') => {
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges });
         try {
-          await new Promise((r) => p.once('spawn', r));
+          await new Promise((r) => p.once('spawn', () => r(undefined)));
           return oracle.workerMayOpenNode(p.pid!, oracle.PROCESS_DUP_HANDLE);
         } finally {
           p.kill('SIGKILL');
