@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
+import { execIsolated, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 import { grandchildPid, openProcess } from './oracle';
 
@@ -185,6 +185,19 @@ import { grandchildPid, openProcess } from './oracle';
       }
       assert.notEqual(seen.exitCode ?? seen.signalCode, null, 'it had exited when the scope ended');
       assert.equal((await seen.exited).reason, 'killed');
+    });
+
+    it('execIsolated: output, code and reason in one promise; input; maxBuffer kills; a start failure rejects', async () => {
+      const r = await execIsolated(w, ['echo'], { ...relaxed, input: 'hello\n' });
+      assert.deepEqual([r.stdout, r.stderr, r.code, r.reason], ['hello\n', '', 0, 'exit']);
+      const e = await execIsolated(w, ['stderr', 'oops'], relaxed);
+      assert.deepEqual([e.stderr, e.code], ['oops', 0]);
+      const b = await execIsolated(w, ['write', '1000'], { ...relaxed, encoding: 'buffer' });
+      assert.ok(Buffer.isBuffer(b.stdout) && b.stdout.length === 1000);
+      await assert.rejects(execIsolated(w, ['write', String(4 * 2 ** 20)], { ...relaxed, maxBuffer: 2 ** 20 }), { code: 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' });
+      await assert.rejects(execIsolated('./no-such-worker', [], relaxed), { code: 'ENOENT' });
+      const x = await execIsolated(w, ['exit', '7'], relaxed);
+      assert.deepEqual([x.code, x.reason], [7, 'exit']);
     });
 
     it('events are typed: a misspelt event or a wrong listener does not compile', () => {
