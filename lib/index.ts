@@ -23,7 +23,7 @@ export type {
 export type { ExitReason, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName } from './process';
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
-export { IsolatedProcess } from './process';
+export { channels, IsolatedProcess } from './process';
 export { IsolationGroup } from './group';
 export type { GroupLimits, GroupLimitEvent, IsolationGroupEvents } from './group';
 export { parseByteSize, parseDuration } from './units';

@@ -1,4 +1,6 @@
+import * as diagnostics from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
 import * as net from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { abortError, NodeStyleError } from './errors';
@@ -62,6 +64,19 @@ export interface LimitEvent {
 const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles']);
 const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const debug = debuglog('spawn-isolated');
+
+/**
+ * `diagnostics_channel` channels, as Node has for child_process: `spawn-isolated:spawn`
+ * (`{ process, file, args, pid, enforcement }`), `spawn-isolated:limit` (`{ process, limit }`)
+ * and `spawn-isolated:exit` (`{ process, exit }`). Nothing is published without a subscriber.
+ */
+export const channels = {
+  spawn: diagnostics.channel('spawn-isolated:spawn'),
+  limit: diagnostics.channel('spawn-isolated:limit'),
+  exit: diagnostics.channel('spawn-isolated:exit'),
+};
 
 function zeroStats(): IsolationStats {
   return { cpuUserMs: 0, cpuKernelMs: 0, peakMemory: 0, processes: { active: 0, total: 0 } };
@@ -194,6 +209,10 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.inheritedHandles = res.inherited;
     this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
+    debug('spawn %s pid %d enforcement %j', this.spawnfile, res.pid, this.enforcement);
+    if (channels.spawn.hasSubscribers) {
+      channels.spawn.publish({ process: this, file: this.spawnfile, args: this.spawnargs.slice(1), pid: res.pid, enforcement: this.enforcement });
+    }
 
     const sockets: net.Socket[] = [];
     let pending = 0;
@@ -267,6 +286,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       const payload: LimitEvent = { limit: ev.limit as LimitEvent['limit'] };
       if (ev.pid) payload.pid = ev.pid;
       if (ev.value) payload.value = ev.value;
+      debug('limit %s pid %d: %j', this.spawnfile, this.pid, payload);
+      if (channels.limit.hasSubscribers) channels.limit.publish({ process: this, limit: payload });
       this.emit('limit', payload);
       return;
     }
@@ -308,6 +329,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     // As child_process does: nothing can read the worker's stdin any more.
     if (this.stdin && 'destroy' in this.stdin) this.stdin.destroy();
     this.resolveExit(this.result);
+    debug('exit %s pid %d: %s code %s signal %s', this.spawnfile, this.pid, reason, code, signal);
+    if (channels.exit.hasSubscribers) channels.exit.publish({ process: this, exit: this.result });
     // A listener that throws surfaces as child_process's would (uncaught, once); `exited`
     // has settled and 'close' still follows.
     try {

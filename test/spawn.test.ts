@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execIsolated, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
+import { channels, execIsolated, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 import { grandchildPid, openProcess } from './oracle';
 
@@ -198,6 +198,31 @@ import { grandchildPid, openProcess } from './oracle';
       await assert.rejects(execIsolated('./no-such-worker', [], relaxed), { code: 'ENOENT' });
       const x = await execIsolated(w, ['exit', '7'], relaxed);
       assert.deepEqual([x.code, x.reason], [7, 'exit']);
+    });
+
+    it('diagnostics_channel spawn / exit messages, and NODE_DEBUG=spawn-isolated logging', async function () {
+      this.timeout(60_000);
+      const seen: string[] = [];
+      const onSpawn = (m: unknown) => seen.push(`spawn ${(m as { pid: number }).pid}`);
+      const onExit = (m: unknown) => seen.push(`exit ${(m as { exit: { code: number } }).exit.code}`);
+      channels.spawn.subscribe(onSpawn);
+      channels.exit.subscribe(onExit);
+      try {
+        const p = spawnIsolated(w, ['exit', '4'], relaxed);
+        await p.exited;
+        assert.deepEqual(seen, [`spawn ${p.pid}`, 'exit 4']);
+      } finally {
+        channels.spawn.unsubscribe(onSpawn);
+        channels.exit.unsubscribe(onExit);
+      }
+      const script = path.join(tmp, `debug-${crypto.randomBytes(4).toString('hex')}.js`);
+      fs.writeFileSync(script, `require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))}).spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { enforcement: 'best-effort' });`);
+      const c = spawn(process.execPath, [script], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_DEBUG: 'spawn-isolated' } });
+      let err = '';
+      c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      await new Promise((r) => c.on('close', r));
+      assert.match(err, /SPAWN-ISOLATED \d+: spawn /);
+      assert.match(err, /SPAWN-ISOLATED \d+: exit .* exit code 0/);
     });
 
     it('events are typed: a misspelt event or a wrong listener does not compile', () => {
