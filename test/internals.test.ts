@@ -126,7 +126,7 @@ const internals = (): any => (loadBinding() as any).internals;
   });
 
   it('Win32 errors map to the codes libuv gives them', () => {
-    const table: [number, string][] = [[2, 'ENOENT'], [3, 'ENOENT'], [5, 'EACCES'], [8, 'ENOMEM'], [87, 'EINVAL'], [193, 'EFTYPE'], [206, 'ENAMETOOLONG'], [4, 'EMFILE'], [109, 'EPIPE'], [183, 'EEXIST'], [999999, 'UNKNOWN']];
+    const table: [number, string][] = [[2, 'ENOENT'], [3, 'ENOENT'], [5, 'EACCES'], [8, 'ENOMEM'], [87, 'EINVAL'], [193, 'EFTYPE'], [206, 'ENAMETOOLONG'], [4, 'EMFILE'], [109, 'EPIPE'], [183, 'EEXIST'], [123, 'ENOENT'], [53, 'ENOENT'], [1260, 'EACCES'], [225, 'EACCES'], [577, 'EACCES'], [999999, 'UNKNOWN']];
     for (const [err, code] of table) assert.equal(internals().win32Code(err), code, `Win32 error ${err}`);
   });
 });

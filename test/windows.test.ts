@@ -32,10 +32,33 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       assert.ok(!env.some((e) => e.startsWith('PATH=') || e.startsWith('Path=')), 'nothing but the given env (and SYSTEMROOT etc.)');
     });
 
-    it('runs in cwd and finds the executable on PATH with PATHEXT', async () => {
+    it('runs in cwd and finds the executable on PATH', async () => {
       const c = await collect(spawnIsolated('worker', ['info'], { ...relaxed, cwd: tmp, env: { PATH: path.dirname(w), PATHEXT: '.COM;.EXE' } }));
       assert.equal(c.exit.code, 0, c.stderr);
       assert.equal(path.resolve(String(json(c).cwd)).toLowerCase(), path.resolve(tmp).toLowerCase());
+    });
+
+    it('refuses batch files however they are written (x.bat, x.bat., x.cmd with a trailing space)', async () => {
+      fs.writeFileSync(path.join(tmp, 'x.bat'), '@echo off\r\necho ran\r\n');
+      fs.writeFileSync(path.join(tmp, 'y.cmd'), '@echo off\r\necho ran\r\n');
+      for (const name of ['x.bat', 'x.bat.', 'x.bat. .', 'y.cmd ', path.join(tmp, 'y.cmd..')]) {
+        const p = spawnIsolated(name, [], { ...relaxed, cwd: tmp });
+        const err = await new Promise<Error & { code?: string }>((r) => p.on('error', r));
+        assert.equal(err.code, 'EINVAL', name);
+      }
+    });
+
+    it("looks up only .com and .exe, as libuv does, and skips the cwd with NoDefaultCurrentDirectoryInExePath", async () => {
+      const here = path.join(tmp, 'lookup');
+      fs.mkdirSync(here, { recursive: true });
+      fs.copyFileSync(w, path.join(here, 'worker.exe'));
+      fs.copyFileSync(w, path.join(here, 'other.xyz'));
+      const found = await collect(spawnIsolated('worker', ['exit', '0'], { ...relaxed, cwd: here, env: { PATH: '' } }));
+      assert.equal(found.exit.code, 0);
+      const xyz = spawnIsolated('other', ['exit', '0'], { ...relaxed, cwd: here, env: { PATH: '', PATHEXT: '.XYZ' } });
+      assert.equal((await new Promise<Error & { code?: string }>((r) => xyz.on('error', r))).code, 'ENOENT', 'a PATHEXT-only extension is not tried');
+      const nocwd = spawnIsolated('worker', ['exit', '0'], { ...relaxed, cwd: here, env: { PATH: '', NoDefaultCurrentDirectoryInExePath: '1' } });
+      assert.equal((await new Promise<Error & { code?: string }>((r) => nocwd.on('error', r))).code, 'ENOENT', 'the cwd is not searched');
     });
 
     it('puts the worker in its job before it runs (from inside, and from outside through the OS)', async () => {

@@ -34,8 +34,14 @@ HANDLE NodeFdToHandle(int fd) {
   if (fn == nullptr)
     throw SysError("ENOTSUP", 0, "uv_get_osfhandle", "the host executable does not export uv_get_osfhandle: Node fds cannot be translated");
   HANDLE h = fn(fd);
-  if (h == INVALID_HANDLE_VALUE || h == nullptr)
+  // A pseudo handle (-2 is GetCurrentThread(): the CRT's answer for a missing fd 0-2 in a host
+  // started without stdio) would hand the worker a full-access handle to one of our threads.
+  intptr_t v = reinterpret_cast<intptr_t>(h);
+  if (h == nullptr || v < 0)
     throw SysError("EBADF", ERROR_INVALID_HANDLE, "uv_get_osfhandle", "fd " + std::to_string(fd) + " is not an open file descriptor");
+  SetLastError(NO_ERROR);
+  if (GetFileType(h) == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR)
+    throw SysError("EBADF", GetLastError(), "GetFileType", "fd " + std::to_string(fd) + " is not a file, pipe or console handle");
   return h;
 }
 

@@ -43,10 +43,15 @@ const char* CodeForWin32(DWORD err) {
     case ERROR_PATH_NOT_FOUND:
     case ERROR_DIRECTORY:  // CreateProcess: cwd does not exist
     case ERROR_INVALID_DRIVE:
+    case ERROR_INVALID_NAME:
+    case ERROR_BAD_NETPATH:
     case ERROR_MOD_NOT_FOUND: return "ENOENT";
     case ERROR_ACCESS_DENIED:
     case ERROR_INVALID_ACCESS:
-    case 740:  // ERROR_ELEVATION_REQUIRED
+    case 740:   // ERROR_ELEVATION_REQUIRED
+    case 1260:  // ERROR_ACCESS_DISABLED_BY_POLICY: blocked by software restriction / AppLocker
+    case 225:   // ERROR_VIRUS_INFECTED
+    case 577:   // ERROR_INVALID_IMAGE_HASH: code integrity refused the image
       return "EACCES";
     case ERROR_PRIVILEGE_NOT_HELD: return "EPERM";
     case ERROR_INVALID_HANDLE: return "EBADF";
