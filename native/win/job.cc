@@ -36,19 +36,29 @@ void Record(JobPlan& plan, const char* limit, const char* mechanism, bool ok, co
   plan.enforcement.push_back(MakeEnforcement(limit, ok, mechanism, why));
 }
 
+SIZE_T WholePages(uint64_t bytes) {
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  uint64_t page = si.dwPageSize ? si.dwPageSize : 4096;
+  uint64_t whole = bytes / page * page;
+  return static_cast<SIZE_T>(whole ? whole : page);
+}
+
 // The extended limits of `l` (memory, processes, CPU time, affinity), as the job takes them.
 JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, bool killOnClose) {
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION info{};
   DWORD& flags = info.BasicLimitInformation.LimitFlags;
   flags = JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
   if (killOnClose) flags |= JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  // The kernel keeps job memory limits in pages: set whole pages (rounded down, never above
+  // what was asked), so that reading the limit back compares equal.
   if (l.memoryProcess) {
     flags |= JOB_OBJECT_LIMIT_PROCESS_MEMORY;
-    info.ProcessMemoryLimit = static_cast<SIZE_T>(l.memoryProcess);
+    info.ProcessMemoryLimit = WholePages(l.memoryProcess);
   }
   if (l.memoryTotal) {
     flags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
-    info.JobMemoryLimit = static_cast<SIZE_T>(l.memoryTotal);
+    info.JobMemoryLimit = WholePages(l.memoryTotal);
   }
   if (l.processes) {
     flags |= JOB_OBJECT_LIMIT_ACTIVE_PROCESS;
