@@ -94,8 +94,14 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
     snprintf(cp.gidMap, sizeof(cp.gidMap), "%u %u 1", getegid(), getegid());
   }
   cp.mounts = conf.mounts;
-  const std::vector<std::string>& ro = CgroupMounts();
-  for (size_t i = 0; i < ro.size() && cp.nroMounts < kMaxRoMounts; i++) cp.roMounts[cp.nroMounts++] = ro[i].c_str();
+  if (conf.mounts) {
+    const std::vector<std::string>& ro = CgroupMounts();
+    if (ro.size() > static_cast<size_t>(kMaxRoMounts))  // never leave one writable
+      throw SysError(
+          "ENOTSUP", 0, "",
+          std::to_string(ro.size()) + " cgroup mount trees: a worker can make at most " + std::to_string(kMaxRoMounts) + " read-only");
+    for (const std::string& m : ro) cp.roMounts[cp.nroMounts++] = m.c_str();
+  }
   cp.landlockAbi = conf.landlockAbi;
   cp.landlockDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
   FilterSpec spec;
