@@ -28,7 +28,7 @@ struct WorkerBase {
   }
 };
 
-// A new worker record for `req`, numbered by `nextId`.
+// A new worker record for `req`, numbered `id`.
 template <typename W>
 std::shared_ptr<W> NewWorker(uint64_t id, const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   auto w = std::make_shared<W>();

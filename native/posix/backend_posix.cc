@@ -223,8 +223,7 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
   if (!child.group)
     child.cg = CgroupPool::Get().Take(l);
   else
-    child.cg =
-        MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-" + std::to_string(child.id), l, layout, &child.group->cg, false);
+    child.cg = MakeCgroup(OwnCgroupName(std::to_string(child.id)), l, layout, &child.group->cg, false);
 }
 
 // The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null
@@ -413,8 +412,7 @@ GroupResult CreateGroup(const GroupRequest& req) {
   if (req.strict) RequireEnforced(plan.enforcement);
   auto g = std::make_shared<Group>();
   g->id = Groups().NextId();
-  if (layout.v2 || !layout.v1.empty())
-    g->cg = MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-g" + std::to_string(g->id), req.limits, layout, nullptr, true);
+  if (layout.v2 || !layout.v1.empty()) g->cg = MakeCgroup(OwnCgroupName("g" + std::to_string(g->id)), req.limits, layout, nullptr, true);
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 

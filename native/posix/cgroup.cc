@@ -176,6 +176,8 @@ uint64_t Cgroup::OomKills() const {
 
 bool NeedsPids(const Limits& l) { return l.threads > 0; }
 
+std::string OwnCgroupName(const std::string& tag) { return kCgroupPrefix + std::to_string(getpid()) + "-" + tag; }
+
 void Configure(Cgroup& cg, const Limits& l) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
     std::string d = cg.Dir(ctrl);

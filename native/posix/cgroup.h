@@ -25,6 +25,11 @@ struct CgroupLayout {
 // Found once per process (v2 first; SPAWN_ISOLATED_CGROUP names a delegated v2 subtree).
 const CgroupLayout& Layout();
 
+// Every cgroup this process makes is named "spawn-isolated-PID-..." (so that a later launcher
+// can tell a dead launcher's from a live one's): "spawn-isolated-PID-<tag>".
+constexpr const char* kCgroupPrefix = "spawn-isolated-";
+std::string OwnCgroupName(const std::string& tag);
+
 // Where cgroup file systems are mounted (one entry per tree: /sys/fs/cgroup when it is a
 // mount of its own holding them), for a restricted worker's mount namespace to make read-only.
 const std::vector<std::string>& CgroupMounts();

@@ -17,13 +17,12 @@ namespace {
 
 constexpr size_t kReady = 4;        // fresh cgroups kept ready
 constexpr int kRetryRemoveMs = 50;  // a retired cgroup still busy is tried again after this
-constexpr const char* kPrefix = "spawn-isolated-";
 
 // "spawn-isolated-PID-..." of a process that no longer exists (never ours, never a live one's).
 bool Stale(const std::string& name) {
-  if (name.rfind(kPrefix, 0) != 0) return false;
+  if (name.rfind(kCgroupPrefix, 0) != 0) return false;
   char* end = nullptr;
-  long pid = strtol(name.c_str() + strlen(kPrefix), &end, 10);
+  long pid = strtol(name.c_str() + strlen(kCgroupPrefix), &end, 10);
   if (pid <= 0 || end == nullptr || *end != '-' || pid == getpid()) return false;
   return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
@@ -40,7 +39,14 @@ void RemoveTree(const std::string& dir) {
   rmdir(dir.c_str());
 }
 
-bool RemoveDirs(std::map<std::string, std::string>& dirs);
+// True when every directory is gone (removed, or never there).
+bool RemoveDirs(std::map<std::string, std::string>& dirs) {
+  Cgroup cg;
+  cg.dirs = std::move(dirs);
+  bool gone = cg.Remove();
+  dirs = std::move(cg.dirs);
+  return gone;
+}
 
 }  // namespace
 
@@ -60,7 +66,7 @@ Cgroup CgroupPool::MakeFresh() {
     n = ++next_;
   }
   Limits none;
-  return MakeCgroup("spawn-isolated-" + std::to_string(getpid()) + "-p" + std::to_string(n), none, Layout(), nullptr, false, true);
+  return MakeCgroup(OwnCgroupName("p" + std::to_string(n)), none, Layout(), nullptr, false, true);
 }
 
 Cgroup CgroupPool::Take(const Limits& l) {
@@ -92,19 +98,6 @@ void CgroupPool::Retire(const Cgroup& cg) {
   retired_.push_back(cg.dirs);
   cv_.notify_one();
 }
-
-namespace {
-
-// True when every directory is gone (removed, or never there).
-bool RemoveDirs(std::map<std::string, std::string>& dirs) {
-  Cgroup cg;
-  cg.dirs = std::move(dirs);
-  bool gone = cg.Remove();
-  dirs = std::move(cg.dirs);
-  return gone;
-}
-
-}  // namespace
 
 void CgroupPool::Settle() {
   std::vector<std::map<std::string, std::string>> retired;
