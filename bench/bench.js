@@ -155,13 +155,25 @@ function fmt(x, d = 2) {
     console.log(`  ${k.padEnd(38)} ${fmt(v.median).padStart(9)}   ${fmt(v.p10)}-${fmt(v.p90)}`.padEnd(70) + `${fmt(v.median / base)}x`);
   }
 
-  const total = quick ? 80 : 300;
-  const cp = await throughput(total, 8, () => launchers['child_process.spawn'](['exit', '0']));
-  const si = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0']));
-  const siAll = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }));
-  const siInherit = await throughput(total, 8, () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }));
-  results.throughput = { 'child_process.spawn': cp, spawnIsolated: si, 'spawnIsolated (all limits)': siAll, "spawnIsolated ('inherit')": siInherit };
-  console.log(`\nspawn throughput, 8 in flight, ${total} launches: child_process ${fmt(cp, 0)}/s, spawnIsolated ${fmt(si, 0)}/s (${fmt(si / cp)}x), all limits ${fmt(siAll, 0)}/s (${fmt(siAll / cp)}x), 'inherit' ${fmt(siInherit, 0)}/s (${fmt(siInherit / cp)}x)`);
+  // Rounds, each running every launcher in turn: drift on a busy 2-core machine (other
+  // processes, the kernel's deferred cgroup and namespace work) falls on all of them alike.
+  const total = quick ? 80 : 200;
+  const rounds = quick ? 3 : 7;
+  const tcases = {
+    'child_process.spawn': () => launchers['child_process.spawn'](['exit', '0']),
+    spawnIsolated: () => launchers.spawnIsolated(['exit', '0']),
+    'spawnIsolated (all limits)': () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }),
+    "spawnIsolated ('inherit')": () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }),
+  };
+  const trates = Object.fromEntries(Object.keys(tcases).map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) for (const [k, f] of Object.entries(tcases)) trates[k].push(await throughput(total, 8, f));
+  results.throughput = Object.fromEntries(Object.entries(trates).map(([k, v]) => [k, summary(v)]));
+  const tbase = results.throughput['child_process.spawn'].median;
+  console.log(`\nspawn throughput, 8 in flight, ${total} launches per round, ${rounds} interleaved rounds:`);
+  console.log('  launcher                               median /s   p10-p90 /s      ratio');
+  for (const [k, v] of Object.entries(results.throughput)) {
+    console.log(`  ${k.padEnd(38)} ${fmt(v.median, 0).padStart(9)}   ${fmt(v.p10, 0)}-${fmt(v.p90, 0)}`.padEnd(70) + `${fmt(v.median / tbase)}x`);
+  }
 
   console.log('\nparent cost with N sleeping workers (threads of this Node process; RSS growth per worker):');
   results.parentCost = {};

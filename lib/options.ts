@@ -190,19 +190,28 @@ function normalizeCpu(given: unknown, limits: NativeLimits): void {
 
 const MAX_INHERITED_FDS = 61;
 
+// Machine facts read once per process, not per spawn (os.cpus() parses /proc/cpuinfo). The
+// native side checks the affinity against the CPUs configured at the time of the spawn.
+let cpuCountCache: number | undefined;
+let nrOpenCache: number | undefined;
+
 /** Logical CPUs of this machine (an affinity can name only those). */
 function cpuCount(): number {
-  return Math.max(1, Math.min(cpus().length, 1024));
+  cpuCountCache ??= Math.max(1, Math.min(cpus().length, 1024));
+  return cpuCountCache;
 }
 
 /** The most fds a Linux process can be allowed (fs.nr_open); RLIMIT_NOFILE cannot go above it. */
 function maxHandles(platform: NodeJS.Platform): number {
   if (platform !== 'linux') return 2 ** 31 - 1;
-  try {
-    return Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || 2 ** 20;
-  } catch {
-    return 2 ** 20;
+  if (nrOpenCache === undefined) {
+    try {
+      nrOpenCache = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim()) || 2 ** 20;
+    } catch {
+      nrOpenCache = 2 ** 20;
+    }
   }
+  return nrOpenCache;
 }
 
 function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['inherit'] {

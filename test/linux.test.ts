@@ -23,13 +23,23 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
 
   /**
    * Every cgroup this process made and has not removed, once used ones are removed (they go in
-   * the background after the exit), less the fresh, empty ones kept ready for the next spawns.
+   * the background after the exit), less the empty ones kept ready for the next spawns (fresh,
+   * or used and reset: each must hold no process and no limit).
    */
   function ourCgroups(): string[] {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const ready: string[] = (loadBinding() as any).internals.settleCgroups();
-    assert.ok(ready.length <= 4 * 4, `${ready.length} ready cgroup directories`);
-    for (const d of ready) assert.equal(fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8'), '', `${d} is kept ready but not empty`);
+    // At most 16 ready cgroups (the pool's kMaxReady), each of at most 4 controllers.
+    assert.ok(ready.length <= 16 * 4, `${ready.length} ready cgroup directories`);
+    for (const d of ready) {
+      assert.equal(fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8'), '', `${d} is kept ready but not empty`);
+      const read = (f: string) => (fs.existsSync(path.join(d, f)) ? fs.readFileSync(path.join(d, f), 'utf8').trim() : undefined);
+      const limit = read('memory.limit_in_bytes');
+      if (limit !== undefined) assert.ok(Number(limit) > 2 ** 60, `${d}: memory.limit_in_bytes ${limit} left from a previous worker`);
+      assert.notEqual(read('memory.max_usage_in_bytes') !== undefined && Number(read('memory.max_usage_in_bytes')) > 64 * 2 ** 20, true, `${d}: peak left`);
+      if (read('cpu.cfs_quota_us') !== undefined) assert.equal(read('cpu.cfs_quota_us'), '-1', `${d}: cpu quota left`);
+      if (read('pids.max') !== undefined) assert.equal(read('pids.max'), 'max', `${d}: pids.max left`);
+    }
     return allOurCgroups().filter((d) => !ready.includes(d));
   }
 

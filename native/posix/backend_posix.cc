@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -114,31 +115,54 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   cp.filter.filter = filter.data();
 }
 
-// clone3 into the worker's namespaces (and v2 cgroup); the child runs ChildMain. Returns the
-// pid (and *pidfd), or -errno.
-long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
-  CloneArgs ca;
-  memset(&ca, 0, sizeof(ca));
-  ca.flags = CLONE_PIDFD | nsFlags;
-  ca.pidfd = reinterpret_cast<uint64_t>(pidfd);
-  ca.exit_signal = SIGCHLD;
-  if (cg.v2 && cg.v2dir.valid()) {
-    ca.flags |= CLONE_INTO_CGROUP;  // in its cgroup from the first instruction
-    ca.cgroup = static_cast<uint64_t>(cg.v2dir.get());
-  }
-  long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-  if (pid < 0 && errno == ENOSYS) {  // kernels before 5.3: fork, then a pidfd
-    pid = syscall(SYS_clone, SIGCHLD | nsFlags, 0, 0, 0, 0);
-    if (pid > 0) *pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  }
-  if (pid == 0) ChildMain(cp);
-  return pid < 0 ? -errno : pid;
-}
+// The child's own stack while it shares this process's memory (until its exec).
+constexpr size_t kChildStackBytes = 256 * 1024;
 
-void KillAndWait(int pidfd) {
-  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-  siginfo_t info;
-  syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | __WALL, nullptr);
+struct ChildStack {
+  void* base = MAP_FAILED;
+  ChildStack() { base = mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0); }
+  ~ChildStack() {
+    if (base != MAP_FAILED) munmap(base, kChildStackBytes);
+  }
+  void* top() const { return static_cast<char*>(base) + kChildStackBytes; }
+};
+
+// Every signal blocked on this thread across the clone, so that no handler of this process
+// runs in the child before it has reset them (ChildMain).
+struct SignalsBlocked {
+  sigset_t old;
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+  }
+  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
+
+// The child runs ChildMain in its namespaces. It shares this process's memory until it execs
+// (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
+// exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
+// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork). Returns the pid (and *pidfd),
+// or -errno.
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
+  SignalsBlocked blocked;
+  long pid;
+  if (cg.v2 && cg.v2dir.valid()) {
+    CloneArgs ca;
+    memset(&ca, 0, sizeof(ca));
+    ca.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | nsFlags;
+    ca.pidfd = reinterpret_cast<uint64_t>(pidfd);
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = static_cast<uint64_t>(cg.v2dir.get());
+    pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0) ChildMain(cp);
+    return pid < 0 ? -errno : pid;
+  }
+  ChildStack stack;
+  if (stack.base == MAP_FAILED) return -errno;
+  int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
+  pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
+  return pid < 0 ? -errno : pid;
 }
 
 // The child's report of a failed step (or nothing, once it has exec'd).
@@ -146,27 +170,13 @@ struct ChildFailure {
   int step = 0, err = 0;
 };
 
-// Places the new child in its v1 cgroups, lets it go, and waits for exec or its failure.
-ChildFailure StartChild(Child& child, Fd& goWrite, Fd& errRead) {
-  if (!child.cg.v2) {
-    for (auto& kv : child.cg.dirs) {
-      int err = WriteFile(kv.second + "/cgroup.procs", std::to_string(child.pid));
-      if (err != 0) {
-        KillAndWait(child.pidfd.get());
-        throw Errno("write", err, kv.second + "/cgroup.procs");
-      }
-    }
-  }
-  if (write(goWrite.get(), "g", 1) != 1) {
-    int err = errno;
-    KillAndWait(child.pidfd.get());
-    throw Errno("write", err, "start pipe");
-  }
+// Waits until the child has exec'd (its copy of the error pipe closes) or says why not.
+ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
   int msg[2] = {0, 0};
   ssize_t n;
   do n = read(errRead.get(), msg, sizeof(msg));
   while (n < 0 && errno == EINTR);
-  goWrite.reset();
+  aliveWrite.reset();
   ChildFailure f;
   if (n == static_cast<ssize_t>(sizeof(msg))) {
     siginfo_t info;
@@ -298,28 +308,44 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
   }
 }
 
+// The v1 cgroups' "tasks" files, for the child to enter (ChildPlan::cgroupFds).
+std::vector<Fd> OpenCgroupTasks(const Cgroup& cg, ChildPlan& cp) {
+  std::vector<Fd> fds;
+  if (cg.v2) return fds;
+  for (const auto& kv : cg.dirs) {
+    if (fds.size() == static_cast<size_t>(kMaxCgroupFds)) throw SysError("ENOTSUP", 0, "", "too many cgroup v1 hierarchies");
+    std::string path = kv.second + "/tasks";
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw Errno("open", errno, path);
+    fds.emplace_back(fd);
+    cp.cgroupFds[cp.ncgroupFds++] = fd;
+  }
+  return fds;
+}
+
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
-// go pipe: the child waits on it until placed in its v1 cgroups, and sees it hang up if this
-// process dies before the child has exec'd.
+// alive pipe: the child sees it hang up if this process died before the child's exec.
 void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
-  int goPipe[2], errPipe[2];
-  if (pipe2(goPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
-  Fd goRead(goPipe[0]), goWrite(goPipe[1]);
+  int alivePipe[2], errPipe[2];
+  if (pipe2(alivePipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
+  Fd aliveRead(alivePipe[0]), aliveWrite(alivePipe[1]);
   if (pipe2(errPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
-  cp.goFd = goRead.get();
+  cp.aliveFd = aliveRead.get();
   cp.errFd = errWrite.get();
+  std::vector<Fd> tasks = OpenCgroupTasks(child.cg, cp);
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
   long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
-  if (pid < 0) throw Errno("clone3", static_cast<int>(-pid), req.file);
+  if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
   child.pidfd.reset(pidfd);
-  goRead.reset();
+  aliveRead.reset();
   errWrite.reset();
+  tasks.clear();
   io.childEnds.clear();
-  ChildFailure failed = StartChild(child, goWrite, errRead);
+  ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
   if (failed.step == 0) return;
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
   if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
@@ -338,7 +364,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   Confinement conf = Confine(req.privileges, req.hasUid);
   res.enforcement = PlanSpawn(req, conf, *child);
   MakeWorkerCgroup(req, *child);
-  auto cgGuard = OnScopeExit([&] { CgroupPool::Get().Retire(child->cg); });
+  auto cgGuard = OnScopeExit([&] { RetireCgroup(*child); });
 
   ChildPlan cp;
   memset(&cp, 0, sizeof(cp));
@@ -381,11 +407,14 @@ bool Kill(uint64_t id, const std::string& reason, int) {
 
 Stats GetStats(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Get(id, "stats");
-  bool live;
+  bool live, posted;
   {
     std::lock_guard<std::mutex> lock(Monitor::Get().mu());
     live = !c->ended;
+    posted = c->posted;
   }
+  // Once the exit is reported, its cgroup may be another worker's: the stats of the exit.
+  if (posted) return c->finalStats;
   return ReadStats(c->cg, live ? c->pid : 0, nullptr);
 }
 
@@ -403,7 +432,7 @@ void Release(uint64_t id) {
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
-  CgroupPool::Get().Retire(c->cg);  // again, if its exit was reported: harmless
+  RetireCgroup(*c);  // unless its exit was reported, which retired it
 }
 
 GroupResult CreateGroup(const GroupRequest& req) {

@@ -165,13 +165,34 @@ bool Cgroup::TreeGone() const {
 
 uint64_t Cgroup::TaskLimitHits() const {
   std::string d = Dir("pids");
-  return d.empty() ? 0 : ReadKey(d + "/pids.events", "max");
+  return d.empty() ? 0 : ReadKey(d + "/pids.events", "max") - taskHitsBase;
 }
 
 uint64_t Cgroup::OomKills() const {
   std::string d = Dir("memory");
   if (d.empty()) return 0;
-  return v2 ? ReadKey(d + "/memory.events", "oom_kill") : ReadKey(d + "/memory.oom_control", "oom_kill");
+  return (v2 ? ReadKey(d + "/memory.events", "oom_kill") : ReadKey(d + "/memory.oom_control", "oom_kill")) - oomBase;
+}
+
+bool Cgroup::Reset() {
+  if (v2) return false;  // v2's memory.peak cannot be reset for all readers: made afresh instead
+  auto write = [&](const std::string& ctrl, const char* file, const char* value) {
+    std::string d = Dir(ctrl);
+    return d.empty() || WriteFile(d + "/" + file, value) == 0;
+  };
+  std::string mem = Dir("memory");
+  // memsw first: the memory limit may never be above it.
+  if (!mem.empty() && Exists(mem + "/memory.memsw.limit_in_bytes") && !write("memory", "memory.memsw.limit_in_bytes", "-1")) return false;
+  if (!write("memory", "memory.limit_in_bytes", "-1") || !write("cpu", "cpu.cfs_quota_us", "-1") || !write("pids", "pids.max", "max"))
+    return false;
+  if (!mem.empty() && ReadU64(mem + "/memory.usage_in_bytes") > 0) write("memory", "memory.force_empty", "0");
+  if (!write("memory", "memory.max_usage_in_bytes", "0") || !write("memory", "memory.failcnt", "0") ||
+      !write("cpuacct", "cpuacct.usage", "0"))
+    return false;
+  if (!mem.empty() && Exists(mem + "/memory.memsw.max_usage_in_bytes")) write("memory", "memory.memsw.max_usage_in_bytes", "0");
+  oomBase = mem.empty() ? 0 : ReadKey(mem + "/memory.oom_control", "oom_kill");
+  taskHitsBase = Dir("pids").empty() ? 0 : ReadKey(Dir("pids") + "/pids.events", "max");
+  return true;
 }
 
 bool NeedsPids(const Limits& l) { return l.threads > 0; }

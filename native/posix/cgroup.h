@@ -38,6 +38,9 @@ struct Cgroup {
   bool v2 = false;
   std::map<std::string, std::string> dirs;  // controller ("unified" for v2) -> directory
   Fd v2dir;                                 // for CLONE_INTO_CGROUP
+  bool pooled = false;                      // a top-level worker cgroup of the pool (reused once its tree is gone)
+  // The kernel's counters that cannot be reset, as they were when a reused cgroup was reset.
+  uint64_t oomBase = 0, taskHitsBase = 0;
 
   std::string Dir(const std::string& ctrl) const;
   bool Empty() const { return dirs.empty(); }
@@ -52,6 +55,9 @@ struct Cgroup {
   // Forks refused at pids.max (v1 and v2 both count them in pids.events).
   uint64_t TaskLimitHits() const;
   uint64_t OomKills() const;
+  // For reuse (v1): every limit back to none, counters and peaks zeroed, what the previous tree
+  // left charged reclaimed. Only once the tree is gone; false when a file refused (remove it).
+  bool Reset();
 };
 
 // The task limit (`threads`; for a group, derived from its `processes`) is pids.max.

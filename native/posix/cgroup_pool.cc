@@ -16,6 +16,7 @@ namespace posix {
 namespace {
 
 constexpr size_t kReady = 4;        // fresh cgroups kept ready
+constexpr size_t kMaxReady = 16;    // reset ones kept beyond that (the rest are removed)
 constexpr int kRetryRemoveMs = 50;  // a retired cgroup still busy is tried again after this
 
 // "spawn-isolated-PID-..." of a process that no longer exists (never ours, never a live one's).
@@ -66,7 +67,9 @@ Cgroup CgroupPool::MakeFresh() {
     n = ++next_;
   }
   Limits none;
-  return MakeCgroup(OwnCgroupName("p" + std::to_string(n)), none, Layout(), nullptr, false, true);
+  Cgroup cg = MakeCgroup(OwnCgroupName("p" + std::to_string(n)), none, Layout(), nullptr, false, true);
+  cg.pooled = true;
+  return cg;
 }
 
 Cgroup CgroupPool::Take(const Limits& l) {
@@ -95,19 +98,20 @@ Cgroup CgroupPool::Take(const Limits& l) {
 void CgroupPool::Retire(const Cgroup& cg) {
   if (cg.Empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  retired_.push_back(cg.dirs);
+  retired_.push_back(Retired{cg.dirs, cg.pooled && !cg.v2});
   cv_.notify_one();
 }
 
 void CgroupPool::Settle() {
-  std::vector<std::map<std::string, std::string>> retired;
+  std::vector<Retired> retired;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return !busy_; });  // its batch is back, reset or still busy
     retired.swap(retired_);
   }
-  for (auto& dirs : retired) {
+  for (Retired& r : retired) {
     Cgroup cg;
-    cg.dirs = std::move(dirs);
+    cg.dirs = std::move(r.dirs);
     cg.RemoveNow();
   }
 }
@@ -125,7 +129,7 @@ void CgroupPool::Drain() {
   if (!lock.owns_lock()) return;  // the housekeeping thread is busy: a later launcher cleans up
   for (Cgroup& cg : ready_) cg.Remove();
   ready_.clear();
-  for (auto& dirs : retired_) RemoveDirs(dirs);  // one try: what is still busy, a later launcher removes
+  for (Retired& r : retired_) RemoveDirs(r.dirs);  // one try: what is still busy, a later launcher removes
   retired_.clear();
 }
 
@@ -145,6 +149,28 @@ void CgroupPool::RemoveStale() {
   }
 }
 
+void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& reset) {
+  size_t ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready = ready_.size();
+  }
+  for (Retired& r : retired) {
+    if (r.reusable && ready + reset.size() < kMaxReady) {
+      Cgroup cg;
+      cg.dirs = r.dirs;
+      if (!cg.Pids().empty()) continue;  // still going: again later
+      cg.pooled = true;
+      if (cg.Reset()) {
+        reset.push_back(std::move(cg));
+        r.dirs.clear();
+        continue;
+      }
+    }
+    RemoveDirs(r.dirs);
+  }
+}
+
 void CgroupPool::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -153,12 +179,14 @@ void CgroupPool::Run() {
       cv_.wait(lock);
       continue;
     }
-    std::vector<std::map<std::string, std::string>> retired;
+    std::vector<Retired> retired;
     retired.swap(retired_);
+    busy_ = true;
     lock.unlock();
-    for (auto& dirs : retired) RemoveDirs(dirs);
+    std::vector<Cgroup> reset;
+    Recycle(retired, reset);
     Cgroup fresh;
-    if (fill) {
+    if (fill && reset.empty()) {
       try {
         fresh = MakeFresh();
       } catch (const SysError&) {
@@ -167,13 +195,16 @@ void CgroupPool::Run() {
       }
     }
     lock.lock();
-    for (auto& dirs : retired)
-      if (!dirs.empty()) retired_.push_back(std::move(dirs));  // still busy: again later
+    for (Retired& r : retired)
+      if (!r.dirs.empty()) retired_.push_back(std::move(r));  // still busy: again later
+    for (Cgroup& cg : reset) ready_.push_back(std::move(cg));
+    busy_ = false;
+    idle_.notify_all();
     if (!fresh.Empty())
       ready_.push_back(std::move(fresh));
-    else if (fill)
+    else if (fill && reset.empty())
       fillFailed_ = true;
-    if (fresh.Empty() && !retired_.empty()) cv_.wait_for(lock, std::chrono::milliseconds(kRetryRemoveMs));
+    if (fresh.Empty() && reset.empty() && !retired_.empty()) cv_.wait_for(lock, std::chrono::milliseconds(kRetryRemoveMs));
   }
 }
 

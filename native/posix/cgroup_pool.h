@@ -1,8 +1,9 @@
 // Keeps cgroup creation and removal off the spawn and exit paths. Making or removing a cgroup
 // directory can wait for an RCU grace period (10-20 ms on these machines once processes have
-// torn down namespaces, which every restricted worker does), so fresh, empty cgroups are made
-// ahead of time and used ones are removed after their exit was reported, both on one
-// housekeeping thread. It also removes the cgroups of launchers that died without doing so.
+// torn down namespaces, which every restricted worker does) and costs CPU in kernel workers
+// afterwards, so fresh, empty cgroups are made ahead of time, and used ones are reset for reuse
+// (v1) or removed after their exit was reported, all on one housekeeping thread. It also
+// removes the cgroups of launchers that died without doing so.
 #pragma once
 
 #include <condition_variable>
@@ -21,8 +22,9 @@ class CgroupPool {
   // A fresh cgroup in every controller this process may use, configured for `l` (made here
   // when none is ready). Top-level workers only: a group's members are made under it.
   Cgroup Take(const Limits& l);
-  // `cg`'s tree is gone (or going): its directories are removed in the background. `cg` itself
-  // is left as it is (other threads may still read its files); retiring twice is harmless.
+  // `cg`'s tree is gone (or going): in the background, once the tree is gone, it is reset and
+  // kept ready again (a pooled v1 cgroup) or removed. Exactly once per cgroup: after this, its
+  // files may belong to another worker.
   void Retire(const Cgroup& cg);
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
@@ -37,14 +39,22 @@ class CgroupPool {
   void Run();
   Cgroup MakeFresh();
   void RemoveStale();
+  struct Retired {
+    std::map<std::string, std::string> dirs;
+    bool reusable = false;
+  };
+  // Removes or resets retired cgroups; those whose trees are still going are left in `retired`.
+  void Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& reset);
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Cgroup> ready_;
-  std::vector<std::map<std::string, std::string>> retired_;  // directories of used cgroups
+  std::vector<Retired> retired_;  // used cgroups
   uint64_t next_ = 0;
   bool started_ = false;
-  bool fillFailed_ = false;  // the last attempt to make one failed: wait for the next Take()
+  bool fillFailed_ = false;
+  bool busy_ = false;             // the housekeeping thread holds a batch outside the lock
+  std::condition_variable idle_;  // the last attempt to make one failed: wait for the next Take()
 };
 
 }  // namespace posix

@@ -1,6 +1,7 @@
 #include "child.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
@@ -27,7 +28,7 @@ namespace posix {
 
 const char* StepName(int s) {
   switch (s) {
-    case kStepGo: return "wait for the parent";
+    case kStepCgroup: return "join its cgroups";
     case kStepFds: return "set up fds";
     case kStepRlimit: return "setrlimit";
     case kStepAffinity: return "sched_setaffinity";
@@ -49,6 +50,8 @@ namespace {
 constexpr unsigned long kLockedSecurebits = 0x2f;
 // Where the child parks its fds while it moves them into place (above every target).
 constexpr int kFdParkingGap = 64;
+// Signals 1..31 (the standard ones, as libuv resets them); real-time ones are left alone.
+constexpr int kSignalsToDefault = 32;
 
 [[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1) {
   int msg[2] = {step, err < 0 ? errno : err};
@@ -81,6 +84,20 @@ int ReadOnlyTree(const char* path) {
 #endif
   if (mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0) return 0;
   return errno;
+}
+
+// Every signal the launcher handles or ignores (Node ignores SIGPIPE) back to its default, as
+// child_process does, before anything else runs: a handler of the launcher must never run in
+// the child. Raw system calls: only this process's own table changes (no CLONE_SIGHAND).
+void DefaultSignals() {
+  struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  } dfl = {SIG_DFL, 0, nullptr, 0};
+  for (int sig = 1; sig < kSignalsToDefault; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
 }
 
 // The fds of the worker: copy every source above the targets, then put each in place;
@@ -146,9 +163,10 @@ void DropIdentity(const ChildPlan& p) {
 }  // namespace
 
 [[noreturn]] void ChildMain(const ChildPlan& p) {
+  DefaultSignals();
   if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  char go = 0;
-  if (read(p.goFd, &go, 1) != 1) _exit(127);  // the parent died or gave up
+  for (int i = 0; i < p.ncgroupFds; i++)
+    if (write(p.cgroupFds[i], "0", 1) != 1) ChildFail(p, kStepCgroup);
   setpgid(0, 0);
   SetUpFds(p);
   for (int i = 0; i < p.nrlimits; i++) {
@@ -162,7 +180,7 @@ void DropIdentity(const ChildPlan& p) {
   // did not die before it was (the parent holds the go pipe open until this child has exec'd).
   if (p.pdeathsig) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    struct pollfd pfd = {p.goFd, POLLIN, 0};
+    struct pollfd pfd = {p.aliveFd, POLLIN, 0};
     if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
   }
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
@@ -175,9 +193,14 @@ void DropIdentity(const ChildPlan& p) {
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
+  // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
+  uint64_t none = 0;
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
   execve(p.path, p.argv, p.envp);
   ChildFail(p, kStepExec);
 }
+
+int ChildEntry(void* plan) { ChildMain(*static_cast<const ChildPlan*>(plan)); }
 
 }  // namespace posix
 }  // namespace si

@@ -17,6 +17,7 @@ struct RlimitSpec {
 };
 
 constexpr int kMaxRoMounts = 32;
+constexpr int kMaxCgroupFds = 16;
 
 struct ChildPlan {
   const char* path;
@@ -45,12 +46,17 @@ struct ChildPlan {
   sock_fprog filter;
   bool hasFilter;
   bool pdeathsig;
-  int goFd;   // read end: "go" once the child is in its cgroups; hang-up: the parent died
-  int errFd;  // write end, close-on-exec: failures are reported here
+  // cgroup v1 "tasks" files of the worker's cgroups, opened by the parent: the child writes "0"
+  // (itself, one thread), which needs no system-wide lock (cgroup.procs waits for an RCU
+  // grace period).
+  int cgroupFds[kMaxCgroupFds];
+  int ncgroupFds;
+  int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
+  int errFd;    // write end, close-on-exec: failures are reported here
 };
 
 enum Step : int {
-  kStepGo = 1,
+  kStepCgroup = 1,
   kStepFds,
   kStepRlimit,
   kStepAffinity,
@@ -65,8 +71,13 @@ enum Step : int {
 };
 const char* StepName(int step);
 
-// Runs in the new child; never returns (exec, or _exit(127) after reporting on errFd).
+// Runs in the new child; never returns (exec, or _exit(127) after reporting on errFd). The child
+// may share the parent's memory (CLONE_VM | CLONE_VFORK): it writes nothing but its own stack,
+// and the parent has every signal blocked across the clone.
 [[noreturn]] void ChildMain(const ChildPlan& p);
+
+// The entry point for clone(2): ChildMain on a ChildPlan.
+int ChildEntry(void* plan);
 
 }  // namespace posix
 }  // namespace si

@@ -83,6 +83,10 @@ Registry<Group>& Groups() {
   return *g;
 }
 
+void RetireCgroup(Child& c) {
+  if (!c.cgRetired.exchange(true)) CgroupPool::Get().Retire(c.cg);
+}
+
 Child::~Child() {
   std::error_code ec;
   if (!tempDir.empty()) std::filesystem::remove_all(tempDir, ec);
@@ -255,7 +259,8 @@ void Monitor::Reap(Child& c) {
   if (reason.empty()) reason = EvidenceReason(c, code, signal, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
-  std::unique_ptr<Event> ev = ExitEvent(c.id, code, signal, reason, ReadStats(c.cg, 0, &ru));
+  c.finalStats = ReadStats(c.cg, 0, &ru);
+  std::unique_ptr<Event> ev = ExitEvent(c.id, code, signal, reason, c.finalStats);
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);
@@ -272,8 +277,8 @@ void Monitor::Post(Child& c) {
     ev = std::move(c.pending);
   }
   c.sink->Post(std::move(ev));
-  // Reported: its cgroup goes in the background (removal can wait for an RCU grace period).
-  CgroupPool::Get().Retire(c.cg);
+  // Reported: its cgroup goes back to the pool (removal can wait for an RCU grace period).
+  RetireCgroup(c);
 }
 
 }  // namespace posix

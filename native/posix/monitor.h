@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,7 +32,8 @@ struct Child : WorkerBase {
   std::shared_ptr<Group> group;              // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;
-  Cgroup cg;
+  Cgroup cg;  // not to be read once retired (RetireCgroup): it may be another worker's then
+  std::atomic<bool> cgRetired{false};
   bool pidns = false;
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
@@ -40,8 +42,12 @@ struct Child : WorkerBase {
   // Guarded by Monitor::mu() (with WorkerBase::reason and ::ended, which is "reaped").
   bool posted = false;
   std::unique_ptr<Event> pending;  // exit event waiting for the tree to be gone
+  Stats finalStats;                // as reported with the exit (read once posted)
   ~Child();
 };
+
+// Hands the worker's cgroup back to the pool, once.
+void RetireCgroup(Child& c);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru);
