@@ -185,6 +185,26 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('a worker starts with every signal at its default and none blocked, as under child_process (Node ignores SIGPIPE)', async () => {
+      // cat, not the Go worker: Go's runtime installs its own handlers at start, hiding what it
+      // was handed; cat changes nothing, so /proc/self/status shows the inherited dispositions.
+      const cat = fs.existsSync('/bin/cat') ? '/bin/cat' : '/usr/bin/cat';
+      const sig = (status: string) => Object.fromEntries(status.split('\n').filter((l) => /^Sig(Ign|Blk)/.test(l)).map((l) => l.split(/:\s+/)));
+      const viaCp = await new Promise<string>((resolve, reject) => {
+        const c = spawn(cat, ['/proc/self/status']);
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.on('error', reject);
+        c.on('close', () => resolve(out));
+      });
+      for (const privileges of ['restricted', 'inherit'] as const) {
+        const got = sig((await collect(spawnIsolated(cat, ['/proc/self/status'], { privileges }))).stdout.toString());
+        assert.deepEqual(got, sig(viaCp), `${privileges}: signal dispositions differ from child_process's`);
+        assert.equal(BigInt('0x' + got.SigIgn) & (1n << 12n), 0n, `${privileges}: SIGPIPE is ignored in the worker`);
+        assert.equal(BigInt('0x' + got.SigBlk), 0n, `${privileges}: signals blocked in the worker`);
+      }
+    });
+
     it("privileges: 'restricted' shows NoNewPrivs 1 and no capabilities; 'inherit' keeps the caller's", async () => {
       const r = json<Info>(await collect(spawnIsolated(w, ['info'])));
       assert.equal(r.NoNewPrivs, '1');
