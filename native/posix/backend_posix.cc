@@ -308,19 +308,12 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
   }
 }
 
-// The v1 cgroups' "tasks" files, for the child to enter (ChildPlan::cgroupFds).
-std::vector<Fd> OpenCgroupTasks(const Cgroup& cg, ChildPlan& cp) {
-  std::vector<Fd> fds;
-  if (cg.v2) return fds;
-  for (const auto& kv : cg.dirs) {
-    if (fds.size() == static_cast<size_t>(kMaxCgroupFds)) throw SysError("ENOTSUP", 0, "", "too many cgroup v1 hierarchies");
-    std::string path = kv.second + "/tasks";
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) throw Errno("open", errno, path);
-    fds.emplace_back(fd);
-    cp.cgroupFds[cp.ncgroupFds++] = fd;
-  }
-  return fds;
+// The v1 cgroups' "tasks" files, for the child to enter (ChildPlan::cgroupFds); a pooled
+// cgroup holds them open already.
+void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
+  cg.OpenTasks();
+  if (cg.tasks.size() > static_cast<size_t>(kMaxCgroupFds)) throw SysError("ENOTSUP", 0, "", "too many cgroup v1 hierarchies");
+  for (const Fd& fd : cg.tasks) cp.cgroupFds[cp.ncgroupFds++] = fd.get();
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -333,7 +326,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
   cp.aliveFd = aliveRead.get();
   cp.errFd = errWrite.get();
-  std::vector<Fd> tasks = OpenCgroupTasks(child.cg, cp);
+  PlanCgroupEntry(child.cg, cp);
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
   long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
@@ -343,7 +336,6 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   child.pidfd.reset(pidfd);
   aliveRead.reset();
   errWrite.reset();
-  tasks.clear();
   io.childEnds.clear();
   ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
   if (failed.step == 0) return;

@@ -15,7 +15,6 @@ namespace si {
 namespace posix {
 namespace {
 
-constexpr long kCpuPeriodUs = 100000;  // cpu.max / cfs_period_us
 constexpr long kMinCpuQuotaUs = 1000;  // the kernel's smallest quota
 constexpr int kRemoveWaitMs = 1000;    // RemoveNow: how long exits are waited for
 constexpr int kRemoveRetryMs = 10;
@@ -97,6 +96,7 @@ const CgroupLayout& Layout() {
         l.why = "cannot create cgroups under " + dir + ": " + strerror(errno);
     }
     if (l.v1.empty() && l.why.empty()) l.why = "no cgroup hierarchy with memory, cpu or pids controllers is mounted";
+    if (l.v1.count("memory")) l.memsw = Exists(l.v1["memory"] + "/memory.memsw.limit_in_bytes");
     return l;
   }();
   return layout;
@@ -136,6 +136,28 @@ std::vector<pid_t> Cgroup::Pids() const {
   return out;
 }
 
+std::vector<pid_t> Cgroup::TreePids() const {
+  if (v2 || dirs.size() <= 1) return Pids();
+  auto it = dirs.count("memory") ? dirs.find("memory") : dirs.begin();
+  std::string s;
+  ReadFile(it->second + "/cgroup.procs", &s);
+  std::istringstream in(s);
+  std::vector<pid_t> out;
+  pid_t p;
+  while (in >> p) out.push_back(p);
+  return out;
+}
+
+void Cgroup::OpenTasks() {
+  if (v2 || !tasks.empty()) return;
+  for (const auto& kv : dirs) {
+    std::string path = kv.second + "/tasks";
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw Errno("open", errno, path);
+    tasks.emplace_back(fd);
+  }
+}
+
 void Cgroup::KillAll() const {
   if (v2 && WriteFile(Dir("unified") + "/cgroup.kill", "1") == 0) return;
   for (pid_t p : Pids()) kill(p, SIGKILL);
@@ -160,7 +182,7 @@ void Cgroup::RemoveNow() {
 
 bool Cgroup::TreeGone() const {
   if (v2) return ReadKey(Dir("unified") + "/cgroup.events", "populated") == 0;
-  return Pids().empty();
+  return TreePids().empty();
 }
 
 uint64_t Cgroup::TaskLimitHits() const {
@@ -174,22 +196,31 @@ uint64_t Cgroup::OomKills() const {
   return (v2 ? ReadKey(d + "/memory.events", "oom_kill") : ReadKey(d + "/memory.oom_control", "oom_kill")) - oomBase;
 }
 
+namespace {
+constexpr uint64_t kReuseResidualBytes = 1 << 20;  // Reset: at most this much left charged
+}  // namespace
+
 bool Cgroup::Reset() {
   if (v2) return false;  // v2's memory.peak cannot be reset for all readers: made afresh instead
   auto write = [&](const std::string& ctrl, const char* file, const char* value) {
     std::string d = Dir(ctrl);
     return d.empty() || WriteFile(d + "/" + file, value) == 0;
   };
+  // What the last tree left charged (kernel memory, page cache) would count against the next
+  // one's limit. A little (what a worker that exits leaves, about 0.5 MiB here) is reclaimed
+  // under the next one's pressure; more, and the cgroup is made afresh instead (reclaiming it
+  // here with memory.force_empty costs more CPU than a new cgroup).
   std::string mem = Dir("memory");
+  if (!mem.empty() && ReadU64(mem + "/memory.usage_in_bytes") > kReuseResidualBytes) return false;
   // memsw first: the memory limit may never be above it.
-  if (!mem.empty() && Exists(mem + "/memory.memsw.limit_in_bytes") && !write("memory", "memory.memsw.limit_in_bytes", "-1")) return false;
-  if (!write("memory", "memory.limit_in_bytes", "-1") || !write("cpu", "cpu.cfs_quota_us", "-1") || !write("pids", "pids.max", "max"))
-    return false;
-  if (!mem.empty() && ReadU64(mem + "/memory.usage_in_bytes") > 0) write("memory", "memory.force_empty", "0");
-  if (!write("memory", "memory.max_usage_in_bytes", "0") || !write("memory", "memory.failcnt", "0") ||
-      !write("cpuacct", "cpuacct.usage", "0"))
-    return false;
-  if (!mem.empty() && Exists(mem + "/memory.memsw.max_usage_in_bytes")) write("memory", "memory.memsw.max_usage_in_bytes", "0");
+  if (configured & kMemoryLimit) {
+    if (Layout().memsw && !write("memory", "memory.memsw.limit_in_bytes", "-1")) return false;
+    if (!write("memory", "memory.limit_in_bytes", "-1")) return false;
+  }
+  if ((configured & kCpuLimit) && !write("cpu", "cpu.cfs_quota_us", "-1")) return false;
+  if ((configured & kPidsLimit) && !write("pids", "pids.max", "max")) return false;
+  configured = 0;
+  if (!write("memory", "memory.max_usage_in_bytes", "0") || !write("cpuacct", "cpuacct.usage", "0")) return false;
   oomBase = mem.empty() ? 0 : ReadKey(mem + "/memory.oom_control", "oom_kill");
   taskHitsBase = Dir("pids").empty() ? 0 : ReadKey(Dir("pids") + "/pids.events", "max");
   return true;
@@ -215,8 +246,9 @@ void Configure(Cgroup& cg, const Limits& l) {
       set("memory", "memory.oom.group", "1");
     } else {
       set("memory", "memory.limit_in_bytes", v);
-      if (Exists(cg.Dir("memory") + "/memory.memsw.limit_in_bytes")) set("memory", "memory.memsw.limit_in_bytes", v);
+      if (Layout().memsw) set("memory", "memory.memsw.limit_in_bytes", v);
     }
+    cg.configured |= Cgroup::kMemoryLimit;
   }
   if (l.cpuCores > 0) {
     long period = kCpuPeriodUs;
@@ -224,11 +256,16 @@ void Configure(Cgroup& cg, const Limits& l) {
     if (cg.v2)
       set("cpu", "cpu.max", std::to_string(quota) + " " + std::to_string(period));
     else {
-      set("cpu", "cpu.cfs_period_us", std::to_string(period));
+      // The pool's cgroups keep the kernel's default period, which is ours.
+      if (!cg.pooled) set("cpu", "cpu.cfs_period_us", std::to_string(period));
       set("cpu", "cpu.cfs_quota_us", std::to_string(quota));
     }
+    cg.configured |= Cgroup::kCpuLimit;
   }
-  if (NeedsPids(l)) set("pids", "pids.max", std::to_string(l.threads));
+  if (NeedsPids(l)) {
+    set("pids", "pids.max", std::to_string(l.threads));
+    cg.configured |= Cgroup::kPidsLimit;
+  }
 }
 
 namespace {

@@ -19,6 +19,7 @@ struct CgroupLayout {
   std::string v2Base;                     // v2: where per-worker cgroups are made
   std::map<std::string, std::string> v1;  // v1: controller -> directory to make them under
   std::string why;                        // why there is no usable cgroup for some limit
+  bool memsw = false;                     // v1: swap is accounted (memory.memsw.* exist)
   bool Has(const std::string& ctrl) const { return v2 ? true : v1.count(ctrl) > 0; }
 };
 
@@ -38,13 +39,23 @@ struct Cgroup {
   bool v2 = false;
   std::map<std::string, std::string> dirs;  // controller ("unified" for v2) -> directory
   Fd v2dir;                                 // for CLONE_INTO_CGROUP
-  bool pooled = false;                      // a top-level worker cgroup of the pool (reused once its tree is gone)
+  bool pooled = false;  // a top-level worker cgroup of the pool (reused once its tree is gone)
+  std::vector<Fd> tasks;  // v1, pooled: the "tasks" files, opened once (ChildPlan::cgroupFds)
+  // Limits written by Configure (kMemoryLimit | kCpuLimit | kPidsLimit): what Reset undoes.
+  unsigned configured = 0;
+  static constexpr unsigned kMemoryLimit = 1, kCpuLimit = 2, kPidsLimit = 4;
   // The kernel's counters that cannot be reset, as they were when a reused cgroup was reset.
   uint64_t oomBase = 0, taskHitsBase = 0;
 
   std::string Dir(const std::string& ctrl) const;
   bool Empty() const { return dirs.empty(); }
+  // Every process in it, in every hierarchy (v1) -- what reuse and removal go by.
   std::vector<pid_t> Pids() const;
+  // The processes of one hierarchy (v1: memory's, where every worker process is): for stats and
+  // for telling that a tree is gone, at a quarter of the reads.
+  std::vector<pid_t> TreePids() const;
+  // Opens the v1 "tasks" files (once).
+  void OpenTasks();
   void KillAll() const;
   // True when every directory is gone (the tree has fully exited).
   bool Remove();
@@ -55,10 +66,12 @@ struct Cgroup {
   // Forks refused at pids.max (v1 and v2 both count them in pids.events).
   uint64_t TaskLimitHits() const;
   uint64_t OomKills() const;
-  // For reuse (v1): every limit back to none, counters and peaks zeroed, what the previous tree
-  // left charged reclaimed. Only once the tree is gone; false when a file refused (remove it).
+  // For reuse (v1): every limit back to none, counters and peaks zeroed. Only once the tree is
+  // gone; false when a file refused or the tree left more than a little charged (remove it).
   bool Reset();
 };
+
+constexpr long kCpuPeriodUs = 100000;  // cpu.max / cfs_period_us
 
 // The task limit (`threads`; for a group, derived from its `processes`) is pids.max.
 bool NeedsPids(const Limits& l);

@@ -68,7 +68,16 @@ Cgroup CgroupPool::MakeFresh() {
   }
   Limits none;
   Cgroup cg = MakeCgroup(OwnCgroupName("p" + std::to_string(n)), none, Layout(), nullptr, false, true);
+  auto undo = OnScopeExit([&] { cg.Remove(); });
   cg.pooled = true;
+  // Configure leaves the period of a pooled cgroup alone: it is set here, once.
+  std::string cpu = cg.Dir("cpu");
+  if (!cg.v2 && !cpu.empty()) {
+    int err = WriteFile(cpu + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs));
+    if (err != 0) throw Errno("write", err, cpu + "/cpu.cfs_period_us");
+  }
+  cg.OpenTasks();
+  undo.Dismiss();
   return cg;
 }
 
@@ -95,10 +104,10 @@ Cgroup CgroupPool::Take(const Limits& l) {
   return cg;
 }
 
-void CgroupPool::Retire(const Cgroup& cg) {
+void CgroupPool::Retire(Cgroup& cg) {
   if (cg.Empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  retired_.push_back(Retired{cg.dirs, cg.pooled && !cg.v2});
+  retired_.push_back(Retired{cg.dirs, cg.pooled && !cg.v2, cg.configured, std::move(cg.tasks)});
   cv_.notify_one();
 }
 
@@ -161,6 +170,8 @@ void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& res
       cg.dirs = r.dirs;
       if (!cg.Pids().empty()) continue;  // still going: again later
       cg.pooled = true;
+      cg.configured = r.configured;
+      cg.tasks = std::move(r.tasks);
       if (cg.Reset()) {
         reset.push_back(std::move(cg));
         r.dirs.clear();

@@ -24,8 +24,8 @@ class CgroupPool {
   Cgroup Take(const Limits& l);
   // `cg`'s tree is gone (or going): in the background, once the tree is gone, it is reset and
   // kept ready again (a pooled v1 cgroup) or removed. Exactly once per cgroup: after this, its
-  // files may belong to another worker.
-  void Retire(const Cgroup& cg);
+  // files may belong to another worker. Takes its tasks fds; its other members stay readable.
+  void Retire(Cgroup& cg);
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
   void Settle();
@@ -42,6 +42,8 @@ class CgroupPool {
   struct Retired {
     std::map<std::string, std::string> dirs;
     bool reusable = false;
+    unsigned configured = 0;
+    std::vector<Fd> tasks;
   };
   // Removes or resets retired cgroups; those whose trees are still going are left in `retired`.
   void Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& reset);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -106,7 +107,7 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
         s.cpuKernelMs = ReadU64(acct + "/cpuacct.usage_sys") / 1e6;
       }
     }
-    s.active = static_cast<uint32_t>(cg.Pids().size());
+    s.active = static_cast<uint32_t>(cg.TreePids().size());
   }
   if (ru != nullptr) {
     s.cpuUserMs = std::max(s.cpuUserMs, Ms(ru->ru_utime));
@@ -204,9 +205,18 @@ void Monitor::Run() {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  // Sampling runs on its period, not on every wake-up: with many short-lived workers, exits
+  // come far more often than samples are due.
+  auto lastTick = std::chrono::steady_clock::now();
   for (;;) {
+    int period = NextTimeout();
+    int timeout = -1;
+    if (period >= 0) {
+      auto since = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastTick).count();
+      timeout = static_cast<int>(std::max<int64_t>(0, period - since));
+    }
     struct epoll_event evs[kMaxEvents];
-    int n = epoll_wait(epfd_.get(), evs, kMaxEvents, NextTimeout());
+    int n = epoll_wait(epfd_.get(), evs, kMaxEvents, timeout);
     for (int i = 0; i < n; i++) {
       if (evs[i].data.u64 == 0) {
         uint64_t v;
@@ -217,7 +227,13 @@ void Monitor::Run() {
       std::shared_ptr<Child> c = Find(evs[i].data.u64);
       if (c) Reap(*c);
     }
-    Tick();
+    auto now = std::chrono::steady_clock::now();
+    if (period >= 0 && now - lastTick >= std::chrono::milliseconds(period)) {
+      Tick();
+      lastTick = now;
+    } else if (period < 0) {
+      lastTick = now;  // nothing to sample: the first sample of a new worker is a period away
+    }
   }
 }
 
