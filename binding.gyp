@@ -17,7 +17,14 @@
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"]
+          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"],
+          "include_dirs": ["<(INTERMEDIATE_DIR)"],
+          "actions": [{
+            "action_name": "init_image",
+            "inputs": ["native/posix/init/init.c", "scripts/build-init.js"],
+            "outputs": ["<(INTERMEDIATE_DIR)/init_blob.h"],
+            "action": ["node", "scripts/build-init.js", "<(INTERMEDIATE_DIR)/init_blob.h"]
+          }]
         }]
       ]
     }

@@ -104,7 +104,7 @@ export class IsolationGroup extends EventEmitter<IsolationGroupEvents> {
     return s;
   }
 
-  /** Ends every worker's tree (each reports reason 'killed'). */
+  /** Sends `signal` to every worker, as `IsolatedProcess.kill` does (`'SIGKILL'` ends each tree). */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     let any = false;
     for (const p of this.members) any = p.kill(signal) || any;

@@ -20,7 +20,7 @@ export type {
   StdioEntry,
   StdioOption,
 } from './options';
-export type { ExitReason, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName } from './process';
+export type { ExitReason, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName, StopOptions } from './process';
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
 export { channels, IsolatedProcess } from './process';
@@ -174,7 +174,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(e as NodeStyleError, pipes);
     return proc;
   }
-  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal });
+  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs });
   return proc;
 }
 

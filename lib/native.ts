@@ -81,7 +81,10 @@ export interface NativeBinding {
   init(handler: (ev: NativeEvent) => void): void;
   spawn(req: NativeSpawnRequest): NativeSpawnResult;
   resume(id: number): void;
-  kill(id: number, reason: string, signal: number): boolean;
+  /** Ends the whole tree (SIGKILL / the job terminated); `reason` is the exit's. */
+  kill(id: number, reason: string): boolean;
+  /** Delivers a signal (1..64) to the worker only; ENOTSUP on Windows. */
+  signal(id: number, signal: number): boolean;
   stats(id: number): NativeStats;
   /** Whether a live worker keeps this environment's event loop alive. */
   ref(id: number, ref: boolean): void;

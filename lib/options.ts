@@ -60,8 +60,16 @@ export interface IsolationOptions {
   signal?: AbortSignal;
   /** Wall-clock limit; when it passes the tree is ended (exit reason `'timeout'`). 0: none. */
   timeout?: Duration;
-  /** Signal reported for a kill by `timeout` or `signal`. Default `'SIGTERM'`. */
+  /**
+   * The signal `timeout`, `signal` (AbortSignal) and `stop()` send first. Default `'SIGTERM'`.
+   * Windows has no such signals: there the tree is ended at once.
+   */
   killSignal?: NodeJS.Signals | number;
+  /**
+   * After `killSignal`, how long the worker may take to end before its whole tree is killed
+   * (SIGKILL). `true` or omitted: 5 s; `false`: never; `0`: at once. Like `timeout -k`.
+   */
+  forceKillAfter?: Duration | boolean;
   /** Hide the worker's console window (Windows). Default true. */
   windowsHide?: boolean;
   /** A limit for the whole tree, or `{ process, total }`. */
@@ -103,6 +111,8 @@ export interface Normalized {
   signal?: AbortSignal;
   timeoutMs?: number;
   killSignal: NodeJS.Signals;
+  /** undefined: never. */
+  forceKillAfterMs: number | undefined;
   windowsHide: boolean;
   limits: NativeLimits;
   inherit: { raw: boolean; value: number | bigint }[];
@@ -118,9 +128,26 @@ export interface Normalized {
 }
 
 const KNOWN_KEYS = new Set([
-  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'windowsHide', 'memory', 'cpu', 'processes', 'threads', 'handles',
+  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'memory', 'cpu', 'processes', 'threads', 'handles',
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
 ]);
+
+/** child_process options this launcher does not take, and why (`false` / undefined pass). */
+const UNSUPPORTED: Record<string, string> = {
+  shell: 'is not supported: a shell would run inside the limits with the command line as its input; pass the shell itself as `file` (e.g. "/bin/sh", ["-c", script])',
+  detached: 'is not supported: a worker always has its own process group, and `killOnClose: false` lets it outlive this process',
+  argv0: 'is not supported: the worker always sees `file` as its argv[0]',
+  windowsVerbatimArguments: 'is not supported: arguments are always quoted as CommandLineToArgvW reads them back',
+};
+
+/** The grace period after `killSignal` (`stop()`, `timeout`, `signal`), in ms. */
+export const DEFAULT_FORCE_KILL_AFTER_MS = 5000;
+
+function normalizeForceKillAfter(v: unknown): number | undefined {
+  if (v === undefined || v === true) return DEFAULT_FORCE_KILL_AFTER_MS;
+  if (v === false) return undefined;
+  return parseDuration(v, 'options.forceKillAfter');
+}
 
 function normalizeStdio(v: unknown): Normalized['stdio'] {
   const one = (e: unknown, i: number): NativeStdio => {
@@ -331,7 +358,9 @@ export function normalizeOptions(
   if (!isPlainObject(options)) throw invalidArgType('options', 'of type object', options);
   const o = ownProps(options);
   for (const k of Object.keys(o)) {
-    if (!KNOWN_KEYS.has(k)) {
+    const unsupported = Object.prototype.hasOwnProperty.call(UNSUPPORTED, k) ? UNSUPPORTED[k] : undefined;
+    if (unsupported !== undefined && o[k] !== undefined && o[k] !== false) throw invalidArgValue(`options.${k}`, o[k], unsupported);
+    if (!KNOWN_KEYS.has(k) && unsupported === undefined) {
       throw invalidArgValue(`options.${k}`, o[k], 'is not a known option; a misspelt limit would run the worker unlimited');
     }
   }
@@ -345,6 +374,7 @@ export function normalizeOptions(
     // 0 means no timeout, as in child_process.
     timeoutMs: o.timeout === undefined || o.timeout === 0 ? undefined : parseDuration(o.timeout, 'options.timeout'),
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
+    forceKillAfterMs: normalizeForceKillAfter(o.forceKillAfter),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),

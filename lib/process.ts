@@ -3,7 +3,9 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import * as net from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { abortError, NodeStyleError } from './errors';
+import { abortError, invalidArgType, NodeStyleError } from './errors';
+import { DEFAULT_FORCE_KILL_AFTER_MS } from './options';
+import { Duration, parseDuration } from './units';
 import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
 import { signalFromNumber, signalName, signalNumber } from './signals';
 
@@ -59,6 +61,14 @@ export interface LimitEvent {
   pid?: number;
   /** For `'handles'`: the count seen. */
   value?: number;
+}
+
+/** Options of `stop()`. */
+export interface StopOptions {
+  /** The signal sent first. Default: the spawn's `killSignal` (`'SIGTERM'`). */
+  signal?: NodeJS.Signals | number;
+  /** How long the worker may take to end before its whole tree is killed. Default: the spawn's `forceKillAfter` (5 s; 0: at once). */
+  grace?: Duration;
 }
 
 const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles']);
@@ -135,7 +145,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   enforcement: Partial<Record<LimitName, LimitEnforcement>> = {};
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
-  /** True once kill() has ended (or started to end) the tree. */
+  /** True once a signal was delivered to the worker (kill(), stop(), timeout, signal) or its tree was ended. */
   killed = false;
   readonly spawnfile: string;
   readonly spawnargs: string[];
@@ -156,7 +166,12 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   private id: number | undefined;
   private registry: Registry | undefined;
   private result: IsolatedExit | undefined;
+  // Why we asked the worker to end (the first of stop(), timeout, abort, kill('SIGKILL')).
   private killCause: { reason: 'killed' | 'timeout' | 'aborted'; signal: NodeJS.Signals } | undefined;
+  private sentSignals = new Set<NodeJS.Signals>();
+  private killSignal: NodeJS.Signals = 'SIGTERM';
+  private forceKillAfterMs: number | undefined = DEFAULT_FORCE_KILL_AFTER_MS;
+  private forceTimer: NodeJS.Timeout | undefined;
   private openStreams = 0;
   private closeEmitted = false;
   private timer: NodeJS.Timeout | undefined;
@@ -201,9 +216,11 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   _start(
     registry: Registry,
     res: NativeSpawnResult,
-    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals },
+    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals; forceKillAfterMs: number | undefined },
   ): void {
     this.registry = registry;
+    this.killSignal = opts.killSignal;
+    this.forceKillAfterMs = opts.forceKillAfterMs;
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
@@ -223,7 +240,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       for (const s of sockets) s.destroy();
       const e = err as NodeStyleError;
       e.message = `spawn ${this.spawnfile}: could not connect the worker's stdio: ${e.message}`;
-      this.killInternal('killed', opts.killSignal);
+      this.hardKill('killed', 'SIGKILL');
       this.emitError(e);
     };
     const resume = () => {
@@ -262,12 +279,12 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     });
     if (pending === 0) process.nextTick(resume);
 
-    if (opts.timeoutMs !== undefined) this.startTimer(opts.timeoutMs, () => this.killInternal('timeout', opts.killSignal));
+    if (opts.timeoutMs !== undefined) this.timer = this.startTimer(opts.timeoutMs, () => this.terminate('timeout', this.killSignal, this.forceKillAfterMs));
     const signal = opts.signal;
     if (signal) {
       const onAbort = () => {
         if (this.result) return;
-        this.killInternal('aborted', opts.killSignal);
+        this.terminate('aborted', this.killSignal, this.forceKillAfterMs);
         // Next tick: code that aborts and then awaits `exited` has read it by then.
         const err = abortError(signal.reason);
         process.nextTick(() => this.emitError(err));
@@ -297,27 +314,29 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   private finish(exitCode: number, signalNum: number, nativeReason: string, stats: NativeStats): void {
     if (this.result) return;
     if (this.timer) clearTimeout(this.timer);
+    if (this.forceTimer) clearTimeout(this.forceTimer);
     this.abortCleanup?.();
-    let code: number | null = exitCode;
-    let signal: NodeJS.Signals | null = null;
-    let reason: ExitReason = 'exit';
+    // The worker's own status, as the kernel (or its init) reported it.
+    let code: number | null = signalNum !== 0 ? null : exitCode;
+    let signal: NodeJS.Signals | null = signalNum !== 0 ? signalFromNumber(signalNum) : null;
+    let reason: ExitReason = signal ? 'signal' : 'exit';
     if (nativeReason === 'threads') {
-      // The worker ended on its own after the kernel refused it a task: its real status.
+      // The worker ended on its own after the kernel refused it a task.
       reason = 'threads';
-      code = signalNum !== 0 ? null : exitCode;
-      signal = signalNum !== 0 ? signalFromNumber(signalNum) : null;
     } else if (LIMIT_REASONS.has(nativeReason)) {
       reason = nativeReason as ExitReason;
       code = null;
       signal = 'SIGKILL';
     } else if (KILL_REASONS.has(nativeReason) && this.killCause) {
+      // Its tree was ended by us. Windows has no signals: the one asked for is reported.
+      reason = nativeReason as ExitReason;
+      code = null;
+      signal = process.platform === 'win32' || !signal ? this.killCause.signal : signal;
+    } else if (this.killCause) {
+      // Asked to end (stop(), timeout, signal), it did, in its own way: its real status.
       reason = this.killCause.reason;
-      code = null;
-      signal = this.killCause.signal;
-    } else if (signalNum !== 0) {
-      reason = 'signal';
-      code = null;
-      signal = signalFromNumber(signalNum);
+    } else if (signal && this.sentSignals.has(signal)) {
+      reason = 'killed';
     }
     this.result = { code, signal, reason, stats };
     this.exitCode = code;
@@ -340,11 +359,15 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     }
   }
 
-  /** Node's timers take at most 2^31-1 ms (longer ones fire at once): longer waits are chained. */
-  private startTimer(ms: number, fire: () => void): void {
+  /**
+   * Node's timers take at most 2^31-1 ms (longer ones fire at once): longer waits are chained.
+   * The handle returned is the first; `set` receives each later one.
+   */
+  private startTimer(ms: number, fire: () => void, set: (t: NodeJS.Timeout) => void = (t) => (this.timer = t)): NodeJS.Timeout {
     const step = Math.min(ms, MAX_TIMER_MS);
-    this.timer = setTimeout(() => (ms > step ? this.startTimer(ms - step, fire) : fire()), step);
-    this.timer.unref();
+    const t = setTimeout(() => (ms > step ? set(this.startTimer(ms - step, fire, set)) : fire()), step);
+    t.unref();
+    return t;
   }
 
   private streamClosed(): void {
@@ -359,21 +382,64 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     process.nextTick(() => this.emit('close', r.code, r.signal));
   }
 
-  private killInternal(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals): boolean {
+  /** Ends the whole tree now (SIGKILL; Windows: the job terminated). */
+  private hardKill(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals): boolean {
     if (this.id === undefined || !this.registry || this.result) return false;
     if (!this.killCause) this.killCause = { reason, signal };
-    const ok = this.registry.binding.kill(this.id, reason, signalNumber(signal) || 9);
+    const ok = this.registry.binding.kill(this.id, reason);
     if (ok) this.killed = true;
     return ok;
   }
 
+  /** `signal` to the worker itself (Linux; through its init when it has one). */
+  private deliver(signal: NodeJS.Signals): boolean {
+    if (this.id === undefined || !this.registry || this.result) return false;
+    const ok = this.registry.binding.signal(this.id, signalNumber(signal));
+    if (ok) {
+      this.killed = true;
+      this.sentSignals.add(signal);
+    }
+    return ok;
+  }
+
+  /** Asks the worker to end with `signal`, then ends its tree after `graceMs` (undefined: never). */
+  private terminate(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals, graceMs: number | undefined): boolean {
+    if (this.id === undefined || !this.registry || this.result) return false;
+    if (signal === 'SIGKILL' || graceMs === 0 || process.platform === 'win32') return this.hardKill(reason, signal);
+    if (!this.killCause) this.killCause = { reason, signal };
+    const sent = this.deliver(signal);
+    if (graceMs !== undefined && !this.forceTimer) {
+      this.forceTimer = this.startTimer(graceMs, () => this.hardKill(reason, signal), (t) => (this.forceTimer = t));
+    }
+    return sent;
+  }
+
   /**
-   * Ends the whole tree. The exit is reported with `signal` set to this signal's name and
-   * `code` null, reason `'killed'`. `kill(0)` only tells whether the worker is alive.
+   * Sends `signal` to the worker, as `child_process` does: it is the worker's to handle (Go:
+   * `signal.Notify`), and its exit reports its own code or signal (reason `'killed'` when that
+   * signal ended it). `'SIGKILL'` ends the whole tree (reason `'killed'`). Windows has no
+   * signals: any signal ends the tree there, reported with the signal asked for. `kill(0)` only
+   * tells whether the worker is alive. Use `stop()` to end a worker gracefully.
    */
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (signal === 0) return this.id !== undefined && !this.result;
-    return this.killInternal('killed', signalName(signal, 'signal'));
+    const sig = signalName(signal, 'signal');
+    if (sig === 'SIGKILL' || process.platform === 'win32') return this.hardKill('killed', sig);
+    return this.deliver(sig);
+  }
+
+  /**
+   * Ends the worker gracefully: sends `signal` (default: `killSignal`, `'SIGTERM'`), waits up
+   * to `grace` (default: `forceKillAfter`, 5 s) for it to end, then kills its whole tree.
+   * Resolves with the exit (reason `'killed'`, with the worker's own code or signal when it
+   * ended in time). Windows has no signals: the tree is ended at once there.
+   */
+  stop(options: StopOptions = {}): Promise<IsolatedExit> {
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
+    const signal = options.signal === undefined ? this.killSignal : signalName(options.signal, 'options.signal');
+    const grace = options.grace === undefined ? this.forceKillAfterMs : parseDuration(options.grace, 'options.grace');
+    if (!this.result) this.terminate('killed', signal, grace);
+    return this.exited;
   }
 
   /**

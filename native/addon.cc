@@ -421,9 +421,22 @@ Napi::Value KillJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uint64_t id = GetId(info);
   std::string reason = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "killed";
-  int sig = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 9;
   try {
-    return Napi::Boolean::New(env, backend::Kill(id, reason, sig));
+    return Napi::Boolean::New(env, backend::Kill(id, reason));
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+}
+
+// signal(id, signum): to the worker only (range checked in TS: 1..64).
+Napi::Value SignalJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t id = GetId(info);
+  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, "signal: a signal number is required");
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  if (sig < 1 || sig > 64) throw Napi::RangeError::New(env, "signal: not a signal number");
+  try {
+    return Napi::Boolean::New(env, backend::Signal(id, sig));
   } catch (const SysError& e) {
     throw ToJsError(env, e);
   }
@@ -562,6 +575,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, SpawnJs, "spawn"));
   exports.Set("resume", Napi::Function::New(env, ResumeJs, "resume"));
   exports.Set("kill", Napi::Function::New(env, KillJs, "kill"));
+  exports.Set("signal", Napi::Function::New(env, SignalJs, "signal"));
   exports.Set("stats", Napi::Function::New(env, StatsJs, "stats"));
   exports.Set("ref", Napi::Function::New(env, RefJs, "ref"));
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));

@@ -159,8 +159,13 @@ struct Support {
 namespace backend {
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink);
 void Resume(uint64_t id);
-// Ends the whole tree; `reason` is recorded as the exit reason. False if already gone.
-bool Kill(uint64_t id, const std::string& reason, int signal);
+// Ends the whole tree (SIGKILL; Windows: the job terminated); `reason` is recorded as the exit
+// reason. False if already gone.
+bool Kill(uint64_t id, const std::string& reason);
+// Delivers `signal` to the worker itself (not its tree), as kill(2) would under child_process;
+// the worker's own handling decides what follows. False if it is gone; ENOTSUP where the
+// platform has no such signal (Windows).
+bool Signal(uint64_t id, int signal);
 Stats GetStats(uint64_t id);
 // Forget the child (after its exit event, or when the environment is torn down:
 // then a live tree is killed first).

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, isLinux, json, requireEnforced, root, worker } from './helpers';
+import { collect, firstLine, isLinux, json, requireEnforced, root, worker } from './helpers';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -133,7 +133,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.ok(line, 'the worker is in a pids cgroup');
         const rel = line.slice(line.lastIndexOf(':') + 1);
         const file = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}/pids.max` : `/sys/fs/cgroup/pids${rel}/pids.max`;
-        assert.equal(fs.readFileSync(file, 'utf8').trim(), String(4 * 64));
+        // Plus one for the worker's init, when PID 1 of its namespace is one.
+        const init = /\binit\b/.test(p.enforcement.killOnClose?.mechanism ?? '') ? 1 : 0;
+        assert.equal(fs.readFileSync(file, 'utf8').trim(), String(4 * 64 + init));
         assert.deepEqual(p.enforcement.processes, { enforced: true, mechanism: support.backend === 'linux-cgroup-v2' ? 'cgroup-v2' : 'cgroup-v1' });
       } finally {
         p.kill();
@@ -253,6 +255,88 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         p.kill();
         await p.exited;
       }
+    });
+  });
+
+  describe('signals and stopping, as under child_process', () => {
+    // Each `privileges` level: 'restricted' has a PID namespace of its own (and so an init),
+    // 'inherit' has none: both must look the same from inside and from the launcher.
+    const levels = ['restricted', 'inherit'] as const;
+
+    for (const privileges of levels) {
+      it(`${privileges}: kill('SIGTERM') reaches the worker's handler, and its own exit code is reported`, async () => {
+        const p = spawnIsolated(w, ['trap', 'SIGTERM', '7'], { privileges });
+        assert.deepEqual(await firstLine(p), { ready: true });
+        assert.equal(p.kill('SIGTERM'), true);
+        const c = await collect(p);
+        assert.match(c.stdout.toString(), /"got":"terminated"/);
+        assert.deepEqual([c.exit.code, c.exit.signal, c.exit.reason, p.killed], [7, null, 'exit', true]);
+      });
+
+      it(`${privileges}: a worker without a handler dies of the signal, reported as such (reason 'killed')`, async () => {
+        const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
+        await new Promise<void>((r) => p.once('spawn', () => r()));
+        p.kill('SIGINT');
+        const e = await p.exited;
+        assert.deepEqual([e.code, e.signal, e.reason], [null, 'SIGINT', 'killed']);
+      });
+
+      it(`${privileges}: signals a worker sends itself act (raise(SIGTERM), kill(getpid(), SIGKILL)): it is not PID 1`, async () => {
+        for (const sig of ['SIGTERM', 'SIGINT', 'SIGKILL'] as const) {
+          const c = await collect(spawnIsolated(w, ['selfsignal', sig], { privileges }));
+          assert.deepEqual([c.exit.code, c.exit.signal, c.exit.reason], [null, sig, 'signal'], `${sig}: ${c.stdout}${c.stderr.slice(0, 200)}`);
+        }
+      });
+    }
+
+    it('orphaned grandchildren are reaped (no zombies pile up in a long-lived worker)', async () => {
+      const c = await collect(spawnIsolated(w, ['orphans', '5']));
+      assert.deepEqual(json(c), { zombies: 0 });
+    });
+
+    it("stop(): the signal, then the exit within the grace period, with the worker's own status", async () => {
+      const p = spawnIsolated(w, ['trap', 'SIGTERM', '0', '100']);
+      await firstLine(p);
+      const t0 = Date.now();
+      const e = await p.stop({ grace: '10s' });
+      assert.deepEqual([e.code, e.signal, e.reason], [0, null, 'killed']);
+      assert.ok(Date.now() - t0 < 5000, 'it ended on the signal, not at the end of the grace period');
+    });
+
+    it('stop(): a worker that ignores the signal has its tree killed once the grace period is over', async () => {
+      const p = spawnIsolated(w, ['ignore', 'SIGTERM', '30000']);
+      await firstLine(p);
+      const t0 = Date.now();
+      const e = await p.stop({ grace: 300 });
+      const waited = Date.now() - t0;
+      assert.deepEqual([e.code, e.signal, e.reason], [null, 'SIGKILL', 'killed']);
+      assert.ok(waited >= 290, `killed after ${waited} ms, before the grace period was over`);
+    });
+
+    it('timeout: killSignal first, then SIGKILL after forceKillAfter (reason timeout either way)', async () => {
+      const polite = await spawnIsolated(w, ['sleep', '30000'], { timeout: 100, stdio: 'ignore' }).exited;
+      assert.deepEqual([polite.code, polite.signal, polite.reason], [null, 'SIGTERM', 'timeout']);
+      const t0 = Date.now();
+      const p = spawnIsolated(w, ['ignore', 'SIGTERM', '30000'], { timeout: 100, forceKillAfter: 300 });
+      const hard = await p.exited;
+      assert.deepEqual([hard.code, hard.signal, hard.reason], [null, 'SIGKILL', 'timeout']);
+      assert.ok(Date.now() - t0 >= 390, 'SIGKILL came before forceKillAfter');
+    });
+
+    it('stop() and the options are validated synchronously; child_process options it does not take say why', () => {
+      const p = spawnIsolated(w, ['sleep', '30000'], { stdio: 'ignore' });
+      try {
+        assert.throws(() => p.stop({ grace: 'soon' }), { code: 'ERR_INVALID_ARG_VALUE' });
+        assert.throws(() => p.stop({ signal: 'SIGNOPE' as NodeJS.Signals }), { code: 'ERR_UNKNOWN_SIGNAL' });
+      } finally {
+        p.kill('SIGKILL');
+      }
+      assert.throws(() => spawnIsolated(w, [], { forceKillAfter: 'later' }), /options\.forceKillAfter/);
+      for (const [k, v, re] of [['shell', true, /a shell would run/], ['detached', true, /own process group/], ['argv0', 'x', /argv\[0\]/]] as const) {
+        assert.throws(() => spawnIsolated(w, [], { [k]: v } as never), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARG_VALUE' && re.test(e.message), k);
+      }
+      // false is what child_process does by default: accepted.
+      spawnIsolated(w, ['exit', '0'], { shell: false, detached: false } as never).kill('SIGKILL');
     });
   });
 

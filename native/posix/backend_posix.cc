@@ -6,6 +6,7 @@
 #include "child.h"
 #include "confine.h"
 #include "identity.h"
+#include "init_image.h"
 #include "monitor.h"
 #include "seccomp.h"
 #include "sys.h"
@@ -120,7 +121,9 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 
 struct ChildStack {
   void* base = MAP_FAILED;
-  ChildStack() { base = mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0); }
+  explicit ChildStack(bool make = true) {
+    if (make) base = mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  }
   ~ChildStack() {
     if (base != MAP_FAILED) munmap(base, kChildStackBytes);
   }
@@ -210,7 +213,12 @@ std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& c
       if (!e.enforced && (e.limit != "privileges" || req.privilegesExplicit)) throw NotEnforcedError(e);
   }
   child.pidns = conf.mounts || (req.killOnClose && Privileged() && !NamespacesRefused());
-  plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child.pidns, "pid-namespace+pdeathsig",
+  // PID 1 of the namespace is an init, not the worker, wherever the init can run; it is one
+  // more task of the tree.
+  child.init = child.pidns && InitFd() >= 0;
+  if (child.init && child.limits.threads) child.limits.threads += 1;
+  plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child.pidns,
+                                             child.init ? "pid-namespace+init+pdeathsig" : "pid-namespace+pdeathsig",
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
                                              "with its parent, its own children may not"));
   if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
@@ -221,7 +229,7 @@ std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& c
 // rusage and /proc.
 void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
   const CgroupLayout& layout = Layout();
-  const Limits& l = req.limits;
+  const Limits& l = child.limits;
   if (req.group != 0) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
@@ -326,6 +334,19 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
   cp.aliveFd = aliveRead.get();
   cp.errFd = errWrite.get();
+  // Under an init: the pipe it reports the worker's status on, and the worker's first stack.
+  Fd statusWrite;
+  ChildStack workerStack(child.init);
+  cp.initFd = child.init ? InitFd() : -1;
+  if (child.init) {
+    int statusPipe[2];
+    if (pipe2(statusPipe, O_CLOEXEC | O_NONBLOCK) != 0) throw Errno("pipe2", errno);
+    child.statusRead.reset(statusPipe[0]);
+    statusWrite.reset(statusPipe[1]);
+    cp.statusFd = statusWrite.get();
+    if (workerStack.base == MAP_FAILED) throw Errno("mmap", errno);
+    cp.workerStackTop = workerStack.top();
+  }
   PlanCgroupEntry(child.cg, cp);
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;
@@ -336,6 +357,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   child.pidfd.reset(pidfd);
   aliveRead.reset();
   errWrite.reset();
+  statusWrite.reset();
   io.childEnds.clear();
   ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
   if (failed.step == 0) return;
@@ -366,7 +388,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   ExecImage image{req.args, req.env, {}, {}};
   if (conf.landlockAbi > 0) MakeTempDir(*child, cp, image.env);
   image.Point(cp, req);
-  PlanProcessLimits(req.limits, conf, cp);
+  PlanProcessLimits(child->limits, conf, cp);
   std::vector<sock_filter> filter;
   PlanConfinement(req, conf, *child, cp, filter);
   cp.pdeathsig = req.killOnClose;
@@ -392,9 +414,20 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
 
 void Resume(uint64_t) {}
 
-bool Kill(uint64_t id, const std::string& reason, int) {
+bool Kill(uint64_t id, const std::string& reason) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   return c ? Monitor::Get().Terminate(*c, reason) : false;
+}
+
+bool Signal(uint64_t id, int signal) {
+  std::shared_ptr<Child> c = Monitor::Get().Find(id);
+  if (!c) return false;
+  std::lock_guard<std::mutex> lock(Monitor::Get().mu());
+  if (c->ended) return false;  // reaped: its pidfd names nothing any more
+  // To the worker's own pid (its init forwards it, when it has one).
+  if (syscall(SYS_pidfd_send_signal, c->pidfd.get(), signal, nullptr, 0) == 0) return true;
+  if (errno == ESRCH) return false;
+  throw Errno("pidfd_send_signal", errno);
 }
 
 Stats GetStats(uint64_t id) {

@@ -39,8 +39,8 @@ struct Cgroup {
   bool v2 = false;
   std::map<std::string, std::string> dirs;  // controller ("unified" for v2) -> directory
   Fd v2dir;                                 // for CLONE_INTO_CGROUP
-  bool pooled = false;  // a top-level worker cgroup of the pool (reused once its tree is gone)
-  std::vector<Fd> tasks;  // v1, pooled: the "tasks" files, opened once (ChildPlan::cgroupFds)
+  bool pooled = false;                      // a top-level worker cgroup of the pool (reused once its tree is gone)
+  std::vector<Fd> tasks;                    // v1, pooled: the "tasks" files, opened once (ChildPlan::cgroupFds)
   // Limits written by Configure (kMemoryLimit | kCpuLimit | kPidsLimit): what Reset undoes.
   unsigned configured = 0;
   static constexpr unsigned kMemoryLimit = 1, kCpuLimit = 2, kPidsLimit = 4;

@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -39,6 +40,8 @@ const char* StepName(int s) {
     case kStepUserns: return "map ids in the user namespace";
     case kStepMounts: return "mount its own /proc and make cgroups read-only";
     case kStepLandlock: return "install the Landlock ruleset";
+    case kStepStartWorker: return "start the worker under its init";
+    case kStepInit: return "exec the worker's init";
     default: return "execve";
   }
 }
@@ -162,29 +165,30 @@ void DropIdentity(const ChildPlan& p) {
 
 }  // namespace
 
-[[noreturn]] void ChildMain(const ChildPlan& p) {
-  DefaultSignals();
-  if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  for (int i = 0; i < p.ncgroupFds; i++)
-    if (write(p.cgroupFds[i], "0", 1) != 1) ChildFail(p, kStepCgroup);
-  setpgid(0, 0);
+namespace {
+
+// fds, rlimits and affinity of the worker (rlimits before the identity change: raising a hard
+// limit takes privilege; after the fds: a low RLIMIT_NOFILE would refuse their parking).
+void SetUpProcess(const ChildPlan& p) {
   SetUpFds(p);
   for (int i = 0; i < p.nrlimits; i++) {
     struct rlimit rl = {p.rlimits[i].value, p.rlimits[i].value};
     if (setrlimit(p.rlimits[i].resource, &rl) != 0) ChildFail(p, kStepRlimit);
   }
   if (p.hasAffinity && sched_setaffinity(0, sizeof(p.affinity), &p.affinity) != 0) ChildFail(p, kStepAffinity);
-  SetUpNamespaces(p);
-  DropIdentity(p);
-  // A change of ids clears the parent-death signal: set it again, then make sure the parent
-  // did not die before it was (the parent holds the go pipe open until this child has exec'd).
-  if (p.pdeathsig) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    struct pollfd pfd = {p.aliveFd, POLLIN, 0};
-    if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
-  }
-  // After the identity change: the worker's own rights decide whether it may enter its cwd.
-  if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
+}
+
+// A change of ids clears the parent-death signal: set it again, then make sure the parent did
+// not die before it was (the parent holds the alive pipe open until the exec).
+void RearmDeathSignal(const ChildPlan& p) {
+  if (!p.pdeathsig) return;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  struct pollfd pfd = {p.aliveFd, POLLIN, 0};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
+}
+
+// No new privileges, Landlock, then seccomp (last: it may deny what the others need).
+void Lock(const ChildPlan& p) {
   if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
@@ -193,11 +197,80 @@ void DropIdentity(const ChildPlan& p) {
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
+}
+
+// The worker's last steps, in its final identity.
+[[noreturn]] void ExecWorker(const ChildPlan& p, bool rearm) {
+  DropIdentity(p);
+  if (rearm) RearmDeathSignal(p);
+  // After the identity change: the worker's own rights decide whether it may enter its cwd.
+  if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
+  Lock(p);
   // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
   uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
   execve(p.path, p.argv, p.envp);
   ChildFail(p, kStepExec);
+}
+
+// The worker under an init: the namespace's second process.
+int WorkerEntry(void* plan) {
+  const ChildPlan& p = *static_cast<const ChildPlan*>(plan);
+  SetUpProcess(p);
+  ExecWorker(p, false);
+}
+
+// Decimal, without libc's locale machinery (this process shares the launcher's memory).
+void FormatPid(long v, char* out, size_t size) {
+  char tmp[24];
+  size_t n = 0;
+  do tmp[n++] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) > 0 && n < sizeof(tmp));
+  size_t i = 0;
+  for (; i < n && i + 1 < size; i++) out[i] = tmp[n - 1 - i];
+  out[i] = 0;
+}
+
+// PID 1 becomes the init: the status pipe as its fd 0, nothing else kept, signals still blocked
+// (it reads them from a signalfd). If it cannot, the worker goes too.
+[[noreturn]] void ExecInit(const ChildPlan& p, pid_t worker) {
+  char pid[24], name[] = "spawn-isolated-init";
+  FormatPid(worker, pid, sizeof(pid));
+  char* argv[] = {name, pid, nullptr};
+  char* envp[] = {nullptr};
+  if (p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) {
+    kill(worker, SIGKILL);
+    ChildFail(p, kStepInit);
+  }
+  syscall(SYS_close_range, 1U, ~0U, CLOSE_RANGE_CLOEXEC);
+  syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
+  int err = errno;
+  kill(worker, SIGKILL);
+  ChildFail(p, kStepInit, err);
+}
+
+}  // namespace
+
+[[noreturn]] void ChildMain(const ChildPlan& p) {
+  DefaultSignals();
+  if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  for (int i = 0; i < p.ncgroupFds; i++)
+    if (write(p.cgroupFds[i], "0", 1) != 1) ChildFail(p, kStepCgroup);
+  setpgid(0, 0);
+  if (p.initFd < 0) {  // the worker is this process
+    SetUpProcess(p);
+    SetUpNamespaces(p);
+    ExecWorker(p, true);
+  }
+  // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
+  // as this process shares the launcher's), then become its init.
+  SetUpNamespaces(p);
+  pid_t worker = clone(WorkerEntry, p.workerStackTop, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&p));
+  if (worker < 0) ChildFail(p, kStepStartWorker);
+  DropIdentity(p);
+  RearmDeathSignal(p);
+  Lock(p);
+  ExecInit(p, worker);
 }
 
 int ChildEntry(void* plan) { ChildMain(*static_cast<const ChildPlan*>(plan)); }

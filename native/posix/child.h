@@ -51,6 +51,11 @@ struct ChildPlan {
   // grace period).
   int cgroupFds[kMaxCgroupFds];
   int ncgroupFds;
+  // An init as PID 1 (initFd >= 0, a memfd): this process starts the worker as its child (on
+  // workerStackTop), then execs the init, which writes the worker's wait status to statusFd.
+  int initFd;
+  int statusFd;
+  void* workerStackTop;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here
 };
@@ -68,6 +73,8 @@ enum Step : int {
   kStepUserns,
   kStepMounts,
   kStepLandlock,
+  kStepStartWorker,
+  kStepInit,
 };
 const char* StepName(int step);
 

@@ -272,6 +272,13 @@ void Monitor::Reap(Child& c) {
   }
   int64_t code = info.si_code == CLD_EXITED ? info.si_status : 0;
   int signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
+  // Under an init, the worker's own status, as the init reported it (none: the init itself was
+  // ended, and with it the worker -- by us or a limit -- and its status stands).
+  int status = 0;
+  if (c.init && read(c.statusRead.get(), &status, sizeof(status)) == static_cast<ssize_t>(sizeof(status))) {
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+    signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  }
   if (reason.empty()) reason = EvidenceReason(c, code, signal, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());

@@ -35,6 +35,8 @@ struct Child : WorkerBase {
   Cgroup cg;  // not to be read once retired (RetireCgroup): it may be another worker's then
   std::atomic<bool> cgRetired{false};
   bool pidns = false;
+  bool init = false;  // PID 1 of its namespace is our init (pid, pidfd: the init's)
+  Fd statusRead;      // the init's report of the worker's wait status
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out

@@ -198,10 +198,14 @@ void Resume(uint64_t id) {
   Monitor::Get().MarkResumed(*c);
 }
 
-bool Kill(uint64_t id, const std::string& reason, int /*signal*/) {
+bool Kill(uint64_t id, const std::string& reason) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) return false;
   return Monitor::Get().Terminate(*c, reason);
+}
+
+bool Signal(uint64_t, int) {
+  throw SysError("ENOTSUP", 0, "", "Windows has no POSIX signals to deliver to a worker: only its end (kill('SIGKILL'))");
 }
 
 Stats GetStats(uint64_t id) {

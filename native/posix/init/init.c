@@ -1,0 +1,86 @@
+// spawn-isolated-init: PID 1 of a worker's PID namespace, so that the worker is not PID 1 and
+// behaves as it would under child_process. It is exec'd (from a sealed memfd the addon holds)
+// by the namespace's first process once that process has started the worker as its child.
+//
+//   argv[1]: the worker's pid (in this namespace)
+//   fd 0:    the status pipe: the worker's wait status (4 bytes) is written there before exit
+//   all other fds are closed; every signal is blocked (the exec'ing process blocked them).
+//
+// It forwards every signal it receives to the worker, reaps every process that ends in the
+// namespace (orphans are re-parented to it), and exits once the worker has: then the kernel
+// ends whatever is left of the namespace. Freestanding (no libc): nothing to load, a few KiB.
+#include <asm/unistd.h>
+#include <linux/signal.h>
+
+typedef unsigned long u64;
+
+#if defined(__x86_64__)
+static long sys(long n, long a, long b, long c, long d) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  return ret;
+}
+__asm__(".text\n.global _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-16,%rsp\n call init_main\n hlt\n");
+#elif defined(__aarch64__)
+static long sys(long n, long a, long b, long c, long d) {
+  register long x8 __asm__("x8") = n;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  return x0;
+}
+__asm__(".text\n.global _start\n_start:\n mov x0, sp\n bl init_main\n brk #0\n");
+#else
+#error "spawn-isolated-init: x86_64 and aarch64 only"
+#endif
+
+#define STATUS_FD 0
+#define WNOHANG 1
+#define P_ALL 0
+#define SIGNALFD_SIZE 128  // sizeof(struct signalfd_siginfo)
+
+static __attribute__((noreturn)) void quit(int code) {
+  for (;;) sys(__NR_exit_group, code, 0, 0, 0);
+}
+
+static long parse_pid(const char* s) {
+  long v = 0;
+  if (s == 0 || *s == 0) return -1;
+  for (; *s; s++) {
+    if (*s < '0' || *s > '9') return -1;
+    v = v * 10 + (*s - '0');
+  }
+  return v;
+}
+
+__attribute__((noreturn, used)) void init_main(long* sp) {
+  long argc = sp[0];
+  char** argv = (char**)(sp + 1);
+  long worker = argc > 1 ? parse_pid(argv[1]) : -1;
+  if (worker <= 1) quit(125);
+  u64 all = ~0UL;
+  // Blocked already; again, in case of an exec'ing process that did not.
+  sys(__NR_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof(all));
+  long sfd = sys(__NR_signalfd4, -1, (long)&all, sizeof(all), 0);
+  if (sfd < 0) quit(125);
+  for (;;) {
+    // Reap everything that has ended; the worker's status goes to the launcher, and then so do we.
+    for (;;) {
+      int status = 0;
+      long pid = sys(__NR_wait4, -1, (long)&status, WNOHANG, 0);
+      if (pid <= 0) break;
+      if (pid == worker) {
+        sys(__NR_write, STATUS_FD, (long)&status, sizeof(status), 0);
+        quit(0);
+      }
+    }
+    unsigned char info[SIGNALFD_SIZE];
+    long n = sys(__NR_read, sfd, (long)info, sizeof(info), 0);
+    if (n != SIGNALFD_SIZE) continue;
+    unsigned int signo = *(unsigned int*)info;  // ssi_signo, the first field
+    if (signo != SIGCHLD) sys(__NR_kill, worker, signo, 0, 0);
+  }
+}
