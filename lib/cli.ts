@@ -41,7 +41,8 @@ limits:
   --threads N            tasks (threads of every process) alive at once (default: processes x 64)
   --handles N            open handles (Windows) / fds (POSIX) per process
   --privileges LEVEL     restricted (default), low or inherit
-  --timeout DURATION     wall-clock limit
+  --timeout DURATION     wall-clock limit (then SIGTERM, and SIGKILL after --kill-after)
+  --kill-after DURATION  how long the worker has to end after SIGTERM (default 5s), as timeout -k
   --uid N, --gid N       POSIX: run as this user / group
   --best-effort          run even where a limit cannot be enforced
   --no-kill-on-close     let the tree outlive this command
@@ -77,6 +78,7 @@ const FLAG_OF: [RegExp, string][] = [
   [/options\.handles/, '--handles'],
   [/options\.privileges/, '--privileges'],
   [/options\.timeout/, '--timeout'],
+  [/options\.forceKillAfter/, '--kill-after'],
   [/options\.cwd/, '--cwd'],
   [/options\.env/, '--env'],
   [/options\.uid/, '--uid'],
@@ -115,6 +117,7 @@ const OPTIONS = {
   handles: { type: 'string' },
   privileges: { type: 'string' },
   timeout: { type: 'string' },
+  'kill-after': { type: 'string' },
   cwd: { type: 'string' },
   env: { type: 'string', multiple: true },
   'inherit-env': { type: 'boolean' },
@@ -195,6 +198,7 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
   if (v.handles !== undefined) options.handles = number('--handles', v.handles);
   if (v.privileges !== undefined) options.privileges = v.privileges as IsolationOptions['privileges'];
   if (v.timeout !== undefined) options.timeout = v.timeout;
+  if (v['kill-after'] !== undefined) options.forceKillAfter = v['kill-after'];
   if (v.cwd !== undefined) options.cwd = v.cwd;
   if (v.uid !== undefined) options.uid = number('--uid', v.uid);
   if (v.gid !== undefined) options.gid = number('--gid', v.gid);

@@ -112,6 +112,33 @@ function run(args: string[], onStdout?: (s: string, child: ReturnType<typeof spa
     assert.match(r.stderr, /killed, signal SIGTERM/);
   });
 
+  it('a signal to the command is forwarded to the worker, whose own handling decides the exit code', async function () {
+    if (isWindows) {
+      this.test!.title += ' [skipped: Windows has no SIGTERM to send to a process]';
+      this.skip();
+    }
+    const r = await run([...relaxed, '--', w, 'trap', 'SIGTERM', '0'], (out, child) => {
+      if (out.includes('ready')) child.kill('SIGTERM');
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /"got":"terminated"/);
+  });
+
+  it('--timeout sends SIGTERM, then SIGKILL after --kill-after to a worker that ignores it (exit 124)', async function () {
+    if (isWindows) {
+      this.test!.title += ' [skipped: Windows has no SIGTERM: the tree is ended at once]';
+      this.skip();
+    }
+    const t0 = Date.now();
+    const r = await run([...relaxed, '--timeout', '100ms', '--kill-after', '300ms', '--', w, 'ignore', 'SIGTERM', '30000']);
+    assert.equal(r.code, EXIT.timeout, r.stderr);
+    assert.ok(Date.now() - t0 >= 390, 'killed before --kill-after');
+    assert.match(r.stderr, /SIGKILL/);
+    const bad = await run(['--kill-after', 'soon', '--', w]);
+    assert.equal(bad.code, EXIT.usage);
+    assert.match(bad.stderr, /--kill-after/);
+  });
+
   it('bad flags: one line naming the flag, exit 2, no stack trace', async () => {
     for (const [args, flag] of [
       [['--memory', 'lots', '--', w], '--memory'],
