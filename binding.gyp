@@ -19,6 +19,7 @@
         }, {
           "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"],
           "include_dirs": ["<(INTERMEDIATE_DIR)"],
+          "libraries": ["-ldl"],
           "actions": [{
             "action_name": "init_image",
             "inputs": ["native/posix/init/init.c", "scripts/build-init.js"],

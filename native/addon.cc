@@ -567,6 +567,8 @@ void Cleanup(AddonData* d) {
 }
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  static std::once_flag pinned;
+  std::call_once(pinned, backend::PinModule);
   AddonData* d = new AddonData();
   env.SetInstanceData<AddonData>(d);  // deleted by node-addon-api at env teardown
   napi_add_env_cleanup_hook(

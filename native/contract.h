@@ -157,6 +157,10 @@ struct Support {
 
 // Implemented once per platform.
 namespace backend {
+// Keeps this addon mapped until the process ends. Its background threads (monitor, cgroup
+// pool) outlive any one environment, and Node unloads an addon once the last environment that
+// loaded it is gone (the last worker_thread, when only threads loaded it).
+void PinModule();
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink);
 void Resume(uint64_t id);
 // Ends the whole tree (SIGKILL; Windows: the job terminated); `reason` is recorded as the exit

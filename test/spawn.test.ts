@@ -380,6 +380,33 @@ import { grandchildPid, openProcess } from './oracle';
       }
     });
 
+    it('only worker_threads load the addon, and the last one ends while its limited workers run: the process survives', async function () {
+      this.timeout(30_000);
+      // In a Node process of its own: the failure this guards against is a crash of the whole
+      // process (the addon unloaded under its background threads).
+      const lib = path.join(root, 'dist', 'lib', 'index.js');
+      const script = `
+        const { Worker } = require('node:worker_threads');
+        const code = \`
+          const { parentPort, workerData } = require('node:worker_threads');
+          const { spawnIsolated } = require(workerData.lib);
+          const ps = [0, 1, 2].map(() => spawnIsolated(workerData.w, ['sleep', '60000'], { memory: '256MiB', cpu: 0.5, enforcement: 'best-effort', stdio: 'ignore' }));
+          let n = 0;
+          for (const p of ps) p.on('spawn', () => { if (++n === ps.length) parentPort.postMessage('spawned'); });\`;
+        (async () => {
+          for (let round = 0; round < 3; round++) {
+            const t = new Worker(code, { eval: true, workerData: { lib: ${JSON.stringify(lib)}, w: ${JSON.stringify(w)} } });
+            await new Promise((resolve, reject) => { t.once('message', resolve); t.once('error', reject); });
+            await t.terminate();
+          }
+          await new Promise((r) => setTimeout(r, 1500)); // the background threads keep running
+          console.log('alive');
+        })().catch((e) => { console.error(e); process.exit(3); });`;
+      const { spawnSync } = await import('node:child_process');
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 25_000 });
+      assert.deepEqual([r.status, r.signal, r.stdout.trim()], [0, null, 'alive'], r.stderr);
+    });
+
     it('stats() reports processes and the CPU time the worker used', async () => {
       const p = spawnIsolated(w, ['spin', '500', '1'], relaxed);
       const e = await p.exited;

@@ -11,6 +11,7 @@
 #include "seccomp.h"
 #include "sys.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -410,6 +411,13 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     SetNamespacesRefused();
     return SpawnOnce(req, sink);
   }
+}
+
+void PinModule() {
+  // RTLD_NODELETE on a handle to the loaded object marks it never to be unloaded.
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&PinModule), &info) != 0 && info.dli_fname != nullptr)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 void Resume(uint64_t) {}

@@ -204,6 +204,11 @@ bool Kill(uint64_t id, const std::string& reason) {
   return Monitor::Get().Terminate(*c, reason);
 }
 
+void PinModule() {
+  HMODULE self = nullptr;
+  GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN, reinterpret_cast<LPCWSTR>(&PinModule), &self);
+}
+
 bool Signal(uint64_t, int) {
   throw SysError("ENOTSUP", 0, "", "Windows has no POSIX signals to deliver to a worker: only its end (kill('SIGKILL'))");
 }
