@@ -207,6 +207,38 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('spawns with fds in use up to a few below the soft RLIMIT_NOFILE; a truly full fd table is EMFILE', async () => {
+      // In a Node process of its own, started under a soft and hard limit of 128 fds.
+      const lib = path.join(root, 'dist', 'lib', 'index.js');
+      const script = `
+        const fs = require('fs');
+        const { spawnIsolated } = require(${JSON.stringify(lib)});
+        const held = [];
+        let fd;
+        do { fd = fs.openSync('/dev/null', 'r'); held.push(fd); } while (fd < 110);
+        const run = () => new Promise((resolve) => {
+          const p = spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { stdio: 'ignore' });
+          p.on('error', (e) => resolve(e.code));
+          p.on('exit', (code) => resolve(code));
+        });
+        (async () => {
+          const near = await run();
+          try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
+          const full = await run();
+          console.log(JSON.stringify({ highest: fd, near, full }));
+        })();`;
+      const c = await new Promise<{ out: string; err: string; code: number | null }>((resolve) => {
+        const child = spawn('prlimit', ['--nofile=128:128', process.execPath, '-e', script]);
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('close', (code) => resolve({ out, err, code }));
+      });
+      assert.equal(c.code, 0, c.err);
+      assert.deepEqual(JSON.parse(c.out), { highest: 110, near: 0, full: 'EMFILE' });
+    });
+
     it("privileges: 'restricted' shows NoNewPrivs 1 and no capabilities; 'inherit' keeps the caller's", async () => {
       const r = json<Info>(await collect(spawnIsolated(w, ['info'])));
       assert.equal(r.NoNewPrivs, '1');

@@ -325,6 +325,15 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
   for (const Fd& fd : cg.tasks) cp.cgroupFds[cp.ncgroupFds++] = fd.get();
 }
 
+// Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
+// puts the worker's fds at 0..count-1 and must not overwrite its own.
+void RaiseAbove(Fd& fd, int min) {
+  if (fd.get() >= min) return;
+  int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, min);
+  if (moved < 0) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
+  fd.reset(moved);
+}
+
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
 // alive pipe: the child sees it hang up if this process died before the child's exec.
 void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
@@ -333,6 +342,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   Fd aliveRead(alivePipe[0]), aliveWrite(alivePipe[1]);
   if (pipe2(errPipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd errRead(errPipe[0]), errWrite(errPipe[1]);
+  RaiseAbove(aliveRead, cp.count);
+  RaiseAbove(errWrite, cp.count);
   cp.aliveFd = aliveRead.get();
   cp.errFd = errWrite.get();
   // Under an init: the pipe it reports the worker's status on, and the worker's first stack.

@@ -51,8 +51,6 @@ namespace {
 // SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
 // SECBIT_KEEP_CAPS_LOCKED: no root rules, no fix-ups, no keep-caps, none of it undoable.
 constexpr unsigned long kLockedSecurebits = 0x2f;
-// Where the child parks its fds while it moves them into place (above every target).
-constexpr int kFdParkingGap = 64;
 // Signals 1..31 (the standard ones, as libuv resets them); real-time ones are left alone.
 constexpr int kSignalsToDefault = 32;
 
@@ -103,16 +101,16 @@ void DefaultSignals() {
     if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
 }
 
-// The fds of the worker: copy every source above the targets, then put each in place;
-// everything else is marked close-on-exec (whether or not its owner did).
+// The fds of the worker: copy every source to the lowest free fd above the targets, then put
+// each in place; everything else is marked close-on-exec (whether or not its owner did). The
+// plan's own fds (errFd, aliveFd) are above the targets already (the parent sees to it), so
+// nothing here lands on them; only a truly full fd table fails (EMFILE).
 void SetUpFds(const ChildPlan& p) {
   int high[64];
-  int floor = p.count + 3;
-  if (p.errFd >= floor) floor = p.errFd + 1;
   for (int i = 0; i < p.count; i++) {
     int src = p.sources[i] >= 0 ? p.sources[i] : open("/dev/null", O_RDWR | O_CLOEXEC);
     if (src < 0) ChildFail(p, kStepFds);
-    high[i] = fcntl(src, F_DUPFD_CLOEXEC, floor + kFdParkingGap);
+    high[i] = fcntl(src, F_DUPFD_CLOEXEC, p.count);
     if (high[i] < 0) ChildFail(p, kStepFds);
   }
   for (int i = 0; i < p.count; i++)
