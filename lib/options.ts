@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { Stream } from 'node:stream';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { normalizeEnv } from './environment';
@@ -10,8 +11,8 @@ import { bool, checkKeys, cores, integer, isPlainObject, isStrict, MAX_TASKS, no
 
 export type { NativeLimits } from './native';
 
-/** One stdio slot: a new pipe, the null device, this process's own stdio, or a Node fd. */
-export type StdioEntry = 'pipe' | 'ignore' | 'inherit' | number | null | undefined;
+/** One stdio slot: a new pipe, the null device, this process's own stdio, a Node fd, or a stream that has one (an open file stream, a socket, a TTY), as in `child_process`. */
+export type StdioEntry = 'pipe' | 'ignore' | 'inherit' | number | Stream | null | undefined;
 /** stdio for the worker's fds 0-2, as in `child_process.spawn` (at most 3 entries). */
 export type StdioOption = 'pipe' | 'ignore' | 'inherit' | readonly StdioEntry[];
 
@@ -155,8 +156,16 @@ function normalizeStdio(v: unknown): Normalized['stdio'] {
     if (e === null || e === undefined) return 'pipe';
     if (e === 'pipe' || e === 'ignore' || e === 'inherit') return e;
     if (typeof e === 'number') return integer(e, name, 0, 2 ** 31 - 1);
-    if (typeof e === 'string') throw invalidArgValue(name, e, "must be 'pipe', 'ignore', 'inherit' or an fd number");
-    throw invalidArgType(name, "one of 'pipe', 'ignore', 'inherit' or an fd number", e);
+    if (typeof e === 'string') throw invalidArgValue(name, e, "must be 'pipe', 'ignore', 'inherit', an fd number or a stream with an fd");
+    if (typeof e === 'object') {
+      // As child_process: a stream's underlying fd (file streams: `fd` once open; sockets, TTYs
+      // and pipes: their handle's).
+      const s = e as { fd?: unknown; _handle?: { fd?: unknown } | null };
+      const fd = typeof s.fd === 'number' ? s.fd : typeof s._handle?.fd === 'number' ? s._handle.fd : undefined;
+      if (fd !== undefined && Number.isInteger(fd) && fd >= 0) return fd;
+      throw invalidArgValue(name, e, "is a stream without an fd (a file stream has one only after its 'open' event)");
+    }
+    throw invalidArgType(name, "one of 'pipe', 'ignore', 'inherit', an fd number or a stream with an fd", e);
   };
   if (v === undefined) return ['pipe', 'pipe', 'pipe'];
   if (typeof v === 'string') {

@@ -207,6 +207,21 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('stdio entries may be streams with an fd (an open file stream), as in child_process; one without is refused', async () => {
+      const file = path.join(tmp, 'stdout-stream');
+      const stream = fs.createWriteStream(file);
+      await new Promise((r) => stream.once('open', r));
+      try {
+        const e = await spawnIsolated(w, ['write', '1000'], { stdio: ['ignore', stream, 'ignore'] }).exited;
+        assert.equal(e.code, 0);
+        assert.equal(fs.statSync(file).size, 1000);
+      } finally {
+        stream.close();
+      }
+      const { PassThrough } = await import('node:stream');
+      assert.throws(() => spawnIsolated(w, [], { stdio: ['ignore', new PassThrough(), 'ignore'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /stdio\[1\].*without an fd/ });
+    });
+
     it('spawns with fds in use up to a few below the soft RLIMIT_NOFILE; a truly full fd table is EMFILE', async () => {
       // In a Node process of its own, started under a soft and hard limit of 128 fds.
       const lib = path.join(root, 'dist', 'lib', 'index.js');
