@@ -325,8 +325,13 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       reason = 'threads';
     } else if (LIMIT_REASONS.has(nativeReason)) {
       reason = nativeReason as ExitReason;
-      code = null;
-      signal = 'SIGKILL';
+      // Linux: the worker's own status (SIGKILL for a cgroup OOM or CPU-time kill; a worker
+      // refused memory by memory.process ends its own way, Go with exit 2). Windows ends the
+      // job with an exit code of its own choosing: reported as a kill.
+      if (process.platform === 'win32' || (code === null && signal === null)) {
+        code = null;
+        signal = 'SIGKILL';
+      }
     } else if (KILL_REASONS.has(nativeReason) && this.killCause) {
       // Its tree was ended by us. Windows has no signals: the one asked for is reported.
       reason = nativeReason as ExitReason;

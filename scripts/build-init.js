@@ -19,7 +19,7 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-init-'));
 try {
   const bin = path.join(tmp, 'init');
   const cc = (process.env.CC || 'cc').split(/\s+/).filter(Boolean);
-  const flags = ['-Os', '-static', '-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables',
+  const flags = ['-Os', '-static', '-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-fno-tree-loop-distribute-patterns',
     '-fno-pie', '-no-pie', '-s', '-Wall', '-Wextra', '-Werror', '-o', bin, src];
   execFileSync(cc[0], [...cc.slice(1), ...flags], { stdio: 'inherit' });
   const bytes = fs.readFileSync(bin);

@@ -88,6 +88,32 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.deepEqual([control.code, control.reason], [2, 'exit'], 'an exit 2 far below the limit is not a memory kill');
     });
 
+    it('memory.process: the worker’s own status is kept; a plain exit or a kill from outside is never called memory', async function () {
+      requireEnforced(this, 'memory.process');
+      // Go allocating fast under 128 MiB (peak RSS near 60 MiB): 8 at once, each caught.
+      const hits = await Promise.all(Array.from({ length: 8 }, () => spawnIsolated(w, ['alloc', '2048'], { memory: { process: '128MiB' }, go: false, stdio: 'ignore' }).exited));
+      for (const hit of hits) assert.deepEqual([hit.code, hit.signal, hit.reason], [2, null, 'memory'], 'Go ends with exit 2 when refused memory: that status, not a made-up SIGKILL');
+      const small = await spawnIsolated(w, ['exit', '3'], { memory: { process: '64MiB' }, stdio: 'ignore' }).exited;
+      assert.deepEqual([small.code, small.signal, small.reason], [3, null, 'exit']);
+      const p = spawnIsolated(w, ['sleep', '30000'], { memory: { process: '64MiB' }, stdio: 'ignore' });
+      await new Promise<void>((r) => p.once('spawn', () => r()));
+      process.kill(p.pid!, 'SIGKILL'); // from outside, not through the library
+      const outside = await p.exited;
+      assert.deepEqual([outside.code, outside.signal, outside.reason], [null, 'SIGKILL', 'signal']);
+    });
+
+    it('cpu.time: under load, every worker that spends its budget is reported as cpu-time (the kernel’s own clock)', async function () {
+      requireEnforced(this, 'cpu.time');
+      this.timeout(60_000);
+      // 12 spinners on this machine's cores: rusage then reads as low as 0.93 s for a 1 s kill.
+      const exits = await Promise.all(Array.from({ length: 12 }, () => spawnIsolated(w, ['spin', '60000', '1'], { cpu: { time: '1s' }, stdio: 'ignore' }).exited));
+      assert.deepEqual(
+        exits.map((e) => e.reason),
+        exits.map(() => 'cpu-time'),
+        JSON.stringify(exits.map((e) => [e.reason, e.signal, Math.round(e.stats.cpuUserMs + e.stats.cpuKernelMs)])),
+      );
+    });
+
     it('cpu.time: spinning past the budget ends with reason cpu-time within a second or two', async function () {
       requireEnforced(this, 'cpu.time');
       const t0 = Date.now();

@@ -459,7 +459,7 @@ Stats GetStats(uint64_t id) {
   }
   // Once the exit is reported, its cgroup may be another worker's: the stats of the exit.
   if (posted) return c->finalStats;
-  return ReadStats(c->cg, live ? c->pid : 0, nullptr);
+  return ReadStats(c->cg, live ? WorkerPid(*c) : 0, nullptr);
 }
 
 void Release(uint64_t id) {

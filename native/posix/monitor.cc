@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,7 +26,10 @@ namespace si {
 namespace posix {
 namespace {
 
-constexpr int kSampleMs = 50;    // sampling period while a worker needs it (see NeedsSampling)
+constexpr int kSampleMs = 50;  // sampling period while a worker needs it (see SamplePeriod)
+// memory.process: VmData is the only evidence of an RLIMIT_DATA refusal, and a worker that is
+// refused ends within milliseconds: sampled more often.
+constexpr int kDataSampleMs = 10;
 constexpr int kTreeGoneMs = 20;  // re-check period while the rest of an exited tree goes
 constexpr int kMaxEvents = 32;
 // RLIMIT_CPU kills at whole seconds; the kernel's rusage of the killed worker can read less.
@@ -39,8 +43,10 @@ double Ms(const struct timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1
 
 // What only sampling shows: VmData peaks, v1 OOM kills (v1 kills one process, not the
 // group), and forks refused at the task limit.
-bool NeedsSampling(const Child& c) {
-  return c.limits.memoryProcess || ((c.limits.memoryTotal || c.group) && !c.cg.v2) || NeedsPids(c.limits);
+// How often a live worker is sampled (-1: never).
+int SamplePeriod(const Child& c) {
+  if (c.limits.memoryProcess) return kDataSampleMs;
+  return ((c.limits.memoryTotal || c.group) && !c.cg.v2) || NeedsPids(c.limits) ? kSampleMs : -1;
 }
 
 void PostLimit(Child& c, const char* limit) {
@@ -55,26 +61,55 @@ void PostThreadsLimit(Child& c) {
   c.sink->Post(LimitEvent(c.id, "threads", c.pid));
 }
 
+// How the worker itself ended, and the CPU time the kernel's RLIMIT_CPU check saw.
+struct WorkerEnd {
+  int64_t code = 0;
+  int signal = 0;
+  uint64_t profNs = 0;
+  bool profKnown = false;
+};
+
+// What the init writes on the status pipe (native/posix/init/init.c).
+struct InitReport {
+  int32_t status = 0, pad = 0;
+  uint64_t profNs = 0;
+};
+
 // Why a worker that was not ended by us ended, from the kernel's evidence.
-std::string EvidenceReason(Child& c, int64_t exitCode, int signal, const struct rusage& ru) {
-  bool failed = signal != 0 || exitCode != 0;
+std::string EvidenceReason(Child& c, const WorkerEnd& end, const struct rusage& ru) {
+  bool failed = end.signal != 0 || end.code != 0;
   if (c.cg.OomKills() > 0) return "memory";
-  double cpuMs = Ms(ru.ru_utime) + Ms(ru.ru_stime);
-  if (c.limits.cpuTimeMs && (signal == SIGKILL || signal == SIGXCPU) &&
-      cpuMs + kCpuTimeSlackMs >= std::ceil(c.limits.cpuTimeMs / 1000.0) * 1000.0)
-    return "cpu-time";
-  if (c.limits.memoryProcess && failed) {
-    // RLIMIT_DATA makes allocations fail; the worker then dies its own way (Go: exit 2).
-    // Evidence: the kernel's peak RSS of the worker and our VmData samples, within one Go
-    // heap arena or a quarter of the limit.
-    uint64_t peak = std::max<uint64_t>(c.peakData, static_cast<uint64_t>(ru.ru_maxrss) * 1024);
-    uint64_t margin = std::max<uint64_t>(kArenaBytes, c.limits.memoryProcess / 4);
-    if (peak + margin >= c.limits.memoryProcess) return "memory";
+  if (c.limits.cpuTimeMs && (end.signal == SIGKILL || end.signal == SIGXCPU)) {
+    // RLIMIT_CPU (whole seconds) is checked against the process's tick-sampled CPU time, which
+    // can run ahead of the precise time rusage reports: that clock itself, read while the
+    // worker was a zombie, is the evidence. Without it, rusage within a margin.
+    double limitMs = std::ceil(c.limits.cpuTimeMs / 1000.0) * 1000.0;
+    if (end.profKnown ? end.profNs >= static_cast<uint64_t>(limitMs) * 1000000ULL
+                      : Ms(ru.ru_utime) + Ms(ru.ru_stime) + kCpuTimeSlackMs >= limitMs)
+      return "cpu-time";
+  }
+  if (c.limits.memoryProcess && failed && end.signal != SIGKILL) {
+    // RLIMIT_DATA makes allocations fail; the worker then ends its own way (Go: exit 2), never
+    // by SIGKILL. Evidence: its data size (our VmData samples of the worker itself) came within
+    // one Go heap arena (or a quarter of the limit, when smaller) of the limit. Not the peak
+    // RSS of rusage: it includes the launcher's RSS at the spawn (the mm the child had before
+    // its exec), as it does for any child on Linux.
+    uint64_t margin = std::min<uint64_t>(kArenaBytes, c.limits.memoryProcess / 4);
+    if (c.peakData + margin >= c.limits.memoryProcess) return "memory";
   }
   // The tree was refused a task and the worker then failed (Go: "failed to create new OS
   // thread", exit 2): the kernel's own counter is the evidence.
   if (failed && c.cg.TaskLimitHits() > 0) return "threads";
   return "";
+}
+
+// The CPU time RLIMIT_CPU is checked against (CPUCLOCK_PROF) of an exited, unreaped process.
+bool ProfClock(pid_t pid, uint64_t* ns) {
+  struct timespec ts;
+  clockid_t clock = static_cast<clockid_t>((~static_cast<long>(pid)) << 3);
+  if (clock_gettime(clock, &ts) != 0) return false;
+  *ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  return true;
 }
 
 }  // namespace
@@ -86,6 +121,17 @@ Registry<Group>& Groups() {
 
 void RetireCgroup(Child& c) {
   if (!c.cgRetired.exchange(true)) CgroupPool::Get().Retire(c.cg);
+}
+
+pid_t WorkerPid(Child& c) {
+  if (!c.init) return c.pid;
+  if (c.workerPid == 0) {
+    // The init's only child (its first line of children; orphans it adopts come later).
+    std::string kids;
+    std::string path = "/proc/" + std::to_string(c.pid) + "/task/" + std::to_string(c.pid) + "/children";
+    if (ReadFile(path, &kids)) c.workerPid = static_cast<pid_t>(std::strtol(kids.c_str(), nullptr, 10));
+  }
+  return c.workerPid > 0 ? c.workerPid : c.pid;
 }
 
 Child::~Child() {
@@ -194,8 +240,8 @@ int Monitor::NextTimeout() {
   for (auto& cp : all) {
     if (cp->pending)
       timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
-    else if (!cp->ended && NeedsSampling(*cp))
-      timeout = timeout < 0 ? kSampleMs : std::min(timeout, kSampleMs);
+    else if (!cp->ended && SamplePeriod(*cp) >= 0)
+      timeout = timeout < 0 ? SamplePeriod(*cp) : std::min(timeout, SamplePeriod(*cp));
   }
   return timeout;
 }
@@ -245,7 +291,7 @@ void Monitor::Tick() {
       continue;
     }
     if (c->ended) continue;
-    if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(c->pid));
+    if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(WorkerPid(*c)));
     // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
     if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
       PostLimit(*c, "memory");
@@ -261,6 +307,9 @@ void Monitor::Reap(Child& c) {
   memset(&info, 0, sizeof(info));
   struct rusage ru;
   memset(&ru, 0, sizeof(ru));
+  WorkerEnd end;
+  // Still a zombie: its CPU clock can be read (under an init, the init reads it).
+  if (!c.init && c.limits.cpuTimeMs) end.profKnown = ProfClock(c.pid, &end.profNs);
   // waitid with an rusage (Linux's fifth argument), on this worker's pidfd only.
   if (syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, &ru) != 0 || info.si_pid == 0) return;
   std::string reason;
@@ -270,16 +319,20 @@ void Monitor::Reap(Child& c) {
     epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
     reason = c.reason;
   }
-  int64_t code = info.si_code == CLD_EXITED ? info.si_status : 0;
-  int signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
+  end.code = info.si_code == CLD_EXITED ? info.si_status : 0;
+  end.signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
   // Under an init, the worker's own status, as the init reported it (none: the init itself was
   // ended, and with it the worker -- by us or a limit -- and its status stands).
-  int status = 0;
-  if (c.init && read(c.statusRead.get(), &status, sizeof(status)) == static_cast<ssize_t>(sizeof(status))) {
-    code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
-    signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  InitReport report;
+  if (c.init && read(c.statusRead.get(), &report, sizeof(report)) == static_cast<ssize_t>(sizeof(report))) {
+    end.code = WIFEXITED(report.status) ? WEXITSTATUS(report.status) : 0;
+    end.signal = WIFSIGNALED(report.status) ? WTERMSIG(report.status) : 0;
+    end.profNs = report.profNs;
+    end.profKnown = report.profNs > 0;
   }
-  if (reason.empty()) reason = EvidenceReason(c, code, signal, ru);
+  int64_t code = end.code;
+  int signal = end.signal;
+  if (reason.empty()) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
   c.finalStats = ReadStats(c.cg, 0, &ru);

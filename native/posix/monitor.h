@@ -35,8 +35,9 @@ struct Child : WorkerBase {
   Cgroup cg;  // not to be read once retired (RetireCgroup): it may be another worker's then
   std::atomic<bool> cgRetired{false};
   bool pidns = false;
-  bool init = false;  // PID 1 of its namespace is our init (pid, pidfd: the init's)
-  Fd statusRead;      // the init's report of the worker's wait status
+  bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
+  Fd statusRead;        // the init's report of the worker's wait status
+  pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
@@ -47,6 +48,9 @@ struct Child : WorkerBase {
   Stats finalStats;                // as reported with the exit (read once posted)
   ~Child();
 };
+
+// The worker's own pid in this process's namespace: its init's child, when it has an init.
+pid_t WorkerPid(Child& c);
 
 // Hands the worker's cgroup back to the pool, once.
 void RetireCgroup(Child& c);

@@ -69,11 +69,15 @@ uint64_t ReadU64(const std::string& path, uint64_t dflt) {
 uint64_t ReadKey(const std::string& path, const std::string& key) {
   std::string s;
   if (!ReadFile(path, &s)) return 0;
+  // Line by line: a line whose value is not a number (/proc/PID/status's "Name:") is skipped.
   std::istringstream in(s);
-  std::string k;
-  uint64_t v;
-  while (in >> k >> v)
-    if (k == key) return v;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string k;
+    uint64_t v = 0;
+    if (fields >> k && k == key && fields >> v) return v;
+  }
   return 0;
 }
 

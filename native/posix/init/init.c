@@ -3,7 +3,9 @@
 // by the namespace's first process once that process has started the worker as its child.
 //
 //   argv[1]: the worker's pid (in this namespace)
-//   fd 0:    the status pipe: the worker's wait status (4 bytes) is written there before exit
+//   fd 0:    the status pipe: before it exits, the init writes there the worker's wait status
+//            (int32), 4 bytes of padding and the worker's CPU time as the kernel's RLIMIT_CPU
+//            check counts it (CPUCLOCK_PROF, uint64 ns), read while the worker was a zombie
 //   all other fds are closed; every signal is blocked (the exec'ing process blocked them).
 //
 // It forwards every signal it receives to the worker, reaps every process that ends in the
@@ -15,21 +17,23 @@
 typedef unsigned long u64;
 
 #if defined(__x86_64__)
-static long sys(long n, long a, long b, long c, long d) {
+static long sys5(long n, long a, long b, long c, long d, long e) {
   long ret;
   register long r10 __asm__("r10") = d;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+  register long r8 __asm__("r8") = e;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
   return ret;
 }
 __asm__(".text\n.global _start\n_start:\n xor %rbp,%rbp\n mov %rsp,%rdi\n and $-16,%rsp\n call init_main\n hlt\n");
 #elif defined(__aarch64__)
-static long sys(long n, long a, long b, long c, long d) {
+static long sys5(long n, long a, long b, long c, long d, long e) {
   register long x8 __asm__("x8") = n;
   register long x0 __asm__("x0") = a;
   register long x1 __asm__("x1") = b;
   register long x2 __asm__("x2") = c;
   register long x3 __asm__("x3") = d;
-  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  register long x4 __asm__("x4") = e;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
   return x0;
 }
 __asm__(".text\n.global _start\n_start:\n mov x0, sp\n bl init_main\n brk #0\n");
@@ -37,9 +41,19 @@ __asm__(".text\n.global _start\n_start:\n mov x0, sp\n bl init_main\n brk #0\n")
 #error "spawn-isolated-init: x86_64 and aarch64 only"
 #endif
 
+// Every argument a system call does not take is passed as 0.
+static long sys(long n, long a, long b, long c, long d) { return sys5(n, a, b, c, d, 0); }
+
 #define STATUS_FD 0
 #define WNOHANG 1
+#define WEXITED 4
+#define WNOWAIT 0x01000000
 #define P_ALL 0
+#define SIGINFO_SIZE 128  // sizeof(siginfo_t)
+#define SIGINFO_PID_OFFSET 16
+// MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_PROF): the process's user + system time, as sampled
+// at ticks (what RLIMIT_CPU is checked against).
+#define PROF_CLOCK(pid) ((~(long)(pid)) << 3)
 #define SIGNALFD_SIZE 128  // sizeof(struct signalfd_siginfo)
 
 static __attribute__((noreturn)) void quit(int code) {
@@ -69,11 +83,25 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   for (;;) {
     // Reap everything that has ended; the worker's status goes to the launcher, and then so do we.
     for (;;) {
-      int status = 0;
-      long pid = sys(__NR_wait4, -1, (long)&status, WNOHANG, 0);
+      unsigned char info[SIGINFO_SIZE];
+      for (unsigned i = 0; i < sizeof(info); i++) info[i] = 0;
+      // Which process ended, without reaping it yet (the worker's clock is read first). Should
+      // the kernel refuse WNOWAIT, whatever ended is reaped without the clock.
+      long peeked = sys5(__NR_waitid, P_ALL, 0, (long)info, WEXITED | WNOHANG | WNOWAIT, 0);
+      long pid = peeked == 0 ? *(int*)(info + SIGINFO_PID_OFFSET) : -1;
+      if (peeked == 0 && pid <= 0) break;  // nothing has ended
+      struct {
+        int status, pad;
+        u64 prof_ns;
+      } report = {0, 0, 0};
+      if (pid == worker) {
+        long ts[2] = {0, 0};
+        if (sys(__NR_clock_gettime, PROF_CLOCK(pid), (long)ts, 0, 0) == 0) report.prof_ns = (u64)ts[0] * 1000000000UL + (u64)ts[1];
+      }
+      pid = sys(__NR_wait4, pid, (long)&report.status, WNOHANG, 0);
       if (pid <= 0) break;
       if (pid == worker) {
-        sys(__NR_write, STATUS_FD, (long)&status, sizeof(status), 0);
+        sys(__NR_write, STATUS_FD, (long)&report, sizeof(report), 0);
         quit(0);
       }
     }
