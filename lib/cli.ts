@@ -255,7 +255,7 @@ function dryRun(p: Parsed, out: (s: string) => void): number {
 }
 
 /** Runs the command; resolves with the exit code. */
-export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
   let p: Parsed;
   try {
     const r = parseCommandLine(argv);
@@ -282,8 +282,18 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     return dryRun(p, io.out);
   }
 
+  // The worker's stderr is relayed when a summary follows it and it is no terminal: then the
+  // summary starts on a line of its own even after a partial last line of the worker's.
+  const relay = !p.quiet && !process.stderr.isTTY;
+  if (relay) p.options.stdio = ['inherit', 'inherit', 'pipe'];
+  let endsWithNewline = true;
   const t0 = Date.now();
   const child = spawnIsolated(p.file, p.args, p.options);
+  const closed = new Promise((r) => child.once('close', r));
+  child.stderr?.on('data', (d: Buffer) => {
+    if (d.length > 0) endsWithNewline = d[d.length - 1] === 0x0a;
+    io.err(d);
+  });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
@@ -295,8 +305,10 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     (e) => e,
     () => undefined,
   );
+  if (summary) await closed; // everything the worker wrote is relayed before the summary
   for (const s of signals) process.removeListener(s, forward);
   const wallMs = Date.now() - t0;
+  if (!endsWithNewline && !p.quiet) io.err('\n');
   if (!summary) {
     const code = failure?.code === 'ENOENT' ? EXIT.notFound : failure?.code === 'EACCES' ? EXIT.notExecutable : failure?.code === 'ERR_LIMIT_NOT_ENFORCED' ? EXIT.notEnforced : EXIT.startFailed;
     if (p.json) io.err(JSON.stringify({ file: p.file, error: failure?.code, message: failure?.message, exitCode: code }) + '\n');

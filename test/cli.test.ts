@@ -139,6 +139,12 @@ function run(args: string[], onStdout?: (s: string, child: ReturnType<typeof spa
     assert.match(bad.stderr, /--kill-after/);
   });
 
+  it("the summary starts on a line of its own after a worker's partial last stderr line", async () => {
+    const r = await run([...relaxed, '--', w, 'stderr', 'no newline at the end']);
+    assert.equal(r.code, 0);
+    assert.match(r.stderr, /^no newline at the end\nspawn-isolated: /);
+  });
+
   it('bad flags: one line naming the flag, exit 2, no stack trace', async () => {
     for (const [args, flag] of [
       [['--memory', 'lots', '--', w], '--memory'],
