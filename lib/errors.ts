@@ -1,4 +1,4 @@
-import { inspect } from 'node:util';
+import { getSystemErrorMap, inspect } from 'node:util';
 
 /** An Error with Node's `code` convention. */
 export interface NodeStyleError extends Error {
@@ -9,6 +9,26 @@ export interface NodeStyleError extends Error {
   spawnargs?: string[];
   /** For `ERR_LIMIT_NOT_ENFORCED`: the limit this host cannot enforce. */
   limit?: string;
+  /** Windows: the Win32 error the `code` was mapped from. */
+  win32Error?: number;
+}
+
+let errnoByName: Map<string, number> | undefined;
+
+/**
+ * Node's convention for a system error: `errno` is libuv's (negative) number for `code` on
+ * this platform (`ENOENT` is -2 on Linux, -4058 on Windows), as child_process reports it. The
+ * OS's own number, where it differs (a Win32 error), moves to `win32Error`.
+ */
+export function nodeErrno(err: NodeStyleError): void {
+  if (!errnoByName) {
+    errnoByName = new Map();
+    for (const [n, [name]] of getSystemErrorMap()) errnoByName.set(name, n);
+  }
+  const uv = errnoByName.get(err.code);
+  if (uv === undefined) return;
+  if (process.platform === 'win32' && typeof err.errno === 'number' && err.errno > 0) err.win32Error = err.errno;
+  err.errno = uv;
 }
 
 function withCode<E extends Error>(err: E, code: string): E & { code: string } {

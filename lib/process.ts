@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import * as net from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { abortError, invalidArgType, NodeStyleError } from './errors';
+import { abortError, invalidArgType, nodeErrno, NodeStyleError } from './errors';
 import { DEFAULT_FORCE_KILL_AFTER_MS } from './options';
 import { Duration, parseDuration } from './units';
 import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
@@ -197,6 +197,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.stderr = pipes[2] ? ended[2] : null;
     if (err.spawnargs === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.spawnargs = this.spawnargs.slice(1);
     if (err.path === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.path = this.spawnfile;
+    nodeErrno(err);
     process.nextTick(() => {
       this.rejectExit(err);
       this.emitError(err);

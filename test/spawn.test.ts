@@ -407,6 +407,15 @@ import { grandchildPid, openProcess } from './oracle';
       assert.deepEqual([r.status, r.signal, r.stdout.trim()], [0, null, 'alive'], r.stderr);
     });
 
+    it('a failed spawn reports errno as child_process does (libuv\'s number for the code on this platform)', async () => {
+      const missing = path.join(root, 'no-such-dir', 'no-such-worker');
+      const { spawn } = await import('node:child_process');
+      const viaCp = await new Promise<NodeJS.ErrnoException>((resolve) => spawn(missing).on('error', resolve));
+      const ours = await spawnIsolated(missing, [], relaxed).exited.catch((e: NodeJS.ErrnoException) => e);
+      assert.deepEqual([(ours as NodeJS.ErrnoException).code, (ours as NodeJS.ErrnoException).errno], [viaCp.code, viaCp.errno]);
+      assert.ok((viaCp.errno ?? 0) < 0, 'control: Node reports a negative errno');
+    });
+
     it('stats() reports processes and the CPU time the worker used', async () => {
       const p = spawnIsolated(w, ['spin', '500', '1'], relaxed);
       const e = await p.exited;
