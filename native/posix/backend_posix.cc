@@ -120,29 +120,6 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
 // The child's own stack while it shares this process's memory (until its exec).
 constexpr size_t kChildStackBytes = 256 * 1024;
 
-struct ChildStack {
-  void* base = MAP_FAILED;
-  explicit ChildStack(bool make = true) {
-    if (make) base = mmap(nullptr, kChildStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  }
-  ~ChildStack() {
-    if (base != MAP_FAILED) munmap(base, kChildStackBytes);
-  }
-  void* top() const { return static_cast<char*>(base) + kChildStackBytes; }
-};
-
-// Every signal blocked on this thread across the clone, so that no handler of this process
-// runs in the child before it has reset them (ChildMain).
-struct SignalsBlocked {
-  sigset_t old;
-  SignalsBlocked() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-  }
-  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
-};
-
 // The child runs ChildMain in its namespaces. It shares this process's memory until it execs
 // (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
 // exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
@@ -162,8 +139,8 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pi
     if (pid == 0) ChildMain(cp);
     return pid < 0 ? -errno : pid;
   }
-  ChildStack stack;
-  if (stack.base == MAP_FAILED) return -errno;
+  ChildStack stack(kChildStackBytes);
+  if (!stack.ok()) return -errno;
   int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
@@ -348,7 +325,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   cp.errFd = errWrite.get();
   // Under an init: the pipe it reports the worker's status on, and the worker's first stack.
   Fd statusWrite;
-  ChildStack workerStack(child.init);
+  ChildStack workerStack(kChildStackBytes, child.init);
   cp.initFd = child.init ? InitFd() : -1;
   if (child.init) {
     int statusPipe[2];
@@ -356,7 +333,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     child.statusRead.reset(statusPipe[0]);
     statusWrite.reset(statusPipe[1]);
     cp.statusFd = statusWrite.get();
-    if (workerStack.base == MAP_FAILED) throw Errno("mmap", errno);
+    if (!workerStack.ok()) throw Errno("mmap", errno);
     cp.workerStackTop = workerStack.top();
   }
   PlanCgroupEntry(child.cg, cp);

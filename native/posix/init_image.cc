@@ -66,15 +66,14 @@ int ProbeChild(void* arg) {
 
 // Runs the init without a worker pid: it must exec and exit with its usage code.
 bool Probe(int fd) {
-  void* stack = mmap(nullptr, kProbeStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return false;
-  auto unmap = OnScopeExit([&] { munmap(stack, kProbeStackBytes); });
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  ChildStack stack(kProbeStackBytes);
+  if (!stack.ok()) return false;
   ProbeArgs args{fd};
-  pid_t pid = clone(ProbeChild, static_cast<char*>(stack) + kProbeStackBytes, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pid_t pid;
+  {
+    SignalsBlocked blocked;
+    pid = clone(ProbeChild, stack.top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  }
   if (pid < 0) return false;
   int status = 0;
   while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR) {

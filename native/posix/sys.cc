@@ -1,6 +1,8 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -87,6 +89,26 @@ bool Exists(const std::string& p) {
 }
 
 bool Privileged() { return geteuid() == 0; }
+
+ChildStack::ChildStack(size_t bytes, bool make) : base_(MAP_FAILED), bytes_(bytes) {
+  if (make) base_ = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+}
+
+ChildStack::~ChildStack() {
+  if (base_ != MAP_FAILED) munmap(base_, bytes_);
+}
+
+bool ChildStack::ok() const { return base_ != MAP_FAILED; }
+
+void* ChildStack::top() const { return static_cast<char*>(base_) + bytes_; }
+
+SignalsBlocked::SignalsBlocked() {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old_);
+}
+
+SignalsBlocked::~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
 
 }  // namespace posix
 }  // namespace si

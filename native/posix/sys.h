@@ -3,6 +3,7 @@
 #pragma once
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -38,6 +39,35 @@ uint64_t ReadU64(const std::string& path, uint64_t dflt = 0);
 uint64_t ReadKey(const std::string& path, const std::string& key);
 bool Exists(const std::string& path);
 bool Privileged();
+
+// A stack of its own for a child that shares this process's memory until its exec
+// (CLONE_VM | CLONE_VFORK); base is MAP_FAILED when it could not be made.
+class ChildStack {
+ public:
+  explicit ChildStack(size_t bytes, bool make = true);
+  ~ChildStack();
+  ChildStack(const ChildStack&) = delete;
+  ChildStack& operator=(const ChildStack&) = delete;
+  bool ok() const;
+  void* top() const;
+
+ private:
+  void* base_;
+  size_t bytes_;
+};
+
+// Every signal blocked on this thread while it lives: no handler of this process may run in a
+// child that shares its memory before the child has reset them.
+class SignalsBlocked {
+ public:
+  SignalsBlocked();
+  ~SignalsBlocked();
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
 
 }  // namespace posix
 }  // namespace si
