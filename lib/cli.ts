@@ -287,16 +287,21 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
   const relay = !p.quiet && !process.stderr.isTTY;
   if (relay) p.options.stdio = ['inherit', 'inherit', 'pipe'];
   let endsWithNewline = true;
+  // Signals are forwarded from before the spawn: one that comes while it starts is delivered
+  // once it has, not left to end this command with the worker running on.
+  let child: ReturnType<typeof spawnIsolated> | undefined;
+  const early: NodeJS.Signals[] = [];
+  const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : early.push(sig));
+  const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, forward);
   const t0 = Date.now();
-  const child = spawnIsolated(p.file, p.args, p.options);
+  child = spawnIsolated(p.file, p.args, p.options);
+  for (const sig of early) child.kill(sig);
   const closed = new Promise((r) => child.once('close', r));
   child.stderr?.on('data', (d: Buffer) => {
     if (d.length > 0) endsWithNewline = d[d.length - 1] === 0x0a;
     io.err(d);
   });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
-  for (const s of signals) process.on(s, forward);
   let failure: (Error & { code?: string }) | undefined;
   child.on('error', (e: Error & { code?: string }) => {
     failure ??= e;
