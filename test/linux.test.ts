@@ -416,13 +416,22 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   describe('nothing leaks', () => {
     it('100 spawns leave no fd, zombie or cgroup behind', async function () {
       this.timeout(120_000);
-      const before = oracle.fdCount();
+      // A ready v1 cgroup directory holds its "tasks" file open for the next worker: not a leak.
+      const fdsBesidesReady = () => {
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        const ready: string[] = (loadBinding() as any).internals.settleCgroups();
+        return oracle.fdCount() - (support.backend === 'linux-cgroup-v1' ? ready.length : 0);
+      };
+      // Process-wide, once: the monitor's epoll and eventfd, the init's memfd, the id lock file.
+      for (const opts of [{ memory: '256MiB', cpu: 1, processes: 4 }, { handles: 100 }]) await collect(spawnIsolated(w, ['exit', '0'], opts));
+      const before = fdsBesidesReady();
       for (let i = 0; i < 100; i++) {
         const opts = i % 2 ? { memory: '256MiB', cpu: 1, processes: 4 } : { handles: 100 };
         const c = await collect(spawnIsolated(w, ['exit', String(i % 7)], opts));
         assert.equal(c.exit.code, i % 7);
       }
-      assert.ok(oracle.fdCount() <= before + 2, `fds went from ${before} to ${oracle.fdCount()}`);
+      const after = fdsBesidesReady();
+      assert.ok(after <= before + 2, `fds went from ${before} to ${after} (ready cgroups aside)`);
       const zombies = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
         try {
           const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
