@@ -416,6 +416,25 @@ import { grandchildPid, openProcess } from './oracle';
       assert.ok((viaCp.errno ?? 0) < 0, 'control: Node reports a negative errno');
     });
 
+    it('a killOnClose: false worker whose thread ends before it was resumed still runs', async () => {
+      const { Worker } = await import('node:worker_threads');
+      const marker = path.join(os.tmpdir(), `spawn-isolated-released-${process.pid}-${Date.now()}`);
+      const code = `
+        const { workerData } = require('node:worker_threads');
+        const { spawnIsolated } = require(workerData.lib);
+        spawnIsolated(workerData.w, ['touch', workerData.marker], { killOnClose: false, stdio: 'ignore', enforcement: 'best-effort' });
+        process.exit(0); // the environment goes before the worker is resumed (next tick)`;
+      const t = new Worker(code, { eval: true, workerData: { lib: path.join(root, 'dist', 'lib', 'index.js'), w, marker } });
+      await new Promise((r) => t.once('exit', r));
+      try {
+        const deadline = Date.now() + 15_000;
+        while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(fs.existsSync(marker), 'the released worker never ran (left suspended)');
+      } finally {
+        fs.rmSync(marker, { force: true });
+      }
+    });
+
     it('stats() reports processes and the CPU time the worker used', async () => {
       const p = spawnIsolated(w, ['spin', '500', '1'], relaxed);
       const e = await p.exited;

@@ -222,8 +222,12 @@ void Release(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Remove(id);
   if (!c) return;
   // With killOnClose the tree dies when the job handle closes (JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE);
-  // otherwise it runs on, still inside its job's limits.
-  if (c->killOnClose) TerminateJobObject(c->job.get(), 1);
+  // otherwise it runs on, still inside its job's limits -- even when its environment went away
+  // before it was resumed (then without the stdio connections nobody will make now).
+  if (c->killOnClose)
+    TerminateJobObject(c->job.get(), 1);
+  else if (c->thread.valid())
+    ResumeThread(c->thread.get());
 }
 
 GroupResult CreateGroup(const GroupRequest& req) {
