@@ -134,9 +134,15 @@ void CallJs(Napi::Env env, Napi::Function fn, AddonData* data, Event* ev) {
   if (ev->type == Event::Exit) {
     data->live.erase(ev->id);
     data->unrefd.erase(ev->id);
-    data->UpdateRef(env);
   }
-  fn.Call({EventToJs(env, *ev)});
+  try {
+    if (ev->type == Event::Exit) data->UpdateRef(env);
+    fn.Call({EventToJs(env, *ev)});
+  } catch (const Napi::Error&) {
+    // The environment is being torn down (a worker_thread that called process.exit(), say) and
+    // can run no more JS: there is no one left to tell. (A listener's own exception never gets
+    // here: the JS side re-throws it on the next tick.)
+  }
 }
 
 AddonData& Data(Napi::Env env) {

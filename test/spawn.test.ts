@@ -416,6 +416,30 @@ import { grandchildPid, openProcess } from './oracle';
       assert.ok((viaCp.errno ?? 0) < 0, 'control: Node reports a negative errno');
     });
 
+    it('worker_threads that exit while their workers’ exits are being delivered do not abort the process', async function () {
+      this.timeout(60_000);
+      const lib = path.join(root, 'dist', 'lib', 'index.js');
+      const script = `
+        const { Worker } = require('node:worker_threads');
+        const code = \`
+          const { workerData } = require('node:worker_threads');
+          const { spawnIsolated } = require(workerData.lib);
+          for (let i = 0; i < 5; i++) spawnIsolated(workerData.w, ['exit', '0'], { killOnClose: false, stdio: 'ignore', enforcement: 'best-effort' });
+          const t0 = Date.now(); while (Date.now() - t0 < workerData.spin) {}
+          process.exit(0);\`;
+        (async () => {
+          for (let i = 0; i < 40; i++) {
+            const t = new Worker(code, { eval: true, workerData: { lib: ${JSON.stringify(lib)}, w: ${JSON.stringify(w)}, spin: i % 6 } });
+            await new Promise((r) => t.once('exit', r));
+          }
+          await new Promise((r) => setTimeout(r, 500));
+          console.log('alive');
+        })();`;
+      const { spawnSync } = await import('node:child_process');
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 50_000 });
+      assert.deepEqual([r.status, r.signal, r.stdout.trim()], [0, null, 'alive'], r.stderr.slice(0, 500));
+    });
+
     it('a killOnClose: false worker whose thread ends before it was resumed still runs', async () => {
       const { Worker } = await import('node:worker_threads');
       const marker = path.join(os.tmpdir(), `spawn-isolated-released-${process.pid}-${Date.now()}`);
