@@ -7,10 +7,10 @@
 // Exits 1 on any leak or misattributed exit. Linux (the leak checks read /proc and cgroupfs).
 'use strict';
 const fs = require('fs');
-const path = require('path');
 const { build, hostTarget } = require('../scripts/build-fixtures');
 const { spawnIsolated, isolationSupport } = require('../dist/lib');
 const { loadBinding } = require('../dist/lib/native');
+const { ownCgroupDirs, zombieChildren } = require('../dist/test/leaks');
 
 const arg = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
 const total = Number(arg('--total', 10000));
@@ -82,38 +82,12 @@ for (const [name, k] of Object.entries(kinds)) for (let w = 0; w < k.weight; w++
 
 function snapshot() {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const zombies = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (rest[0] === 'Z' && Number(rest[1]) === process.pid) zombies.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
   const ready = loadBinding().internals.settleCgroups();
-  const ours = [];
-  const prefix = `spawn-isolated-${process.pid}-`;
-  const walk = (dir, depth) => {
-    let ents;
-    try {
-      ents = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of ents) {
-      if (!e.isDirectory()) continue;
-      if (e.name.startsWith(prefix)) ours.push(path.join(dir, e.name));
-      else if (depth < 4) walk(path.join(dir, e.name), depth + 1);
-    }
-  };
-  walk('/sys/fs/cgroup', 0);
+  const ours = ownCgroupDirs();
   return {
     fds: fs.readdirSync('/proc/self/fd').length,
     threads: Number(/^Threads:\s+(\d+)/m.exec(status)[1]),
-    zombies: zombies.length,
+    zombies: zombieChildren().length,
     cgroups: ours.filter((d) => !ready.includes(d)).length,
     ready: ready.length,
   };

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
 import { collect, firstLine, isLinux, json, requireEnforced, root, worker } from './helpers';
+import { ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -40,27 +41,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       if (read('cpu.cfs_quota_us') !== undefined) assert.equal(read('cpu.cfs_quota_us'), '-1', `${d}: cpu quota left`);
       if (read('pids.max') !== undefined) assert.equal(read('pids.max'), 'max', `${d}: pids.max left`);
     }
-    return allOurCgroups().filter((d) => !ready.includes(d));
-  }
-
-  function allOurCgroups(): string[] {
-    const found: string[] = [];
-    const prefix = `spawn-isolated-${process.pid}-`;
-    const walk = (dir: string, depth: number) => {
-      let ents: fs.Dirent[];
-      try {
-        ents = fs.readdirSync(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of ents) {
-        if (!e.isDirectory()) continue;
-        if (e.name.startsWith(prefix)) found.push(path.join(dir, e.name));
-        else if (depth < 4) walk(path.join(dir, e.name), depth + 1);
-      }
-    };
-    walk('/sys/fs/cgroup', 0);
-    return found;
+    return ownCgroupDirs().filter((d) => !ready.includes(d));
   }
 
   describe('limits hit by a real worker', () => {
@@ -432,15 +413,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
       const after = fdsBesidesReady();
       assert.ok(after <= before + 2, `fds went from ${before} to ${after} (ready cgroups aside)`);
-      const zombies = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-        try {
-          const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-          const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
-          return fields[0] === 'Z' && Number(fields[1]) === process.pid;
-        } catch {
-          return false;
-        }
-      });
+      const zombies = zombieChildren();
       assert.deepEqual(zombies, []);
       assert.deepEqual(ourCgroups(), []);
     });

@@ -1,0 +1,42 @@
+// What a launcher leaves behind, read from /proc and cgroupfs (Linux): shared by the leak tests
+// and the soak (bench/soak.js).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Every cgroup directory this process made and has not removed (named spawn-isolated-PID-...). */
+export function ownCgroupDirs(): string[] {
+  const found: string[] = [];
+  const prefix = `spawn-isolated-${process.pid}-`;
+  const walk = (dir: string, depth: number) => {
+    let ents: fs.Dirent[];
+    try {
+      ents = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      if (!e.isDirectory()) continue;
+      if (e.name.startsWith(prefix)) found.push(path.join(dir, e.name));
+      else if (depth < 4) walk(path.join(dir, e.name), depth + 1);
+    }
+  };
+  walk('/sys/fs/cgroup', 0);
+  return found;
+}
+
+/** The pids of this process's children that have exited and not been reaped. */
+export function zombieChildren(): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const fields = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        return fields[0] === 'Z' && Number(fields[1]) === process.pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
