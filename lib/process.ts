@@ -329,7 +329,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       // Linux: the worker's own status (SIGKILL for a cgroup OOM or CPU-time kill; a worker
       // refused memory by memory.process ends its own way, Go with exit 2). Windows ends the
       // job with an exit code of its own choosing: reported as a kill.
-      if (process.platform === 'win32' || (code === null && signal === null)) {
+      if (process.platform === 'win32') {
         code = null;
         signal = 'SIGKILL';
       }

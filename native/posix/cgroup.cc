@@ -123,28 +123,30 @@ std::string Cgroup::Dir(const std::string& ctrl) const {
   return it == dirs.end() ? "" : it->second;
 }
 
+namespace {
+
+// Adds the pids of `dir`'s cgroup.procs to `out` (each once).
+void AddProcs(const std::string& dir, std::vector<pid_t>& out) {
+  std::string s;
+  ReadFile(dir + "/cgroup.procs", &s);
+  std::istringstream in(s);
+  pid_t p;
+  while (in >> p)
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+}
+
+}  // namespace
+
 std::vector<pid_t> Cgroup::Pids() const {
   std::vector<pid_t> out;
-  for (auto& kv : dirs) {
-    std::string s;
-    ReadFile(kv.second + "/cgroup.procs", &s);
-    std::istringstream in(s);
-    pid_t p;
-    while (in >> p)
-      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
-  }
+  for (auto& kv : dirs) AddProcs(kv.second, out);
   return out;
 }
 
 std::vector<pid_t> Cgroup::TreePids() const {
   if (v2 || dirs.size() <= 1) return Pids();
-  auto it = dirs.count("memory") ? dirs.find("memory") : dirs.begin();
-  std::string s;
-  ReadFile(it->second + "/cgroup.procs", &s);
-  std::istringstream in(s);
   std::vector<pid_t> out;
-  pid_t p;
-  while (in >> p) out.push_back(p);
+  AddProcs((dirs.count("memory") ? dirs.find("memory") : dirs.begin())->second, out);
   return out;
 }
 

@@ -161,10 +161,6 @@ void DropIdentity(const ChildPlan& p) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // fds, rlimits and affinity of the worker (rlimits before the identity change: raising a hard
 // limit takes privilege; after the fds: a low RLIMIT_NOFILE would refuse their parking).
 void SetUpProcess(const ChildPlan& p) {

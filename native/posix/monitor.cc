@@ -238,10 +238,9 @@ int Monitor::NextTimeout() {
   std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
   std::lock_guard<std::mutex> lock(mu());
   for (auto& cp : all) {
-    if (cp->pending)
-      timeout = kTreeGoneMs;  // waiting for the rest of a tree to go
-    else if (!cp->ended && SamplePeriod(*cp) >= 0)
-      timeout = timeout < 0 ? SamplePeriod(*cp) : std::min(timeout, SamplePeriod(*cp));
+    // Waiting for the rest of a tree to go, or sampling a live worker.
+    int period = cp->pending ? kTreeGoneMs : cp->ended ? -1 : SamplePeriod(*cp);
+    if (period >= 0) timeout = timeout < 0 ? period : std::min(timeout, period);
   }
   return timeout;
 }
@@ -330,13 +329,11 @@ void Monitor::Reap(Child& c) {
     end.profNs = report.profNs;
     end.profKnown = report.profNs > 0;
   }
-  int64_t code = end.code;
-  int signal = end.signal;
   if (reason.empty()) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
   c.finalStats = ReadStats(c.cg, 0, &ru);
-  std::unique_ptr<Event> ev = ExitEvent(c.id, code, signal, reason, c.finalStats);
+  std::unique_ptr<Event> ev = ExitEvent(c.id, end.code, end.signal, reason, c.finalStats);
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);
