@@ -57,6 +57,14 @@ const isRoot = isLinux && process.getuid!() === 0;
       assert.notEqual(ia.uid, ib.uid, 'two live workers share a uid');
     });
 
+    it('cannot read or write its init (PID 1, its own uid) to forge the status it reports', async () => {
+      const { r } = await attack(['proc', '1', '0']);
+      allFailed(r, "the init's environ, status fd and memory");
+      // Control: the same opens of a dumpable process of its uid (itself) succeed.
+      const control = await attack(['proc', 'self', '0']);
+      assert.deepEqual([control.r.environ, control.r.mem], [OK, OK], 'control: the attack can succeed');
+    });
+
     it('cannot raise its own cgroup limits: the files are read-only, and the memory limit still ends it', async () => {
       const { c, r } = await attack(['cgroup-raise', '--', 'alloc', '1024'], { memory: '64MiB', processes: 4, go: false });
       allFailed(r, 'cgroup-raise');

@@ -12,6 +12,7 @@
 // namespace (orphans are re-parented to it), and exits once the worker has: then the kernel
 // ends whatever is left of the namespace. Freestanding (no libc): nothing to load, a few KiB.
 #include <asm/unistd.h>
+#include <linux/prctl.h>
 #include <linux/signal.h>
 
 typedef unsigned long u64;
@@ -75,6 +76,9 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   char** argv = (char**)(sp + 1);
   long worker = argc > 1 ? parse_pid(argv[1]) : -1;
   if (worker <= 1) quit(125);
+  // Not dumpable: the worker runs as the same uid, and must not read or write this process's
+  // memory (/proc/1/mem, ptrace) to forge the status it reports or stop its forwarding.
+  sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0);
   u64 all = ~0UL;
   // Blocked already; again, in case of an exec'ing process that did not.
   sys(__NR_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof(all));
