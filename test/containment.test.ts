@@ -238,9 +238,13 @@ const isRoot = isLinux && process.getuid!() === 0;
       const got = (await asNobody(`
           const victim = spawnIsolated(w, ['tree', '30000'], { env: { SECRET: 'hunter2' }, stdio: ['ignore', 'pipe', 'ignore'] });
           await new Promise((r) => victim.stdout.once('data', r));
-          const proc = await run(['attack', 'proc', String(victim.pid), '1']);
+          // The sibling itself: victim.pid is its init when it has one (the init's only child).
+          const fs = require('node:fs');
+          const kids = '/proc/' + victim.pid + '/task/' + victim.pid + '/children';
+          const target = fs.existsSync(kids) && fs.readFileSync(kids, 'utf8').trim() ? fs.readFileSync(kids, 'utf8').trim().split(' ')[0] : String(victim.pid);
+          const proc = await run(['attack', 'proc', target, '1']);
           const sig = await run(['attack', 'signal', String(process.pid)]);
-          const control = await run(['attack', 'proc', String(victim.pid), '1'], { privileges: 'inherit' });
+          const control = await run(['attack', 'proc', target, '1'], { privileges: 'inherit' });
           victim.kill('SIGKILL');
           return { proc, sig, control };`)) as Record<string, { r: Results }>;
       allFailed(got.proc.r, 'sibling /proc');
