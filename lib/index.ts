@@ -20,7 +20,7 @@ export type {
   StdioEntry,
   StdioOption,
 } from './options';
-export type { ExitReason, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName, StopOptions } from './process';
+export type { ExitReason, GracefulStop, IsolatedExit, IsolatedProcessEvents, IsolationStats, LimitEnforcement, LimitEvent, LimitName, StopOptions } from './process';
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
 export { channels, IsolatedProcess } from './process';

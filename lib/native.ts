@@ -7,6 +7,7 @@ export interface NativeSpawnResult {
   pipes: (string | number | null)[];
   inherited: number[];
   enforcement: { limit: string; mechanism: string; enforced: boolean; reason?: string }[];
+  gracefulStop: 'signal' | 'ctrl-break' | 'none';
 }
 
 export interface NativeStats {

@@ -118,12 +118,9 @@ export interface Registry {
   remove(id: number): void;
 }
 
-/**
- * A worker running under isolation: an EventEmitter shaped like `ChildProcess`.
- *
- * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after stdio ends),
- * `'error'` (err), `'limit'` ({@link LimitEvent}).
- */
+/** How a worker is asked to end gracefully (see {@link IsolatedProcess.gracefulStop}). */
+export type GracefulStop = 'signal' | 'ctrl-break' | 'none';
+
 /** The events of an {@link IsolatedProcess} and their arguments (a misspelt event does not compile). */
 export interface IsolatedProcessEvents {
   spawn: [];
@@ -133,6 +130,12 @@ export interface IsolatedProcessEvents {
   limit: [limit: LimitEvent];
 }
 
+/**
+ * A worker running under isolation: an EventEmitter shaped like `ChildProcess`.
+ *
+ * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after stdio ends),
+ * `'error'` (err), `'limit'` ({@link LimitEvent}).
+ */
 export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   /** The worker's process id (undefined when it never started). */
   pid: number | undefined = undefined;
@@ -147,6 +150,14 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   signalCode: NodeJS.Signals | null = null;
   /** True once a signal was delivered to the worker (kill(), stop(), timeout, signal) or its tree was ended. */
   killed = false;
+  /**
+   * How `stop()`, `timeout` and an aborted `signal` ask this worker to end before its grace
+   * runs out: `'signal'` (POSIX: the signal asked for), `'ctrl-break'` (Windows, when the worker
+   * shares this process's console: `CTRL_BREAK_EVENT` to its process group, which Go's
+   * `os/signal` receives as `os.Interrupt`), `'none'` (Windows without a shared console: the
+   * tree is ended at once).
+   */
+  gracefulStop: GracefulStop = 'none';
   readonly spawnfile: string;
   readonly spawnargs: string[];
   /**
@@ -225,6 +236,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
+    this.gracefulStop = res.gracefulStop;
     this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
     debug('spawn %s pid %d enforcement %j', this.spawnfile, res.pid, this.enforcement);
@@ -397,7 +409,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     return ok;
   }
 
-  /** `signal` to the worker itself (Linux; through its init when it has one). */
+  /** `signal` to the worker itself (Linux: through its init; Windows: CTRL_BREAK_EVENT). */
   private deliver(signal: NodeJS.Signals): boolean {
     if (this.id === undefined || !this.registry || this.result) return false;
     const ok = this.registry.binding.signal(this.id, signalNumber(signal));
@@ -411,7 +423,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   /** Asks the worker to end with `signal`, then ends its tree after `graceMs` (undefined: never). */
   private terminate(reason: 'killed' | 'timeout' | 'aborted', signal: NodeJS.Signals, graceMs: number | undefined): boolean {
     if (this.id === undefined || !this.registry || this.result) return false;
-    if (signal === 'SIGKILL' || graceMs === 0 || process.platform === 'win32') return this.hardKill(reason, signal);
+    if (signal === 'SIGKILL' || graceMs === 0 || this.gracefulStop === 'none') return this.hardKill(reason, signal);
     if (!this.killCause) this.killCause = { reason, signal };
     const sent = this.deliver(signal);
     if (graceMs !== undefined && !this.forceTimer) {
@@ -438,7 +450,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    * Ends the worker gracefully: sends `signal` (default: `killSignal`, `'SIGTERM'`), waits up
    * to `grace` (default: `forceKillAfter`, 5 s) for it to end, then kills its whole tree.
    * Resolves with the exit (reason `'killed'`, with the worker's own code or signal when it
-   * ended in time). Windows has no signals: the tree is ended at once there.
+   * ended in time). Windows has no signals: see {@link gracefulStop} for what the worker gets.
    */
   stop(options: StopOptions = {}): Promise<IsolatedExit> {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);

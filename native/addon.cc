@@ -374,6 +374,7 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   for (uint32_t i = 0; i < res.inherited.size(); i++) inh.Set(i, static_cast<double>(res.inherited[i]));
   o.Set("inherited", inh);
   o.Set("enforcement", EnforcementToJs(env, res.enforcement));
+  o.Set("gracefulStop", res.gracefulStop);
   return o;
 }
 

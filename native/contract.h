@@ -81,6 +81,9 @@ struct SpawnResult {
   std::string pipes[3];            // per stdio slot, what JS connects to ("" = none)
   std::vector<int64_t> inherited;  // what the worker sees for each InheritSpec
   std::vector<Enforcement> enforcement;
+  // How the worker can be asked to end: "signal" (POSIX), "ctrl-break" (Windows, a console it
+  // shares with this process), "none" (Windows without one: only its end).
+  std::string gracefulStop = "signal";
 };
 
 // A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.

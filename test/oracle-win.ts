@@ -18,6 +18,13 @@ const CreateFileW = k32.func(
 const SetHandleInformation = k32.func('int __stdcall SetHandleInformation(intptr_t h, uint32_t mask, uint32_t flags)');
 const GetHandleInformation = k32.func('int __stdcall GetHandleInformation(intptr_t h, _Out_ uint32_t *flags)');
 
+const GetConsoleCP = k32.func('uint32_t __stdcall GetConsoleCP()');
+
+/** Whether this process is attached to a console (Wine's node.exe, started without one, is not). */
+export function hasConsole(): boolean {
+  return GetConsoleCP() !== 0;
+}
+
 const PROCESS_QUERY_INFORMATION = 0x0400; // IsProcessInJob on Wine needs the full right
 const PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
 const SYNCHRONIZE = 0x00100000;

@@ -82,6 +82,41 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
 
   });
 
+  describe('console and graceful stop', () => {
+    it('with pipes only (windowsHide), the worker has no console: none to hide, no conhost.exe in its job', async () => {
+      const p = spawnIsolated(w, ['console'], relaxed);
+      const c = await collect(p);
+      assert.equal(c.exit.code, 0, c.stderr);
+      assert.deepEqual(json(c), { attached: false, window: false });
+      assert.equal(p.gracefulStop, 'none');
+    });
+
+    it('gracefulStop none: stop() ends the tree at once (reason killed), without waiting for the grace', async () => {
+      const p = spawnIsolated(w, ['trap', 'SIGINT', '7'], relaxed);
+      await firstLine(p);
+      const t0 = Date.now();
+      const exit = await p.stop({ grace: '20s' });
+      assert.ok(Date.now() - t0 < 10_000, 'stop() waited for the grace');
+      assert.equal(exit.reason, 'killed');
+      assert.notEqual(exit.code, 7);
+    });
+
+    it('sharing this console: stop() sends CTRL_BREAK_EVENT, which Go receives as os.Interrupt, and the worker drains and exits', async function () {
+      if (!oracle.hasConsole()) {
+        this.test!.title += ' [skipped: this node.exe has no console to share (Wine runs it without one); the real-Windows job runs it]';
+        this.skip();
+      }
+      const p = spawnIsolated(w, ['trap', 'SIGINT', '7', '100'], { ...relaxed, windowsHide: false });
+      assert.equal(p.gracefulStop, 'ctrl-break');
+      const done = collect(p);
+      await new Promise((r) => p.stdout!.once('data', r));
+      const exit = await p.stop({ grace: '20s' });
+      assert.equal(exit.code, 7, 'the worker ended by itself after its handler ran');
+      assert.equal(exit.reason, 'killed');
+      assert.match(String((await done).stdout), /"got"/);
+    });
+  });
+
   describe('handle whitelist', () => {
     // The parent learns the worker's handle values only after spawn (inheritedHandles), so it
     // tells the worker over stdin, as a real caller would.
@@ -124,6 +159,17 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
         assert.ok(seen[String(leaky)].path.toLowerCase().endsWith('secret2.txt'), `libuv child did not get it: ${out}`);
       } finally {
         oracle.closeHandle(leaky);
+      }
+    });
+
+    it('stdio pipes: the worker holds only client ends, so it cannot impersonate Node through them', async () => {
+      const c = await collect(spawnIsolated(w, ['attack', 'stdio-pipes'], { ...relaxed, privileges: 'inherit' }));
+      assert.equal(c.exit.code, 0, c.stderr);
+      const seen = json<Record<string, { pipe: string; server?: boolean; impersonate: string }>>(c);
+      for (const name of ['stdin', 'stdout', 'stderr']) {
+        assert.equal(seen[name].pipe, 'ok', `${name} is a pipe`);
+        assert.equal(seen[name].server, false, `${name} is a client end`);
+        assert.notEqual(seen[name].impersonate, 'ok', `${name}: ImpersonateNamedPipeClient`);
       }
     });
 

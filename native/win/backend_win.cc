@@ -35,9 +35,11 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
 
 // Handles for the worker: inheritable duplicates that exist only for the CreateProcess call.
 struct WorkerHandles {
-  std::vector<UniqueHandle> ours;       // handles we created (NUL)
+  std::vector<UniqueHandle> ours;       // handles we created (NUL, the worker's pipe ends)
+  UniqueHandle servers[3];              // Node's ends of the stdio pipes
   std::vector<UniqueHandle> temporary;  // inheritable duplicates, closed right after CreateProcess
   HANDLE stdio[3] = {nullptr, nullptr, nullptr};
+  bool consoleSlot = false;  // a stdio slot is a console handle
   std::vector<HANDLE> List() const {
     std::vector<HANDLE> list;
     for (const UniqueHandle& h : temporary) list.push_back(h.get());
@@ -45,12 +47,12 @@ struct WorkerHandles {
   }
 };
 
-HANDLE StdioSource(const StdioSpec& s, int slot, Child& child, WorkerHandles& wh, SpawnResult& res) {
+HANDLE StdioSource(const StdioSpec& s, int slot, const Child& child, WorkerHandles& wh) {
   if (s.kind == StdioSpec::Pipe) {
-    UniqueHandle server = CreateStdioPipe(slot, child.id, &res.pipes[slot]);
-    HANDLE h = server.get();
-    child.serverPipes.push_back(std::move(server));
-    return h;
+    StdioPipe p = CreateStdioPipe(slot, child.id);
+    wh.servers[slot] = std::move(p.server);
+    wh.ours.push_back(std::move(p.client));
+    return wh.ours.back().get();
   }
   if (s.kind != StdioSpec::Ignore) {
     try {
@@ -66,9 +68,11 @@ HANDLE StdioSource(const StdioSpec& s, int slot, Child& child, WorkerHandles& wh
 
 void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, SpawnResult& res) {
   for (int i = 0; i < 3; i++) {
-    HANDLE source = StdioSource(req.stdio[i], i, child, wh, res);
+    HANDLE source = StdioSource(req.stdio[i], i, child, wh);
     wh.temporary.push_back(DuplicateInheritable(source, "stdio[" + std::to_string(i) + "]"));
     wh.stdio[i] = wh.temporary.back().get();
+    DWORD mode = 0;
+    if (GetConsoleMode(source, &mode)) wh.consoleSlot = true;
   }
   for (const InheritSpec& spec : req.inherit) {
     HANDLE source =
@@ -79,6 +83,16 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, Sp
     wh.temporary.push_back(DuplicateInheritable(source, "inheritHandles"));
     res.inherited.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(wh.temporary.back().get())));
   }
+}
+
+// The worker's console. With a console handle among its stdio it shares ours (as libuv does now:
+// a console of its own would swallow that output), in a process group of its own so that
+// CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: no console at all, so
+// no conhost.exe starts inside its job (where it would count against `processes` and memory).
+DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& child) {
+  if (!wh.consoleSlot && req.windowsHide) return DETACHED_PROCESS;
+  child.sharesConsole = GetConsoleCP() != 0;  // else a console program gets a new, visible one
+  return CREATE_NEW_PROCESS_GROUP;
 }
 
 // Creates the worker suspended, with exactly `wh`'s handles, inside its job(s) from the first
@@ -110,7 +124,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   const wchar_t* dir = req.hasCwd ? cwd.c_str() : nullptr;
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
-  if (req.windowsHide) flags |= CREATE_NO_WINDOW;
+  flags |= ConsoleFlags(req, wh, child);
   PROCESS_INFORMATION pi{};
   BOOL created =
       token != nullptr
@@ -172,23 +186,20 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   child->thread.reset(pi.hThread);
   child->pid = pi.dwProcessId;
   res.pid = pi.dwProcessId;
+  // Until the monitor has it: a failure below must not leave a suspended worker behind.
+  auto kill = OnScopeExit([&] { TerminateProcess(child->process.get(), 1); });
   EnsureInJobs(*child);
   if (token.valid()) res.enforcement.push_back(CheckToken(req, *child));
+  for (int i = 0; i < 3; i++)
+    if (wh.servers[i].valid()) res.pipes[i] = std::to_string(HandleToNodeFd(std::move(wh.servers[i])));
+  res.gracefulStop = child->sharesConsole ? "ctrl-break" : "none";
+  kill.Dismiss();
   mon.Add(child);
   return res;
 }
 
 void Resume(uint64_t id) {
   std::shared_ptr<Child> c = Monitor::Get().Get(id, "resume");
-  for (UniqueHandle& pipe : c->serverPipes) {
-    ULONG client = 0;
-    if (GetNamedPipeClientProcessId(pipe.get(), &client) && client != GetCurrentProcessId()) {
-      Monitor::Get().Terminate(*c, "killed");
-      throw SysError("EACCES", ERROR_ACCESS_DENIED, "GetNamedPipeClientProcessId",
-                     "a stdio pipe of the worker was connected to by another process (pid " + std::to_string(client) + ")");
-    }
-  }
-  c->serverPipes.clear();
   if (ResumeThread(c->thread.get()) == static_cast<DWORD>(-1)) {
     DWORD err = GetLastError();
     Monitor::Get().Terminate(*c, "killed");
@@ -209,8 +220,14 @@ void PinModule() {
   GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN, reinterpret_cast<LPCWSTR>(&PinModule), &self);
 }
 
-bool Signal(uint64_t, int) {
-  throw SysError("ENOTSUP", 0, "", "Windows has no POSIX signals to deliver to a worker: only its end (kill('SIGKILL'))");
+// Windows has no signals: a worker sharing this console gets CTRL_BREAK_EVENT, whatever was asked.
+bool Signal(uint64_t id, int) {
+  std::shared_ptr<Child> c = Monitor::Get().Find(id);
+  if (!c || WaitForSingleObject(c->process.get(), 0) == WAIT_OBJECT_0) return false;
+  if (!c->sharesConsole)
+    throw SysError("ENOTSUP", 0, "", "the worker shares no console with this process: it can only be ended (kill('SIGKILL'))");
+  if (!GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, c->pid)) ThrowLastError("GenerateConsoleCtrlEvent", "CTRL_BREAK_EVENT");
+  return true;
 }
 
 Stats GetStats(uint64_t id) {

@@ -30,8 +30,8 @@ struct Child : WorkerBase {
   std::shared_ptr<Group> group;  // keeps the group's job alive while a member lives
   DWORD pid = 0;
   UniqueHandle job, process, thread;
-  std::vector<UniqueHandle> serverPipes;  // child ends we still hold until Resume checks them
-  uint32_t handlesLimit = 0;              // >0: the watchdog samples handle counts
+  uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
+  bool sharesConsole = false;  // in this process's console, its own process group
   // Guarded by Monitor::mu_ (with WorkerBase::reason and ::ended, which is "exited").
   bool resumed = false;
 };

@@ -3,6 +3,8 @@
 
 #include "stdio_handles.h"
 
+#include "token.h"
+
 #include <stdio.h>
 
 namespace si {
@@ -52,14 +54,82 @@ UniqueHandle DuplicateInheritable(HANDLE h, const std::string& what) {
   return UniqueHandle(dup);
 }
 
-UniqueHandle CreateStdioPipe(int slot, uint64_t id, std::string* name) {
-  *name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(id) + "-" + std::to_string(slot) +
-          "-" + RandomHex();
-  DWORD access = (slot == 0 ? PIPE_ACCESS_INBOUND : PIPE_ACCESS_OUTBOUND) | FILE_FLAG_FIRST_PIPE_INSTANCE;
-  HANDLE h = CreateNamedPipeW(ToWide(*name).c_str(), access, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-                              1, kPipeBuffer, kPipeBuffer, 0, nullptr);
-  if (h == INVALID_HANDLE_VALUE) ThrowLastError("CreateNamedPipeW", *name);
-  return UniqueHandle(h);
+namespace {
+
+// Grants this process's user everything and nobody else anything (the default DACL of a named
+// pipe admits Everyone to connect).
+const std::vector<BYTE>& ProcessUserSid() {
+  static const std::vector<BYTE> sid = [] {
+    HANDLE raw = nullptr;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) ThrowLastError("OpenProcessToken");
+    UniqueHandle token(raw);
+    return UserSidOf(token.get());
+  }();
+  return sid;
+}
+
+struct OwnerOnly {
+  std::vector<BYTE> user = ProcessUserSid();
+  std::vector<BYTE> acl = AllowAllAcl({reinterpret_cast<PSID>(user.data())});
+  SECURITY_DESCRIPTOR sd{};
+  SECURITY_ATTRIBUTES sa{sizeof(SECURITY_ATTRIBUTES), &sd, FALSE};
+  OwnerOnly() {
+    if (!InitializeSecurityDescriptor(&sd, SECURITY_DESCRIPTOR_REVISION)) ThrowLastError("InitializeSecurityDescriptor");
+    if (!SetSecurityDescriptorDacl(&sd, TRUE, reinterpret_cast<PACL>(acl.data()), FALSE)) ThrowLastError("SetSecurityDescriptorDacl");
+  }
+};
+
+// Waits for the (already made) connection of the client end, as libuv does.
+void CheckConnected(HANDLE server, const std::string& name) {
+  OVERLAPPED ov{};
+  UniqueHandle event(CreateEventW(nullptr, TRUE, FALSE, nullptr));
+  if (!event.valid()) ThrowLastError("CreateEventW");
+  ov.hEvent = event.get();
+  if (ConnectNamedPipe(server, &ov)) return;
+  DWORD err = GetLastError();
+  if (err == ERROR_PIPE_CONNECTED) return;
+  if (err == ERROR_IO_PENDING) CancelIoEx(server, &ov);  // cannot happen: the client is open
+  DWORD ignored = 0;
+  if (err == ERROR_IO_PENDING) GetOverlappedResult(server, &ov, &ignored, TRUE);
+  throw Win32Error("ConnectNamedPipe", err, name);
+}
+
+}  // namespace
+
+StdioPipe CreateStdioPipe(int slot, uint64_t id) {
+  std::string name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(id) + "-" +
+                     std::to_string(slot) + "-" + RandomHex();
+  std::wstring wname = ToWide(name);
+  OwnerOnly security;
+  // Node writes the worker's stdin and reads its stdout / stderr.
+  DWORD access = (slot == 0 ? PIPE_ACCESS_OUTBOUND : PIPE_ACCESS_INBOUND) | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED;
+  StdioPipe p;
+  p.server.reset(CreateNamedPipeW(wname.c_str(), access, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
+                                  kPipeBuffer, kPipeBuffer, 0, &security.sa));
+  if (!p.server.valid()) ThrowLastError("CreateNamedPipeW", name);
+  // Opened at once, by us: a single-instance pipe admits one client, and a process that got in
+  // first (it would need this user's rights) makes this open fail instead of taking the stream.
+  // Identification only: the worker's end cannot let a server act as the worker's token.
+  DWORD clientAccess = slot == 0 ? GENERIC_READ | FILE_WRITE_ATTRIBUTES : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
+  p.client.reset(
+      CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING, SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
+  if (!p.client.valid()) ThrowLastError("CreateFileW", name);
+  CheckConnected(p.server.get(), name);
+  return p;
+}
+
+using OpenOsfHandleFn = int(__cdecl*)(HANDLE);
+
+int HandleToNodeFd(UniqueHandle h) {
+  static OpenOsfHandleFn fn =
+      reinterpret_cast<OpenOsfHandleFn>(reinterpret_cast<void*>(GetProcAddress(GetModuleHandleW(nullptr), "uv_open_osfhandle")));
+  if (fn == nullptr)
+    throw SysError("ENOTSUP", 0, "uv_open_osfhandle",
+                   "the host executable does not export uv_open_osfhandle: stdio pipes cannot be handed to Node");
+  int fd = fn(h.get());
+  if (fd < 0) throw SysError("EMFILE", 0, "uv_open_osfhandle", "Node's C runtime has no free file descriptor for a stdio pipe");
+  h.release();
+  return fd;
 }
 
 UniqueHandle OpenNul() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "win_util.h"
 
@@ -12,10 +13,16 @@ namespace win {
 // Node's fds live in node.exe's own C runtime; only its libuv can translate them.
 HANDLE NodeFdToHandle(int fd);
 UniqueHandle DuplicateInheritable(HANDLE h, const std::string& what);
-// The worker's end of one stdio pipe: the server instance of a fresh, single-instance named
-// pipe. JS connects to it as the only client (net.connect), so Node's own event loop does the
-// I/O; Resume() checks that the client is this process before the worker runs.
-UniqueHandle CreateStdioPipe(int slot, uint64_t id, std::string* name);
+// One stdio pipe, as libuv makes them for child_process: a fresh single-instance named pipe
+// that only this user may open. Node keeps the server end (overlapped, driven by its own event
+// loop once HandleToNodeFd hands it over); the worker gets only the client end, already
+// connected, so it can neither impersonate Node nor lose its stream to another client.
+struct StdioPipe {
+  UniqueHandle server, client;
+};
+StdioPipe CreateStdioPipe(int slot, uint64_t id);
+// Gives `h` to node.exe's C runtime (libuv's uv_open_osfhandle) as an fd JS can wrap.
+int HandleToNodeFd(UniqueHandle h);
 UniqueHandle OpenNul();
 
 }  // namespace win

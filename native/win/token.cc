@@ -7,6 +7,26 @@
 
 namespace si {
 namespace win {
+// The token's user SID (a copy).
+std::vector<BYTE> UserSidOf(HANDLE token) {
+  DWORD size = 0;
+  GetTokenInformation(token, ::TokenUser, nullptr, 0, &size);
+  std::vector<BYTE> buf(size ? size : 1);
+  if (!GetTokenInformation(token, ::TokenUser, buf.data(), size, &size)) ThrowLastError("GetTokenInformation", "TokenUser");
+  PSID sid = reinterpret_cast<TOKEN_USER*>(buf.data())->User.Sid;
+  return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
+}
+
+std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids) {
+  DWORD size = sizeof(ACL);
+  for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
+  std::vector<BYTE> acl(size);
+  if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
+  for (PSID sid : sids)
+    if (!AddAccessAllowedAce(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, GENERIC_ALL, sid)) ThrowLastError("AddAccessAllowedAce");
+  return acl;
+}
+
 namespace {
 
 // A SID made for one worker (S-1-5-21-r1-r2-r3, random): its restricting SID and the only
@@ -34,29 +54,13 @@ struct WellKnownSid {
   PSID get() { return reinterpret_cast<PSID>(buf); }
 };
 
-// The token's user SID (a copy).
-std::vector<BYTE> UserSidOf(HANDLE token) {
-  DWORD size = 0;
-  GetTokenInformation(token, ::TokenUser, nullptr, 0, &size);
-  std::vector<BYTE> buf(size ? size : 1);
-  if (!GetTokenInformation(token, ::TokenUser, buf.data(), size, &size)) ThrowLastError("GetTokenInformation", "TokenUser");
-  PSID sid = reinterpret_cast<TOKEN_USER*>(buf.data())->User.Sid;
-  return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
-}
-
 // What the worker's own objects (its process, threads, files it creates) grant: its own SID,
 // its user and SYSTEM. Not RESTRICTED, Everyone or Users, which every worker has: a sibling
 // passes the user check but not the restricted one, so it cannot open this worker.
 void SetDefaultDacl(HANDLE token, PSID worker) {
   std::vector<BYTE> user = UserSidOf(token);
   WellKnownSid system(WinLocalSystemSid);
-  PSID sids[] = {worker, reinterpret_cast<PSID>(user.data()), system.get()};
-  DWORD size = sizeof(ACL);
-  for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
-  std::vector<BYTE> acl(size);
-  if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
-  for (PSID sid : sids)
-    if (!AddAccessAllowedAce(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, GENERIC_ALL, sid)) ThrowLastError("AddAccessAllowedAce");
+  std::vector<BYTE> acl = AllowAllAcl({worker, reinterpret_cast<PSID>(user.data()), system.get()});
   TOKEN_DEFAULT_DACL dd{reinterpret_cast<PACL>(acl.data())};
   if (!SetTokenInformation(token, TokenDefaultDacl, &dd, sizeof(dd))) ThrowLastError("SetTokenInformation", "TokenDefaultDacl");
 }

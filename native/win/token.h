@@ -2,13 +2,19 @@
 // integrity), and the check that the host applied it to the suspended worker.
 #pragma once
 
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "win_util.h"
 
 namespace si {
 namespace win {
 
+// The token's user SID (a copy).
+std::vector<BYTE> UserSidOf(HANDLE token);
+// An ACL that grants GENERIC_ALL to each SID and nothing to anyone else.
+std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids);
 UniqueHandle MakeRestrictedToken(Privileges p);
 // False (with why) on a host whose access checks ignore restricted tokens (Wine).
 bool TokenEnforced(std::string* why);
