@@ -507,6 +507,56 @@ std::vector<std::string> GetStrings(Napi::Env env, Napi::Value v, const char* wh
 }
 #endif
 
+#ifdef _WIN32
+std::vector<uint32_t> GetUint32s(Napi::Env env, Napi::Value v, const char* what) {
+  if (!v.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", std::string(what) + " must be an array");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToNumber().Uint32Value());
+  return out;
+}
+
+Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
+  o.Set("cpuRate", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          std::string why;
+          uint32_t rate = internals::CpuRate(info[0].ToNumber().DoubleValue(), info[1].ToNumber().DoubleValue(), &why);
+          Napi::Object r = Napi::Object::New(info.Env());
+          r.Set("rate", rate);
+          if (!why.empty()) r.Set("why", why);
+          return r;
+        }));
+  o.Set("groupAffinity", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          std::vector<std::pair<uint32_t, uint64_t> > pairs;
+          try {
+            pairs = internals::GroupAffinity(GetUint32s(e, info[0], "cpus"), GetUint32s(e, info[1], "groupSizes"));
+          } catch (const SysError& err) {
+            throw ToJsError(e, err);
+          }
+          Napi::Array out = Napi::Array::New(e, pairs.size());
+          for (uint32_t i = 0; i < pairs.size(); i++) {
+            Napi::Array p = Napi::Array::New(e, 2);
+            p.Set(0u, pairs[i].first);
+            p.Set(1u, Napi::BigInt::New(e, pairs[i].second));
+            out.Set(i, p);
+          }
+          return out;
+        }));
+  o.Set("limitEchoes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          if (!info[0].IsArray()) ThrowTypeError(e, "ERR_INVALID_ARG_TYPE", "messages must be an array");
+          Napi::Array a = info[0].As<Napi::Array>();
+          std::vector<std::vector<uint32_t> > msgs;
+          for (uint32_t i = 0; i < a.Length(); i++) msgs.push_back(GetUint32s(e, a.Get(i), "message"));
+          std::vector<bool> admitted = internals::LimitEchoes(msgs);
+          Napi::Array out = Napi::Array::New(e, admitted.size());
+          for (uint32_t i = 0; i < admitted.size(); i++) out.Set(i, Napi::Boolean::New(e, admitted[i]));
+          return out;
+        }));
+  return o;
+}
+#endif
+
 Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list) {
   Napi::Array out = Napi::Array::New(env, list.size());
   for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);
@@ -525,6 +575,7 @@ Napi::Object Internals(Napi::Env env) {
   o.Set("win32Code", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return Napi::String::New(info.Env(), internals::Win32Code(info[0].As<Napi::Number>().Uint32Value()));
         }));
+  WinInternals(env, o);
 #else
   o.Set("mountInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           Napi::Env e = info.Env();

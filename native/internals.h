@@ -17,6 +17,13 @@ std::string CommandLine(const std::vector<std::string>& args);
 std::vector<std::string> EnvironmentBlock(const std::vector<std::string>& env);
 // Node's code for a Win32 error, and the errno it reports.
 std::string Win32Code(uint32_t err);
+// The job CPU rate for `cores` inside a parent allowing `parentCores` (0 and why: not expressible).
+uint32_t CpuRate(double cores, double parentCores, std::string* why);
+// CPU numbers to (group, mask) pairs for processor groups of `groupSizes` (throws SysError).
+std::vector<std::pair<uint32_t, uint64_t> > GroupAffinity(const std::vector<uint32_t>& cpus, const std::vector<uint32_t>& groupSizes);
+// For a sequence of job limit messages {msg, pid, fromGroup}: which ones are new hits (not the
+// group's echo of a member's message).
+std::vector<bool> LimitEchoes(const std::vector<std::vector<uint32_t> >& messages);
 #else
 struct Mount {
   std::string point, type, options;

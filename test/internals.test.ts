@@ -129,4 +129,41 @@ const internals = (): any => (loadBinding() as any).internals;
     const table: [number, string][] = [[2, 'ENOENT'], [3, 'ENOENT'], [5, 'EACCES'], [8, 'ENOMEM'], [87, 'EINVAL'], [193, 'EFTYPE'], [206, 'ENAMETOOLONG'], [4, 'EMFILE'], [109, 'EPIPE'], [183, 'EEXIST'], [123, 'ENOENT'], [53, 'ENOENT'], [1260, 'EACCES'], [225, 'EACCES'], [577, 'EACCES'], [999999, 'UNKNOWN']];
     for (const [err, code] of table) assert.equal(internals().win32Code(err), code, `Win32 error ${err}`);
   });
+
+  it("CPU rate: a share of the enclosing job's cores, not of the machine's; what cannot be expressed is refused", () => {
+    const rate = (cores: number, parent: number) => internals().cpuRate(cores, parent) as { rate: number; why?: string };
+    assert.equal(rate(1, 2).rate, 5000);
+    // 0.5 cores inside a group capped at 2 cores on a 16-processor machine: 25% of the group,
+    // not 0.5/16 of it (which would be 0.06 cores).
+    assert.equal(rate(0.5, 2).rate, 2500);
+    assert.equal(rate(16, 16).rate, 10000);
+    assert.equal(rate(0.01, 100).rate, 1);
+    assert.equal(rate(0.01, 256).rate, 0);
+    assert.match(rate(0.01, 256).why!, /too small/);
+    assert.equal(rate(3, 2).rate, 0);
+    assert.match(rate(3, 2).why!, /more cores than the 2/);
+  });
+
+  it('affinity: CPU numbers count across processor groups; each group used gets its own mask', () => {
+    const aff = (cpus: number[], sizes: number[]) => internals().groupAffinity(cpus, sizes) as [number, bigint][];
+    assert.deepEqual(aff([0, 3], [4]), [[0, 0b1001n]]);
+    assert.deepEqual(aff([63, 64, 65, 0], [64, 64]), [[0, (1n << 63n) | 1n], [1, 0b11n]]);
+    assert.deepEqual(aff([70], [36, 36]), [[1, 1n << 34n]]);
+    assert.throws(() => aff([72], [36, 36]), { code: 'ERR_OUT_OF_RANGE' });
+  });
+
+  it("job limit messages: a group's echo of a member's message is dropped, a new hit is not", () => {
+    const MEMORY = 9;
+    const PROCESSES = 11;
+    const admitted: boolean[] = internals().limitEchoes([
+      [PROCESSES, 100, 0], // the member's own job
+      [PROCESSES, 100, 1], // its group's echo
+      [PROCESSES, 100, 0], // a second refusal: a new hit
+      [MEMORY, 200, 0],    // another process's hit, interleaved
+      [PROCESSES, 100, 1], // the echo of the second refusal
+      [MEMORY, 200, 1],
+      [MEMORY, 300, 1],    // the group's own limit, no member message: reported
+    ]);
+    assert.deepEqual(admitted, [true, false, true, true, false, false, true]);
+  });
 });

@@ -117,6 +117,37 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
     });
   });
 
+  describe('groups', () => {
+    it('a killOnClose: false member outlives its launcher releasing the group; a killOnClose member does not', async function () {
+      this.timeout(30_000);
+      const { Worker } = await import('node:worker_threads');
+      const code = `
+        const { workerData, parentPort } = require('node:worker_threads');
+        const { createIsolationGroup } = require(workerData.lib);
+        const g = createIsolationGroup({ enforcement: 'best-effort', memory: '1GiB' });
+        const opts = { stdio: 'ignore', enforcement: 'best-effort' };
+        const survivor = g.spawn(workerData.w, ['sleep', '20000'], { ...opts, killOnClose: false });
+        const member = g.spawn(workerData.w, ['sleep', '20000'], opts);
+        let n = 0;
+        const started = () => { if (++n === 2) { parentPort.postMessage({ survivor: survivor.pid, member: member.pid }); process.exit(0); } };
+        survivor.once('spawn', started);
+        member.once('spawn', started);`;
+      const t = new Worker(code, { eval: true, workerData: { lib: path.join(root, 'dist', 'lib', 'index.js'), w } });
+      const pids = await new Promise<{ survivor: number; member: number }>((r) => t.once('message', r));
+      const survivor = new oracle.ProcessRef(pids.survivor);
+      const member = new oracle.ProcessRef(pids.member);
+      try {
+        await new Promise((r) => t.once('exit', r));
+        assert.equal(member.waitExit(10_000), true, 'the killOnClose member ended with its environment');
+        assert.equal(survivor.waitExit(2_000), false, 'the killOnClose: false member was ended with the group');
+      } finally {
+        if (survivor.alive()) process.kill(pids.survivor);
+        survivor.close();
+        member.close();
+      }
+    });
+  });
+
   describe('handle whitelist', () => {
     // The parent learns the worker's handle values only after spawn (inheritedHandles), so it
     // tells the worker over stdin, as a real caller would.

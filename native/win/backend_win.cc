@@ -14,20 +14,35 @@ using namespace win;
 
 namespace {
 
+// A member that must outlive this process: its group's job must not take it down when its last
+// handle closes (the other members' own jobs still carry kill-on-close).
+void KeepSurvivors(Group& g) {
+  if (g.survivors.exchange(true)) return;
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION info = g.extended;  // what was set (Wine reads back zeros)
+  if (!(info.BasicLimitInformation.LimitFlags & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE)) return;
+  info.BasicLimitInformation.LimitFlags &= ~JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(g.job.get(), JobObjectExtendedLimitInformation, &info, sizeof(info)))
+    ThrowLastError("SetInformationJobObject", "the group's kill-on-close");
+}
+
 // The job, tied to the completion port before anything runs in it, with every limit set and
 // read back; strict mode refuses here, before anything runs.
 std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
-  child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
-  JobPlan plan = ApplyLimits(child.job.get(), req.limits, req.killOnClose);
-  child.handlesLimit = plan.handlesLimit;
-  // Jobs count processes, not threads: an explicit thread limit cannot be kept here.
-  if (req.limits.threads && !req.threadsImplied)
-    plan.enforcement.push_back(MakeEnforcement("threads", false, "none", "Windows job objects have no thread limit"));
   if (req.group != 0) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
+  child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
+  double parentCores = child.group ? child.group->capacityCores : OwnJobCores();
+  JobPlan plan = ApplyLimits(child.job.get(), req.limits, req.killOnClose, parentCores);
+  child.handlesLimit = plan.handlesLimit;
+  for (const Enforcement& e : plan.enforcement)
+    if (e.limit == "cpu.time" && e.enforced) child.cpuTimeMs = req.limits.cpuTimeMs;
+  // Jobs count processes, not threads: an explicit thread limit cannot be kept here.
+  if (req.limits.threads && !req.threadsImplied)
+    plan.enforcement.push_back(MakeEnforcement("threads", false, "none", "Windows job objects have no thread limit"));
   if (req.strict) RequireEnforced(plan.enforcement);
+  if (child.group && !req.killOnClose) KeepSurvivors(*child.group);
   plan.enforcement.push_back(MakeEnforcement("killOnClose", true, req.killOnClose ? "job-object" : "none", ""));
   if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
   return plan.enforcement;
@@ -251,7 +266,10 @@ GroupResult CreateGroup(const GroupRequest& req) {
   auto g = std::make_shared<Group>();
   g->id = Groups().NextId();
   g->job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(g->id) | kGroupKey);
-  JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose);
+  double own = OwnJobCores();
+  JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose, own);
+  g->extended = plan.extended;
+  g->capacityCores = req.limits.cpuCores > 0 && req.limits.cpuCores <= own ? req.limits.cpuCores : own;
   if (req.strict) RequireEnforced(plan.enforcement);
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
@@ -260,7 +278,9 @@ Stats GroupStats(uint64_t id) { return JobStats(Groups().Get(id, "groupStats")->
 
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);
-  if (g) TerminateJobObject(g->job.get(), 1);  // members still running (killOnClose semantics)
+  // Members still running end with it (killOnClose semantics), unless one asked to survive: the
+  // others were ended by their own jobs as they were released.
+  if (g && !g->survivors) TerminateJobObject(g->job.get(), 1);
 }
 
 Support Probe() {
@@ -292,8 +312,9 @@ Support Probe() {
           break;
         }
     }
+    if (l.affinity.empty()) l.affinity.push_back(0);  // several processor groups: the mask reads 0
     try {
-      JobPlan plan = ApplyLimits(job.get(), l, false);
+      JobPlan plan = ApplyLimits(job.get(), l, false, OwnJobCores());
       s.limits = plan.enforcement;
     } catch (const SysError& e) {
       for (const char* name : {"memory.process", "memory.total", "processes", "cpu.time", "cpu.affinity", "cpu.cores", "handles"})

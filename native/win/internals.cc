@@ -1,5 +1,7 @@
 #include "../internals.h"
 
+#include "job.h"
+#include "monitor.h"
 #include "win_util.h"
 
 namespace si {
@@ -24,6 +26,21 @@ std::vector<std::string> EnvironmentBlock(const std::vector<std::string>& env) {
 }
 
 std::string Win32Code(uint32_t err) { return win::CodeForWin32(err); }
+
+uint32_t CpuRate(double cores, double parentCores, std::string* why) { return win::CpuRateFor(cores, parentCores, why); }
+
+std::vector<std::pair<uint32_t, uint64_t> > GroupAffinity(const std::vector<uint32_t>& cpus, const std::vector<uint32_t>& groupSizes) {
+  std::vector<std::pair<uint32_t, uint64_t> > out;
+  for (const GROUP_AFFINITY& a : win::GroupAffinities(cpus, groupSizes)) out.emplace_back(a.Group, static_cast<uint64_t>(a.Mask));
+  return out;
+}
+
+std::vector<bool> LimitEchoes(const std::vector<std::vector<uint32_t> >& messages) {
+  win::LimitEchoes echoes;
+  std::vector<bool> out;
+  for (const std::vector<uint32_t>& m : messages) out.push_back(m.size() == 3 && echoes.Admit(m[0], m[1], m[2] != 0));
+  return out;
+}
 
 }  // namespace internals
 }  // namespace si

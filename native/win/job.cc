@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace si {
 namespace win {
@@ -45,7 +46,7 @@ SIZE_T WholePages(uint64_t bytes) {
 }
 
 // The extended limits of `l` (memory, processes, CPU time, affinity), as the job takes them.
-JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, bool killOnClose) {
+JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, const std::vector<GROUP_AFFINITY>& affinity, bool killOnClose) {
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION info{};
   DWORD& flags = info.BasicLimitInformation.LimitFlags;
   flags = JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
@@ -68,19 +69,10 @@ JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, bool killOn
     flags |= JOB_OBJECT_LIMIT_PROCESS_TIME;
     info.BasicLimitInformation.PerProcessUserTimeLimit.QuadPart = static_cast<LONGLONG>(l.cpuTimeMs) * 10000;
   }
-  if (!l.affinity.empty()) {
-    ULONG_PTR mask = 0;
-    for (uint32_t cpu : l.affinity) {
-      if (cpu >= sizeof(ULONG_PTR) * 8)
-        throw SysError("ERR_OUT_OF_RANGE", 0, "",
-                       "options.cpu.affinity: CPU " + std::to_string(cpu) + " is beyond the first processor group");
-      mask |= static_cast<ULONG_PTR>(1) << cpu;
-    }
-    DWORD_PTR processMask = 0, systemMask = 0;
-    if (GetProcessAffinityMask(GetCurrentProcess(), &processMask, &systemMask) && (mask & ~systemMask) != 0)
-      throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.cpu.affinity names a CPU this machine does not have");
+  // One processor group: the classic affinity limit. Several: JobObjectGroupInformationEx.
+  if (!l.affinity.empty() && affinity.size() == 1 && ProcessorGroupSizes().size() == 1) {
     flags |= JOB_OBJECT_LIMIT_AFFINITY;
-    info.BasicLimitInformation.Affinity = mask;
+    info.BasicLimitInformation.Affinity = affinity[0].Mask;
   }
   return info;
 }
@@ -102,15 +94,22 @@ void ReadBack(HANDLE job, const Limits& l, const JOBOBJECT_EXTENDED_LIMIT_INFORM
   if (l.cpuTimeMs)
     check("cpu.time", JOB_OBJECT_LIMIT_PROCESS_TIME,
           b.PerProcessUserTimeLimit.QuadPart == info.BasicLimitInformation.PerProcessUserTimeLimit.QuadPart);
-  if (!l.affinity.empty()) check("cpu.affinity", JOB_OBJECT_LIMIT_AFFINITY, b.Affinity == info.BasicLimitInformation.Affinity);
+  if (info.BasicLimitInformation.LimitFlags & JOB_OBJECT_LIMIT_AFFINITY)
+    check("cpu.affinity", JOB_OBJECT_LIMIT_AFFINITY, b.Affinity == info.BasicLimitInformation.Affinity);
 }
 
-// A hard CPU-rate cap of cores / logical CPUs (Windows 8+), read back.
-void ApplyCpuRate(HANDLE job, double cores, JobPlan& plan) {
-  double rate = std::ceil(cores / static_cast<double>(LogicalCpus()) * kCpuRateScale);
+// A hard CPU-rate cap: `cores` as a share of what the enclosing job allows (a nested job's rate
+// is a share of its parent's, not of the machine), read back.
+void ApplyCpuRate(HANDLE job, double cores, double parentCores, JobPlan& plan) {
+  std::string why;
+  DWORD rate = CpuRateFor(cores, parentCores, &why);
+  if (rate == 0) {
+    Record(plan, "cpu.cores", "job-object-cpu-rate", false, why);
+    return;
+  }
   JOBOBJECT_CPU_RATE_CONTROL_INFORMATION cpu{};
   cpu.ControlFlags = JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP;
-  cpu.CpuRate = static_cast<DWORD>(std::min(kCpuRateScale, std::max(1.0, rate)));
+  cpu.CpuRate = rate;
   if (!SetInformationJobObject(job, JobObjectCpuRateControlInformation, &cpu, sizeof(cpu))) {
     Record(plan, "cpu.cores", "job-object-cpu-rate", false,
            "SetInformationJobObject(JobObjectCpuRateControlInformation) failed: " + Win32Message(GetLastError()) +
@@ -123,15 +122,38 @@ void ApplyCpuRate(HANDLE job, double cores, JobPlan& plan) {
   Record(plan, "cpu.cores", "job-object-cpu-rate", ok, StoredButNotEnforced());
 }
 
+// Affinity across processor groups (Windows 10+), where the machine has more than one.
+void ApplyGroupAffinity(HANDLE job, std::vector<GROUP_AFFINITY> affinity, JobPlan& plan) {
+  if (!SetInformationJobObject(job, JobObjectGroupInformationEx, affinity.data(),
+                               static_cast<DWORD>(affinity.size() * sizeof(GROUP_AFFINITY)))) {
+    Record(plan, "cpu.affinity", "job-object-group-affinity", false,
+           "SetInformationJobObject(JobObjectGroupInformationEx) failed: " + Win32Message(GetLastError()) +
+               " (affinity across processor groups needs Windows 10 or later)");
+    return;
+  }
+  std::vector<GROUP_AFFINITY> back(ProcessorGroupSizes().size());
+  DWORD len = 0;
+  bool ok = QueryInformationJobObject(job, JobObjectGroupInformationEx, back.data(),
+                                      static_cast<DWORD>(back.size() * sizeof(GROUP_AFFINITY)), &len) &&
+            len == affinity.size() * sizeof(GROUP_AFFINITY);
+  for (size_t i = 0; ok && i < affinity.size(); i++) ok = back[i].Group == affinity[i].Group && back[i].Mask == affinity[i].Mask;
+  Record(plan, "cpu.affinity", "job-object-group-affinity", ok, StoredButNotEnforced());
+}
+
 }  // namespace
 
-JobPlan ApplyLimits(HANDLE job, const Limits& l, bool killOnClose) {
+JobPlan ApplyLimits(HANDLE job, const Limits& l, bool killOnClose, double parentCores) {
   JobPlan plan;
-  JOBOBJECT_EXTENDED_LIMIT_INFORMATION info = ExtendedLimits(l, killOnClose);
+  std::vector<GROUP_AFFINITY> affinity;
+  if (!l.affinity.empty()) affinity = GroupAffinities(l.affinity, ProcessorGroupSizes());
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION info = ExtendedLimits(l, affinity, killOnClose);
   if (!SetInformationJobObject(job, JobObjectExtendedLimitInformation, &info, sizeof(info)))
     ThrowLastError("SetInformationJobObject", "JobObjectExtendedLimitInformation");
   ReadBack(job, l, info, plan);
-  if (l.cpuCores > 0) ApplyCpuRate(job, l.cpuCores, plan);
+  plan.extended = info;
+  if (!l.affinity.empty() && !(info.BasicLimitInformation.LimitFlags & JOB_OBJECT_LIMIT_AFFINITY))
+    ApplyGroupAffinity(job, std::move(affinity), plan);
+  if (l.cpuCores > 0) ApplyCpuRate(job, l.cpuCores, parentCores, plan);
   if (l.handles) {
     std::string why;
     bool ok = HandleCountWorks(&why);
@@ -139,6 +161,68 @@ JobPlan ApplyLimits(HANDLE job, const Limits& l, bool killOnClose) {
     if (ok) plan.handlesLimit = l.handles;
   }
   return plan;
+}
+
+DWORD CpuRateFor(double cores, double parentCores, std::string* why) {
+  char parent[32];
+  snprintf(parent, sizeof(parent), "%g", parentCores);
+  if (cores > parentCores) {
+    *why = std::string("more cores than the ") + parent + " that this machine and the enclosing job allow: a cap there limits nothing";
+    return 0;
+  }
+  double exact = cores / parentCores * kCpuRateScale;
+  double rate = std::ceil(exact - 1e-9);
+  if (exact < 1) {
+    *why = std::string("too small to express: the finest CPU rate is 1/10000 of the ") + parent + " cores available";
+    return 0;
+  }
+  return static_cast<DWORD>(std::min(kCpuRateScale, rate));
+}
+
+std::vector<uint32_t> ProcessorGroupSizes() {
+  std::vector<uint32_t> sizes;
+  WORD groups = GetActiveProcessorGroupCount();
+  for (WORD g = 0; g < groups; g++) sizes.push_back(GetActiveProcessorCount(g));
+  if (sizes.empty()) sizes.push_back(LogicalCpus());
+  return sizes;
+}
+
+std::vector<GROUP_AFFINITY> GroupAffinities(const std::vector<uint32_t>& cpus, const std::vector<uint32_t>& groupSizes) {
+  std::vector<GROUP_AFFINITY> out;
+  for (uint32_t cpu : cpus) {
+    uint32_t first = 0;
+    WORD group = 0;
+    while (group < groupSizes.size() && cpu >= first + groupSizes[group]) first += groupSizes[group++];
+    if (group == groupSizes.size() || cpu - first >= sizeof(KAFFINITY) * 8)
+      throw SysError("ERR_OUT_OF_RANGE", 0, "",
+                     "options.cpu.affinity names CPU " + std::to_string(cpu) + ", which this machine does not have");
+    auto it = std::find_if(out.begin(), out.end(), [&](const GROUP_AFFINITY& a) { return a.Group == group; });
+    if (it == out.end()) {
+      out.push_back(GROUP_AFFINITY{});
+      out.back().Group = group;
+      it = out.end() - 1;
+    }
+    it->Mask |= static_cast<KAFFINITY>(1) << (cpu - first);
+  }
+  std::sort(out.begin(), out.end(), [](const GROUP_AFFINITY& a, const GROUP_AFFINITY& b) { return a.Group < b.Group; });
+  return out;
+}
+
+double OwnJobCores() {
+  double logical = static_cast<double>(LogicalCpus());
+  BOOL inJob = FALSE;
+  if (!IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob) return logical;
+  // A job that lets children break away silently (libuv's) does not hold our workers' jobs.
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
+  if (QueryInformationJobObject(nullptr, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr) &&
+      (ext.BasicLimitInformation.LimitFlags & JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK))
+    return logical;
+  JOBOBJECT_CPU_RATE_CONTROL_INFORMATION cpu{};
+  if (QueryInformationJobObject(nullptr, JobObjectCpuRateControlInformation, &cpu, sizeof(cpu), nullptr) &&
+      (cpu.ControlFlags & JOB_OBJECT_CPU_RATE_CONTROL_ENABLE) && (cpu.ControlFlags & JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP) &&
+      cpu.CpuRate > 0)
+    return logical * cpu.CpuRate / kCpuRateScale;
+  return logical;
 }
 
 Stats JobStats(HANDLE job) {

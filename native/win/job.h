@@ -11,13 +11,24 @@ namespace win {
 
 struct JobPlan {
   std::vector<Enforcement> enforcement;
-  uint32_t handlesLimit = 0;  // > 0: the monitor's watchdog keeps it
+  uint32_t handlesLimit = 0;                        // > 0: the monitor's watchdog keeps it
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // as set (a host may not read it back)
 };
 
 // A new job whose messages reach `port` under `key`.
 UniqueHandle MakeJob(HANDLE port, ULONG_PTR key);
 // Applies every requested limit to `job` and reads it back. Returns what is enforced.
-JobPlan ApplyLimits(HANDLE job, const Limits& l, bool killOnClose);
+// `parentCores`: what the job it nests in allows (its CPU rate is a share of that).
+JobPlan ApplyLimits(HANDLE job, const Limits& l, bool killOnClose, double parentCores);
+// The CPU rate (1..10000) that gives `cores` inside a parent allowing `parentCores`; 0 (with
+// why) when it cannot be expressed.
+DWORD CpuRateFor(double cores, double parentCores, std::string* why);
+// Logical processors per processor group, in group order (CPU numbers count across them).
+std::vector<uint32_t> ProcessorGroupSizes();
+// CPU numbers to one GROUP_AFFINITY per group used; ERR_OUT_OF_RANGE for a CPU not there.
+std::vector<GROUP_AFFINITY> GroupAffinities(const std::vector<uint32_t>& cpus, const std::vector<uint32_t>& groupSizes);
+// The cores this process's own job lets its nested jobs use (the machine's, without a cap).
+double OwnJobCores();
 // What a job's own accounting says (a worker's job, or a group's, which includes its members').
 Stats JobStats(HANDLE job);
 

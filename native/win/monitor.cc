@@ -10,9 +10,35 @@ namespace si {
 namespace win {
 namespace {
 
-constexpr DWORD kSafetyPollMs = 500;         // job messages are not guaranteed
-constexpr DWORD kHandleSampleMs = 50;        // the handle-count watchdog's period
-constexpr DWORD kMaxListedPids = 256;        // JobObjectBasicProcessIdList entries read at once
+constexpr DWORD kSafetyPollMs = 500;      // job messages are not guaranteed
+constexpr DWORD kHandleSampleMs = 50;     // the handle-count watchdog's period
+constexpr DWORD kFirstListedPids = 64;    // JobObjectBasicProcessIdList: first guess, then grown
+constexpr DWORD kFinishMsg = 0x53490001;  // posted behind a job's queued messages: "it has exited"
+constexpr ULONGLONG kNever = ~0ull;
+constexpr ULONGLONG kTicksPerMs = 10000;  // FILETIME units
+
+// Every process id in `job` (however many). False when the job cannot be listed.
+bool JobPids(HANDLE job, std::vector<DWORD>* pids) {
+  DWORD room = kFirstListedPids;
+  for (;;) {
+    std::vector<BYTE> buf(sizeof(JOBOBJECT_BASIC_PROCESS_ID_LIST) + room * sizeof(ULONG_PTR));
+    auto* list = reinterpret_cast<JOBOBJECT_BASIC_PROCESS_ID_LIST*>(buf.data());
+    list->NumberOfAssignedProcesses = room;
+    BOOL ok = QueryInformationJobObject(job, JobObjectBasicProcessIdList, list, static_cast<DWORD>(buf.size()), nullptr);
+    if (!ok && GetLastError() != ERROR_MORE_DATA) return false;
+    if (ok && list->NumberOfProcessIdsInList >= list->NumberOfAssignedProcesses) {
+      pids->assign(list->ProcessIdList, list->ProcessIdList + list->NumberOfProcessIdsInList);
+      return true;
+    }
+    room = std::max(room * 2, list->NumberOfAssignedProcesses + kFirstListedPids);
+  }
+}
+
+uint64_t UserTimeTicks(HANDLE process) {
+  FILETIME created, exited, kernel, user;
+  if (!GetProcessTimes(process, &created, &exited, &kernel, &user)) return 0;
+  return (static_cast<uint64_t>(user.dwHighDateTime) << 32) | user.dwLowDateTime;
+}
 constexpr SIZE_T kMonitorStack = 64 * 1024;  // the monitor thread's reserved stack
 
 }  // namespace
@@ -56,6 +82,7 @@ DWORD WINAPI Monitor::ThreadMain(void* self) {
   return 0;
 }
 
+// The poll's period now: the handle watchdog's where one samples, the safety net's otherwise.
 DWORD Monitor::NextTimeout() {
   DWORD timeout = INFINITE;
   std::vector<std::shared_ptr<Child>> all = reg_.Snapshot();
@@ -71,11 +98,12 @@ DWORD Monitor::NextTimeout() {
 
 void Monitor::Run() {
   for (;;) {
-    DWORD timeout = NextTimeout();
+    ULONGLONG now = GetTickCount64();
+    DWORD wait = nextPoll_ == kNever ? INFINITE : static_cast<DWORD>(nextPoll_ > now ? nextPoll_ - now : 0);
     DWORD msg = 0;
     ULONG_PTR key = 0;
     OVERLAPPED* ov = nullptr;
-    BOOL ok = GetQueuedCompletionStatus(port_.get(), &msg, &key, &ov, timeout);
+    BOOL ok = GetQueuedCompletionStatus(port_.get(), &msg, &key, &ov, wait);
     if ((!ok && ov == nullptr) || key == 0) {  // timed out, or woken to re-evaluate
       Poll();
       continue;
@@ -83,38 +111,48 @@ void Monitor::Run() {
     DWORD pid = static_cast<DWORD>(reinterpret_cast<ULONG_PTR>(ov));
     if (key & kGroupKey) {
       HandleGroup(static_cast<uint64_t>(key & ~kGroupKey), msg, pid);
-      continue;
+    } else {
+      std::shared_ptr<Child> c = Find(static_cast<uint64_t>(key));
+      if (c) Handle(*c, msg, pid);
     }
-    std::shared_ptr<Child> c = Find(static_cast<uint64_t>(key));
-    if (c) Handle(*c, msg, pid);
+    // A worker that keeps the port busy (spawning, hitting limits) must not starve the poll.
+    if (nextPoll_ != kNever && GetTickCount64() >= nextPoll_) Poll();
   }
 }
 
 void Monitor::PostLimit(Child& c, const char* limit, DWORD pid, uint64_t value) { c.sink->Post(LimitEvent(c.id, limit, pid, value)); }
 
-void Monitor::Handle(Child& c, DWORD msg, DWORD pid) {
+bool Monitor::AdmitLimit(Child& c, DWORD msg, DWORD pid, bool fromGroup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return c.echoes.Admit(msg, pid, fromGroup);
+}
+
+void Monitor::Handle(Child& c, DWORD msg, DWORD pid, bool fromGroup) {
   switch (msg) {
     case JOB_OBJECT_MSG_EXIT_PROCESS:
     case JOB_OBJECT_MSG_ABNORMAL_EXIT_PROCESS:
       if (pid == c.pid) Finish(c);
       break;
     case JOB_OBJECT_MSG_ACTIVE_PROCESS_ZERO:
+    case kFinishMsg:
       if (WaitForSingleObject(c.process.get(), 0) == WAIT_OBJECT_0) Finish(c);
       break;
     case JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT:
     case JOB_OBJECT_MSG_JOB_MEMORY_LIMIT:
       // Windows only fails the allocation; the contract is "hard limit hit = tree gone".
-      PostLimit(c, "memory", pid, 0);
+      if (AdmitLimit(c, msg, pid, fromGroup)) PostLimit(c, "memory", pid, 0);
       Terminate(c, "memory");
       break;
     case JOB_OBJECT_MSG_END_OF_PROCESS_TIME:
-      PostLimit(c, "cpu-time", pid, 0);
+      if (AdmitLimit(c, msg, pid, fromGroup)) PostLimit(c, "cpu-time", pid, 0);
       if (pid == c.pid) {
         std::lock_guard<std::mutex> lock(mu_);
         if (c.reason.empty()) c.reason = "cpu-time";
       }
       break;
-    case JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT: PostLimit(c, "processes", pid, 0); break;
+    case JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT:
+      if (AdmitLimit(c, msg, pid, fromGroup)) PostLimit(c, "processes", pid, 0);
+      break;
     default: break;
   }
 }
@@ -127,7 +165,7 @@ void Monitor::HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
     if (!c->group || c->group->id != gid) continue;
     BOOL in = FALSE;
     if (!(c->pid == pid || (h.valid() && IsProcessInJob(h.get(), c->job.get(), &in) && in))) continue;
-    Handle(*c, msg, pid);
+    Handle(*c, msg, pid, true);
     return;
   }
 }
@@ -136,36 +174,58 @@ void Monitor::Poll() {
   for (auto& c : reg_.Snapshot()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (c->ended) continue;
+      if (c->ended || c->finishQueued) continue;
     }
     if (WaitForSingleObject(c->process.get(), 0) == WAIT_OBJECT_0) {
-      Finish(*c);
+      QueueFinish(*c);
       continue;
     }
     if (c->handlesLimit > 0 && c->resumed) CheckHandles(*c);
   }
+  DWORD period = NextTimeout();
+  nextPoll_ = period == INFINITE ? kNever : GetTickCount64() + period;
 }
 
-void Monitor::CheckHandles(Child& c) {
-  struct {
-    JOBOBJECT_BASIC_PROCESS_ID_LIST list;
-    ULONG_PTR more[kMaxListedPids - 1];
-  } ids{};
-  ids.list.NumberOfAssignedProcesses = kMaxListedPids;
-  if (!QueryInformationJobObject(c.job.get(), JobObjectBasicProcessIdList, &ids, sizeof(ids), nullptr)) return;
-  for (DWORD i = 0; i < ids.list.NumberOfProcessIdsInList; i++) {
-    DWORD pid = static_cast<DWORD>(ids.list.ProcessIdList[i]);
-    UniqueHandle h(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
-    if (!h.valid()) continue;
-    BOOL inJob = FALSE;
-    if (!IsProcessInJob(h.get(), c.job.get(), &inJob) || !inJob) continue;  // pid reused
-    DWORD count = 0;
-    if (GetProcessHandleCount(h.get(), &count) && count > c.handlesLimit) {
-      PostLimit(c, "handles", pid, count);
-      Terminate(c, "handles");
-      return;
-    }
+// The poll saw the worker gone. Messages its job queued before that (a limit hit, the time
+// limit's end) are still in the port: finish behind them, so that they decide the reason.
+void Monitor::QueueFinish(Child& c) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    c.finishQueued = true;
   }
+  if (!PostQueuedCompletionStatus(port_.get(), kFinishMsg, static_cast<ULONG_PTR>(c.id), nullptr)) Finish(c);
+}
+
+// The handle watchdog. Every process in the job is checked, however many; one that cannot be
+// opened or counted (it denied its own query right) is a violation, not a pass.
+void Monitor::CheckHandles(Child& c) {
+  std::vector<DWORD> pids;
+  if (!JobPids(c.job.get(), &pids)) return;
+  for (DWORD pid : pids) {
+    UniqueHandle opened;
+    HANDLE h = c.process.get();  // the worker itself: the handle we hold, whatever its DACL says now
+    if (pid != c.pid) {
+      opened.reset(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
+      if (!opened.valid() && GetLastError() == ERROR_INVALID_PARAMETER) continue;  // gone since the listing
+      h = opened.get();
+      BOOL inJob = FALSE;
+      if (opened.valid() && (!IsProcessInJob(h, c.job.get(), &inJob) || !inJob)) continue;  // pid reused
+    }
+    DWORD count = 0, code = 0;
+    bool counted = h != nullptr && GetProcessHandleCount(h, &count);
+    if (counted && count <= c.handlesLimit) continue;
+    if (!counted && h != nullptr && GetExitCodeProcess(h, &code) && code != STILL_ACTIVE) continue;
+    PostLimit(c, "handles", pid, count);
+    Terminate(c, "handles");
+    return;
+  }
+}
+
+// What the job says when no message gave a reason: a worker whose user time reached its CPU-time
+// limit was ended by it (the kernel ends it exactly there; the message is not guaranteed).
+std::string Monitor::ReasonFromState(const Child& c) {
+  if (c.cpuTimeMs > 0 && UserTimeTicks(c.process.get()) >= c.cpuTimeMs * kTicksPerMs) return "cpu-time";
+  return "";
 }
 
 void Monitor::Finish(Child& c) {
@@ -175,6 +235,10 @@ void Monitor::Finish(Child& c) {
     if (c.ended) return;
     c.ended = true;
     reason = c.reason;
+  }
+  if (reason.empty()) {
+    reason = ReasonFromState(c);
+    if (!reason.empty()) PostLimit(c, reason.c_str(), c.pid, 0);
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);

@@ -3,6 +3,7 @@
 // guarantee, and the handle-count watchdog (Windows has no job limit for handles).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,11 @@ namespace win {
 struct Group {
   uint64_t id = 0;
   UniqueHandle job;
+  double capacityCores = 0;  // what its members' CPU rates are shares of
+  // A member asked to outlive this process (killOnClose: false): the group's job then kills
+  // nobody when released or closed; each other member's own job still does.
+  std::atomic<bool> survivors{false};
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // its limits as set
 };
 
 // Completion keys: worker ids as they are, group ids with the top bit set.
@@ -26,12 +32,42 @@ constexpr ULONG_PTR kGroupKey = static_cast<ULONG_PTR>(1) << (sizeof(ULONG_PTR) 
 
 Registry<Group>& Groups();
 
+// A member's limit messages arrive twice: under its own job's key and under its group's. The
+// second of a pair (same message, same pid, other key) is an echo, not a new hit.
+class LimitEchoes {
+ public:
+  // True when this message is a new hit to report.
+  bool Admit(DWORD msg, DWORD pid, bool fromGroup) {
+    for (Seen& s : seen_) {
+      if (s.live && s.msg == msg && s.pid == pid && s.fromGroup != fromGroup) {
+        s.live = false;
+        return false;
+      }
+    }
+    seen_[next_++ % kKept] = Seen{msg, pid, fromGroup, true};
+    return true;
+  }
+
+ private:
+  static constexpr size_t kKept = 8;  // hits awaiting their echo (other processes' may interleave)
+  struct Seen {
+    DWORD msg = 0, pid = 0;
+    bool fromGroup = false, live = false;
+  };
+  Seen seen_[kKept];
+  size_t next_ = 0;
+};
+
 struct Child : WorkerBase {
   std::shared_ptr<Group> group;  // keeps the group's job alive while a member lives
   DWORD pid = 0;
   UniqueHandle job, process, thread;
   uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
   bool sharesConsole = false;  // in this process's console, its own process group
+  uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
+  // Guarded by Monitor::mu_.
+  bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
+  LimitEchoes echoes;         // a member's limit messages arrive under its group's key too
   // Guarded by Monitor::mu_ (with WorkerBase::reason and ::ended, which is "exited").
   bool resumed = false;
 };
@@ -61,13 +97,17 @@ class Monitor {
   DWORD NextTimeout();
   void Run();
   void PostLimit(Child& c, const char* limit, DWORD pid, uint64_t value);
-  void Handle(Child& c, DWORD msg, DWORD pid);
+  bool AdmitLimit(Child& c, DWORD msg, DWORD pid, bool fromGroup);
+  void Handle(Child& c, DWORD msg, DWORD pid, bool fromGroup = false);
   void HandleGroup(uint64_t gid, DWORD msg, DWORD pid);
   void Poll();
+  void QueueFinish(Child& c);
+  std::string ReasonFromState(const Child& c);
   void CheckHandles(Child& c);
   void Finish(Child& c);
 
   UniqueHandle port_;
+  ULONGLONG nextPoll_ = 0;  // the poll runs by this tick even while messages keep coming
   Registry<Child> reg_;
   std::mutex& mu_ = reg_.mu();
 };
