@@ -117,6 +117,19 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
     });
   });
 
+  describe('private temp', () => {
+    it("privileges 'low': the worker writes to its own TEMP under LocalLow, removed at its end (control: restricted keeps ours)", async () => {
+      const low = await collect(spawnIsolated(w, ['tempfile'], { ...relaxed, privileges: 'low' }));
+      assert.equal(low.exit.code, 0, String(low.stdout) + low.stderr);
+      const got = json<{ file: string; dir: string }>(low);
+      assert.match(got.dir, /\\LocalLow\\Temp\\spawn-isolated-\d+-\d+$/i);
+      assert.ok(got.file.startsWith(got.dir), got.file);
+      assert.equal(fs.existsSync(got.dir), false, 'the private TEMP was left behind');
+      const restricted = json<{ dir: string }>(await collect(spawnIsolated(w, ['tempfile'], { ...relaxed, privileges: 'restricted' })));
+      assert.doesNotMatch(restricted.dir, /LocalLow/i);
+    });
+  });
+
   describe('groups', () => {
     it('a killOnClose: false member outlives its launcher releasing the group; a killOnClose member does not', async function () {
       this.timeout(30_000);
@@ -309,6 +322,46 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       };
       assert.equal(await check('restricted'), false);
       assert.equal(await check('inherit'), true);
+    });
+
+    it('inside a job with UI restrictions (where Windows nests no job) the error says so: ERR_JOB_NESTING', async function () {
+      this.timeout(60_000);
+      const script = path.join(tmp, 'nesting.js');
+      fs.writeFileSync(
+        script,
+        `const koffi = require(${JSON.stringify(require.resolve('koffi'))});
+         const k32 = koffi.load('kernel32.dll');
+         const CreateJobObjectW = k32.func('intptr_t __stdcall CreateJobObjectW(void *sa, void *name)');
+         const SetInformationJobObject = k32.func('int __stdcall SetInformationJobObject(intptr_t job, int cls, _In_ uint32_t *info, uint32_t len)');
+         const AssignProcessToJobObject = k32.func('int __stdcall AssignProcessToJobObject(intptr_t job, intptr_t process)');
+         const GetCurrentProcess = k32.func('intptr_t __stdcall GetCurrentProcess()');
+         const job = CreateJobObjectW(null, null);
+         const JobObjectBasicUIRestrictions = 4, JOB_OBJECT_UILIMIT_HANDLES = 1;
+         if (!SetInformationJobObject(job, JobObjectBasicUIRestrictions, [JOB_OBJECT_UILIMIT_HANDLES], 4) || !AssignProcessToJobObject(job, GetCurrentProcess())) {
+           console.log(JSON.stringify({ unsupported: true }));
+         } else {
+           const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+           spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { enforcement: 'best-effort' }).exited.then(
+             (e) => console.log(JSON.stringify({ exit: e })),
+             (e) => console.log(JSON.stringify({ code: e.code, message: e.message })),
+           );
+         }`,
+      );
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [script], { env: { ...process.env } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      );
+      const r = JSON.parse(out.trim().split('\n').pop()!) as { unsupported?: boolean; code?: string; message?: string };
+      if (r.unsupported) {
+        this.test!.title += ' [skipped: this host takes no job UI restrictions (Wine); the real-Windows job runs it]';
+        this.skip();
+      }
+      if (r.code === undefined) {
+        const why = onWine ? 'Wine ignores job UI restrictions and nested the job' : 'this Windows nested the job anyway';
+        this.test!.title += ` [skipped: ${why}]`;
+        this.skip();
+      }
+      assert.equal(r.code, 'ERR_JOB_NESTING', r.message);
+      assert.match(r.message!, /UI restrictions/);
     });
 
     it('strict mode refuses explicit privileges the host does not apply, before the worker runs', async function () {

@@ -100,6 +100,19 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, Sp
   }
 }
 
+// Windows refuses nested jobs under a job with UI restrictions: a bare EACCES would not say so.
+void ThrowIfNestingRefused(DWORD err, const std::string& file) {
+  JOBOBJECT_BASIC_UI_RESTRICTIONS ui{};
+  if (err != ERROR_ACCESS_DENIED || !QueryInformationJobObject(nullptr, JobObjectBasicUIRestrictions, &ui, sizeof(ui), nullptr) ||
+      ui.UIRestrictionsClass == 0)
+    return;
+  throw SysError("ERR_JOB_NESTING", err, "spawn " + file,
+                 "spawn " + file +
+                     ": this process runs in a job with UI restrictions, and Windows nests no job inside such a job, "
+                     "so the worker's limits cannot be applied. Start the launcher outside that job, or have its owner drop the UI "
+                     "restrictions.");
+}
+
 // The worker's console. With a console handle among its stdio it shares ours (as libuv does now:
 // a console of its own would swallow that output), in a process group of its own so that
 // CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: no console at all, so
@@ -135,7 +148,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   si.lpAttributeList = attrs.get();
   std::wstring app = ToWide(req.file);
   std::wstring cmdline = BuildCommandLine(req.args);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(req.env);
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(child.temp.path().empty() ? req.env : child.temp.Environment(req.env));
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   const wchar_t* dir = req.hasCwd ? cwd.c_str() : nullptr;
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
@@ -148,6 +161,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   DWORD createErr = GetLastError();
   wh.temporary.clear();  // the worker has its copies now; no other child may inherit ours
   if (!created) {
+    ThrowIfNestingRefused(createErr, req.file);
     SysError e = Win32Error(token != nullptr ? "CreateProcessAsUserW" : "CreateProcessW", createErr, req.file);
     e.message = "spawn " + req.file + " " + CodeForWin32(createErr) + ": " + Win32Message(createErr) + " (Win32 error " +
                 std::to_string(createErr) + ")";
@@ -165,6 +179,7 @@ void EnsureInJobs(Child& child) {
     if (job != nullptr && !AssignProcessToJobObject(job, child.process.get())) {
       DWORD err = GetLastError();
       TerminateProcess(child.process.get(), 1);
+      ThrowIfNestingRefused(err, "the worker");
       throw Win32Error("AssignProcessToJobObject", err);
     }
   }
@@ -194,6 +209,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   res.enforcement = MakeWorkerJob(req, *child);
   UniqueHandle token;
   if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
+  if (req.privileges == Privileges::Low) child->temp.Create(child->id);
   WorkerHandles wh;
   CollectHandles(req, *child, wh, res);
   PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, token.get());
@@ -256,10 +272,12 @@ void Release(uint64_t id) {
   // With killOnClose the tree dies when the job handle closes (JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE);
   // otherwise it runs on, still inside its job's limits -- even when its environment went away
   // before it was resumed (then without the stdio connections nobody will make now).
-  if (c->killOnClose)
+  if (c->killOnClose) {
     TerminateJobObject(c->job.get(), 1);
-  else if (c->thread.valid())
-    ResumeThread(c->thread.get());
+    return;
+  }
+  if (WaitForSingleObject(c->process.get(), 0) != WAIT_OBJECT_0) c->temp.Keep();  // still its TEMP
+  if (c->thread.valid()) ResumeThread(c->thread.get());
 }
 
 GroupResult CreateGroup(const GroupRequest& req) {

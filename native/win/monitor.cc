@@ -242,6 +242,7 @@ void Monitor::Finish(Child& c) {
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);
+  c.temp.Remove();
   DWORD code = 0;
   GetExitCodeProcess(c.process.get(), &code);
   c.sink->Post(ExitEvent(c.id, static_cast<int64_t>(code), 0, reason, QueryStats(c)));

@@ -11,6 +11,7 @@
 
 #include "../registry.h"
 #include "../worker.h"
+#include "temp_dir.h"
 #include "win_util.h"
 
 namespace si {
@@ -65,6 +66,7 @@ struct Child : WorkerBase {
   uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
   bool sharesConsole = false;  // in this process's console, its own process group
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
+  PrivateTemp temp;            // privileges 'low': its own TEMP (removed at its end)
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
   LimitEchoes echoes;         // a member's limit messages arrive under its group's key too
