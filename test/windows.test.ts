@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isolationSupport, spawnIsolated } from '../lib';
+import { createIsolationGroup, isolationSupport, spawnIsolated } from '../lib';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 
 // Only meaningful where the Windows backend runs (natively, or under Wine with node.exe).
@@ -131,6 +131,29 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
   });
 
   describe('groups', () => {
+    it("a group's processes budget holds for its members' children: the process over it is ended and reported", async function () {
+      this.timeout(30_000);
+      const g = createIsolationGroup({ enforcement: 'best-effort', processes: 2 });
+      try {
+        assert.equal(g.enforcement.processes?.enforced, true, JSON.stringify(g.enforcement.processes));
+        assert.match(g.enforcement.processes!.mechanism, /watchdog/);
+        const a = g.spawn(w, ['sleep', '20000'], relaxed);
+        await new Promise<void>((r) => a.once('spawn', () => r()));
+        const limit = new Promise<{ limit: string; pid?: number }>((r) => g.once('limit', r));
+        // b and the child it starts: 3 processes for a budget of 2. The child is ended as it starts
+        // (Windows: it runs for a moment and ends with 1816; Wine: its creation fails).
+        const b = g.spawn(w, ['child', 'sleep', '20000'], relaxed);
+        const tried = await firstLine<{ started: boolean; error: string }>(b);
+        const hit = await limit;
+        assert.equal(hit.limit, 'processes');
+        assert.ok(hit.pid !== undefined && hit.pid !== a.pid && hit.pid !== b.pid, `pid ${hit.pid}`);
+        assert.equal(tried.started, false, 'the child over budget ran to its end');
+        assert.equal(a.exitCode, null, 'the member within budget runs on');
+      } finally {
+        await g.close();
+      }
+    });
+
     it('a killOnClose: false member outlives its launcher releasing the group; a killOnClose member does not', async function () {
       this.timeout(30_000);
       const { Worker } = await import('node:worker_threads');

@@ -25,6 +25,17 @@ void KeepSurvivors(Group& g) {
     ThrowLastError("SetInformationJobObject", "the group's kill-on-close");
 }
 
+// A group's `processes` budget: ActiveProcessLimit counts only a job's own processes, not those of
+// the members' nested jobs, so the monitor also counts the group (its accounting includes them)
+// at each new process and ends the one over budget.
+void GroupProcessesEntry(HANDLE job, Enforcement& e) {
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
+  bool counts = QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr) != 0;
+  e.mechanism = "job-object+watchdog";
+  e.enforced = counts;
+  e.reason = counts ? "" : "QueryInformationJobObject(JobObjectBasicAccountingInformation) failed: " + Win32Message(GetLastError());
+}
+
 // The job, tied to the completion port before anything runs in it, with every limit set and
 // read back; strict mode refuses here, before anything runs.
 std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
@@ -48,10 +59,13 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
   return plan.enforcement;
 }
 
-// Handles for the worker: inheritable duplicates that exist only for the CreateProcess call.
+// Handles for the worker. Inheritable duplicates exist only around the CreateProcess call: a
+// libuv spawn on another thread (it inherits every inheritable handle) could take one meanwhile.
 struct WorkerHandles {
-  std::vector<UniqueHandle> ours;       // handles we created (NUL, the worker's pipe ends)
-  UniqueHandle servers[3];              // Node's ends of the stdio pipes
+  std::vector<UniqueHandle> ours;  // handles we created (NUL, the worker's pipe ends)
+  UniqueHandle servers[3];         // Node's ends of the stdio pipes
+  HANDLE sources[3] = {nullptr, nullptr, nullptr};
+  std::vector<HANDLE> inheritSources;   // the listed inheritHandles, validated
   std::vector<UniqueHandle> temporary;  // inheritable duplicates, closed right after CreateProcess
   HANDLE stdio[3] = {nullptr, nullptr, nullptr};
   bool consoleSlot = false;  // a stdio slot is a console handle
@@ -81,13 +95,11 @@ HANDLE StdioSource(const StdioSpec& s, int slot, const Child& child, WorkerHandl
   return wh.ours.back().get();
 }
 
-void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, SpawnResult& res) {
+void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh) {
   for (int i = 0; i < 3; i++) {
-    HANDLE source = StdioSource(req.stdio[i], i, child, wh);
-    wh.temporary.push_back(DuplicateInheritable(source, "stdio[" + std::to_string(i) + "]"));
-    wh.stdio[i] = wh.temporary.back().get();
+    wh.sources[i] = StdioSource(req.stdio[i], i, child, wh);
     DWORD mode = 0;
-    if (GetConsoleMode(source, &mode)) wh.consoleSlot = true;
+    if (GetConsoleMode(wh.sources[i], &mode)) wh.consoleSlot = true;
   }
   for (const InheritSpec& spec : req.inherit) {
     HANDLE source =
@@ -95,6 +107,17 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh, Sp
     DWORD info = 0;
     if (!GetHandleInformation(source, &info))
       throw Win32Error("GetHandleInformation", GetLastError(), "inheritHandles: " + std::to_string(spec.value) + " is not an open handle");
+    wh.inheritSources.push_back(source);
+  }
+}
+
+// The inheritable duplicates, made last, right before CreateProcess.
+void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
+  for (int i = 0; i < 3; i++) {
+    wh.temporary.push_back(DuplicateInheritable(wh.sources[i], "stdio[" + std::to_string(i) + "]"));
+    wh.stdio[i] = wh.temporary.back().get();
+  }
+  for (HANDLE source : wh.inheritSources) {
     wh.temporary.push_back(DuplicateInheritable(source, "inheritHandles"));
     res.inherited.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(wh.temporary.back().get())));
   }
@@ -125,7 +148,14 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
 
 // Creates the worker suspended, with exactly `wh`'s handles, inside its job(s) from the first
 // instruction where the host can (Windows 10+: PROC_THREAD_ATTRIBUTE_JOB_LIST).
-PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token) {
+PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, SpawnResult& res) {
+  std::wstring app = ToWide(req.file);
+  std::wstring cmdline = BuildCommandLine(req.args);
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(child.temp.path().empty() ? req.env : child.temp.Environment(req.env));
+  std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
+  DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
+  flags |= ConsoleFlags(req, wh, child);
+  MakeInheritable(wh, res);
   std::vector<HANDLE> list = wh.List();
   AttributeList attrs(2);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
@@ -146,13 +176,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
     si.StartupInfo.wShowWindow = SW_HIDE;
   }
   si.lpAttributeList = attrs.get();
-  std::wstring app = ToWide(req.file);
-  std::wstring cmdline = BuildCommandLine(req.args);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(child.temp.path().empty() ? req.env : child.temp.Environment(req.env));
-  std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   const wchar_t* dir = req.hasCwd ? cwd.c_str() : nullptr;
-  DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
-  flags |= ConsoleFlags(req, wh, child);
   PROCESS_INFORMATION pi{};
   BOOL created =
       token != nullptr
@@ -211,8 +235,8 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
   if (req.privileges == Privileges::Low) child->temp.Create(child->id);
   WorkerHandles wh;
-  CollectHandles(req, *child, wh, res);
-  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, token.get());
+  CollectHandles(req, *child, wh);
+  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, token.get(), res);
   child->process.reset(pi.hProcess);
   child->thread.reset(pi.hThread);
   child->pid = pi.dwProcessId;
@@ -288,6 +312,9 @@ GroupResult CreateGroup(const GroupRequest& req) {
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose, own);
   g->extended = plan.extended;
   g->capacityCores = req.limits.cpuCores > 0 && req.limits.cpuCores <= own ? req.limits.cpuCores : own;
+  g->processes = req.limits.processes;
+  for (Enforcement& e : plan.enforcement)
+    if (e.limit == "processes") GroupProcessesEntry(g->job.get(), e);
   if (req.strict) RequireEnforced(plan.enforcement);
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }

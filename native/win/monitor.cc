@@ -158,6 +158,10 @@ void Monitor::Handle(Child& c, DWORD msg, DWORD pid, bool fromGroup) {
 }
 
 void Monitor::HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
+  if (msg == JOB_OBJECT_MSG_NEW_PROCESS) {
+    EnforceGroupProcesses(gid, pid);
+    return;
+  }
   if (msg != JOB_OBJECT_MSG_JOB_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT && msg != JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT)
     return;
   UniqueHandle h(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
@@ -166,6 +170,27 @@ void Monitor::HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
     BOOL in = FALSE;
     if (!(c->pid == pid || (h.valid() && IsProcessInJob(h.get(), c->job.get(), &in) && in))) continue;
     Handle(*c, msg, pid, true);
+    return;
+  }
+}
+
+// A new process in a group over its processes budget is ended at once, and reported to the
+// member it belongs to (a member worker started over budget ends with reason 'processes').
+void Monitor::EnforceGroupProcesses(uint64_t gid, DWORD pid) {
+  std::shared_ptr<Group> g = Groups().Find(gid);
+  JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
+  if (!g || g->processes == 0 ||
+      !QueryInformationJobObject(g->job.get(), JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr) ||
+      acct.ActiveProcesses <= g->processes)
+    return;
+  UniqueHandle h(OpenProcess(PROCESS_TERMINATE | PROCESS_QUERY_INFORMATION, FALSE, pid));
+  BOOL in = FALSE;
+  if (!h.valid() || !IsProcessInJob(h.get(), g->job.get(), &in) || !in) return;  // gone, or pid reused
+  TerminateProcess(h.get(), ERROR_NOT_ENOUGH_QUOTA);
+  for (auto& c : reg_.Snapshot()) {
+    if (c->group != g || !(c->pid == pid || (IsProcessInJob(h.get(), c->job.get(), &in) && in))) continue;
+    if (AdmitLimit(*c, JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, pid, true)) PostLimit(*c, "processes", pid, acct.ActiveProcesses);
+    if (c->pid == pid) Terminate(*c, "processes");
     return;
   }
 }

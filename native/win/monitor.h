@@ -26,6 +26,7 @@ struct Group {
   // nobody when released or closed; each other member's own job still does.
   std::atomic<bool> survivors{false};
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // its limits as set
+  uint32_t processes = 0;                           // its processes budget (0: none)
 };
 
 // Completion keys: worker ids as they are, group ids with the top bit set.
@@ -102,6 +103,7 @@ class Monitor {
   bool AdmitLimit(Child& c, DWORD msg, DWORD pid, bool fromGroup);
   void Handle(Child& c, DWORD msg, DWORD pid, bool fromGroup = false);
   void HandleGroup(uint64_t gid, DWORD msg, DWORD pid);
+  void EnforceGroupProcesses(uint64_t gid, DWORD pid);
   void Poll();
   void QueueFinish(Child& c);
   std::string ReasonFromState(const Child& c);
