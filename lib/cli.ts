@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isolationSupport, IsolationOptions, spawnIsolated } from './index';
+import { formatSelfTest, isolationSupport, IsolationOptions, selfTest, spawnIsolated } from './index';
 import { normalizeOptions } from './options';
 import { resolveExecutable } from './resolve';
 import { signalNumber } from './signals';
@@ -26,6 +26,7 @@ export const EXIT = {
 } as const;
 
 const USAGE = `usage: spawn-isolated [limits] [--json] [--quiet] [--dry-run] [--] FILE [ARGS...]
+       spawn-isolated --self-test [--json]
 
 The first argument that is not an option is FILE; everything after it is the worker's.
 
@@ -56,6 +57,8 @@ output:
   --json                 the closing summary (stderr) as JSON
   -q, --quiet            no closing summary
   --dry-run              print what would be applied and how this host enforces it; start nothing
+  --self-test            run the bundled probe under each limit and report, per limit, what this
+                         host claims and what was measured (exit 1 when they differ)
   -h, --help             this text
   -V, --version          the version
 
@@ -254,8 +257,27 @@ function dryRun(p: Parsed, out: (s: string) => void): number {
   return strict && refused.length > 0 ? EXIT.notEnforced : 0;
 }
 
+/** `--self-test [--json]`: every limit tried on this host; exit 1 when a claim is not what was measured. */
+async function runSelfTest(rest: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
+  const unknown = rest.filter((a) => a !== '--json');
+  if (unknown.length) {
+    io.err(`spawn-isolated: --self-test takes only --json (got ${unknown.join(' ')})\n`);
+    return EXIT.usage;
+  }
+  const json = rest.includes('--json');
+  try {
+    const report = await selfTest({ onCheck: (c) => io.err(`self-test: ${c.check}: ${c.measured}${c.consistent ? '' : ' (claimed otherwise)'}\n`) });
+    io.out(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSelfTest(report)}\n`);
+    return report.ok ? 0 : 1;
+  } catch (e) {
+    io.err(`spawn-isolated: ${(e as Error).message}\n`);
+    return EXIT.startFailed;
+  }
+}
+
 /** Runs the command; resolves with the exit code. */
 export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
+  if (argv[0] === '--self-test') return runSelfTest(argv.slice(1), io);
   let p: Parsed;
   try {
     const r = parseCommandLine(argv);
@@ -291,7 +313,13 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
   // once it has, not left to end this command with the worker running on.
   let child: ReturnType<typeof spawnIsolated> | undefined;
   const early: NodeJS.Signals[] = [];
-  const forward = (sig: NodeJS.Signals) => (child ? child.kill(sig) : early.push(sig));
+  // Windows: a worker sharing this console is in a process group of its own (the terminal's
+  // Ctrl+C does not reach it): it is asked to end with CTRL_BREAK_EVENT, then ended after --kill-after.
+  const forward = (sig: NodeJS.Signals) => {
+    if (!child) early.push(sig);
+    else if (process.platform === 'win32' && child.gracefulStop === 'ctrl-break') void child.stop({ signal: sig });
+    else child.kill(sig);
+  };
   const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
   const t0 = Date.now();

@@ -24,6 +24,8 @@ export type { ExitReason, GracefulStop, IsolatedExit, IsolatedProcessEvents, Iso
 export type { ByteSize, Duration } from './units';
 export type { NodeStyleError } from './errors';
 export { channels, IsolatedProcess } from './process';
+export { formatSelfTest, selfTest } from './selftest';
+export type { SelfTestCheck, SelfTestOptions, SelfTestOutcome, SelfTestReport } from './selftest';
 export { IsolationGroup } from './group';
 export type { GroupLimits, GroupLimitEvent, IsolationGroupEvents } from './group';
 export { parseByteSize, parseDuration } from './units';

@@ -37,4 +37,9 @@ if (require.main === module) {
   const targets = process.argv.includes('--windows-only') ? [] : [hostTarget()];
   if (process.platform !== 'win32' && !process.argv.includes('--host-only')) targets.push(['windows', 'amd64']);
   for (const [goos, goarch] of targets) console.log('fixture:', path.relative(root, build(goos, goarch)));
+  // The self-test probe the suites run too (it ships in prebuilds/).
+  const { buildProbe } = require('./build-probe');
+  const node = { windows: 'win32', linux: 'linux', darwin: 'darwin', freebsd: 'freebsd' };
+  const arch = { amd64: 'x64', arm64: 'arm64', 386: 'ia32' };
+  for (const [goos, goarch] of targets) console.log('probe:', path.relative(root, buildProbe(node[goos] || goos, arch[goarch] || goarch)));
 }

@@ -1,0 +1,3 @@
+module spawn-isolated/probe
+
+go 1.21

@@ -1,0 +1,110 @@
+// spawn-isolated-probe: the program `spawn-isolated --self-test` runs under each limit in turn.
+// Each mode pushes against one limit and prints one JSON line saying how far it got; the
+// launcher compares that (and how the probe ended) with what the host claims to enforce.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func out(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: spawn-isolated-probe MODE [ARGS...]")
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "alloc":
+		// alloc MB: allocates and touches MB MiB, 1 MiB at a time.
+		var keep [][]byte
+		for i := 0; i < atoi(args[0]); i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		out(map[string]any{"allocated": len(keep)})
+	case "spin":
+		// spin MS THREADS: keeps THREADS threads busy for MS of wall time.
+		deadline := time.Now().Add(time.Duration(atoi(args[0])) * time.Millisecond)
+		var wg sync.WaitGroup
+		for t := 0; t < atoi(args[1]); t++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				x := 0
+				for time.Now().Before(deadline) {
+					for i := 0; i < 100000; i++ {
+						x += i
+					}
+				}
+				_ = x
+			}()
+		}
+		wg.Wait()
+		out(map[string]any{"spun": true})
+	case "spawn":
+		// spawn N MS: starts N children that each sleep MS, all at once; reports how many started.
+		var cmds []*exec.Cmd
+		var firstErr string
+		for i := 0; i < atoi(args[0]); i++ {
+			c := exec.Command(os.Args[0], "sleep", args[1])
+			if err := c.Start(); err != nil {
+				if firstErr == "" {
+					firstErr = err.Error()
+				}
+				continue
+			}
+			cmds = append(cmds, c)
+		}
+		for _, c := range cmds {
+			c.Wait()
+		}
+		out(map[string]any{"started": len(cmds), "error": firstErr})
+	case "handles":
+		// handles N: opens this executable N times and holds the handles / fds.
+		var files []*os.File
+		var firstErr string
+		self, _ := os.Executable()
+		for i := 0; i < atoi(args[0]); i++ {
+			f, err := os.Open(self)
+			if err != nil {
+				firstErr = err.Error()
+				break
+			}
+			files = append(files, f)
+		}
+		time.Sleep(300 * time.Millisecond) // long enough for a sampling watchdog to see them
+		out(map[string]any{"opened": len(files), "error": firstErr})
+	case "sleep":
+		time.Sleep(time.Duration(atoi(args[0])) * time.Millisecond)
+	case "fds":
+		// fds: the handles / fds this process holds besides its stdio, where it can list them.
+		out(listFds())
+	case "escape":
+		// escape PID: what this process could do to PID (its launcher) and to its own limits.
+		out(escape(atoi(args[0])))
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+}
