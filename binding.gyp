@@ -6,7 +6,7 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
@@ -17,9 +17,11 @@
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc"],
+          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/sys.cc", "native/posix/internals.cc", "native/posix/glibc_compat.cc"],
           "include_dirs": ["<(INTERMEDIATE_DIR)"],
           "libraries": ["-ldl"],
+          "cflags": ["-include", "<(module_root_dir)/native/posix/glibc_compat.h", "-ffunction-sections", "-fdata-sections"],
+          "ldflags": ["-Wl,--gc-sections"],
           "actions": [{
             "action_name": "init_image",
             "inputs": ["native/posix/init/init.c", "scripts/build-init.js"],

@@ -18,5 +18,9 @@ const built = ['build-win32/spawn_isolated.node', 'build-win32/Release/spawn_iso
 if (!built) throw new Error('cmake-js produced no spawn_isolated.node');
 const dest = path.join(root, 'prebuilds', 'win32-x64', 'node.napi.node');
 fs.mkdirSync(path.dirname(dest), { recursive: true });
-fs.copyFileSync(built, dest);
-console.log('prebuild:', path.relative(root, dest));
+// Stripped (what ships), then renamed into place: a process that has the old one loaded (a
+// Wine suite running) keeps its mapping.
+const tmp = `${dest}.${process.pid}.tmp`;
+execFileSync('x86_64-w64-mingw32-strip', ['--strip-unneeded', '-o', tmp, built]);
+fs.renameSync(tmp, dest);
+console.log('prebuild:', path.relative(root, dest), `(${fs.statSync(dest).size} bytes)`);

@@ -215,7 +215,7 @@ void CgroupPool::Run() {
       ready_.push_back(std::move(fresh));
     else if (fill && reset.empty())
       fillFailed_ = true;
-    if (fresh.Empty() && reset.empty() && !retired_.empty()) cv_.wait_for(lock, std::chrono::milliseconds(kRetryRemoveMs));
+    if (fresh.Empty() && reset.empty() && !retired_.empty()) cv_.WaitForMs(lock, kRetryRemoveMs);
   }
 }
 

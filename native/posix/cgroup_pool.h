@@ -6,7 +6,6 @@
 // removes the cgroups of launchers that died without doing so.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <vector>
@@ -49,14 +48,14 @@ class CgroupPool {
   void Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& reset);
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  CondVar cv_;
   std::deque<Cgroup> ready_;
   std::vector<Retired> retired_;  // used cgroups
   uint64_t next_ = 0;
   bool started_ = false;
   bool fillFailed_ = false;
   bool busy_ = false;             // the housekeeping thread holds a batch outside the lock
-  std::condition_variable idle_;  // the last attempt to make one failed: wait for the next Take()
+  CondVar idle_;  // the last attempt to make one failed: wait for the next Take()
 };
 
 }  // namespace posix

@@ -71,7 +71,7 @@ class Pool {
     if (mkdir(kLockDir, 0700) != 0 && errno != EEXIST)
       throw SysError("EACCES", errno, "mkdir", std::string("cannot make ") + kLockDir + " for transient uids: " + strerror(errno));
     struct stat st;
-    if (lstat(kLockDir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+    if (StatPath(kLockDir, &st, false) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
       throw SysError("EACCES", 0, "lstat", std::string(kLockDir) + " must be a directory owned by root, not writable by others");
     int fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));

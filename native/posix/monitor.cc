@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -135,8 +134,7 @@ pid_t WorkerPid(Child& c) {
 }
 
 Child::~Child() {
-  std::error_code ec;
-  if (!tempDir.empty()) std::filesystem::remove_all(tempDir, ec);
+  if (!tempDir.empty()) RemoveFileTree(tempDir);
 }
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {

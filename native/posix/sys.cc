@@ -1,6 +1,8 @@
 #include "sys.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <string.h>
@@ -83,9 +85,60 @@ uint64_t ReadKey(const std::string& path, const std::string& key) {
   return 0;
 }
 
+// fstatat through the system call: glibc 2.33 turned stat() into a new symbol, and the shipped
+// binary must load on glibc 2.28 (see glibc_compat.h). The kernel's struct stat is glibc's on
+// x86_64 and aarch64.
+int StatPath(const std::string& p, struct stat* st, bool follow) {
+  return static_cast<int>(syscall(SYS_newfstatat, AT_FDCWD, p.c_str(), st, follow ? 0 : AT_SYMLINK_NOFOLLOW));
+}
+
+CondVar::CondVar() {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&c_, &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+void CondVar::WaitForMs(std::unique_lock<std::mutex>& lock, uint64_t ms) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  uint64_t ns = static_cast<uint64_t>(t.tv_nsec) + (ms % 1000) * 1000000;
+  t.tv_sec += static_cast<time_t>(ms / 1000 + ns / 1000000000);
+  t.tv_nsec = static_cast<long>(ns % 1000000000);
+  pthread_cond_timedwait(&c_, lock.mutex()->native_handle(), &t);
+}
+
 bool Exists(const std::string& p) {
   struct stat st;
-  return stat(p.c_str(), &st) == 0;
+  return StatPath(p, &st, true) == 0;
+}
+
+namespace {
+void RemoveUnder(int dirFd) {
+  DIR* d = fdopendir(dirFd);  // owns dirFd from here
+  if (d == nullptr) {
+    close(dirFd);
+    return;
+  }
+  while (struct dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (unlinkat(dirfd(d), e->d_name, 0) == 0 || (errno != EISDIR && errno != EPERM)) continue;
+    int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub >= 0) RemoveUnder(sub);
+    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+  }
+  closedir(d);
+}
+}  // namespace
+
+void RemoveFileTree(const std::string& path) {
+  if (unlinkat(AT_FDCWD, path.c_str(), 0) == 0) return;
+  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  RemoveUnder(fd);
+  rmdir(path.c_str());
 }
 
 bool Privileged() { return geteuid() == 0; }

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <string>
 
 #include "../contract.h"
@@ -38,6 +41,33 @@ uint64_t ReadU64(const std::string& path, uint64_t dflt = 0);
 // The value of `key` in a file of "key value" lines (memory.events, cpu.stat, pids.events).
 uint64_t ReadKey(const std::string& path, const std::string& key);
 bool Exists(const std::string& path);
+// A condition variable on CLOCK_MONOTONIC over pthread's, for std::mutex locks. (libstdc++'s
+// std::condition_variable::wait is a GLIBCXX_3.4.30 symbol, and its steady-clock waits need
+// glibc 2.30: the shipped addon must load on older hosts.)
+class CondVar {
+ public:
+  CondVar();
+  ~CondVar() { pthread_cond_destroy(&c_); }
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+  void notify_one() { pthread_cond_signal(&c_); }
+  void notify_all() { pthread_cond_broadcast(&c_); }
+  void wait(std::unique_lock<std::mutex>& lock) { pthread_cond_wait(&c_, lock.mutex()->native_handle()); }
+  template <typename Pred>
+  void wait(std::unique_lock<std::mutex>& lock, Pred done) {
+    while (!done()) wait(lock);
+  }
+  // Waits up to `ms` (a wake-up may come earlier).
+  void WaitForMs(std::unique_lock<std::mutex>& lock, uint64_t ms);
+
+ private:
+  pthread_cond_t c_;
+};
+
+// stat / lstat (follow = false) of `path`; 0 or -1 with errno.
+int StatPath(const std::string& path, struct stat* st, bool follow);
+// Removes `path` and everything beneath it (symlinks removed, not followed); best effort.
+void RemoveFileTree(const std::string& path);
 bool Privileged();
 
 // A stack of its own for a child that shares this process's memory until its exec

@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// The install test: packs this project as npm publishes it (prepack builds dist/ and the
+// prebuilds), checks what the tarball holds, then installs it into fresh projects as users
+// would, with the registry unreachable (dependencies come from npm's cache), and runs a worker
+// under limits from each:
+//   (a) install scripts allowed        (b) --ignore-scripts
+//   (c) no compiler, no Python on PATH (the prebuild must be used, nothing built)
+//   (d) CommonJS, ESM and a `tsc --strict` TypeScript consumer (and the exports map holding)
+//   (e) npx spawn-isolated
+// and, with --wine, (c) and (d) again with the Windows node.exe under Wine.
+'use strict';
+const { execFileSync, spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const root = path.resolve(__dirname, '..');
+const wine = process.argv.includes('--wine');
+const given = (process.argv.find((a) => a.startsWith('--tarball=')) || '').slice(10);
+const win = process.platform === 'win32';
+const exe = win ? '.exe' : '';
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-install-'));
+// Readable by others, as an installed node_modules is: a restricted worker of a root launcher
+// runs as a uid of its own and must reach its executable.
+fs.chmodSync(work, 0o755);
+// --offline: nothing is fetched (and a proxy that goes nowhere makes sure of it); the
+// dependencies are packed from this checkout's node_modules, so no registry metadata is needed.
+const OFFLINE = ['--offline', '--no-audit', '--no-fund', '--loglevel=error'];
+const NO_NETWORK = { https_proxy: 'http://127.0.0.1:9', http_proxy: 'http://127.0.0.1:9', npm_config_proxy: 'http://127.0.0.1:9', npm_config_https_proxy: 'http://127.0.0.1:9' };
+let deps = [];
+let failures = 0;
+
+function step(name, fn) {
+  try {
+    const note = fn();
+    console.log(`ok    ${name}${note ? ` (${note})` : ''}`);
+  } catch (e) {
+    failures++;
+    console.log(`FAIL  ${name}\n      ${(String(e.stdout || '') + String(e.stderr || '')).trim().split('\n').slice(-15).join('\n      ')}\n      ${e.message.split('\n').slice(0, 5).join('\n      ')}`);
+  }
+}
+
+function run(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: 'pipe', timeout: 300_000, shell: win && /^np[mx]$/.test(cmd), ...opts });
+}
+
+// A PATH with node and npm only (and what /bin/sh needs to exist): no cc, make or python.
+function bareBin() {
+  const dir = path.join(work, 'bare-bin');
+  fs.mkdirSync(dir, { recursive: true });
+  const onPath = (name) => process.env.PATH.split(path.delimiter).map((d) => path.join(d, name)).find((f) => fs.existsSync(f));
+  const npmCli = fs.realpathSync(onPath('npm'));
+  fs.symlinkSync(process.execPath, path.join(dir, 'node'));
+  fs.symlinkSync('/bin/sh', path.join(dir, 'sh')); // npm runs install scripts with sh
+  fs.writeFileSync(path.join(dir, 'npm'), `#!/bin/sh\nexec "${process.execPath}" "${npmCli}" "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'npx'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(path.dirname(npmCli), 'npx-cli.js')}" "$@"\n`, { mode: 0o755 });
+  for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3', 'python']) {
+    if (fs.existsSync(path.join(dir, tool))) throw new Error(`${tool} on the bare PATH`);
+  }
+  return dir;
+}
+
+function pack() {
+  // A given tarball (the release workflow's, with every platform's prebuilds) is listed, not made.
+  const out = given
+    ? run('npm', ['pack', '--json', '--dry-run', path.resolve(given)], { cwd: work })
+    : run('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 900_000 });
+  const info = JSON.parse(out.slice(out.indexOf('[')))[0];
+  if (given) info.filename = path.resolve(given);
+  // Its dependencies, as local tarballs of what this checkout installed.
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+  deps = Object.keys(pkg.dependencies).map((d) => {
+    const o = run('npm', ['pack', '--json', '--pack-destination', work, path.join(root, 'node_modules', d)], { cwd: root });
+    return path.join(work, JSON.parse(o.slice(o.indexOf('[')))[0].filename);
+  });
+  return { file: path.isAbsolute(info.filename) ? info.filename : path.join(work, info.filename), size: info.size, unpacked: info.unpackedSize, files: info.files.map((f) => f.path) };
+}
+
+function checkContents(files) {
+  const must = ['package.json', 'README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js', 'binding.gyp', 'CMakeLists.txt',
+    'native/addon.cc', 'native/posix/init/init.c', 'scripts/build-init.js', 'prebuilds/win32-x64/node.napi.node',
+    'prebuilds/win32-x64/spawn-isolated-probe.exe', 'prebuilds/linux-x64/spawn-isolated-probe'];
+  for (const f of must) if (!files.includes(f)) throw new Error(`the tarball lacks ${f}`);
+  if (!files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f))) throw new Error('the tarball has no linux prebuild');
+  const stray = files.filter((f) => /\.map$|^test\/|^lib\/|^build|^bench\/|^\.|^probe\/|^demo\//.test(f));
+  if (stray.length) throw new Error(`the tarball holds what it should not: ${stray.join(', ')}`);
+  const dts = fs.readFileSync(path.join(root, 'dist', 'lib', 'process.d.ts'), 'utf8');
+  if (/_start|_fail/.test(dts)) throw new Error('internal members are in the public .d.ts');
+}
+
+function project(name, tarball, installArgs, env) {
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  const scripts = !installArgs.includes('--ignore-scripts');
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, version: '1.0.0', private: true, ...(scripts ? { allowScripts: { [`file:${tarball}`]: true } } : {}) }));
+  const out = run('npm', ['install', tarball, ...deps, ...OFFLINE, '--foreground-scripts', ...installArgs], { cwd: dir, env: { ...env, ...NO_NETWORK } });
+  if (scripts !== /spawn-isolated@[^ ]+ install\n> node-gyp-build/.test(out)) throw new Error(`the install script ${scripts ? 'did not run' : 'ran'}:\n${out}`);
+  if (fs.existsSync(path.join(dir, 'node_modules', 'spawn-isolated', 'build'))) throw new Error('the install built the addon from source');
+  return dir;
+}
+
+// The consumers: each runs the shipped probe under a memory limit, within it and (where this
+// host enforces memory) past it.
+const CJS = `const { spawnIsolated, isolationSupport } = require('spawn-isolated');
+const path = require('path');
+const dir = path.dirname(require.resolve('spawn-isolated/package.json'));
+const probe = path.join(dir, 'prebuilds', process.platform + '-' + process.arch, 'spawn-isolated-probe' + (process.platform === 'win32' ? '.exe' : ''));
+(async () => {
+  const within = await spawnIsolated(probe, ['alloc', '16'], { memory: '128MiB', enforcement: 'best-effort', stdio: 'ignore' }).exited;
+  if (within.code !== 0) throw new Error('within the limit: ' + JSON.stringify(within));
+  let past = null;
+  if (isolationSupport().limits['memory.total'].enforced) {
+    past = await spawnIsolated(probe, ['alloc', '512'], { memory: '64MiB', stdio: 'ignore' }).exited;
+    if (past.reason !== 'memory') throw new Error('past the limit: ' + JSON.stringify(past));
+  }
+  let deep = 'importable';
+  try { require('spawn-isolated/dist/lib/process'); } catch (e) { deep = e.code; }
+  console.log(JSON.stringify({ within: within.reason, past: past && past.reason, deep }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+const ESM = `import { spawnIsolated, isolationSupport } from 'spawn-isolated';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+const dir = path.dirname(createRequire(import.meta.url).resolve('spawn-isolated/package.json'));
+const probe = path.join(dir, 'prebuilds', process.platform + '-' + process.arch, 'spawn-isolated-probe' + (process.platform === 'win32' ? '.exe' : ''));
+const e = await spawnIsolated(probe, ['alloc', '16'], { memory: '128MiB', enforcement: 'best-effort', stdio: 'ignore' }).exited;
+if (e.code !== 0) throw new Error(JSON.stringify(e));
+console.log(JSON.stringify({ esm: e.reason, backend: isolationSupport().backend }));
+`;
+const TS = `import { spawnIsolated, IsolatedExit, IsolationOptions } from 'spawn-isolated';
+const options: IsolationOptions = { memory: '128MiB', cpu: { cores: 0.5 }, processes: 4 };
+export async function run(file: string): Promise<number | null> {
+  const p = spawnIsolated(file, ['exit', '0'], options);
+  p.on('exit', (code: number | null, signal: NodeJS.Signals | null) => void [code, signal]);
+  const e: IsolatedExit = await p.exited;
+  return e.code;
+}
+`;
+const TS_BAD = `import { spawnIsolated } from 'spawn-isolated';
+const p = spawnIsolated('x');
+p._start;
+p.on('exitt', () => undefined);
+`;
+
+function consume(dir, env) {
+  fs.writeFileSync(path.join(dir, 'consumer.cjs'), CJS);
+  fs.writeFileSync(path.join(dir, 'consumer.mjs'), ESM);
+  const cjs = JSON.parse(run(process.execPath, ['consumer.cjs'], { cwd: dir, env }).trim());
+  if (cjs.deep !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw new Error(`a deep import was ${cjs.deep}`);
+  const esm = JSON.parse(run(process.execPath, ['consumer.mjs'], { cwd: dir, env }).trim());
+  return `CommonJS within: ${cjs.within}, past: ${cjs.past ?? 'not enforced here'}; ESM: ${esm.esm}`;
+}
+
+function typescript(dir) {
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  fs.writeFileSync(path.join(dir, 'consumer.ts'), TS);
+  const flags = ['--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types')];
+  run(process.execPath, [tsc, ...flags, 'consumer.ts'], { cwd: dir });
+  fs.writeFileSync(path.join(dir, 'bad.ts'), TS_BAD);
+  const bad = spawnSync(process.execPath, [tsc, ...flags, 'bad.ts'], { cwd: dir, encoding: 'utf8' });
+  if (bad.status === 0 || !/bad\.ts\(3,.*_start/.test(bad.stdout) || !/bad\.ts\(4,/.test(bad.stdout)) throw new Error(`tsc accepted internals or a misspelt event:\n${bad.stdout}`);
+  return 'strict consumer compiles; an internal member and a misspelt event do not';
+}
+
+function underWine(tarball) {
+  const { windowsNode, winePrefix, wineEnv } = require('./wine-env');
+  const dir = project('wine', tarball, ['--ignore-scripts'], process.env);
+  fs.writeFileSync(path.join(dir, 'consumer.cjs'), CJS);
+  fs.writeFileSync(path.join(dir, 'consumer.mjs'), ESM);
+  const node = windowsNode();
+  const env = { ...wineEnv(winePrefix()), PATH: '/usr/bin:/bin' };
+  const results = [];
+  for (const script of ['consumer.cjs', 'consumer.mjs']) {
+    const outFile = path.join(dir, `${script}.out`);
+    const out = fs.openSync(outFile, 'w');
+    const err = fs.openSync(`${outFile}.err`, 'w');
+    const r = spawnSync('wine', [node, script], { cwd: dir, env, stdio: ['ignore', out, err], timeout: 300_000 });
+    fs.closeSync(out);
+    fs.closeSync(err);
+    if (r.status !== 0) throw new Error(`${script} under Wine: exit ${r.status}\n${fs.readFileSync(`${outFile}.err`, 'utf8').slice(-2000)}`);
+    results.push(fs.readFileSync(outFile, 'utf8').trim());
+  }
+  spawnSync('wineserver', ['-k'], { env: wineEnv(winePrefix()), stdio: 'ignore' });
+  return results.join('; ');
+}
+
+let tarball;
+step('npm pack (prepack builds dist/ and the prebuilds)', () => {
+  const p = pack();
+  tarball = p.file;
+  checkContents(p.files);
+  return `${path.basename(p.file)}: ${(p.size / 1024 / 1024).toFixed(1)} MiB packed, ${(p.unpacked / 1024 / 1024).toFixed(1)} MiB unpacked, ${p.files.length} files`;
+});
+if (tarball) {
+  const bare = win ? undefined : { ...process.env, PATH: bareBin() };
+  if (bare) for (const k of Object.keys(bare)) if (/^npm_/i.test(k) && k !== 'npm_config_cache') delete bare[k];
+  step('(a) install scripts allowed: the install script finds the prebuild', () => consume(project('scripts', tarball, [], process.env), process.env));
+  step('(b) --ignore-scripts', () => consume(project('ignore-scripts', tarball, ['--ignore-scripts'], process.env), process.env));
+  // Windows: node-gyp finds Visual Studio without PATH, so (c) is for POSIX hosts; (b) is the
+  // one there that shows a prebuild is used (nothing is built with scripts off).
+  if (bare) step('(c) no compiler and no Python on PATH, install scripts allowed', () => consume(project('no-compiler', tarball, [], bare), bare));
+  step('(d) TypeScript, tsc --strict (CommonJS and ESM ran in a-c)', () => typescript(path.join(work, 'ignore-scripts')));
+  step('(e) npx spawn-isolated', () => {
+    const dir = path.join(work, bare ? 'no-compiler' : 'scripts');
+    const probe = path.join(dir, 'node_modules', 'spawn-isolated', 'prebuilds', `${process.platform}-${process.arch}`, `spawn-isolated-probe${exe}`);
+    const r = spawnSync('npx', ['--offline', '--no-install', 'spawn-isolated', '--best-effort', '--memory', '128MiB', '--json', probe, 'alloc', '16'], {
+      cwd: dir, env: { ...(bare || process.env), ...NO_NETWORK }, encoding: 'utf8', shell: win,
+    });
+    if (r.status !== 0) throw new Error(`npx exited ${r.status}: ${r.stderr}`);
+    return r.stderr.trim().split('\n').pop();
+  });
+  if (wine) step('Windows node.exe under Wine: (c) and (d), CommonJS and ESM', () => underWine(tarball));
+}
+fs.rmSync(work, { recursive: true, force: true });
+console.log(failures ? `install test: ${failures} failed` : 'install test: all passed');
+process.exit(failures ? 1 : 0);
