@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	spawnisolated "spawn-isolated/go"
 )
 
 func out(v any) {
@@ -100,6 +102,13 @@ func main() {
 	case "fds":
 		// fds: the handles / fds this process holds besides its stdio, where it can list them.
 		out(listFds())
+	case "limits":
+		// limits: what this process runs under, read from inside (the worker-side Go module).
+		out(spawnisolated.Read())
+	case "tune":
+		// tune: Tune(), and what the runtime then runs with.
+		l, t := spawnisolated.Tune()
+		out(map[string]any{"limits": l, "tuned": t, "gomaxprocs": runtime.GOMAXPROCS(0)})
 	case "escape":
 		// escape PID: what this process could do to PID (its launcher) and to its own limits.
 		out(escape(atoi(args[0])))

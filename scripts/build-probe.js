@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the self-test probe (probe/, Go) for this host and for win32-x64, when its sources are
+// Builds the self-test probe (probe/, Go, with the worker-side module go/) for this host and for win32-x64, when its sources are
 // newer than the binary: prebuilds/<platform>-<arch>/spawn-isolated-probe[.exe], next to the
 // addon it ships with. Stripped (-s -w) and reproducible (-trimpath).
 'use strict';
@@ -18,7 +18,7 @@ function newest(dir) {
 
 function buildProbe(platform, arch) {
   const out = path.join(root, 'prebuilds', `${platform}-${arch}`, platform === 'win32' ? 'spawn-isolated-probe.exe' : 'spawn-isolated-probe');
-  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest(src)) return out;
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= Math.max(newest(src), newest(path.join(root, 'go')))) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   execFileSync('go', ['build', '-trimpath', '-ldflags', '-s -w', '-o', out, '.'], {
     cwd: src,

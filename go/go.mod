@@ -1,0 +1,3 @@
+module spawn-isolated/go
+
+go 1.21

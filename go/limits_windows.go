@@ -1,0 +1,147 @@
+package spawnisolated
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+var (
+	kernel32                      = syscall.NewLazyDLL("kernel32.dll")
+	advapi32                      = syscall.NewLazyDLL("advapi32.dll")
+	procIsProcessInJob            = kernel32.NewProc("IsProcessInJob")
+	procQueryInformationJobObject = kernel32.NewProc("QueryInformationJobObject")
+	procGetActiveProcessorCount   = kernel32.NewProc("GetActiveProcessorCount")
+	procGetTokenInformation       = advapi32.NewProc("GetTokenInformation")
+)
+
+const (
+	jobObjectExtendedLimitInformation  = 9
+	jobObjectCPURateControlInformation = 15
+	limitProcessTime                   = 0x2
+	limitActiveProcess                 = 0x8
+	limitProcessMemory                 = 0x100
+	limitJobMemory                     = 0x200
+	limitKillOnJobClose                = 0x2000
+	cpuRateEnable                      = 0x1
+	cpuRateHardCap                     = 0x4
+	tokenPrivileges                    = 3
+	tokenRestrictedSids                = 11
+	tokenIntegrityLevel                = 25
+	allProcessorGroups                 = 0xffff
+)
+
+type basicLimits struct {
+	PerProcessUserTimeLimit int64
+	PerJobUserTimeLimit     int64
+	LimitFlags              uint32
+	MinimumWorkingSetSize   uintptr
+	MaximumWorkingSetSize   uintptr
+	ActiveProcessLimit      uint32
+	Affinity                uintptr
+	PriorityClass           uint32
+	SchedulingClass         uint32
+}
+
+type extendedLimits struct {
+	Basic                 basicLimits
+	IoInfo                [6]uint64
+	ProcessMemoryLimit    uintptr
+	JobMemoryLimit        uintptr
+	PeakProcessMemoryUsed uintptr
+	PeakJobMemoryUsed     uintptr
+}
+
+type cpuRate struct {
+	ControlFlags uint32
+	CPURate      uint32
+}
+
+// Read returns what this process runs under (see Limits): its innermost job's limits (a
+// nested job's limits are shares of its parents', which a process cannot list) and its token.
+func Read() Limits {
+	l := Limits{Mechanism: "none"}
+	var in int32
+	self, _ := syscall.GetCurrentProcess()
+	if r, _, _ := procIsProcessInJob.Call(uintptr(self), 0, uintptr(unsafe.Pointer(&in))); r != 0 && in != 0 {
+		l.Mechanism = "job-object"
+		l.Nested = 1
+		var ext extendedLimits
+		if r, _, _ := procQueryInformationJobObject.Call(0, jobObjectExtendedLimitInformation, uintptr(unsafe.Pointer(&ext)), unsafe.Sizeof(ext), 0); r != 0 {
+			f := ext.Basic.LimitFlags
+			if f&limitJobMemory != 0 {
+				l.MemoryTotal = uint64(ext.JobMemoryLimit)
+			}
+			if f&limitProcessMemory != 0 {
+				l.MemoryProcess = uint64(ext.ProcessMemoryLimit)
+			}
+			if f&limitActiveProcess != 0 {
+				l.Processes = ext.Basic.ActiveProcessLimit
+			}
+			if f&limitProcessTime != 0 {
+				l.CPUTimeMs = uint64(ext.Basic.PerProcessUserTimeLimit / 10000)
+			}
+			l.KillOnClose = f&limitKillOnJobClose != 0
+		}
+		var rate cpuRate
+		if r, _, _ := procQueryInformationJobObject.Call(0, jobObjectCPURateControlInformation, uintptr(unsafe.Pointer(&rate)), unsafe.Sizeof(rate), 0); r != 0 &&
+			rate.ControlFlags&cpuRateEnable != 0 && rate.ControlFlags&cpuRateHardCap != 0 {
+			n, _, _ := procGetActiveProcessorCount.Call(allProcessorGroups)
+			l.CPUCores = float64(rate.CPURate) / 10000 * float64(n)
+		}
+	}
+	readToken(&l)
+	return l
+}
+
+func tokenInfo(token syscall.Token, class uint32) []byte {
+	var size uint32
+	procGetTokenInformation.Call(uintptr(token), uintptr(class), 0, 0, uintptr(unsafe.Pointer(&size)))
+	if size == 0 {
+		return nil
+	}
+	buf := make([]byte, size)
+	if r, _, _ := procGetTokenInformation.Call(uintptr(token), uintptr(class), uintptr(unsafe.Pointer(&buf[0])), uintptr(size), uintptr(unsafe.Pointer(&size))); r == 0 {
+		return nil
+	}
+	return buf
+}
+
+func readToken(l *Limits) {
+	self, _ := syscall.GetCurrentProcess()
+	var token syscall.Token
+	if syscall.OpenProcessToken(self, syscall.TOKEN_QUERY, &token) != nil {
+		return
+	}
+	defer token.Close()
+	if b := tokenInfo(token, tokenPrivileges); len(b) >= 4 {
+		l.Privileges = int(*(*uint32)(unsafe.Pointer(&b[0])))
+	}
+	if b := tokenInfo(token, tokenRestrictedSids); len(b) >= 4 {
+		l.RestrictedSIDs = int(*(*uint32)(unsafe.Pointer(&b[0])))
+	}
+	if b := tokenInfo(token, tokenIntegrityLevel); len(b) > 0 {
+		sid := *(**syscall.SID)(unsafe.Pointer(&b[0]))
+		if s, err := sid.String(); err == nil {
+			l.Integrity = integrityName(s)
+		}
+	}
+}
+
+// integrityName: the last sub-authority of a mandatory label SID (S-1-16-RID).
+func integrityName(sid string) string {
+	switch sid {
+	case "S-1-16-0":
+		return "untrusted"
+	case "S-1-16-4096":
+		return "low"
+	case "S-1-16-8192":
+		return "medium"
+	case "S-1-16-8448":
+		return "medium-plus"
+	case "S-1-16-12288":
+		return "high"
+	case "S-1-16-16384":
+		return "system"
+	}
+	return sid
+}
