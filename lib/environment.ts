@@ -4,12 +4,16 @@ import { invalidArgType, invalidArgValue } from './errors';
 import type { Normalized } from './options';
 import { isPlainObject, noNul } from './validate';
 
+/** The variable that names the worker's end of its channel (set by the native layer). */
+export const CHANNEL_ENV = 'SPAWN_ISOLATED_CHANNEL';
+
 export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, string> {
   const source = v === undefined ? process.env : v;
   if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
   const env = Object.create(null) as Record<string, string>;
   for (const [k, val] of Object.entries(source)) {
-    if (val === undefined) continue;
+    // Only the launcher names a worker's channel (and only when it made one).
+    if (val === undefined || k.toUpperCase() === CHANNEL_ENV) continue;
     const name = `options.env.${k}`;
     noNul(name, k);
     if (k.length === 0 || k.indexOf('=', platform === 'win32' ? 1 : 0) !== -1) {

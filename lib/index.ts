@@ -164,6 +164,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     threadsImplied: n.threadsImplied,
     killOnClose: n.killOnClose,
     windowsHide: n.windowsHide,
+    channel: n.channel !== false,
     strict: n.strict,
     uid: n.uid,
     gid: n.gid,
@@ -176,7 +177,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(e as NodeStyleError, pipes);
     return proc;
   }
-  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs });
+  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs, channel: n.channel });
   return proc;
 }
 

@@ -8,6 +8,8 @@ export interface NativeSpawnResult {
   inherited: number[];
   enforcement: { limit: string; mechanism: string; enforced: boolean; reason?: string }[];
   gracefulStop: 'signal' | 'ctrl-break' | 'none';
+  /** The launcher's end of the channel (an fd for net.Socket), or null. */
+  channel: string | null;
 }
 
 export interface NativeStats {
@@ -64,6 +66,7 @@ export interface NativeSpawnRequest {
   threadsImplied: boolean;
   killOnClose: boolean;
   windowsHide: boolean;
+  channel: boolean;
   strict: boolean;
   uid?: number;
   gid?: number;

@@ -73,6 +73,13 @@ export interface IsolationOptions {
   forceKillAfter?: Duration | boolean;
   /** Hide the worker's console window (Windows). Default true. */
   windowsHide?: boolean;
+  /**
+   * A private duplex channel to the worker (`worker.channel`), which only this process and the
+   * worker hold: a socket pair (Linux) or a pipe that only this user may open, whose client end
+   * the worker gets (Windows). `'json'`: newline-delimited JSON (`worker.send()`, `'message'`).
+   * The worker finds it with the Go module's `Channel()`. Default false.
+   */
+  channel?: boolean | 'json';
   /** A limit for the whole tree, or `{ process, total }`. */
   memory?: ByteSize | MemoryLimit;
   /** A number of cores, or `{ cores, time, affinity }`. */
@@ -115,6 +122,7 @@ export interface Normalized {
   /** undefined: never. */
   forceKillAfterMs: number | undefined;
   windowsHide: boolean;
+  channel: false | 'raw' | 'json';
   limits: NativeLimits;
   inherit: { raw: boolean; value: number | bigint }[];
   privileges: PrivilegeLevel;
@@ -129,7 +137,7 @@ export interface Normalized {
 }
 
 const KNOWN_KEYS = new Set([
-  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'memory', 'cpu', 'processes', 'threads', 'handles',
+  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'memory', 'cpu', 'processes', 'threads', 'handles',
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
 ]);
 
@@ -324,6 +332,13 @@ function normalizeSignal(v: unknown): AbortSignal | undefined {
   return s;
 }
 
+function normalizeChannel(v: unknown): false | 'raw' | 'json' {
+  if (v === undefined || v === false) return false;
+  if (v === true) return 'raw';
+  if (v === 'json') return 'json';
+  throw invalidArgValue('options.channel', v, "must be true, false or 'json'");
+}
+
 /** Every limit of the options; `threadsImplied` when the task limit came from `processes`. */
 function normalizeLimits(o: Record<string, unknown>, platform: NodeJS.Platform): { limits: NativeLimits; threadsImplied: boolean } {
   const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
@@ -385,6 +400,7 @@ export function normalizeOptions(
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
     forceKillAfterMs: normalizeForceKillAfter(o.forceKillAfter),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
+    channel: normalizeChannel(o.channel),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),
     privileges: normalizePrivileges(o.privileges),

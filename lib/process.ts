@@ -2,8 +2,8 @@ import * as diagnostics from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import * as net from 'node:net';
-import { PassThrough, Readable, Writable } from 'node:stream';
-import { abortError, invalidArgType, nodeErrno, NodeStyleError } from './errors';
+import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
+import { abortError, codedError, invalidArgType, nodeErrno, NodeStyleError } from './errors';
 import { DEFAULT_FORCE_KILL_AFTER_MS } from './options';
 import { Duration, parseDuration } from './units';
 import { NativeBinding, NativeEvent, NativeSpawnResult, NativeStats } from './native';
@@ -119,7 +119,7 @@ export interface Registry {
 }
 
 /** How a worker is asked to end gracefully (see {@link IsolatedProcess.gracefulStop}). */
-export type GracefulStop = 'signal' | 'ctrl-break' | 'none';
+export type GracefulStop = 'signal' | 'ctrl-break' | 'channel' | 'none';
 
 /** The events of an {@link IsolatedProcess} and their arguments (a misspelt event does not compile). */
 export interface IsolatedProcessEvents {
@@ -128,6 +128,8 @@ export interface IsolatedProcessEvents {
   close: [code: number | null, signal: NodeJS.Signals | null];
   error: [err: NodeStyleError];
   limit: [limit: LimitEvent];
+  /** A message from the worker (`channel: 'json'`: one JSON value per line). */
+  message: [message: unknown];
 }
 
 /**
@@ -154,10 +156,14 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    * How `stop()`, `timeout` and an aborted `signal` ask this worker to end before its grace
    * runs out: `'signal'` (POSIX: the signal asked for), `'ctrl-break'` (Windows, when the worker
    * shares this process's console: `CTRL_BREAK_EVENT` to its process group, which Go's
-   * `os/signal` receives as `os.Interrupt`), `'none'` (Windows without a shared console: the
-   * tree is ended at once).
+   * `os/signal` receives as `os.Interrupt`), `'channel'` (Windows, no shared console but a
+   * `channel`: this end is closed, and the worker reads its end) or `'none'` (Windows otherwise:
+   * the tree is ended at once).
    */
   gracefulStop: GracefulStop = 'none';
+  /** The private channel to the worker (`options.channel`), or null. */
+  channel: Duplex | null = null;
+  private jsonChannel = false;
   readonly spawnfile: string;
   readonly spawnargs: string[];
   /**
@@ -228,7 +234,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   _start(
     registry: Registry,
     res: NativeSpawnResult,
-    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals; forceKillAfterMs: number | undefined },
+    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals; forceKillAfterMs: number | undefined; channel?: false | 'raw' | 'json' },
   ): void {
     this.registry = registry;
     this.killSignal = opts.killSignal;
@@ -236,7 +242,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
-    this.gracefulStop = res.gracefulStop;
+    this.gracefulStop = res.gracefulStop === 'none' && res.channel !== null ? 'channel' : res.gracefulStop;
+    if (res.channel !== null) this.openChannel(Number(res.channel), opts.channel === 'json');
     this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
     debug('spawn %s pid %d enforcement %j', this.spawnfile, res.pid, this.enforcement);
@@ -409,9 +416,59 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     return ok;
   }
 
+  /** Our end of the channel, as a socket; with `json`, one JSON value per line each way. */
+  private openChannel(fd: number, json: boolean): void {
+    const sock = new net.Socket({ fd, readable: true, writable: true });
+    // Its errors (EPIPE once the worker is gone) are the channel's; a listener of the user's sees them.
+    sock.on('error', (err) => debug('channel error %s', err.message));
+    this.channel = sock;
+    if (!json) return;
+    this.jsonChannel = true;
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() === '') continue;
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          debug('channel: not JSON: %s', line.slice(0, 200));
+          continue;
+        }
+        this.emit('message', msg);
+      }
+    });
+  }
+
+  /**
+   * Sends `message` to the worker as one line of JSON (`channel: 'json'`). Returns false when
+   * the channel's buffer is full (as `stream.write`). Throws `ERR_IPC_CHANNEL_CLOSED` when
+   * there is no open JSON channel.
+   */
+  send(message: unknown): boolean {
+    if (!this.jsonChannel || !this.channel || this.channel.destroyed || !this.channel.writable) {
+      throw codedError('ERR_IPC_CHANNEL_CLOSED', 'Channel closed (spawn with channel: \'json\' to send messages)');
+    }
+    const line = JSON.stringify(message);
+    if (line === undefined) throw codedError('ERR_INVALID_ARG_TYPE', 'The "message" argument cannot be serialized as JSON');
+    return this.channel.write(`${line}\n`);
+  }
+
   /** `signal` to the worker itself (Linux: through its init; Windows: CTRL_BREAK_EVENT). */
   private deliver(signal: NodeJS.Signals): boolean {
     if (this.id === undefined || !this.registry || this.result) return false;
+    if (this.gracefulStop === 'channel') {
+      // Windows without a console: the worker reads the end of its channel as the request.
+      this.channel?.destroy();
+      this.killed = true;
+      this.sentSignals.add(signal);
+      return true;
+    }
     const ok = this.registry.binding.signal(this.id, signalNumber(signal));
     if (ok) {
       this.killed = true;
@@ -467,12 +524,14 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    */
   unref(): this {
     if (this.id !== undefined && this.registry && !this.result) this.registry.binding.ref(this.id, false);
+    (this.channel as net.Socket | null)?.unref();
     return this;
   }
 
   /** Undoes unref(). */
   ref(): this {
     if (this.id !== undefined && this.registry && !this.result) this.registry.binding.ref(this.id, true);
+    (this.channel as net.Socket | null)?.ref();
     return this;
   }
 

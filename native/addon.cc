@@ -317,6 +317,7 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   r.threadsImplied = GetBool(env, o, "threadsImplied", false);
   r.killOnClose = GetBool(env, o, "killOnClose", true);
   r.windowsHide = GetBool(env, o, "windowsHide", true);
+  r.channel = GetBool(env, o, "channel", false);
   r.strict = GetBool(env, o, "strict", true);
   Napi::Value group = Prop(o, "group");
   if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, kMaxSafeInteger));
@@ -375,6 +376,7 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   o.Set("inherited", inh);
   o.Set("enforcement", EnforcementToJs(env, res.enforcement));
   o.Set("gracefulStop", res.gracefulStop);
+  o.Set("channel", res.channel.empty() ? env.Null() : Napi::String::New(env, res.channel));
   return o;
 }
 

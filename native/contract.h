@@ -64,8 +64,12 @@ struct SpawnRequest {
   bool strict = true;
   bool hasUid = false, hasGid = false;
   uint32_t uid = 0, gid = 0;
-  uint64_t group = 0;  // an isolation group to start the worker in (0: none)
+  uint64_t group = 0;    // an isolation group to start the worker in (0: none)
+  bool channel = false;  // a private duplex channel (its worker end named in kChannelEnv)
 };
+
+// The variable that tells the worker which fd / handle is its channel to the launcher.
+constexpr const char* kChannelEnv = "SPAWN_ISOLATED_CHANNEL";
 
 // How one requested limit is enforced on this spawn.
 struct Enforcement {
@@ -84,6 +88,7 @@ struct SpawnResult {
   // How the worker can be asked to end: "signal" (POSIX), "ctrl-break" (Windows, a console it
   // shares with this process), "none" (Windows without one: only its end).
   std::string gracefulStop = "signal";
+  std::string channel;  // the launcher's end of the channel, as JS wraps it ("" = none)
 };
 
 // A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.

@@ -109,6 +109,30 @@ func main() {
 		// tune: Tune(), and what the runtime then runs with.
 		l, t := spawnisolated.Tune()
 		out(map[string]any{"limits": l, "tuned": t, "gomaxprocs": runtime.GOMAXPROCS(0)})
+	case "echo":
+		// echo: JSON messages over the channel, each sent back as {"echo": message}; at the end
+		// of the channel (the launcher closed it) says so and exits 0.
+		c, err := spawnisolated.Channel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(spawnisolated.ExitUnconfined)
+		}
+		j := spawnisolated.NewJSON(c)
+		for {
+			var m any
+			if err := j.Receive(&m); err != nil {
+				out(map[string]any{"end": err.Error()})
+				return
+			}
+			if err := j.Send(map[string]any{"echo": m}); err != nil {
+				out(map[string]any{"sendError": err.Error()})
+				return
+			}
+		}
+	case "require":
+		// require: refuses to run unless started by a spawn-isolated launcher, confined.
+		l, _ := spawnisolated.Require(spawnisolated.FromLauncher(), spawnisolated.Confined())
+		out(map[string]any{"running": true, "mechanism": l.Mechanism})
 	case "escape":
 		// escape PID: what this process could do to PID (its launcher) and to its own limits.
 		out(escape(atoi(args[0])))

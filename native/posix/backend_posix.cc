@@ -229,8 +229,8 @@ struct Stdio {
 };
 
 void SetUpStdio(const SpawnRequest& req, ChildPlan& cp, Stdio& io, SpawnResult& res) {
-  cp.count = static_cast<int>(3 + req.inherit.size());
-  if (cp.count > 64) throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.inheritHandles: at most 61 entries");
+  cp.count = static_cast<int>(3 + req.inherit.size() + (req.channel ? 1 : 0));
+  if (cp.count > 64) throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.inheritHandles: at most 61 entries (60 with a channel)");
   for (int i = 0; i < 3; i++) {
     const StdioSpec& s = req.stdio[i];
     cp.sources[i] = -1;
@@ -253,6 +253,15 @@ void SetUpStdio(const SpawnRequest& req, ChildPlan& cp, Stdio& io, SpawnResult& 
     if (fcntl(fd, F_GETFD) < 0) throw Errno("fcntl", EBADF, "inheritHandles: fd " + std::to_string(fd) + " is not open");
     cp.sources[3 + i] = fd;
     res.inherited.push_back(static_cast<int64_t>(3 + i));
+  }
+  if (req.channel) {
+    // The channel: one more socket pair, its worker end the fd after the inherited ones.
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
+    io.parentEnds.emplace_back(sv[0]);
+    io.childEnds.emplace_back(sv[1]);
+    cp.sources[cp.count - 1] = sv[1];
+    res.channel = std::to_string(sv[0]);
   }
 }
 
@@ -374,6 +383,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   SetUpStdio(req, cp, io, res);
   ResolveIds(req, conf, *child, cp);
   ExecImage image{req.args, req.env, {}, {}};
+  if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
   if (conf.landlockAbi > 0) MakeTempDir(*child, cp, image.env);
   image.Point(cp, req);
   PlanProcessLimits(child->limits, conf, cp);

@@ -54,8 +54,8 @@ class CgroupPool {
   uint64_t next_ = 0;
   bool started_ = false;
   bool fillFailed_ = false;
-  bool busy_ = false;             // the housekeeping thread holds a batch outside the lock
-  CondVar idle_;  // the last attempt to make one failed: wait for the next Take()
+  bool busy_ = false;  // the housekeeping thread holds a batch outside the lock
+  CondVar idle_;       // the last attempt to make one failed: wait for the next Take()
 };
 
 }  // namespace posix

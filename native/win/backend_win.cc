@@ -34,8 +34,9 @@ void GroupProcessesEntry(HANDLE job, Enforcement& e) {
   e.mechanism = "job-object+watchdog";
   e.enforced = counts && !IsWine();
   e.reason = !counts ? "QueryInformationJobObject(JobObjectBasicAccountingInformation) failed: " + Win32Message(GetLastError())
-             : IsWine() ? "Wine enforces no ActiveProcessLimit, and its server crashes when the watchdog ends a process while it starts (measured)"
-                        : "";
+             : IsWine()
+                 ? "Wine enforces no ActiveProcessLimit, and its server crashes when the watchdog ends a process while it starts (measured)"
+                 : "";
 }
 
 // The job, tied to the completion port before anything runs in it, with every limit set and
@@ -66,6 +67,9 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
 struct WorkerHandles {
   std::vector<UniqueHandle> ours;  // handles we created (NUL, the worker's pipe ends)
   UniqueHandle servers[3];         // Node's ends of the stdio pipes
+  UniqueHandle channelServer;      // Node's end of the channel
+  HANDLE channelSource = nullptr;  // the worker's end (in `ours`)
+  uintptr_t channelValue = 0;      // its inheritable duplicate: the value the worker sees
   HANDLE sources[3] = {nullptr, nullptr, nullptr};
   std::vector<HANDLE> inheritSources;   // the listed inheritHandles, validated
   std::vector<UniqueHandle> temporary;  // inheritable duplicates, closed right after CreateProcess
@@ -111,6 +115,12 @@ void CollectHandles(const SpawnRequest& req, Child& child, WorkerHandles& wh) {
       throw Win32Error("GetHandleInformation", GetLastError(), "inheritHandles: " + std::to_string(spec.value) + " is not an open handle");
     wh.inheritSources.push_back(source);
   }
+  if (req.channel) {
+    StdioPipe p = CreateChannelPipe(child.id);
+    wh.channelServer = std::move(p.server);
+    wh.ours.push_back(std::move(p.client));
+    wh.channelSource = wh.ours.back().get();
+  }
 }
 
 // The inheritable duplicates, made last, right before CreateProcess.
@@ -123,6 +133,17 @@ void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
     wh.temporary.push_back(DuplicateInheritable(source, "inheritHandles"));
     res.inherited.push_back(static_cast<int64_t>(reinterpret_cast<intptr_t>(wh.temporary.back().get())));
   }
+  if (wh.channelSource != nullptr) {
+    wh.temporary.push_back(DuplicateInheritable(wh.channelSource, "channel"));
+    wh.channelValue = reinterpret_cast<uintptr_t>(wh.temporary.back().get());
+  }
+}
+
+// The environment the worker gets: a private TEMP for 'low', the channel's handle value.
+std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh) {
+  std::vector<std::string> env = child.temp.path().empty() ? req.env : child.temp.Environment(req.env);
+  if (wh.channelSource != nullptr) env.push_back(std::string(kChannelEnv) + "=" + std::to_string(wh.channelValue));
+  return env;
 }
 
 // Windows refuses nested jobs under a job with UI restrictions: a bare EACCES would not say so.
@@ -153,11 +174,11 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
 PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, SpawnResult& res) {
   std::wstring app = ToWide(req.file);
   std::wstring cmdline = BuildCommandLine(req.args);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(child.temp.path().empty() ? req.env : child.temp.Environment(req.env));
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
   flags |= ConsoleFlags(req, wh, child);
   MakeInheritable(wh, res);
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
   std::vector<HANDLE> list = wh.List();
   AttributeList attrs(2);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
@@ -249,6 +270,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (token.valid()) res.enforcement.push_back(CheckToken(req, *child));
   for (int i = 0; i < 3; i++)
     if (wh.servers[i].valid()) res.pipes[i] = std::to_string(HandleToNodeFd(std::move(wh.servers[i])));
+  if (wh.channelServer.valid()) res.channel = std::to_string(HandleToNodeFd(std::move(wh.channelServer)));
   res.gracefulStop = child->sharesConsole ? "ctrl-break" : "none";
   kill.Dismiss();
   mon.Add(child);

@@ -96,26 +96,39 @@ void CheckConnected(HANDLE server, const std::string& name) {
 
 }  // namespace
 
-StdioPipe CreateStdioPipe(int slot, uint64_t id) {
-  std::string name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + std::to_string(id) + "-" +
-                     std::to_string(slot) + "-" + RandomHex();
+namespace {
+
+// A fresh single-instance pipe that only this user may open, server end for Node (overlapped,
+// `serverAccess`), client end for the worker (`clientAccess`), opened at once.
+StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientAccess) {
+  std::string name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + tag + "-" + RandomHex();
   std::wstring wname = ToWide(name);
   OwnerOnly security;
-  // Node writes the worker's stdin and reads its stdout / stderr.
-  DWORD access = (slot == 0 ? PIPE_ACCESS_OUTBOUND : PIPE_ACCESS_INBOUND) | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED;
   StdioPipe p;
-  p.server.reset(CreateNamedPipeW(wname.c_str(), access, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1,
-                                  kPipeBuffer, kPipeBuffer, 0, &security.sa));
+  p.server.reset(CreateNamedPipeW(wname.c_str(), serverAccess | FILE_FLAG_FIRST_PIPE_INSTANCE | FILE_FLAG_OVERLAPPED,
+                                  PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, 1, kPipeBuffer, kPipeBuffer,
+                                  0, &security.sa));
   if (!p.server.valid()) ThrowLastError("CreateNamedPipeW", name);
   // Opened at once, by us: a single-instance pipe admits one client, and a process that got in
   // first (it would need this user's rights) makes this open fail instead of taking the stream.
   // Identification only: the worker's end cannot let a server act as the worker's token.
-  DWORD clientAccess = slot == 0 ? GENERIC_READ | FILE_WRITE_ATTRIBUTES : GENERIC_WRITE | FILE_READ_ATTRIBUTES;
   p.client.reset(
       CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING, SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
   if (!p.client.valid()) ThrowLastError("CreateFileW", name);
   CheckConnected(p.server.get(), name);
   return p;
+}
+
+}  // namespace
+
+StdioPipe CreateStdioPipe(int slot, uint64_t id) {
+  // Node writes the worker's stdin and reads its stdout / stderr.
+  return MakePipePair(std::to_string(id) + "-" + std::to_string(slot), slot == 0 ? PIPE_ACCESS_OUTBOUND : PIPE_ACCESS_INBOUND,
+                      slot == 0 ? GENERIC_READ | FILE_WRITE_ATTRIBUTES : GENERIC_WRITE | FILE_READ_ATTRIBUTES);
+}
+
+StdioPipe CreateChannelPipe(uint64_t id) {
+  return MakePipePair(std::to_string(id) + "-channel", PIPE_ACCESS_DUPLEX, GENERIC_READ | GENERIC_WRITE);
 }
 
 using OpenOsfHandleFn = int(__cdecl*)(HANDLE);

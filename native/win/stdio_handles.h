@@ -21,6 +21,8 @@ struct StdioPipe {
   UniqueHandle server, client;
 };
 StdioPipe CreateStdioPipe(int slot, uint64_t id);
+// The same for the private channel: duplex (both ends read and write).
+StdioPipe CreateChannelPipe(uint64_t id);
 // Gives `h` to node.exe's C runtime (libuv's uv_open_osfhandle) as an fd JS can wrap.
 int HandleToNodeFd(UniqueHandle h);
 UniqueHandle OpenNul();

@@ -1,0 +1,86 @@
+// The private channel (options.channel) and the Go module's Channel() / Require(), end to end
+// with the probe, which is built on the module.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
+import { probePath } from '../lib/selftest';
+import { isWindows, onWine } from './helpers';
+
+const UNCONFINED = 78; // spawnisolated.ExitUnconfined
+
+(isolationSupport().spawn ? describe : describe.skip)('channel', () => {
+  const relaxed = { enforcement: 'best-effort' as const, memory: '128MiB' };
+
+  it("channel: 'json': messages both ways; closing our end is the worker's end of input", async () => {
+    const p = spawnIsolated(probePath(), ['echo'], { ...relaxed, channel: 'json' });
+    const got: unknown[] = [];
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d));
+    p.on('message', (m) => {
+      got.push(m);
+      if (got.length === 2) p.channel!.end();
+    });
+    await new Promise<void>((r) => p.once('spawn', () => r()));
+    p.send({ n: 1, s: 'é ☃' });
+    p.send([2]);
+    const e = await new Promise<{ code: number | null }>((r) => p.once('close', (code) => r({ code })));
+    assert.deepEqual(got, [{ echo: { n: 1, s: 'é ☃' } }, { echo: [2] }]);
+    assert.equal(e.code, 0);
+    assert.match(out, /"end":"EOF"/);
+  });
+
+  it('channel: true: a raw duplex stream; send() needs json', async () => {
+    const p = spawnIsolated(probePath(), ['echo'], { ...relaxed, channel: true });
+    assert.throws(() => p.send({}), { code: 'ERR_IPC_CHANNEL_CLOSED' });
+    let reply = '';
+    p.channel!.on('data', (d: Buffer) => {
+      reply += d;
+      if (reply.endsWith('\n')) p.channel!.end();
+    });
+    p.channel!.write('{"raw":true}\n');
+    await p.exited;
+    assert.equal(reply, '{"echo":{"raw":true}}\n');
+  });
+
+  it('Require(FromLauncher()): runs when started with a channel; refuses when run directly, or with the variable forged', async () => {
+    const ok = await execIsolated(probePath(), ['require'], { ...relaxed, channel: true });
+    assert.equal(ok.code, 0, String(ok.stderr));
+    assert.equal(JSON.parse(String(ok.stdout)).running, true);
+    // Forged in options.env: the launcher strips it, so the worker sees no channel.
+    const forged = await execIsolated(probePath(), ['require'], { ...relaxed, env: { ...process.env, SPAWN_ISOLATED_CHANNEL: '3' } });
+    assert.equal(forged.code, UNCONFINED);
+    assert.match(String(forged.stderr), /no channel/);
+    // Run directly (child_process), the variable naming its stdin (the null device): refused.
+    const direct = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(probePath(), ['require'], { env: { ...process.env, SPAWN_ISOLATED_CHANNEL: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr.on('data', (d: Buffer) => (stderr += d));
+      c.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(direct.code, UNCONFINED, direct.stderr);
+    assert.match(direct.stderr, /not one its launcher made/);
+    // A parent that hands its child a connected socket / pipe of its own passes the channel
+    // check (it is the child's launcher); only the confinement check tells it from ours.
+    const handed = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(probePath(), ['require'], { env: { ...process.env, SPAWN_ISOLATED_CHANNEL: isWindows ? '' : '0' }, stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr.on('data', (d: Buffer) => (stderr += d));
+      c.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(handed.code, UNCONFINED, handed.stderr);
+  });
+
+  it("Windows without a console: gracefulStop is 'channel', and stop() closes it: the worker ends by itself", async function () {
+    if (!isWindows) {
+      this.test!.title += ' [skipped: Windows only (POSIX stops with a signal)]';
+      this.skip();
+    }
+    const p = spawnIsolated(probePath(), ['echo'], { ...relaxed, channel: 'json' });
+    assert.equal(p.gracefulStop, 'channel');
+    await new Promise<void>((r) => p.once('spawn', () => r()));
+    const e = await p.stop({ grace: '20s' });
+    assert.equal(e.code, 0, 'the worker read the end of its channel and exited by itself');
+    assert.equal(e.reason, 'killed');
+    void onWine;
+  });
+});
