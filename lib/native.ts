@@ -10,6 +10,8 @@ export interface NativeSpawnResult {
   gracefulStop: 'signal' | 'ctrl-break' | 'none';
   /** The launcher's end of the channel (an fd for net.Socket), or null. */
   channel: string | null;
+  /** The worker's private temp directory, or null. */
+  tempDir: string | null;
 }
 
 export interface NativeStats {
@@ -67,6 +69,9 @@ export interface NativeSpawnRequest {
   killOnClose: boolean;
   windowsHide: boolean;
   channel: boolean;
+  tempDir: boolean;
+  keepTempDir: boolean;
+  privateProfile: boolean;
   strict: boolean;
   uid?: number;
   gid?: number;

@@ -80,6 +80,21 @@ export interface IsolationOptions {
    * The worker finds it with the Go module's `Channel()`. Default false.
    */
   channel?: boolean | 'json';
+  /**
+   * A temporary directory of the worker's own (`worker.tempDir`), made before it starts and
+   * removed with it: `TEMP`, `TMP` and `TMPDIR` point there. Owner only: Linux 0700, owned by
+   * the worker's uid; Windows a protected DACL for this user, the worker's own SID and SYSTEM
+   * (under LocalLow for `privileges: 'low'`, which always gets one). Default false.
+   */
+  tempDir?: boolean;
+  /** Leave the `tempDir` in place when the worker ends (default false: removed). */
+  keepTempDir?: boolean;
+  /**
+   * `'private'`: the per-user cache and config locations point inside `tempDir` too (Windows:
+   * `LOCALAPPDATA`, `APPDATA`; Linux: `XDG_CACHE_HOME`, `XDG_CONFIG_HOME`), as Go's
+   * `os.UserCacheDir` / `os.UserConfigDir` read them. Needs `tempDir`. Default `'inherit'`.
+   */
+  profile?: 'inherit' | 'private';
   /** A limit for the whole tree, or `{ process, total }`. */
   memory?: ByteSize | MemoryLimit;
   /** A number of cores, or `{ cores, time, affinity }`. */
@@ -123,6 +138,9 @@ export interface Normalized {
   forceKillAfterMs: number | undefined;
   windowsHide: boolean;
   channel: false | 'raw' | 'json';
+  tempDir: boolean;
+  keepTempDir: boolean;
+  privateProfile: boolean;
   limits: NativeLimits;
   inherit: { raw: boolean; value: number | bigint }[];
   privileges: PrivilegeLevel;
@@ -137,7 +155,7 @@ export interface Normalized {
 }
 
 const KNOWN_KEYS = new Set([
-  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'memory', 'cpu', 'processes', 'threads', 'handles',
+  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'tempDir', 'keepTempDir', 'profile', 'memory', 'cpu', 'processes', 'threads', 'handles',
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
 ]);
 
@@ -332,6 +350,17 @@ function normalizeSignal(v: unknown): AbortSignal | undefined {
   return s;
 }
 
+function normalizeTempDir(o: Record<string, unknown>): { tempDir: boolean; keepTempDir: boolean; privateProfile: boolean } {
+  const tempDir = bool(o.tempDir, 'options.tempDir', false);
+  const keepTempDir = bool(o.keepTempDir, 'options.keepTempDir', false);
+  if (o.profile !== undefined && o.profile !== 'inherit' && o.profile !== 'private') {
+    throw invalidArgValue('options.profile', o.profile, "must be 'inherit' or 'private'");
+  }
+  if (o.profile === 'private' && !tempDir) throw invalidArgValue('options.profile', o.profile, "'private' needs options.tempDir: true (the profile lives there)");
+  if (keepTempDir && !tempDir) throw invalidArgValue('options.keepTempDir', o.keepTempDir, 'needs options.tempDir: true');
+  return { tempDir, keepTempDir, privateProfile: o.profile === 'private' };
+}
+
 function normalizeChannel(v: unknown): false | 'raw' | 'json' {
   if (v === undefined || v === false) return false;
   if (v === true) return 'raw';
@@ -401,6 +430,7 @@ export function normalizeOptions(
     forceKillAfterMs: normalizeForceKillAfter(o.forceKillAfter),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
     channel: normalizeChannel(o.channel),
+    ...normalizeTempDir(o),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),
     privileges: normalizePrivileges(o.privileges),

@@ -161,6 +161,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    * the tree is ended at once).
    */
   gracefulStop: GracefulStop = 'none';
+  /** The worker's private temp directory (`options.tempDir`; always for Windows `'low'`), or null. */
+  tempDir: string | null = null;
   /** The private channel to the worker (`options.channel`), or null. */
   channel: Duplex | null = null;
   private jsonChannel = false;
@@ -242,6 +244,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
+    this.tempDir = res.tempDir;
     this.gracefulStop = res.gracefulStop === 'none' && res.channel !== null ? 'channel' : res.gracefulStop;
     if (res.channel !== null) this.openChannel(Number(res.channel), opts.channel === 'json');
     this.enforcement = enforcementMap(res.enforcement);

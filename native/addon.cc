@@ -318,6 +318,9 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   r.killOnClose = GetBool(env, o, "killOnClose", true);
   r.windowsHide = GetBool(env, o, "windowsHide", true);
   r.channel = GetBool(env, o, "channel", false);
+  r.tempDir = GetBool(env, o, "tempDir", false);
+  r.keepTempDir = GetBool(env, o, "keepTempDir", false);
+  r.privateProfile = GetBool(env, o, "privateProfile", false);
   r.strict = GetBool(env, o, "strict", true);
   Napi::Value group = Prop(o, "group");
   if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, kMaxSafeInteger));
@@ -377,6 +380,7 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   o.Set("enforcement", EnforcementToJs(env, res.enforcement));
   o.Set("gracefulStop", res.gracefulStop);
   o.Set("channel", res.channel.empty() ? env.Null() : Napi::String::New(env, res.channel));
+  o.Set("tempDir", res.tempDir.empty() ? env.Null() : Napi::String::New(env, res.tempDir));
   return o;
 }
 

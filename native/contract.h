@@ -64,8 +64,11 @@ struct SpawnRequest {
   bool strict = true;
   bool hasUid = false, hasGid = false;
   uint32_t uid = 0, gid = 0;
-  uint64_t group = 0;    // an isolation group to start the worker in (0: none)
-  bool channel = false;  // a private duplex channel (its worker end named in kChannelEnv)
+  uint64_t group = 0;           // an isolation group to start the worker in (0: none)
+  bool channel = false;         // a private duplex channel (its worker end named in kChannelEnv)
+  bool tempDir = false;         // a private temp directory (TEMP, TMP, TMPDIR), removed at its end
+  bool keepTempDir = false;     // ... but left in place
+  bool privateProfile = false;  // and the per-user cache / config locations under it
 };
 
 // The variable that tells the worker which fd / handle is its channel to the launcher.
@@ -89,6 +92,7 @@ struct SpawnResult {
   // shares with this process), "none" (Windows without one: only its end).
   std::string gracefulStop = "signal";
   std::string channel;  // the launcher's end of the channel, as JS wraps it ("" = none)
+  std::string tempDir;  // its private temp directory ("" = none)
 };
 
 // A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.

@@ -135,3 +135,28 @@ export function workerMayOpenNode(workerPid: number, desired: number): boolean {
     CloseHandle(proc);
   }
 }
+
+const GetNamedSecurityInfoW = advapi.func(
+  'uint32_t __stdcall GetNamedSecurityInfoW(str16 name, int type, uint32_t info, _Out_ void **owner, _Out_ void **group, _Out_ void **dacl, _Out_ void **sacl, _Out_ void **sd)',
+);
+const GetAclInformation = advapi.func('int __stdcall GetAclInformation(void *acl, _Out_ uint32_t *info, uint32_t len, int cls)');
+const GetSecurityDescriptorControl = advapi.func('int __stdcall GetSecurityDescriptorControl(void *sd, _Out_ uint16_t *control, _Out_ uint32_t *rev)');
+
+/** A file's DACL as the OS reads it back: how many ACEs, and whether it is protected. */
+export function fileDacl(file: string): { aces: number; protected: boolean } | null {
+  const dacl = [null];
+  const sd = [null];
+  const SE_FILE_OBJECT = 1;
+  const DACL_SECURITY_INFORMATION = 4;
+  if (GetNamedSecurityInfoW(file, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, null, null, dacl, null, sd) !== 0 || dacl[0] === null) return null;
+  try {
+    const info = [0, 0, 0]; // ACL_SIZE_INFORMATION: AceCount, AclBytesInUse, AclBytesFree
+    const control = [0];
+    const rev = [0];
+    if (!GetAclInformation(dacl[0], info, 12, 2) || !GetSecurityDescriptorControl(sd[0], control, rev)) return null;
+    const SE_DACL_PROTECTED = 0x1000;
+    return { aces: info[0], protected: (control[0] & SE_DACL_PROTECTED) !== 0 };
+  } finally {
+    LocalFree(sd[0]);
+  }
+}

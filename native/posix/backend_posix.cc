@@ -74,7 +74,9 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
 
 // A private TMPDIR, mode 0700 and owned by the worker, for a worker whose writes Landlock
 // confines beneath it. It goes with the worker (~Child).
-void MakeTempDir(Child& child, const ChildPlan& cp, std::vector<std::string>& env) {
+// Its private temp directory: 0700, owned by the worker's uid; TMPDIR, TEMP and TMP point there
+// (and with a private profile, XDG_CACHE_HOME and XDG_CONFIG_HOME beneath it).
+void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std::vector<std::string>& env) {
   const char* base = getenv("TMPDIR");
   std::string tmpl = std::string(base && *base == '/' ? base : "/tmp") + "/spawn-isolated-" + std::to_string(getpid()) + "-" +
                      std::to_string(child.id) + "-XXXXXX";
@@ -82,8 +84,21 @@ void MakeTempDir(Child& child, const ChildPlan& cp, std::vector<std::string>& en
   child.tempDir = tmpl;
   if ((cp.hasUid || cp.hasGid) && chown(tmpl.c_str(), cp.hasUid ? cp.uid : -1, cp.hasGid ? cp.gid : -1) != 0)
     throw Errno("chown", errno, tmpl);
-  env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return e.rfind("TMPDIR=", 0) == 0; }), env.end());
-  env.push_back("TMPDIR=" + tmpl);
+  static const char* const kVars[] = {"TMPDIR=", "TEMP=", "TMP=", "XDG_CACHE_HOME=", "XDG_CONFIG_HOME="};
+  size_t nvars = req.privateProfile ? 5 : 3;
+  env.erase(std::remove_if(env.begin(), env.end(),
+                           [&](const std::string& e) {
+                             for (size_t i = 0; i < nvars; i++)
+                               if (e.rfind(kVars[i], 0) == 0) return true;
+                             return false;
+                           }),
+            env.end());
+  for (size_t i = 0; i < 3; i++) env.push_back(kVars[i] + tmpl);
+  if (req.privateProfile) {
+    env.push_back(std::string(kVars[3]) + tmpl + "/.cache");
+    env.push_back(std::string(kVars[4]) + tmpl + "/.config");
+  }
+  child.keepTempDir = req.keepTempDir;
 }
 
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
@@ -384,7 +399,8 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   ResolveIds(req, conf, *child, cp);
   ExecImage image{req.args, req.env, {}, {}};
   if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
-  if (conf.landlockAbi > 0) MakeTempDir(*child, cp, image.env);
+  if (conf.landlockAbi > 0 || req.tempDir) MakeTempDir(*child, cp, req, image.env);
+  res.tempDir = child->tempDir;
   image.Point(cp, req);
   PlanProcessLimits(child->limits, conf, cp);
   std::vector<sock_filter> filter;

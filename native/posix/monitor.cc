@@ -134,7 +134,7 @@ pid_t WorkerPid(Child& c) {
 }
 
 Child::~Child() {
-  if (!tempDir.empty()) RemoveFileTree(tempDir);
+  if (!tempDir.empty() && !keepTempDir) RemoveFileTree(tempDir);
 }
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {

@@ -29,6 +29,7 @@ Registry<Group>& Groups();
 struct Child : WorkerBase {
   std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
   std::string tempDir;                       // its private TMPDIR (removed with it), if any
+  bool keepTempDir = false;                  // ... unless asked to keep it
   std::shared_ptr<Group> group;              // keeps the group's cgroup while a member lives
   pid_t pid = 0;
   Fd pidfd;

@@ -255,8 +255,13 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   res.id = child->id;
   res.enforcement = MakeWorkerJob(req, *child);
   UniqueHandle token;
-  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges);
-  if (req.privileges == Privileges::Low) child->temp.Create(child->id);
+  std::vector<BYTE> workerSid;
+  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid);
+  if (req.privileges == Privileges::Low || req.tempDir) {
+    child->temp.keep = req.keepTempDir;
+    child->temp.Create(child->id, req.privileges == Privileges::Low, workerSid, req.privateProfile);
+    res.tempDir = ToUtf8(child->temp.path());
+  }
   WorkerHandles wh;
   CollectHandles(req, *child, wh);
   PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, token.get(), res);

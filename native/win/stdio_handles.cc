@@ -58,16 +58,6 @@ namespace {
 
 // Grants this process's user everything and nobody else anything (the default DACL of a named
 // pipe admits Everyone to connect).
-const std::vector<BYTE>& ProcessUserSid() {
-  static const std::vector<BYTE> sid = [] {
-    HANDLE raw = nullptr;
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) ThrowLastError("OpenProcessToken");
-    UniqueHandle token(raw);
-    return UserSidOf(token.get());
-  }();
-  return sid;
-}
-
 struct OwnerOnly {
   std::vector<BYTE> user = ProcessUserSid();
   std::vector<BYTE> acl = AllowAllAcl({reinterpret_cast<PSID>(user.data())});

@@ -1,6 +1,11 @@
 #include "temp_dir.h"
 
+#include <aclapi.h>
 #include <shlobj.h>
+
+#include <cstring>
+
+#include "token.h"
 
 namespace si {
 namespace win {
@@ -45,33 +50,82 @@ void RemoveTree(const std::wstring& dir) {
   RemoveDirectoryW(dir.c_str());
 }
 
-bool IsTempVar(const std::string& entry) {
+bool IsReplaced(const std::string& entry, bool profile) {
   size_t eq = entry.find('=', 1);
   std::string name = entry.substr(0, eq);
-  return _stricmp(name.c_str(), "TEMP") == 0 || _stricmp(name.c_str(), "TMP") == 0;
+  for (const char* v : {"TEMP", "TMP", "LOCALAPPDATA", "APPDATA"}) {
+    if (!profile && (strcmp(v, "LOCALAPPDATA") == 0 || strcmp(v, "APPDATA") == 0)) continue;
+    if (_stricmp(name.c_str(), v) == 0) return true;
+  }
+  return false;
+}
+
+// Full control, inherited by what is created inside, for each SID; nobody else; not inherited
+// from the parent directory (protected).
+void Protect(const std::wstring& dir, std::initializer_list<PSID> sids) {
+  DWORD size = sizeof(ACL);
+  for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
+  std::vector<BYTE> acl(size);
+  if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
+  for (PSID sid : sids)
+    if (!AddAccessAllowedAceEx(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE,
+                               FILE_ALL_ACCESS, sid))
+      ThrowLastError("AddAccessAllowedAceEx");
+  DWORD err = SetNamedSecurityInfoW(const_cast<wchar_t*>(dir.c_str()), SE_FILE_OBJECT,
+                                    DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, nullptr, nullptr,
+                                    reinterpret_cast<PACL>(acl.data()), nullptr);
+  if (err != ERROR_SUCCESS) throw Win32Error("SetNamedSecurityInfoW", err, ToUtf8(dir));
+}
+
+std::wstring TempBase() {
+  wchar_t buf[MAX_PATH + 1];
+  DWORD n = GetTempPathW(MAX_PATH + 1, buf);
+  if (n == 0 || n > MAX_PATH) ThrowLastError("GetTempPathW");
+  std::wstring base(buf, n);
+  while (!base.empty() && (base.back() == L'\\' || base.back() == L'/')) base.pop_back();
+  return base;
 }
 
 }  // namespace
 
-void PrivateTemp::Create(uint64_t id) {
-  std::wstring temp = LocalLow() + L"\\Temp";
-  MakeDir(temp);
-  path_ = temp + L"\\spawn-isolated-" + std::to_wstring(GetCurrentProcessId()) + L"-" + std::to_wstring(id);
-  MakeDir(path_);
+void PrivateTemp::Create(uint64_t id, bool low, const std::vector<BYTE>& workerSid, bool profile) {
+  std::wstring base = low ? LocalLow() + L"\\Temp" : TempBase();
+  if (low) MakeDir(base);
+  std::wstring dir = base + L"\\spawn-isolated-" + std::to_wstring(GetCurrentProcessId()) + L"-" + std::to_wstring(id);
+  MakeDir(dir);
+  path_ = dir;  // from here on, removed at the end
+  std::vector<BYTE> user = ProcessUserSid();
+  BYTE system[SECURITY_MAX_SID_SIZE];
+  DWORD systemSize = sizeof(system);
+  if (!CreateWellKnownSid(WinLocalSystemSid, nullptr, system, &systemSize)) ThrowLastError("CreateWellKnownSid");
+  if (workerSid.empty())
+    Protect(dir, {reinterpret_cast<PSID>(user.data()), reinterpret_cast<PSID>(system)});
+  else
+    Protect(dir, {reinterpret_cast<PSID>(user.data()), reinterpret_cast<PSID>(const_cast<BYTE*>(workerSid.data())),
+                  reinterpret_cast<PSID>(system)});
+  profile_ = profile;
+  if (profile) {
+    MakeDir(dir + L"\\Local");
+    MakeDir(dir + L"\\Roaming");
+  }
 }
 
 std::vector<std::string> PrivateTemp::Environment(const std::vector<std::string>& env) const {
   std::vector<std::string> out;
   for (const std::string& e : env)
-    if (!IsTempVar(e)) out.push_back(e);
+    if (!IsReplaced(e, profile_)) out.push_back(e);
   std::string dir = ToUtf8(path_);
   out.push_back("TEMP=" + dir);
   out.push_back("TMP=" + dir);
+  if (profile_) {
+    out.push_back("LOCALAPPDATA=" + dir + "\\Local");
+    out.push_back("APPDATA=" + dir + "\\Roaming");
+  }
   return out;
 }
 
 void PrivateTemp::Remove() {
-  if (path_.empty()) return;
+  if (path_.empty() || keep) return;
   RemoveTree(path_);
   if (GetFileAttributesW(path_.c_str()) == INVALID_FILE_ATTRIBUTES) path_.clear();
 }

@@ -1,5 +1,7 @@
-// A worker's own temporary directory (privileges: 'low'): a low-integrity process cannot write
-// to its user's medium-integrity TEMP, so it gets a directory under LocalLow, removed at its end.
+// A worker's own temporary directory (tempDir: true, and always for privileges: 'low', which
+// cannot write to its user's medium-integrity TEMP: its directory is under LocalLow). Protected
+// DACL: this user, the worker's own SID (a restricted token passes its second access check only
+// through it: no other worker can open the directory) and SYSTEM. Removed at the worker's end.
 #pragma once
 
 #include <string>
@@ -16,10 +18,13 @@ class PrivateTemp {
   PrivateTemp(const PrivateTemp&) = delete;
   PrivateTemp& operator=(const PrivateTemp&) = delete;
   ~PrivateTemp() { Remove(); }
-  // Creates <LocalLow>\Temp\spawn-isolated-<our pid>-<id>.
-  void Create(uint64_t id);
-  // `env` with TEMP and TMP pointing at it (any earlier TEMP / TMP replaced).
+  // Creates <TEMP or LocalLow\Temp>\spawn-isolated-<our pid>-<id>; `workerSid` may be empty
+  // (an 'inherit' worker runs with this process's token).
+  void Create(uint64_t id, bool low, const std::vector<BYTE>& workerSid, bool profile);
+  // `env` with TEMP and TMP pointing at it (and LOCALAPPDATA / APPDATA beneath it with a
+  // private profile), earlier values replaced.
   std::vector<std::string> Environment(const std::vector<std::string>& env) const;
+  bool keep = false;  // keepTempDir: left in place at the end
   // Removes it and everything in it (best effort: files still open stay until the next try).
   void Remove();
   // Leaves it to a worker that outlives this process (killOnClose: false).
@@ -28,6 +33,7 @@ class PrivateTemp {
 
  private:
   std::wstring path_;
+  bool profile_ = false;
 };
 
 }  // namespace win

@@ -17,6 +17,16 @@ std::vector<BYTE> UserSidOf(HANDLE token) {
   return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
 }
 
+const std::vector<BYTE>& ProcessUserSid() {
+  static const std::vector<BYTE> sid = [] {
+    HANDLE raw = nullptr;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) ThrowLastError("OpenProcessToken");
+    UniqueHandle token(raw);
+    return UserSidOf(token.get());
+  }();
+  return sid;
+}
+
 std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids) {
   DWORD size = sizeof(ACL);
   for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
@@ -99,7 +109,7 @@ void LowerIntegrity(HANDLE token, Privileges p) {
 // restricting SIDs {worker, Everyone, Users, RESTRICTED}. An access check must then pass for
 // the user's SIDs and again for the restricting SIDs: Node's process and its jobs grant the
 // user and SYSTEM only, so the worker cannot open them; system files grant Users and read.
-UniqueHandle MakeRestrictedToken(Privileges p) {
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid) {
   HANDLE raw = nullptr;
   if (!OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &raw))
     ThrowLastError("OpenProcessToken");
@@ -114,6 +124,7 @@ UniqueHandle MakeRestrictedToken(Privileges p) {
   UniqueHandle token(restricted);
   SetDefaultDacl(token.get(), worker.get());
   LowerIntegrity(token.get(), p);
+  if (workerSid != nullptr) workerSid->assign(worker.buf, worker.buf + GetLengthSid(worker.get()));
   return token;
 }
 

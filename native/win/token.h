@@ -13,9 +13,12 @@ namespace win {
 
 // The token's user SID (a copy).
 std::vector<BYTE> UserSidOf(HANDLE token);
+// This process's user SID (read once).
+const std::vector<BYTE>& ProcessUserSid();
 // An ACL that grants GENERIC_ALL to each SID and nothing to anyone else.
 std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids);
-UniqueHandle MakeRestrictedToken(Privileges p);
+// `workerSid` (optional) receives the SID made for this worker (its restricting SID).
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr);
 // False (with why) on a host whose access checks ignore restricted tokens (Wine).
 bool TokenEnforced(std::string* why);
 // Reads back the token the (still suspended) worker actually has.

@@ -1,0 +1,86 @@
+// options.tempDir: a directory of the worker's own, owner only, removed at its end.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isolationSupport, spawnIsolated } from '../lib';
+import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './helpers';
+
+(isolationSupport().spawn ? describe : describe.skip)('private temp directories (tempDir)', () => {
+  const w = worker();
+  const relaxed = { enforcement: 'best-effort' as const };
+
+  it('the worker writes to its own TEMP / TMPDIR, which is gone once it has ended', async () => {
+    const p = spawnIsolated(w, ['tempfile'], { ...relaxed, tempDir: true });
+    assert.ok(p.tempDir && fs.existsSync(p.tempDir), 'made before it starts');
+    const c = await collect(p);
+    assert.equal(c.exit.code, 0, String(c.stdout) + c.stderr);
+    const got = json<{ file: string; dir: string }>(c);
+    assert.equal(path.resolve(got.dir).toLowerCase(), path.resolve(p.tempDir).toLowerCase());
+    assert.equal(fs.existsSync(p.tempDir), false, 'left behind');
+  });
+
+  it('keepTempDir leaves it (and what the worker wrote) in place', async () => {
+    const p = spawnIsolated(w, ['tempfile'], { ...relaxed, tempDir: true, keepTempDir: true });
+    const got = json<{ file: string }>(await collect(p));
+    try {
+      assert.equal(fs.readFileSync(got.file, 'utf8'), 'x');
+    } finally {
+      fs.rmSync(p.tempDir!, { recursive: true, force: true });
+    }
+  });
+
+  it("profile: 'private' points the per-user cache and config locations inside it", async () => {
+    const p = spawnIsolated(w, ['env'], { ...relaxed, tempDir: true, profile: 'private' });
+    const env = json<string[]>(await collect(p));
+    const names = isWindows ? ['LOCALAPPDATA', 'APPDATA'] : ['XDG_CACHE_HOME', 'XDG_CONFIG_HOME'];
+    for (const n of names) {
+      const e = env.find((x) => x.toUpperCase().startsWith(`${n}=`));
+      assert.ok(e && e.slice(n.length + 1).toLowerCase().startsWith(p.tempDir!.toLowerCase()), `${n}: ${e}`);
+    }
+    assert.throws(() => spawnIsolated(w, [], { profile: 'private' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.profile/ });
+  });
+
+  it('Linux: 0700 and owned by the worker; another restricted worker cannot write into it (control: root can)', async function () {
+    if (!isLinux || process.getuid?.() !== 0 || !isolationSupport().limits.privileges.enforced) {
+      this.test!.title += ' [skipped: needs Linux, root and restricted workers]';
+      this.skip();
+    }
+    const a = spawnIsolated(w, ['tree', '20000'], { ...relaxed, tempDir: true });
+    try {
+      await firstLine(a);
+      const st = fs.statSync(a.tempDir!);
+      assert.equal(st.mode & 0o777, 0o700);
+      assert.notEqual(st.uid, 0, 'owned by the worker (a transient uid), not by root');
+      const b = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-b')], relaxed));
+      assert.notEqual(b.exit.code, 0, 'a sibling wrote into it');
+      const control = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-root')], { ...relaxed, privileges: 'inherit' }));
+      assert.equal(control.exit.code, 0, 'control: root writes there');
+    } finally {
+      a.kill('SIGKILL');
+      await a.exited;
+    }
+  });
+
+  it('Windows: a protected DACL of this user, the worker and SYSTEM (oracle: GetNamedSecurityInfoW)', async function () {
+    if (!isWindows) {
+      this.test!.title += ' [skipped: Windows only]';
+      this.skip();
+    }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const oracle = require('./oracle-win') as typeof import('./oracle-win');
+    const p = spawnIsolated(w, ['sleep', '5000'], { ...relaxed, tempDir: true });
+    try {
+      const dacl = oracle.fileDacl(p.tempDir!);
+      if (onWine) {
+        // Wine keeps the ACEs but not the "protected" control bit (measured).
+        assert.equal(dacl?.aces, 3, JSON.stringify(dacl));
+        this.test!.title += ' [under Wine: 3 ACEs read back; the protected bit is not kept by Wine]';
+        return;
+      }
+      assert.deepEqual(dacl, { aces: 3, protected: true });
+    } finally {
+      p.kill('SIGKILL');
+      await p.exited;
+    }
+  });
+});
