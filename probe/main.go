@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -129,6 +130,19 @@ func main() {
 				return
 			}
 		}
+	case "copy":
+		// copy channel|stdio: sends back every byte it reads, until the end of input.
+		if args[0] == "channel" {
+			c, err := spawnisolated.Channel()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(spawnisolated.ExitUnconfined)
+			}
+			io.Copy(c, c)
+			c.Close()
+			return
+		}
+		io.Copy(os.Stdout, os.Stdin)
 	case "require":
 		// require: refuses to run unless started by a spawn-isolated launcher, confined.
 		l, _ := spawnisolated.Require(spawnisolated.FromLauncher(), spawnisolated.Confined())
