@@ -143,6 +143,25 @@ func main() {
 			return
 		}
 		io.Copy(os.Stdout, os.Stdin)
+	case "worker":
+		// worker: what a real worker does: refuses to run unless started by its launcher and
+		// confined, tunes itself, says what it runs under and where its temp files go, then echoes
+		// messages until the launcher closes the channel.
+		l, conn := spawnisolated.Require(spawnisolated.FromLauncher(), spawnisolated.Confined())
+		_, tuned := spawnisolated.Tune()
+		j := spawnisolated.NewJSON(conn)
+		f, err := os.CreateTemp("", "work-*")
+		if err == nil {
+			f.Close()
+		}
+		j.Send(map[string]any{"limits": l, "tuned": tuned, "temp": os.TempDir(), "wrote": err == nil})
+		for {
+			var m any
+			if err := j.Receive(&m); err != nil {
+				return
+			}
+			j.Send(map[string]any{"echo": m})
+		}
 	case "require":
 		// require: refuses to run unless started by a spawn-isolated launcher, confined.
 		l, _ := spawnisolated.Require(spawnisolated.FromLauncher(), spawnisolated.Confined())

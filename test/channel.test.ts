@@ -2,6 +2,7 @@
 // with the probe, which is built on the module.
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
 import { probePath } from '../lib/selftest';
 import { isWindows, onWine } from './helpers';
@@ -68,6 +69,37 @@ const UNCONFINED = 78; // spawnisolated.ExitUnconfined
       c.on('close', (code) => resolve({ code, stderr }));
     });
     assert.equal(handed.code, UNCONFINED, handed.stderr);
+  });
+
+  it('a worker built on the module, with channel and tempDir: reports its limits from inside, talks both ways, leaves nothing behind', async () => {
+    const p = spawnIsolated(probePath(), ['worker'], { enforcement: 'best-effort', memory: '192MiB', cpu: 1, channel: 'json', tempDir: true });
+    const closed = new Promise((r) => p.once('close', r));
+    const messages: Record<string, unknown>[] = [];
+    const replied = new Promise<void>((resolve) =>
+      p.on('message', (m) => {
+        messages.push(m as Record<string, unknown>);
+        if (messages.length === 1) p.send({ ping: 1 });
+        else {
+          p.channel!.end();
+          resolve();
+        }
+      }),
+    );
+    await replied;
+    const exit = await p.exited;
+    await closed;
+    const first = messages[0] as { limits: { mechanism: string; memoryTotal: number; cpuCores: number }; temp: string; wrote: boolean; tuned: { memoryLimit: number } };
+    if (isolationSupport().limits['memory.total'].enforced) {
+      assert.equal(first.limits.memoryTotal, 192 * 1024 * 1024);
+      assert.equal(first.tuned.memoryLimit, Math.floor(192 * 1024 * 1024 * 0.9));
+    } else {
+      assert.equal(first.limits.mechanism, isWindows ? 'job-object' : first.limits.mechanism);
+    }
+    assert.equal(first.wrote, true);
+    assert.equal(first.temp.toLowerCase(), p.tempDir!.toLowerCase());
+    assert.deepEqual(messages[1], { echo: { ping: 1 } });
+    assert.equal(exit.code, 0);
+    assert.equal(fs.existsSync(p.tempDir!), false, 'its temp directory was left behind');
   });
 
   it("Windows without a console: gracefulStop is 'channel', and stop() closes it: the worker ends by itself", async function () {

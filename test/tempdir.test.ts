@@ -61,6 +61,24 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
     }
   });
 
+  it("Windows: a restricted sibling cannot write into a worker's tempDir (control: an inherit worker can)", async function () {
+    if (!isWindows || !isolationSupport().limits.privileges.enforced) {
+      this.test!.title += ` [skipped: ${isWindows ? 'Wine applies no token' : 'Windows only'}]`;
+      this.skip();
+    }
+    const a = spawnIsolated(w, ['sleep', '20000'], { ...relaxed, tempDir: true });
+    try {
+      await new Promise<void>((r) => a.once('spawn', () => r()));
+      const b = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-b')], relaxed));
+      assert.notEqual(b.exit.code, 0, 'a sibling wrote into it');
+      const control = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-inherit')], { ...relaxed, privileges: 'inherit' }));
+      assert.equal(control.exit.code, 0, 'control: a worker with our token writes there');
+    } finally {
+      a.kill('SIGKILL');
+      await a.exited;
+    }
+  });
+
   it('Windows: a protected DACL of this user, the worker and SYSTEM (oracle: GetNamedSecurityInfoW)', async function () {
     if (!isWindows) {
       this.test!.title += ' [skipped: Windows only]';
