@@ -244,9 +244,10 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.id = res.id;
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
-    this.tempDir = res.tempDir;
-    this.gracefulStop = res.gracefulStop === 'none' && res.channel !== null ? 'channel' : res.gracefulStop;
-    if (res.channel !== null) this.openChannel(Number(res.channel), opts.channel === 'json');
+    this.tempDir = res.tempDir ?? null;
+    const channelFd = typeof res.channel === 'string' ? Number(res.channel) : undefined;
+    this.gracefulStop = res.gracefulStop === 'none' && channelFd !== undefined ? 'channel' : res.gracefulStop;
+    if (channelFd !== undefined) this.openChannel(channelFd, opts.channel === 'json');
     this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
     debug('spawn %s pid %d enforcement %j', this.spawnfile, res.pid, this.enforcement);
