@@ -44,6 +44,9 @@ type Limits struct {
 	Capabilities   uint64 `json:"capabilities"`        // Linux: effective capability set
 	Cgroup         string `json:"cgroup,omitempty"`    // Linux: this process's cgroup path
 	Nested         int    `json:"nested"`              // Windows: jobs in the chain (1 = one job)
+	// Who and where: the account this process runs as (Windows DOMAIN\user) and, on Windows, its session.
+	User    string `json:"user,omitempty"`
+	Session int    `json:"session"` // -1 where sessions do not apply (POSIX)
 }
 
 // Tuned reports what Tune set.

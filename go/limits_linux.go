@@ -2,6 +2,7 @@ package spawnisolated
 
 import (
 	"os"
+	"os/user"
 	"path"
 	"strconv"
 	"strings"
@@ -16,7 +17,10 @@ const (
 
 // Read returns what this process runs under (see Limits).
 func Read() Limits {
-	l := Limits{Mechanism: "none"}
+	l := Limits{Mechanism: "none", Session: -1}
+	if u, err := user.Current(); err == nil {
+		l.User = u.Username
+	}
 	cg, _ := os.ReadFile("/proc/self/cgroup")
 	v2, v1 := ParseProcCgroup(string(cg))
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")

@@ -12,6 +12,7 @@ var (
 	procQueryInformationJobObject = kernel32.NewProc("QueryInformationJobObject")
 	procGetActiveProcessorCount   = kernel32.NewProc("GetActiveProcessorCount")
 	procGetTokenInformation       = advapi32.NewProc("GetTokenInformation")
+	procProcessIdToSessionId      = kernel32.NewProc("ProcessIdToSessionId")
 )
 
 const (
@@ -90,6 +91,10 @@ func Read() Limits {
 		}
 	}
 	readToken(&l)
+	var session uint32
+	if r, _, _ := procProcessIdToSessionId.Call(uintptr(syscall.Getpid()), uintptr(unsafe.Pointer(&session))); r != 0 {
+		l.Session = int(session)
+	}
 	return l
 }
 
@@ -113,6 +118,11 @@ func readToken(l *Limits) {
 		return
 	}
 	defer token.Close()
+	if u, err := token.GetTokenUser(); err == nil {
+		if account, domain, _, err := u.User.Sid.LookupAccount(""); err == nil {
+			l.User = domain + `\` + account
+		}
+	}
 	if b := tokenInfo(token, tokenPrivileges); len(b) >= 4 {
 		l.Privileges = int(*(*uint32)(unsafe.Pointer(&b[0])))
 	}

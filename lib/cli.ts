@@ -45,6 +45,8 @@ limits:
   --timeout DURATION     wall-clock limit (then SIGTERM, and SIGKILL after --kill-after)
   --kill-after DURATION  how long the worker has to end after SIGTERM (default 5s), as timeout -k
   --uid N, --gid N       POSIX: run as this user / group
+  --user NAME            POSIX: run as this user, with its groups and login environment (runuser -l)
+  --session console|ID   Windows: run in that session as its user (a LocalSystem service only)
   --best-effort          run even where a limit cannot be enforced
   --no-kill-on-close     let the tree outlive this command
   --no-go                do not set GOMAXPROCS / GOMEMLIMIT from the limits
@@ -85,6 +87,8 @@ const FLAG_OF: [RegExp, string][] = [
   [/options\.cwd/, '--cwd'],
   [/options\.env/, '--env'],
   [/options\.uid/, '--uid'],
+  [/options\.user/, '--user'],
+  [/options\.session/, '--session'],
   [/options\.gid/, '--gid'],
 ];
 
@@ -127,6 +131,8 @@ const OPTIONS = {
   'clear-env': { type: 'boolean' },
   uid: { type: 'string' },
   gid: { type: 'string' },
+  user: { type: 'string' },
+  session: { type: 'string' },
   'best-effort': { type: 'boolean' },
   'no-kill-on-close': { type: 'boolean' },
   'no-go': { type: 'boolean' },
@@ -173,13 +179,19 @@ export function parseCommandLine(argv: string[]): Parsed | 'help' | 'version' {
   if (command.length === 0) throw new UsageError('no FILE to run (spawn-isolated [limits] -- FILE [ARGS...])');
   if (v['inherit-env'] && v['clear-env']) throw new UsageError('--inherit-env and --clear-env exclude each other');
 
-  const env: Record<string, string> = v['clear-env'] ? {} : { ...(process.env as Record<string, string>) };
+  // With --user / --session the worker starts from that user's environment (as runuser -l):
+  // only --env values (and --inherit-env) go on top.
+  const asOther = v.user !== undefined || (v.session !== undefined && v.session !== 'current');
+  const env: Record<string, string> = v['clear-env'] || (asOther && !v['inherit-env']) ? {} : { ...(process.env as Record<string, string>) };
   for (const kv of v.env ?? []) {
     const eq = kv.indexOf('=', 1);
     if (eq < 1) throw new UsageError(`--env: expected NAME=VALUE, got '${kv}'`);
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const options: IsolationOptions = { env, stdio: 'inherit' };
+  const options: IsolationOptions = { stdio: 'inherit' };
+  if (!asOther || Object.keys(env).length > 0) options.env = env;
+  if (v.user !== undefined) options.user = v.user;
+  if (v.session !== undefined) options.session = /^\d+$/.test(v.session) ? Number(v.session) : (v.session as IsolationOptions['session']);
   if (v.memory !== undefined || v['memory-process'] !== undefined) {
     options.memory = { ...(v.memory !== undefined ? { total: v.memory } : {}), ...(v['memory-process'] !== undefined ? { process: v['memory-process'] } : {}) };
   }

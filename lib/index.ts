@@ -4,7 +4,7 @@
  */
 import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
-import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest } from './native';
+import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest, NativeUser } from './native';
 import { goEnvironment } from './environment';
 import { IsolationOptions, NativeLimits, normalizeOptions } from './options';
 import { enforcementMap, IsolatedExit, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
@@ -138,6 +138,23 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(loadFailure(reg), pipes);
     return proc;
   }
+  if (n.user !== undefined) {
+    // As runuser -l: the user's ids and groups, a login environment, its home as cwd.
+    let u: NativeUser;
+    try {
+      u = reg.binding.lookupUser(n.user);
+    } catch (e) {
+      proc._fail(e as NodeStyleError, pipes);
+      return proc;
+    }
+    const login: Record<string, string> = { HOME: u.home, SHELL: u.shell, USER: u.name, LOGNAME: u.name, PATH: '/usr/local/bin:/usr/bin:/bin' };
+    if (process.env.TERM) login.TERM = process.env.TERM;
+    n.env = n.envExplicit ? { ...login, ...n.env } : login;
+    n.uid = u.uid;
+    n.gid = u.gid;
+    n.groups = u.groups;
+    n.cwd = n.cwd ?? u.home;
+  }
   const goLimits = group
     ? {
         ...n.limits,
@@ -171,6 +188,9 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     strict: n.strict,
     uid: n.uid,
     gid: n.gid,
+    groups: n.groups,
+    session: n.session,
+    envExplicit: n.envExplicit,
     group: group?.id,
   };
   let res;

@@ -12,6 +12,20 @@ export interface NativeSpawnResult {
   channel: string | null;
   /** The worker's private temp directory, or null. */
   tempDir: string | null;
+  /** Windows: the session the worker runs in. */
+  sessionId: number | null;
+  /** The account the worker runs as (null: none known, e.g. a transient uid). */
+  user: string | null;
+}
+
+/** A user from the user database (POSIX). */
+export interface NativeUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  groups: number[];
 }
 
 export interface NativeStats {
@@ -69,6 +83,9 @@ export interface NativeSpawnRequest {
   killOnClose: boolean;
   windowsHide: boolean;
   channel: boolean;
+  groups?: number[];
+  session?: number;
+  envExplicit: boolean;
   tempDir: boolean;
   keepTempDir: boolean;
   privateProfile: boolean;
@@ -99,6 +116,7 @@ export interface NativeBinding {
   ref(id: number, ref: boolean): void;
   release(id: number): void;
   probe(): NativeProbe;
+  lookupUser(name: string): NativeUser;
   createGroup(req: NativeGroupRequest): { id: number; enforcement: NativeSpawnResult['enforcement'] };
   groupStats(id: number): NativeStats;
   releaseGroup(id: number): void;

@@ -119,6 +119,21 @@ export interface IsolationOptions {
   go?: boolean;
   /** Default `'strict'`. */
   enforcement?: EnforcementMode;
+  /**
+   * POSIX: run as this user from the user database, as `runuser -l` does: its uid, primary gid
+   * and supplementary groups, a login environment (`HOME`, `SHELL`, `USER`, `LOGNAME`, `PATH`,
+   * and `TERM` if set here; an explicit `options.env` goes on top) and its home as the default
+   * `cwd`. Not with `uid` / `gid`. Needs a launcher that may change ids (root).
+   */
+  user?: string;
+  /**
+   * Windows: the session to start the worker in: `'current'` (default), `'console'` (the active
+   * console session) or a session id. Another session's worker runs as that session's user,
+   * with that user's environment (an explicit `options.env` on top), on `winsta0\\default`, in
+   * its job with every limit and with `privileges` applied to that user's token. Needs a
+   * LocalSystem launcher (a service): otherwise, or with nobody logged on, `ERR_NO_USER_SESSION`.
+   */
+  session?: 'current' | 'console' | number;
   /** POSIX only: run the worker as this user id. */
   uid?: number;
   /** POSIX only: run the worker as this group id (supplementary groups are cleared). */
@@ -152,11 +167,17 @@ export interface Normalized {
   strict: boolean;
   uid?: number;
   gid?: number;
+  user?: string;
+  /** options.user's supplementary groups (set in launch, from the user database). */
+  groups?: number[];
+  /** undefined: this process's session; -2: the console's. */
+  session?: number;
+  envExplicit: boolean;
 }
 
 const KNOWN_KEYS = new Set([
   'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'tempDir', 'keepTempDir', 'profile', 'memory', 'cpu', 'processes', 'threads', 'handles',
-  'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid',
+  'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid', 'user', 'session',
 ]);
 
 /** child_process options this launcher does not take, and why (`false` / undefined pass). */
@@ -399,6 +420,22 @@ function normalizeId(v: unknown, key: 'uid' | 'gid', platform: NodeJS.Platform):
   return integer(v, `options.${key}`, 0, 2 ** 32 - 2);
 }
 
+function normalizeUser(o: Record<string, unknown>, platform: NodeJS.Platform): string | undefined {
+  if (o.user === undefined) return undefined;
+  if (platform === 'win32') throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'options.user is not supported on Windows (use options.session)');
+  if (typeof o.user !== 'string') throw invalidArgType('options.user', 'of type string', o.user);
+  if (o.user === '' || o.user.includes('\0') || o.user.includes(':') || o.user.includes('/')) throw invalidArgValue('options.user', o.user, 'must be a user name');
+  if (o.uid !== undefined || o.gid !== undefined) throw invalidArgValue('options.user', o.user, 'cannot be combined with options.uid / options.gid (the user names both)');
+  return o.user;
+}
+
+function normalizeSession(v: unknown, platform: NodeJS.Platform): number | undefined {
+  if (v === undefined || v === 'current') return undefined;
+  if (platform !== 'win32') throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', 'options.session is Windows only (POSIX: options.user)');
+  if (v === 'console') return -2;
+  return integer(v, 'options.session', 0, 2 ** 32 - 2);
+}
+
 /** Validates and normalises everything; throws synchronously, naming the option. */
 export function normalizeOptions(
   file: unknown,
@@ -441,5 +478,8 @@ export function normalizeOptions(
     strict: isStrict(o.enforcement, 'options.enforcement'),
     uid: normalizeId(o.uid, 'uid', platform),
     gid: normalizeId(o.gid, 'gid', platform),
+    user: normalizeUser(o, platform),
+    session: normalizeSession(o.session, platform),
+    envExplicit: o.env !== undefined,
   };
 }

@@ -161,6 +161,10 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    * the tree is ended at once).
    */
   gracefulStop: GracefulStop = 'none';
+  /** The account the worker runs as (`DOMAIN\\user` on Windows), or null when it has no name (a transient uid). */
+  user: string | null = null;
+  /** Windows: the session the worker runs in (`options.session`), or null. */
+  sessionId: number | null = null;
   /** The worker's private temp directory (`options.tempDir`; always for Windows `'low'`), or null. */
   tempDir: string | null = null;
   /** The private channel to the worker (`options.channel`), or null. */
@@ -245,6 +249,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.pid = res.pid;
     this.inheritedHandles = res.inherited;
     this.tempDir = res.tempDir ?? null;
+    this.user = res.user ?? null;
+    this.sessionId = res.sessionId ?? null;
     const channelFd = typeof res.channel === 'string' ? Number(res.channel) : undefined;
     this.gracefulStop = res.gracefulStop === 'none' && channelFd !== undefined ? 'channel' : res.gracefulStop;
     if (channelFd !== undefined) this.openChannel(channelFd, opts.channel === 'json');

@@ -306,6 +306,17 @@ void ParseIdentity(Napi::Env env, Napi::Object o, SpawnRequest& r) {
     r.hasGid = true;
     r.gid = static_cast<uint32_t>(GetNumber(env, gid, "gid", 0, UINT32_MAX - 1.0));
   }
+  Napi::Value groups = Prop(o, "groups");
+  if (!groups.IsUndefined()) {
+    if (!groups.IsArray()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "groups must be an array");
+    Napi::Array a = groups.As<Napi::Array>();
+    r.hasGroups = true;
+    for (uint32_t i = 0; i < a.Length(); i++)
+      r.groups.push_back(static_cast<uint32_t>(GetNumber(env, a.Get(i), "groups", 0, UINT32_MAX - 1.0)));
+  }
+  r.envExplicit = GetBool(env, o, "envExplicit", false);
+  Napi::Value session = Prop(o, "session");
+  if (!session.IsUndefined()) r.session = static_cast<int64_t>(GetNumber(env, session, "session", -2, UINT32_MAX - 1.0));
 }
 
 SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
@@ -381,6 +392,28 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   o.Set("gracefulStop", res.gracefulStop);
   o.Set("channel", res.channel.empty() ? env.Null() : Napi::String::New(env, res.channel));
   o.Set("tempDir", res.tempDir.empty() ? env.Null() : Napi::String::New(env, res.tempDir));
+  o.Set("sessionId", res.sessionId < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(res.sessionId)));
+  o.Set("user", res.user.empty() ? env.Null() : Napi::String::New(env, res.user));
+  return o;
+}
+
+Napi::Value LookupUserJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UserRecord u;
+  try {
+    u = backend::LookupUser(GetString(env, info[0], "name"));
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", u.name);
+  o.Set("uid", u.uid);
+  o.Set("gid", u.gid);
+  o.Set("home", u.home);
+  o.Set("shell", u.shell);
+  Napi::Array groups = Napi::Array::New(env, u.groups.size());
+  for (uint32_t i = 0; i < u.groups.size(); i++) groups.Set(i, u.groups[i]);
+  o.Set("groups", groups);
   return o;
 }
 
@@ -646,6 +679,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("ref", Napi::Function::New(env, RefJs, "ref"));
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
   exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
+  exports.Set("lookupUser", Napi::Function::New(env, LookupUserJs, "lookupUser"));
   exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));
   exports.Set("groupStats", Napi::Function::New(env, GroupStatsJs, "groupStats"));
   exports.Set("releaseGroup", Napi::Function::New(env, ReleaseGroupJs, "releaseGroup"));

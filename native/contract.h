@@ -47,6 +47,10 @@ struct Limits {
 
 enum class Privileges { Restricted, Low, Inherit };
 
+// SpawnRequest::session: this process's session, or the active console session (else an id).
+constexpr int64_t kSessionCurrent = -1;
+constexpr int64_t kSessionConsole = -2;
+
 struct SpawnRequest {
   std::string file;               // resolved path of the executable
   std::vector<std::string> args;  // argv, argv[0] included
@@ -63,12 +67,23 @@ struct SpawnRequest {
   bool windowsHide = true;
   bool strict = true;
   bool hasUid = false, hasGid = false;
+  bool hasGroups = false;  // supplementary groups to set (options.user), else none
+  std::vector<uint32_t> groups;
+  int64_t session = kSessionCurrent;  // Windows: the session to start the worker in
+  bool envExplicit = false;           // options.env was given (not process.env)
   uint32_t uid = 0, gid = 0;
   uint64_t group = 0;           // an isolation group to start the worker in (0: none)
   bool channel = false;         // a private duplex channel (its worker end named in kChannelEnv)
   bool tempDir = false;         // a private temp directory (TEMP, TMP, TMPDIR), removed at its end
   bool keepTempDir = false;     // ... but left in place
   bool privateProfile = false;  // and the per-user cache / config locations under it
+};
+
+// A user as the system's user database has it (options.user on POSIX).
+struct UserRecord {
+  std::string name, home, shell;
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;  // every group it is in, the primary one included
 };
 
 // The variable that tells the worker which fd / handle is its channel to the launcher.
@@ -91,8 +106,10 @@ struct SpawnResult {
   // How the worker can be asked to end: "signal" (POSIX), "ctrl-break" (Windows, a console it
   // shares with this process), "none" (Windows without one: only its end).
   std::string gracefulStop = "signal";
-  std::string channel;  // the launcher's end of the channel, as JS wraps it ("" = none)
-  std::string tempDir;  // its private temp directory ("" = none)
+  std::string channel;     // the launcher's end of the channel, as JS wraps it ("" = none)
+  std::string tempDir;     // its private temp directory ("" = none)
+  int64_t sessionId = -1;  // Windows: the session the worker runs in
+  std::string user;        // the account the worker runs as ("" = unknown, e.g. a transient uid)
 };
 
 // A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.
@@ -187,6 +204,8 @@ Stats GetStats(uint64_t id);
 // then a live tree is killed first).
 void Release(uint64_t id);
 Support Probe();
+// POSIX: `name` from the user database (getpwnam_r, getgrouplist); ENOENT when unknown.
+UserRecord LookupUser(const std::string& name);
 GroupResult CreateGroup(const GroupRequest& req);
 Stats GroupStats(uint64_t id);
 // Releases the group's job / cgroup once its workers are gone.

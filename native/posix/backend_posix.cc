@@ -68,8 +68,13 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
     cp.hasGid = true;
     cp.gid = g;
   }
-  // A restricted worker never keeps the launcher's supplementary groups.
+  // A restricted worker never keeps the launcher's supplementary groups; options.user's are set.
   cp.clearGroups = conf.restricted || cp.hasUid || cp.hasGid;
+  if (req.hasGroups) {
+    if (req.groups.size() > sizeof(cp.groups) / sizeof(cp.groups[0]))
+      throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.user: in more than 64 groups");
+    for (uint32_t g : req.groups) cp.groups[cp.ngroups++] = g;
+  }
 }
 
 // A private TMPDIR, mode 0700 and owned by the worker, for a worker whose writes Landlock
@@ -397,6 +402,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   Stdio io;
   SetUpStdio(req, cp, io, res);
   ResolveIds(req, conf, *child, cp);
+  res.user = UserName(cp.hasUid ? cp.uid : geteuid());
   ExecImage image{req.args, req.env, {}, {}};
   if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
   if (conf.landlockAbi > 0 || req.tempDir) MakeTempDir(*child, cp, req, image.env);
@@ -414,6 +420,8 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   mon.Add(child);
   return res;
 }
+
+UserRecord LookupUser(const std::string& name) { return FindUser(name); }
 
 SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   try {

@@ -149,7 +149,7 @@ void DropIdentity(const ChildPlan& p) {
   if (p.hasGid || p.hasUid || p.clearGroups) {
     // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
     // still believes exist after clone; in the child this thread is the only one.
-    if (syscall(SYS_setgroups, 0, nullptr) != 0 && errno != EPERM) ChildFail(p, kStepIds);
+    if (syscall(SYS_setgroups, p.ngroups, p.ngroups ? p.groups : nullptr) != 0 && (errno != EPERM || p.ngroups)) ChildFail(p, kStepIds);
     if (p.hasGid && syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) ChildFail(p, kStepIds);
     if (p.hasUid && syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) ChildFail(p, kStepIds);
   }

@@ -34,6 +34,8 @@ struct ChildPlan {
   bool hasUid, hasGid, clearGroups;
   uid_t uid;
   gid_t gid;
+  gid_t groups[64];  // supplementary groups (options.user); none when ngroups is 0
+  int ngroups;
   // A user namespace of its own (non-root launcher): the child maps its own ids 1:1.
   bool userns;
   char uidMap[32], gidMap[32];

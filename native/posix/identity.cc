@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,35 @@ std::unique_ptr<TransientId> TransientId::Acquire() { return std::unique_ptr<Tra
 
 TransientId::~TransientId() {
   if (!kept_) Pool::Get().Release(id_);
+}
+
+std::string UserName(uid_t uid) {
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+  struct passwd pw, *found = nullptr;
+  while (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == ERANGE) buf.resize(buf.size() * 2);
+  return found != nullptr ? found->pw_name : "";
+}
+
+UserRecord FindUser(const std::string& name) {
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+  struct passwd pw, *found = nullptr;
+  int err;
+  while ((err = getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found)) == ERANGE) buf.resize(buf.size() * 2);
+  if (found == nullptr) throw SysError("ENOENT", err, "getpwnam_r", "options.user: no user '" + name + "' in the user database");
+  UserRecord u;
+  u.name = found->pw_name;
+  u.home = found->pw_dir ? found->pw_dir : "/";
+  u.shell = found->pw_shell && *found->pw_shell ? found->pw_shell : "/bin/sh";
+  u.uid = found->pw_uid;
+  u.gid = found->pw_gid;
+  std::vector<gid_t> groups(64);
+  int n = static_cast<int>(groups.size());
+  while (getgrouplist(u.name.c_str(), u.gid, groups.data(), &n) < 0)
+    groups.resize(static_cast<size_t>(n) + 64), n = static_cast<int>(groups.size());
+  u.groups.assign(groups.begin(), groups.begin() + n);
+  return u;
 }
 
 bool PrimaryGroup(uid_t uid, gid_t* gid) {

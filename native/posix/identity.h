@@ -7,6 +7,9 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <string>
+
+#include "../contract.h"
 
 namespace si {
 namespace posix {
@@ -38,6 +41,10 @@ class TransientId {
 
 // The primary group of `uid` from the user database; false when it has no entry.
 bool PrimaryGroup(uid_t uid, gid_t* gid);
+// The name of `uid` in the user database ("" when it has none: a transient uid).
+std::string UserName(uid_t uid);
+// A user by name, with every group it is in (ENOENT when unknown).
+UserRecord FindUser(const std::string& name);
 
 }  // namespace posix
 }  // namespace si

@@ -7,6 +7,10 @@
 #include "token.h"
 #include "win_util.h"
 
+#include <userenv.h>
+
+#include <algorithm>
+
 namespace si {
 
 namespace backend {
@@ -139,9 +143,30 @@ void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
   }
 }
 
+// A session user's own environment (CreateEnvironmentBlock), with the caller's explicit
+// options.env on top; the caller's environment otherwise.
+std::vector<std::string> BaseEnvironment(const SpawnRequest& req, HANDLE sessionToken) {
+  if (sessionToken == nullptr) return req.env;
+  void* block = nullptr;
+  if (!CreateEnvironmentBlock(&block, sessionToken, FALSE)) ThrowLastError("CreateEnvironmentBlock", "the session user's environment");
+  std::vector<std::string> env;
+  for (const wchar_t* p = static_cast<const wchar_t*>(block); *p; p += wcslen(p) + 1) env.push_back(ToUtf8(p));
+  DestroyEnvironmentBlock(block);
+  if (!req.envExplicit) return env;
+  for (const std::string& e : req.env) {
+    std::string name = e.substr(0, e.find('=', 1));
+    env.erase(std::remove_if(env.begin(), env.end(),
+                             [&](const std::string& x) { return _stricmp(x.substr(0, x.find('=', 1)).c_str(), name.c_str()) == 0; }),
+              env.end());
+    env.push_back(e);
+  }
+  return env;
+}
+
 // The environment the worker gets: a private TEMP for 'low', the channel's handle value.
-std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh) {
-  std::vector<std::string> env = child.temp.path().empty() ? req.env : child.temp.Environment(req.env);
+std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh, HANDLE sessionToken) {
+  std::vector<std::string> base = BaseEnvironment(req, sessionToken);
+  std::vector<std::string> env = child.temp.path().empty() ? base : child.temp.Environment(base);
   if (wh.channelSource != nullptr) env.push_back(std::string(kChannelEnv) + "=" + std::to_string(wh.channelValue));
   return env;
 }
@@ -171,14 +196,15 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
 
 // Creates the worker suspended, with exactly `wh`'s handles, inside its job(s) from the first
 // instruction where the host can (Windows 10+: PROC_THREAD_ATTRIBUTE_JOB_LIST).
-PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, SpawnResult& res) {
+PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, HANDLE sessionToken,
+                                    SpawnResult& res) {
   std::wstring app = ToWide(req.file);
   std::wstring cmdline = BuildCommandLine(req.args);
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
   flags |= ConsoleFlags(req, wh, child);
   MakeInheritable(wh, res);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh, sessionToken));
   std::vector<HANDLE> list = wh.List();
   AttributeList attrs(2);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
@@ -198,6 +224,8 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
     si.StartupInfo.dwFlags |= STARTF_USESHOWWINDOW;
     si.StartupInfo.wShowWindow = SW_HIDE;
   }
+  wchar_t desktop[] = L"winsta0\\default";  // a user session's interactive desktop
+  if (sessionToken != nullptr) si.StartupInfo.lpDesktop = desktop;
   si.lpAttributeList = attrs.get();
   const wchar_t* dir = req.hasCwd ? cwd.c_str() : nullptr;
   PROCESS_INFORMATION pi{};
@@ -216,6 +244,15 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
     throw e;
   }
   return pi;
+}
+
+// Who the worker runs as: the account of the token it got (this process's with none).
+std::string RunAsUserName(HANDLE token) {
+  if (token != nullptr) return TokenUserName(token);
+  HANDLE raw = nullptr;
+  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) return "";
+  UniqueHandle own(raw);
+  return TokenUserName(own.get());
 }
 
 // Where the host had no job list attribute: into the jobs before it runs.
@@ -254,9 +291,12 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   SpawnResult res;
   res.id = child->id;
   res.enforcement = MakeWorkerJob(req, *child);
+  UniqueHandle sessionToken;  // options.session: the session user's primary token
+  DWORD sessionId = 0;
+  if (req.session != kSessionCurrent) sessionToken = SessionUserToken(req.session, &sessionId);
   UniqueHandle token;
   std::vector<BYTE> workerSid;
-  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid);
+  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get());
   if (req.privileges == Privileges::Low || req.tempDir) {
     child->temp.keep = req.keepTempDir;
     child->temp.Create(child->id, req.privileges == Privileges::Low, workerSid, req.privateProfile);
@@ -264,11 +304,15 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   }
   WorkerHandles wh;
   CollectHandles(req, *child, wh);
-  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, token.get(), res);
+  HANDLE runAs = token.valid() ? token.get() : sessionToken.get();
+  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, runAs, sessionToken.get(), res);
   child->process.reset(pi.hProcess);
   child->thread.reset(pi.hThread);
   child->pid = pi.dwProcessId;
   res.pid = pi.dwProcessId;
+  DWORD sid = 0;
+  if (ProcessIdToSessionId(pi.dwProcessId, &sid)) res.sessionId = sid;
+  res.user = RunAsUserName(runAs);
   // Until the monitor has it: a failure below must not leave a suspended worker behind.
   auto kill = OnScopeExit([&] { TerminateProcess(child->process.get(), 1); });
   EnsureInJobs(*child);
@@ -355,6 +399,10 @@ void ReleaseGroup(uint64_t id) {
   // Members still running end with it (killOnClose semantics), unless one asked to survive: the
   // others were ended by their own jobs as they were released.
   if (g && !g->survivors) TerminateJobObject(g->job.get(), 1);
+}
+
+UserRecord LookupUser(const std::string&) {
+  throw SysError("ERR_FEATURE_UNAVAILABLE_ON_PLATFORM", 0, "", "options.user is POSIX only (Windows: options.session)");
 }
 
 Support Probe() {

@@ -3,6 +3,8 @@
 
 #include "token.h"
 
+#include <wtsapi32.h>
+
 #include <vector>
 
 namespace si {
@@ -109,23 +111,52 @@ void LowerIntegrity(HANDLE token, Privileges p) {
 // restricting SIDs {worker, Everyone, Users, RESTRICTED}. An access check must then pass for
 // the user's SIDs and again for the restricting SIDs: Node's process and its jobs grant the
 // user and SYSTEM only, so the worker cannot open them; system files grant Users and read.
-UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid) {
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid, HANDLE from) {
   HANDLE raw = nullptr;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &raw))
+  if (from == nullptr &&
+      !OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &raw))
     ThrowLastError("OpenProcessToken");
-  UniqueHandle self(raw);
+  UniqueHandle own(raw);
+  HANDLE base = from != nullptr ? from : own.get();
   WellKnownSid admins(WinBuiltinAdministratorsSid), everyone(WinWorldSid), users(WinBuiltinUsersSid), restrictedCode(WinRestrictedCodeSid);
   WorkerSid worker;
   SID_AND_ATTRIBUTES denyOnly{admins.get(), 0};
   SID_AND_ATTRIBUTES restricting[] = {{worker.get(), 0}, {everyone.get(), 0}, {users.get(), 0}, {restrictedCode.get(), 0}};
   HANDLE restricted = nullptr;
-  if (!CreateRestrictedToken(self.get(), DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, ARRAYSIZE(restricting), restricting, &restricted))
+  if (!CreateRestrictedToken(base, DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, ARRAYSIZE(restricting), restricting, &restricted))
     ThrowLastError("CreateRestrictedToken");
   UniqueHandle token(restricted);
   SetDefaultDacl(token.get(), worker.get());
   LowerIntegrity(token.get(), p);
   if (workerSid != nullptr) workerSid->assign(worker.buf, worker.buf + GetLengthSid(worker.get()));
   return token;
+}
+
+UniqueHandle SessionUserToken(int64_t session, DWORD* id) {
+  *id = session == kSessionConsole ? WTSGetActiveConsoleSessionId() : static_cast<DWORD>(session);
+  if (*id == 0xFFFFFFFF) throw SysError("ERR_NO_USER_SESSION", 0, "WTSGetActiveConsoleSessionId", "no session is attached to the console");
+  HANDLE user = nullptr;
+  if (!WTSQueryUserToken(*id, &user)) {
+    DWORD err = GetLastError();
+    std::string why = err == ERROR_PRIVILEGE_NOT_HELD ? "only a LocalSystem launcher (a service) can start a worker in a user's session"
+                      : err == ERROR_NO_TOKEN         ? "nobody is logged on in session " + std::to_string(*id)
+                                                      : "session " + std::to_string(*id) + ": " + Win32Message(err);
+    throw SysError("ERR_NO_USER_SESSION", err, "WTSQueryUserToken", why + " (Win32 error " + std::to_string(err) + ")");
+  }
+  UniqueHandle impersonation(user);
+  HANDLE primary = nullptr;
+  if (!DuplicateTokenEx(impersonation.get(), MAXIMUM_ALLOWED, nullptr, SecurityIdentification, TokenPrimary, &primary))
+    ThrowLastError("DuplicateTokenEx", "the session user's token");
+  return UniqueHandle(primary);
+}
+
+std::string TokenUserName(HANDLE token) {
+  std::vector<BYTE> sid = UserSidOf(token);
+  wchar_t name[256], domain[256];
+  DWORD n = 256, d = 256;
+  SID_NAME_USE use;
+  if (!LookupAccountSidW(nullptr, reinterpret_cast<PSID>(sid.data()), name, &n, domain, &d, &use)) return "";
+  return ToUtf8(std::wstring(domain) + L"\\" + name);
 }
 
 bool TokenEnforced(std::string* why) {

@@ -18,7 +18,13 @@ const std::vector<BYTE>& ProcessUserSid();
 // An ACL that grants GENERIC_ALL to each SID and nothing to anyone else.
 std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids);
 // `workerSid` (optional) receives the SID made for this worker (its restricting SID).
-UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr);
+// `from`: the token to restrict (default: this process's).
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr, HANDLE from = nullptr);
+// The primary token of the user logged on in `session` (kSessionConsole: the console's), for a
+// LocalSystem launcher; ERR_NO_USER_SESSION (errno: the Win32 error) otherwise.
+UniqueHandle SessionUserToken(int64_t session, DWORD* id);
+// The account name (DOMAIN\user) of a token's user.
+std::string TokenUserName(HANDLE token);
 // False (with why) on a host whose access checks ignore restricted tokens (Wine).
 bool TokenEnforced(std::string* why);
 // Reads back the token the (still suspended) worker actually has.

@@ -1,0 +1,115 @@
+// options.user (POSIX) and options.session (Windows): a worker as another user / in another
+// session, still under its limits.
+import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
+import { probePath } from '../lib/selftest';
+import * as path from 'node:path';
+import { collect, isLinux, isWindows, json, root, worker } from './helpers';
+
+(isolationSupport().spawn ? describe : describe.skip)('user and session', () => {
+  const w = worker();
+  const relaxed = { enforcement: 'best-effort' as const };
+
+  it('validation: user is POSIX, session is Windows; user excludes uid / gid', () => {
+    if (isWindows) {
+      assert.throws(() => spawnIsolated(w, [], { user: 'x' }), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', message: /options\.user/ });
+      assert.throws(() => spawnIsolated(w, [], { session: 'elsewhere' as never }), { code: 'ERR_INVALID_ARG_TYPE', message: /options\.session/ });
+    } else {
+      assert.throws(() => spawnIsolated(w, [], { session: 'console' }), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', message: /options\.session/ });
+      assert.throws(() => spawnIsolated(w, [], { user: 'root', uid: 0 }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.user/ });
+      assert.throws(() => spawnIsolated(w, [], { user: '' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.user/ });
+      assert.throws(() => spawnIsolated(w, [], { user: 7 as never }), { code: 'ERR_INVALID_ARG_TYPE', message: /options\.user/ });
+    }
+  });
+
+  it('an unknown user is an ENOENT error event, and nothing starts', async function () {
+    if (!isLinux) this.skip();
+    const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, user: 'no-such-user-spawn-isolated' });
+    const err = await p.exited.then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    assert.equal(err?.code, 'ENOENT');
+    assert.equal(p.pid, undefined);
+  });
+
+  describe('Linux, as root: a user the test creates', function () {
+    const name = `si-user-${process.pid}`;
+    const group = `si-grp-${process.pid}`;
+    let made = false;
+    before(function () {
+      if (!isLinux || process.getuid?.() !== 0) {
+        this.skip();
+        return;
+      }
+      execFileSync('groupadd', [group]);
+      execFileSync('useradd', ['-m', '-G', group, '-s', '/bin/sh', name]);
+      made = true;
+    });
+    after(() => {
+      if (!made) return;
+      execFileSync('userdel', ['-r', name], { stdio: 'ignore' });
+      execFileSync('groupdel', [group], { stdio: 'ignore' });
+    });
+
+    it('the worker runs as that user, with its groups, login environment and home, under its limits', async () => {
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }));
+      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }));
+      const extra = Number(execFileSync('getent', ['group', group], { encoding: 'utf8' }).split(':')[2]);
+      const p = spawnIsolated(w, ['info'], { ...relaxed, user: name, memory: '128MiB' });
+      const info = json<{ uid: number; gid: number; groups: number[]; cwd: string }>(await collect(p));
+      assert.deepEqual([info.uid, info.gid], [uid, gid]);
+      assert.ok(info.groups.includes(extra), `groups ${JSON.stringify(info.groups)} lack ${extra}`);
+      assert.equal(info.cwd, `/home/${name}`);
+      assert.equal(p.user, name);
+      process.env.SPAWN_ISOLATED_TEST_MARK = '1'; // in this process's environment, not the user's
+      const env = json<string[]>(await collect(spawnIsolated(w, ['env'], { ...relaxed, user: name })));
+      delete process.env.SPAWN_ISOLATED_TEST_MARK;
+      for (const e of [`HOME=/home/${name}`, `USER=${name}`, `LOGNAME=${name}`, 'SHELL=/bin/sh']) assert.ok(env.includes(e), e);
+      assert.ok(!env.some((e) => e.startsWith('SPAWN_ISOLATED_TEST_MARK=')), 'the launcher environment leaked');
+      const explicit = json<string[]>(await collect(spawnIsolated(w, ['env'], { ...relaxed, user: name, env: { EXTRA: '1' } })));
+      assert.ok(explicit.includes('EXTRA=1') && explicit.includes(`HOME=/home/${name}`), 'an explicit env goes on top of the login one');
+    });
+
+    it('from inside (the Go module), the worker reads the same user', async () => {
+      const r = await execIsolated(probePath(), ['limits'], { ...relaxed, user: name });
+      assert.equal(JSON.parse(String(r.stdout)).user, name);
+    });
+
+    it('the command: --user NAME', () => {
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }));
+      const out = execFileSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), '--best-effort', '--quiet', '--user', name, w, 'info'], { encoding: 'utf8' });
+      assert.equal(JSON.parse(out).uid, uid);
+    });
+  });
+
+  it("Windows: session 'console' from a process that is not a LocalSystem service fails with ERR_NO_USER_SESSION, starting nothing", async function () {
+    if (!isWindows) {
+      this.test!.title += ' [skipped: Windows only]';
+      this.skip();
+    }
+    const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, session: 'console' });
+    const r = await p.exited.then(
+      (e) => ({ started: true, code: e.code, user: p.user, session: p.sessionId }),
+      (e: NodeJS.ErrnoException) => ({ started: false, code: e.code, message: e.message }),
+    );
+    if (r.started) {
+      // Wine hands any process a session user's token: it has no services and no LocalSystem.
+      this.test!.title += ` [Wine started it in session ${String((r as { session?: number }).session)} as ${String((r as { user?: string }).user)}: no SeTcbPrivilege check]`;
+      return;
+    }
+    assert.equal(r.code, 'ERR_NO_USER_SESSION', JSON.stringify(r));
+    assert.equal(p.pid, undefined);
+  });
+
+  it('Windows: the worker reports its session and account', async function () {
+    if (!isWindows) this.skip();
+    const p = spawnIsolated(probePath(), ['limits'], { ...relaxed, stdio: 'pipe' });
+    const inside = JSON.parse(String((await collect(p)).stdout)) as { session: number; user: string };
+    assert.equal(typeof p.sessionId, 'number');
+    assert.match(String(p.user), /\\/);
+    // From inside (the Go module): the same session and account.
+    assert.deepEqual([inside.session, inside.user.toLowerCase()], [p.sessionId, String(p.user).toLowerCase()]);
+  });
+});
