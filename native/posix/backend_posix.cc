@@ -402,7 +402,8 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   Stdio io;
   SetUpStdio(req, cp, io, res);
   ResolveIds(req, conf, *child, cp);
-  res.user = UserName(cp.hasUid ? cp.uid : geteuid());
+  // A transient uid has no name: no user-database lookup on the spawn path for it.
+  if (!child->transientId) res.user = UserName(cp.hasUid ? cp.uid : geteuid());
   ExecImage image{req.args, req.env, {}, {}};
   if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
   if (conf.landlockAbi > 0 || req.tempDir) MakeTempDir(*child, cp, req, image.env);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -96,11 +97,22 @@ TransientId::~TransientId() {
 }
 
 std::string UserName(uid_t uid) {
+  // Cached: the user database may be remote (NSS), and names do not change under a launcher.
+  static std::mutex mu;
+  static std::map<uid_t, std::string>* names = new std::map<uid_t, std::string>();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = names->find(uid);
+    if (it != names->end()) return it->second;
+  }
   long size = sysconf(_SC_GETPW_R_SIZE_MAX);
   std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
   struct passwd pw, *found = nullptr;
   while (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == ERANGE) buf.resize(buf.size() * 2);
-  return found != nullptr ? found->pw_name : "";
+  std::string name = found != nullptr ? found->pw_name : "";
+  std::lock_guard<std::mutex> lock(mu);
+  (*names)[uid] = name;
+  return name;
 }
 
 UserRecord FindUser(const std::string& name) {

@@ -247,12 +247,16 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
 }
 
 // Who the worker runs as: the account of the token it got (this process's with none).
+// The launcher's own account is looked up once (LookupAccountSidW may ask a domain controller).
 std::string RunAsUserName(HANDLE token) {
-  if (token != nullptr) return TokenUserName(token);
-  HANDLE raw = nullptr;
-  if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) return "";
-  UniqueHandle own(raw);
-  return TokenUserName(own.get());
+  static const std::string own = [] {
+    HANDLE raw = nullptr;
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &raw)) return std::string();
+    UniqueHandle self(raw);
+    return TokenUserName(self.get());
+  }();
+  if (token == nullptr || UserSidOf(token) == ProcessUserSid()) return own;
+  return TokenUserName(token);
 }
 
 // Where the host had no job list attribute: into the jobs before it runs.
