@@ -70,7 +70,7 @@ async function run(probe: string, args: string[], options: IsolationOptions): Pr
   }
 }
 
-function ended(r: Run): string {
+function ended(r: Pick<Run, 'reason' | 'code' | 'signal'>): string {
   return r.reason === 'exit' ? `exited with code ${String(r.code)}` : `ended with reason '${r.reason}'${r.signal ? ` (${r.signal})` : ''}`;
 }
 
@@ -173,10 +173,9 @@ const groupMemory: Measure = async (probe) => {
     p.on('error', () => undefined); // the rejection of exited reports it
     const r = await p.exited.catch((e: Error) => e);
     if (r instanceof Error) return { measured: 'refused', detail: r.message };
-    const how = r.reason === 'exit' ? `exited with code ${String(r.code)}` : `ended with reason '${r.reason}'`;
     return r.reason === 'memory'
-      ? { measured: 'enforced', detail: `a member (own limit 1 GiB) allocating 256 MiB in a 96 MiB group: ${how}` }
-      : { measured: 'not-enforced', detail: `a member allocating 256 MiB in a 96 MiB group: ${how}` };
+      ? { measured: 'enforced', detail: `a member (own limit 1 GiB) allocating 256 MiB in a 96 MiB group: ${ended(r)}` }
+      : { measured: 'not-enforced', detail: `a member allocating 256 MiB in a 96 MiB group: ${ended(r)}` };
   } finally {
     await g.close();
   }

@@ -9,6 +9,16 @@ import { isWindows, onWine } from './helpers';
 
 const UNCONFINED = 78; // spawnisolated.ExitUnconfined
 
+/** The probe's `require` run by child_process, as from a shell, with the variable set to `channel`. */
+function runDirect(channel: string, stdin: 'ignore' | 'pipe'): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(probePath(), ['require'], { env: { ...process.env, SPAWN_ISOLATED_CHANNEL: channel }, stdio: [stdin, 'ignore', 'pipe'] });
+    let stderr = '';
+    c.stderr!.on('data', (d: Buffer) => (stderr += d));
+    c.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
 (isolationSupport().spawn ? describe : describe.skip)('channel', () => {
   const relaxed = { enforcement: 'best-effort' as const, memory: '128MiB' };
 
@@ -52,22 +62,12 @@ const UNCONFINED = 78; // spawnisolated.ExitUnconfined
     assert.equal(forged.code, UNCONFINED);
     assert.match(String(forged.stderr), /no channel/);
     // Run directly (child_process), the variable naming its stdin (the null device): refused.
-    const direct = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = spawn(probePath(), ['require'], { env: { ...process.env, SPAWN_ISOLATED_CHANNEL: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      c.stderr.on('data', (d: Buffer) => (stderr += d));
-      c.on('close', (code) => resolve({ code, stderr }));
-    });
+    const direct = await runDirect('0', 'ignore');
     assert.equal(direct.code, UNCONFINED, direct.stderr);
     assert.match(direct.stderr, /not one its launcher made/);
     // A parent that hands its child a connected socket / pipe of its own passes the channel
     // check (it is the child's launcher); only the confinement check tells it from ours.
-    const handed = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const c = spawn(probePath(), ['require'], { env: { ...process.env, SPAWN_ISOLATED_CHANNEL: isWindows ? '' : '0' }, stdio: ['pipe', 'ignore', 'pipe'] });
-      let stderr = '';
-      c.stderr.on('data', (d: Buffer) => (stderr += d));
-      c.on('close', (code) => resolve({ code, stderr }));
-    });
+    const handed = await runDirect(isWindows ? '' : '0', 'pipe');
     assert.equal(handed.code, UNCONFINED, handed.stderr);
   });
 

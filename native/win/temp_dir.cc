@@ -63,14 +63,7 @@ bool IsReplaced(const std::string& entry, bool profile) {
 // Full control, inherited by what is created inside, for each SID; nobody else; not inherited
 // from the parent directory (protected).
 void Protect(const std::wstring& dir, std::initializer_list<PSID> sids) {
-  DWORD size = sizeof(ACL);
-  for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
-  std::vector<BYTE> acl(size);
-  if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
-  for (PSID sid : sids)
-    if (!AddAccessAllowedAceEx(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE,
-                               FILE_ALL_ACCESS, sid))
-      ThrowLastError("AddAccessAllowedAceEx");
+  std::vector<BYTE> acl = AllowAllAcl(sids, OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE, FILE_ALL_ACCESS);
   DWORD err = SetNamedSecurityInfoW(const_cast<wchar_t*>(dir.c_str()), SE_FILE_OBJECT,
                                     DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, nullptr, nullptr,
                                     reinterpret_cast<PACL>(acl.data()), nullptr);

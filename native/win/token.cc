@@ -29,13 +29,14 @@ const std::vector<BYTE>& ProcessUserSid() {
   return sid;
 }
 
-std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids) {
+std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids, DWORD aceFlags, DWORD mask) {
   DWORD size = sizeof(ACL);
   for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
   std::vector<BYTE> acl(size);
   if (!InitializeAcl(reinterpret_cast<PACL>(acl.data()), size, ACL_REVISION)) ThrowLastError("InitializeAcl");
   for (PSID sid : sids)
-    if (!AddAccessAllowedAce(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, GENERIC_ALL, sid)) ThrowLastError("AddAccessAllowedAce");
+    if (!AddAccessAllowedAceEx(reinterpret_cast<PACL>(acl.data()), ACL_REVISION, aceFlags, mask, sid))
+      ThrowLastError("AddAccessAllowedAceEx");
   return acl;
 }
 
