@@ -9,6 +9,14 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
   const w = worker();
   const relaxed = { enforcement: 'best-effort' as const };
 
+  /** A restricted sibling cannot create a file in `dir`; an 'inherit' worker (`control`) can. */
+  async function siblingCannotWrite(dir: string, control: string): Promise<void> {
+    const b = await collect(spawnIsolated(w, ['touch', path.join(dir, 'from-sibling')], relaxed));
+    assert.notEqual(b.exit.code, 0, 'a sibling wrote into it');
+    const c = await collect(spawnIsolated(w, ['touch', path.join(dir, 'from-control')], { ...relaxed, privileges: 'inherit' }));
+    assert.equal(c.exit.code, 0, `control: ${control} writes there`);
+  }
+
   it('the worker writes to its own TEMP / TMPDIR, which is gone once it has ended', async () => {
     const p = spawnIsolated(w, ['tempfile'], { ...relaxed, tempDir: true });
     assert.ok(p.tempDir && fs.existsSync(p.tempDir), 'made before it starts');
@@ -51,10 +59,7 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
       const st = fs.statSync(a.tempDir!);
       assert.equal(st.mode & 0o777, 0o700);
       assert.notEqual(st.uid, 0, 'owned by the worker (a transient uid), not by root');
-      const b = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-b')], relaxed));
-      assert.notEqual(b.exit.code, 0, 'a sibling wrote into it');
-      const control = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-root')], { ...relaxed, privileges: 'inherit' }));
-      assert.equal(control.exit.code, 0, 'control: root writes there');
+      await siblingCannotWrite(a.tempDir!, 'root');
     } finally {
       a.kill('SIGKILL');
       await a.exited;
@@ -69,10 +74,7 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
     const a = spawnIsolated(w, ['sleep', '20000'], { ...relaxed, tempDir: true });
     try {
       await new Promise<void>((r) => a.once('spawn', () => r()));
-      const b = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-b')], relaxed));
-      assert.notEqual(b.exit.code, 0, 'a sibling wrote into it');
-      const control = await collect(spawnIsolated(w, ['touch', path.join(a.tempDir!, 'from-inherit')], { ...relaxed, privileges: 'inherit' }));
-      assert.equal(control.exit.code, 0, 'control: a worker with our token writes there');
+      await siblingCannotWrite(a.tempDir!, 'a worker with our token');
     } finally {
       a.kill('SIGKILL');
       await a.exited;
