@@ -51,7 +51,8 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
   child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
-  double parentCores = child.group ? child.group->capacityCores : OwnJobCores();
+  // What the CPU rate is a share of: only read when there is a rate to set (not on every spawn).
+  double parentCores = req.limits.cpuCores <= 0 ? 0 : child.group ? child.group->capacityCores : OwnJobCores();
   JobPlan plan = ApplyLimits(child.job.get(), req.limits, req.killOnClose, parentCores);
   child.handlesLimit = plan.handlesLimit;
   for (const Enforcement& e : plan.enforcement)
