@@ -24,7 +24,10 @@ import { collect, isLinux, isWindows, json, root, worker } from './helpers';
   });
 
   it('an unknown user is an ENOENT error event, and nothing starts', async function () {
-    if (!isLinux) this.skip();
+    if (!isLinux) {
+      this.test!.title += ' [skipped: options.user is POSIX only]';
+      this.skip();
+    }
     const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, user: 'no-such-user-spawn-isolated' });
     const err = await p.exited.then(
       () => undefined,
@@ -40,6 +43,7 @@ import { collect, isLinux, isWindows, json, root, worker } from './helpers';
     let made = false;
     before(function () {
       if (!isLinux || process.getuid?.() !== 0) {
+        for (const t of this.test!.parent!.tests) t.title += ' [skipped: needs Linux and root to create a user]';
         this.skip();
         return;
       }
@@ -104,7 +108,10 @@ import { collect, isLinux, isWindows, json, root, worker } from './helpers';
   });
 
   it('Windows: the worker reports its session and account', async function () {
-    if (!isWindows) this.skip();
+    if (!isWindows) {
+      this.test!.title += ' [skipped: Windows only]';
+      this.skip();
+    }
     const p = spawnIsolated(probePath(), ['limits'], { ...relaxed, stdio: 'pipe' });
     const inside = JSON.parse(String((await collect(p)).stdout)) as { session: number; user: string };
     assert.equal(typeof p.sessionId, 'number');
