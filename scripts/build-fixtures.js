@@ -29,11 +29,16 @@ function newest(dir) {
 function goBuild(dir, out, [goos, goarch], sources, flags = []) {
   if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= Math.max(...sources.map(newest))) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  execFileSync('go', ['build', '-trimpath', ...flags, '-o', out, '.'], {
-    cwd: dir,
-    stdio: 'inherit',
-    env: { ...process.env, GOOS: goos, GOARCH: goarch, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
-  });
+  try {
+    execFileSync('go', ['build', '-trimpath', ...flags, '-o', out, '.'], {
+      cwd: dir,
+      stdio: 'inherit',
+      env: { ...process.env, GOOS: goos, GOARCH: goarch, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
+    });
+  } catch (e) {
+    if (e.code !== 'ENOENT') throw e;
+    throw new Error(`building ${path.relative(root, out)} needs Go (1.19 or later), not found on PATH (Debian/Ubuntu: apt-get install golang-go)`);
+  }
   return out;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run prebuild: every prebuilt binary this machine can make, into prebuilds/ (what the
+// npm run prebuilds: every prebuilt binary this machine can make, into prebuilds/ (what the
 // package ships; node-gyp-build picks the one for the host at load time):
 //   linux-x64  prebuildify (node-gyp, N-API, stripped, tagged glibc), checked with objdump -T
 //              against the glibc / libstdc++ baseline below
