@@ -102,9 +102,13 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       const e = c.exit;
       assert.equal(e.reason, 'cpu-time');
       assert.deepEqual(c.limits.map((l) => (l as { limit: string }).limit), ['cpu-time']);
+      // It ended at the limit, not when its 30 s spin was over (with room for a busy machine).
       const wall = Date.now() - t0;
-      assert.ok(wall < 3000, `took ${wall} ms`);
-      assert.ok(e.stats.cpuUserMs + e.stats.cpuKernelMs >= 950);
+      assert.ok(wall < 15_000, `took ${wall} ms`);
+      // RLIMIT_CPU ends it by the tick-sampled clock at 1 s; rusage's precise figure can read a
+      // little less, more so on a busy machine.
+      const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
+      assert.ok(used >= 800, `used ${used} ms`);
     });
 
     it('cpu: two spinning threads under 0.5 cores use about half a core', async function () {
@@ -116,7 +120,10 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       const e = await spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited;
       const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
       assert.ok(used <= 4000 * 0.5 * 1.2, `used ${used} ms of CPU in 4 s under 0.5 cores`);
-      assert.ok(freeMs > 2000 * 1.2, `control: unlimited it used ${freeMs} ms in 2 s (the test can fail)`);
+      // The control shows the cap is what held it: unlimited, the same two threads get more than
+      // 0.75 of a core even when another process keeps one of the two cores busy (about 1 core
+      // then, 2 on an idle machine), where the cap allows at most 0.6.
+      assert.ok(freeMs > 2000 * 0.75, `control: unlimited it used ${freeMs} ms in 2 s (the test can fail)`);
     });
 
     it('processes: 1 refuses the worker’s child while the worker itself (and its threads) finishes normally', async function () {
