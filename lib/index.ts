@@ -6,7 +6,7 @@ import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
 import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest, NativeUser } from './native';
 import { goEnvironment } from './environment';
-import { IsolationOptions, NativeLimits, normalizeOptions } from './options';
+import { IsolationOptions, NativeLimits, normalizeOptions, rootIdentityError } from './options';
 import { enforcementMap, IsolatedExit, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
 import { resolveExecutable } from './resolve';
 
@@ -150,6 +150,11 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     const login: Record<string, string> = { HOME: u.home, SHELL: u.shell, USER: u.name, LOGNAME: u.name, PATH: '/usr/local/bin:/usr/bin:/bin' };
     if (process.env.TERM) login.TERM = process.env.TERM;
     n.env = n.envExplicit ? { ...login, ...n.env } : login;
+    const rootError = rootIdentityError(n.privileges, u.uid, u.gid, `options.user '${n.user}'`);
+    if (rootError) {
+      proc._fail(rootError, pipes);
+      return proc;
+    }
     n.uid = u.uid;
     n.gid = u.gid;
     n.groups = u.groups;

@@ -3,7 +3,7 @@ import type { Stream } from 'node:stream';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { normalizeEnv } from './environment';
-import { codedError, invalidArgType, invalidArgValue, outOfRange } from './errors';
+import { codedError, invalidArgType, invalidArgValue, NodeStyleError, outOfRange } from './errors';
 import { signalName } from './signals';
 import { NativeLimits, NativeStdio } from './native';
 import { ByteSize, Duration, parseByteSize, parseDuration } from './units';
@@ -436,6 +436,21 @@ function normalizeSession(v: unknown, platform: NodeJS.Platform): number | undef
   return integer(v, 'options.session', 0, 2 ** 32 - 2);
 }
 
+/**
+ * uid 0 (or gid 0) is not a sandbox: root's files, /proc/sys and /sys stay writable to it
+ * whatever else confines it. A 'restricted' or 'low' worker as root is refused; the caller
+ * who means it says privileges: 'inherit'. Null when allowed.
+ */
+export function rootIdentityError(privileges: PrivilegeLevel, uid: number | undefined, gid: number | undefined, option: string): NodeStyleError | null {
+  if (privileges === 'inherit' || (uid !== 0 && gid !== 0)) return null;
+  const which = uid === 0 ? 'uid 0 (root)' : 'gid 0 (root\'s group)';
+  return codedError(
+    'ERR_INCOMPATIBLE_OPTION_PAIR',
+    `${option} gives the worker ${which}, which no privilege level can confine (root's files, /proc/sys and /sys stay writable to it): ` +
+      `pass privileges: 'inherit' to run it as root knowingly, or a uid and gid other than 0`,
+  );
+}
+
 /** Validates and normalises everything; throws synchronously, naming the option. */
 export function normalizeOptions(
   file: unknown,
@@ -455,6 +470,12 @@ export function normalizeOptions(
     }
   }
   const { limits, threadsImplied } = normalizeLimits(o, platform);
+  const privileges = normalizePrivileges(o.privileges);
+  const uid = normalizeId(o.uid, 'uid', platform);
+  const gid = normalizeId(o.gid, 'gid', platform);
+  const user = normalizeUser(o, platform);
+  const rootError = rootIdentityError(privileges, uid, gid, uid === 0 ? 'options.uid' : 'options.gid');
+  if (rootError) throw rootError;
   return {
     ...command,
     cwd: normalizeCwd(o.cwd),
@@ -470,15 +491,15 @@ export function normalizeOptions(
     ...normalizeTempDir(o),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),
-    privileges: normalizePrivileges(o.privileges),
+    privileges,
     privilegesExplicit: o.privileges !== undefined,
     threadsImplied,
     killOnClose: bool(o.killOnClose, 'options.killOnClose', true),
     go: bool(o.go, 'options.go', true),
     strict: isStrict(o.enforcement, 'options.enforcement'),
-    uid: normalizeId(o.uid, 'uid', platform),
-    gid: normalizeId(o.gid, 'gid', platform),
-    user: normalizeUser(o, platform),
+    uid,
+    gid,
+    user,
     session: normalizeSession(o.session, platform),
     envExplicit: o.env !== undefined,
   };

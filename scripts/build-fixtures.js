@@ -47,13 +47,29 @@ function build(goos, goarch) {
   return goBuild(src, out, [goos, goarch], [src]);
 }
 
-module.exports = { build, hostTarget, goTarget, goBuild };
+/**
+ * The first-instruction attacker (test/fixtures/ptrace-init, freestanding x86-64 C): Linux
+ * x86-64 hosts with a C compiler only; null elsewhere.
+ */
+function buildPtraceAttacker() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
+  const srcFile = path.join(root, 'test', 'fixtures', 'ptrace-init', 'ptrace-init.c');
+  const out = path.join(root, 'test', 'fixtures', 'bin', 'linux-amd64', 'ptrace-init');
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(srcFile).mtimeMs) return out;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  execFileSync('cc', ['-O2', '-static', '-nostdlib', '-fno-stack-protector', '-o', out, srcFile], { stdio: 'inherit' });
+  return out;
+}
+
+module.exports = { build, hostTarget, goTarget, goBuild, buildPtraceAttacker };
 
 if (require.main === module) {
   // Node's names for the targets: this host, and win32-x64 for the Wine suite.
   const targets = process.argv.includes('--windows-only') ? [] : [[process.platform, process.arch]];
   if (process.platform !== 'win32' && !process.argv.includes('--host-only')) targets.push(['win32', 'x64']);
   const { buildProbe } = require('./build-probe');
+  const attacker = buildPtraceAttacker();
+  if (attacker) console.log('fixture:', path.relative(root, attacker));
   for (const [platform, arch] of targets) {
     console.log('fixture:', path.relative(root, build(...goTarget(platform, arch))));
     console.log('probe:', path.relative(root, buildProbe(platform, arch)));

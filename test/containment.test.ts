@@ -217,7 +217,9 @@ const isRoot = isLinux && process.getuid!() === 0;
       const got = (await asNobody(`return {
           info: await run(['info']),
           write: await run(['attack', 'write', ${JSON.stringify(owned)}]),
-          create: await run(['attack', 'create', ${JSON.stringify(home)}, '/tmp']),
+          create: await run(['attack', 'create', ${JSON.stringify(home)}]),
+          // Its /tmp is a tmpfs of its own: writable, and nothing it writes there reaches ours.
+          privateTmp: await run(['attack', 'private-tmp', 'nobody-' + process.pid]),
           tmpdir: await run(['attack', 'create', 'TMPDIR']),
           cgroup: await run(['attack', 'cgroup-raise']),
           ns: await run(['attack', 'namespaces']),
@@ -229,6 +231,8 @@ const isRoot = isLinux && process.getuid!() === 0;
       allFailed(got.write.r, 'write a launcher-owned file');
       allFailed(got.create.r, 'create files outside its temp dir');
       assert.equal(got.tmpdir.r.TMPDIR, OK, 'it can write in its private TMPDIR');
+      assert.deepEqual([got.privateTmp.r['/tmp tmpfs'], got.privateTmp.r['/tmp write']], ['true', OK], JSON.stringify(got.privateTmp.r));
+      assert.equal(fs.readdirSync('/tmp').filter((n) => n.startsWith('leftover-nobody-')).length, 0, 'it wrote into the host /tmp');
       allFailed(got.cgroup.r, 'cgroup-raise');
       allFailed(got.ns.r, 'namespaces');
       assert.equal(got.control.r[owned], OK, 'control: an inherit worker writes the file, so the attack can succeed');

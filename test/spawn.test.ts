@@ -446,7 +446,8 @@ import { grandchildPid, openProcess } from './oracle';
       const code = `
         const { workerData } = require('node:worker_threads');
         const { spawnIsolated } = require(workerData.lib);
-        spawnIsolated(workerData.w, ['touch', workerData.marker], { killOnClose: false, stdio: 'ignore', enforcement: 'best-effort' });
+        // 'inherit': a confined worker's /tmp is its own, where the marker would not show.
+        spawnIsolated(workerData.w, ['touch', workerData.marker], { killOnClose: false, stdio: 'ignore', enforcement: 'best-effort', privileges: 'inherit' });
         process.exit(0); // the environment goes before the worker is resumed (next tick)`;
       const t = new Worker(code, { eval: true, workerData: { lib: path.join(root, 'dist', 'lib', 'index.js'), w, marker } });
       await new Promise((r) => t.once('exit', r));

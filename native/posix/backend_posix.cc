@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "seccomp.h"
 #include "sys.h"
+#include "trash.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -68,6 +69,11 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
     cp.hasGid = true;
     cp.gid = g;
   }
+  // uid / gid 0 is not a sandbox (root's files, /proc/sys, /sys stay writable): only 'inherit'.
+  if (conf.restricted && ((cp.hasUid && cp.uid == 0) || (cp.hasGid && cp.gid == 0)))
+    throw SysError("ERR_INCOMPATIBLE_OPTION_PAIR", 0, "",
+                   std::string("options.") + (cp.hasUid && cp.uid == 0 ? "uid 0" : "gid 0") +
+                       " cannot be confined at this privilege level: pass privileges: 'inherit' to run it as root knowingly");
   // A restricted worker never keeps the launcher's supplementary groups; options.user's are set.
   cp.clearGroups = conf.restricted || cp.hasUid || cp.hasGid;
   if (req.hasGroups) {
@@ -77,18 +83,26 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
   }
 }
 
-// A private TMPDIR, mode 0700 and owned by the worker, for a worker whose writes Landlock
-// confines beneath it. It goes with the worker (~Child).
-// Its private temp directory: 0700, owned by the worker's uid; TMPDIR, TEMP and TMP point there
-// (and with a private profile, XDG_CACHE_HOME and XDG_CONFIG_HOME beneath it).
+// Its private temp directory: a fresh random name made exclusively (mkdtemp), 0700, owned by
+// the worker's uid (set on the open directory, never through a path a link could redirect);
+// TMPDIR, TEMP and TMP point there (with a private profile, XDG_CACHE_HOME and XDG_CONFIG_HOME
+// beneath it). At the worker's end it is moved out of the way before 'exit' and removed in the
+// background (trash.h); one left to the caller or to a worker that may outlive this process
+// has a name no sweep takes.
 void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std::vector<std::string>& env) {
-  const char* base = getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base == '/' ? base : "/tmp") + "/spawn-isolated-" + std::to_string(getpid()) + "-" +
-                     std::to_string(child.id) + "-XXXXXX";
+  const char* tmpdir = getenv("TMPDIR");
+  std::string base = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
+  while (base.size() > 1 && base.back() == '/') base.pop_back();
+  bool kept = req.keepTempDir || !req.killOnClose;
+  std::string tmpl = base + "/" + (kept ? kKeptPrefix : kTempPrefix) + std::to_string(getpid()) + "-" + std::to_string(child.id) + "-XXXXXX";
   if (mkdtemp(&tmpl[0]) == nullptr) throw Errno("mkdtemp", errno, tmpl);
   child.tempDir = tmpl;
-  if ((cp.hasUid || cp.hasGid) && chown(tmpl.c_str(), cp.hasUid ? cp.uid : -1, cp.hasGid ? cp.gid : -1) != 0)
-    throw Errno("chown", errno, tmpl);
+  Trash::Get().Sweep(base);
+  if (cp.hasUid || cp.hasGid) {
+    Fd dir(open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir.valid()) throw Errno("open", errno, tmpl);
+    if (fchown(dir.get(), cp.hasUid ? cp.uid : -1, cp.hasGid ? cp.gid : -1) != 0) throw Errno("fchown", errno, tmpl);
+  }
   static const char* const kVars[] = {"TMPDIR=", "TEMP=", "TMP=", "XDG_CACHE_HOME=", "XDG_CONFIG_HOME="};
   size_t nvars = req.privateProfile ? 5 : 3;
   env.erase(std::remove_if(env.begin(), env.end(),
@@ -105,6 +119,9 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
   }
   child.keepTempDir = req.keepTempDir;
 }
+
+// The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
+constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
 void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, ChildPlan& cp,
@@ -124,6 +141,12 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
           std::to_string(ro.size()) + " cgroup mount trees: a worker can make at most " + std::to_string(kMaxRoMounts) + " read-only");
     for (const std::string& m : ro) cp.roMounts[cp.nroMounts++] = m.c_str();
   }
+  // Private /tmp, /var/tmp and /dev/shm for every confined worker with a mount namespace: the
+  // size of its memory budget (their pages are charged to it) or kPrivateTmpBytes each.
+  cp.privateTmp = conf.mounts;
+  cp.tempDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
+  uint64_t tmpBytes = req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
+  snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes));
   cp.landlockAbi = conf.landlockAbi;
   cp.landlockDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
   FilterSpec spec;
@@ -364,6 +387,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     if (!workerStack.ok()) throw Errno("mmap", errno);
     cp.workerStackTop = workerStack.top();
   }
+  // The init keeps the transient uid's reservation (its fd is above 2: see ExecInit).
+  cp.lockFd = child.init && child.transientId ? child.transientId->lockFd() : -1;
   PlanCgroupEntry(child.cg, cp);
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
   int pidfd = -1;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -122,6 +123,68 @@ void SetUpFds(const ChildPlan& p) {
   }
 }
 
+// Decimal, without libc's locale machinery (this process shares the launcher's memory).
+void FormatPid(long v, char* out, size_t size) {
+  char tmp[24];
+  size_t n = 0;
+  do tmp[n++] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) > 0 && n < sizeof(tmp));
+  size_t i = 0;
+  for (; i < n && i + 1 < size; i++) out[i] = tmp[n - 1 - i];
+  out[i] = 0;
+}
+
+// The directories that get a tmpfs of the worker's own.
+constexpr const char* kPrivateTmp[] = {"/tmp", "/var/tmp", "/dev/shm"};
+
+bool Beneath(const char* path, const char* dir) {
+  size_t n = strlen(dir);
+  return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+// mkdir -p of `path`'s components below `top` (in the fresh tmpfs), each 0755.
+int MakeParents(const char* path, const char* top) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof(buf)) return ENAMETOOLONG;
+  memcpy(buf, path, len + 1);
+  for (size_t i = strlen(top) + 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+    buf[i] = c;
+  }
+  return 0;
+}
+
+// A tmpfs of its own on /tmp, /var/tmp and /dev/shm (where they exist), nosuid and nodev; its
+// pages are charged to the worker's memory cgroup, and it goes with the mount namespace. The
+// worker's tempDir, if one of them covers it, is bound back at its own path (through the fd
+// opened before the cover: /proc/self/fd names the original directory).
+void MountPrivateTmp(const ChildPlan& p) {
+  int keep = -1;
+  const char* under = nullptr;
+  for (const char* dir : kPrivateTmp)
+    if (p.tempDir != nullptr && Beneath(p.tempDir, dir)) under = dir;
+  if (under != nullptr) {
+    keep = open(p.tempDir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (keep < 0) ChildFail(p, kStepMounts);
+  }
+  for (const char* dir : kPrivateTmp) {
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
+  }
+  if (keep < 0) return;
+  char src[40] = "/proc/self/fd/";
+  FormatPid(keep, src + strlen(src), sizeof(src) - strlen(src));
+  int err = MakeParents(p.tempDir, under);
+  if (err != 0) ChildFail(p, kStepMounts, err);
+  if (mount(src, p.tempDir, nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+  close(keep);
+}
+
 void SetUpNamespaces(const ChildPlan& p) {
   if (p.userns) {
     if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") || !WriteAll("/proc/self/gid_map", p.gidMap))
@@ -130,6 +193,7 @@ void SetUpNamespaces(const ChildPlan& p) {
   if (!p.mounts) return;
   // Private first, so nothing done here reaches the launcher's mount namespace.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ChildFail(p, kStepMounts);
+  if (p.privateTmp) MountPrivateTmp(p);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ChildFail(p, kStepMounts);
   for (int i = 0; i < p.nroMounts; i++) {
     int err = ReadOnlyTree(p.roMounts[i]);
@@ -187,7 +251,7 @@ void Lock(const ChildPlan& p) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
   if (p.landlockAbi > 0) {
-    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockDir);
+    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockDir, p.privateTmp);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
@@ -207,40 +271,61 @@ void Lock(const ChildPlan& p) {
   ChildFail(p, kStepExec);
 }
 
-// The worker under an init: the namespace's second process.
-int WorkerEntry(void* plan) {
-  const ChildPlan& p = *static_cast<const ChildPlan*>(plan);
+// What the worker under an init starts with (on the stack of the namespace's first process).
+struct WorkerStart {
+  const ChildPlan* plan;
+  int gate;  // read end: one byte once the init is out of reach, EOF if it never got there
+};
+
+// The worker under an init: the namespace's second process. It shares the launcher's memory
+// without suspending the namespace's first process (no CLONE_VFORK: that process must exec the
+// init before the worker may go on); the launcher waits for this exec too (errFd).
+int WorkerEntry(void* arg) {
+  const WorkerStart& start = *static_cast<const WorkerStart*>(arg);
+  const ChildPlan& p = *start.plan;
+  char go = 0;
+  ssize_t n;
+  do n = read(start.gate, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(127);  // the init did not start: its own process reports why
+  close(start.gate);
   SetUpProcess(p);
   ExecWorker(p, false);
 }
 
-// Decimal, without libc's locale machinery (this process shares the launcher's memory).
-void FormatPid(long v, char* out, size_t size) {
-  char tmp[24];
-  size_t n = 0;
-  do tmp[n++] = static_cast<char>('0' + v % 10);
-  while ((v /= 10) > 0 && n < sizeof(tmp));
-  size_t i = 0;
-  for (; i < n && i + 1 < size; i++) out[i] = tmp[n - 1 - i];
-  out[i] = 0;
-}
-
-// PID 1 becomes the init: the status pipe as its fd 0, nothing else kept, signals still blocked
+// PID 1 becomes the init: the status pipe as its fd 0, the gate's write end as fd 1, the
+// transient uid's reservation (or nothing) as fd 2, nothing else kept, signals still blocked
 // (it reads them from a signalfd). If it cannot, the worker goes too.
-[[noreturn]] void ExecInit(const ChildPlan& p, pid_t worker) {
+[[noreturn]] void ExecInit(const ChildPlan& p, pid_t worker, int gate) {
   char pid[24], name[] = "spawn-isolated-init";
   FormatPid(worker, pid, sizeof(pid));
   char* argv[] = {name, pid, nullptr};
   char* envp[] = {nullptr};
-  if (p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) {
+  // The gate and the lock are above 2 (MakeGate, the parent's RaiseAbove): placing fd 0 and 1
+  // cannot overwrite them.
+  if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || dup3(gate, 1, 0) < 0 || (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
     kill(worker, SIGKILL);
     ChildFail(p, kStepInit);
   }
-  syscall(SYS_close_range, 1U, ~0U, CLOSE_RANGE_CLOEXEC);
+  syscall(SYS_close_range, p.lockFd >= 0 ? 3U : 2U, ~0U, CLOSE_RANGE_CLOEXEC);
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;
   kill(worker, SIGKILL);
   ChildFail(p, kStepInit, err);
+}
+
+// The gate pipe, both ends close-on-exec and numbered above 2 (and so above nothing the init
+// places). 0 or an errno.
+int MakeGate(int gate[2]) {
+  if (pipe2(gate, O_CLOEXEC) != 0) return errno;
+  for (int i = 0; i < 2; i++) {
+    if (gate[i] >= 3) continue;
+    int moved = fcntl(gate[i], F_DUPFD_CLOEXEC, 3);
+    close(gate[i]);
+    gate[i] = moved;
+    if (moved < 0) return errno;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -250,21 +335,36 @@ void FormatPid(long v, char* out, size_t size) {
   if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int i = 0; i < p.ncgroupFds; i++)
     if (write(p.cgroupFds[i], "0", 1) != 1) ChildFail(p, kStepCgroup);
-  setpgid(0, 0);
+  // A session of its own, with no controlling terminal: the worker cannot open /dev/tty, and
+  // a terminal passed as stdio is not its controlling one (and TIOCSTI is filtered). Its pgid
+  // is its pid, as with setpgid, so the tree is still one process group.
+  if (setsid() < 0) setpgid(0, 0);
   if (p.initFd < 0) {  // the worker is this process
     SetUpProcess(p);
     SetUpNamespaces(p);
     ExecWorker(p, true);
   }
   // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
-  // as this process shares the launcher's), then become its init.
+  // as this process shares the launcher's), then become its init; the worker waits at the
+  // gate until the init is non-dumpable.
   SetUpNamespaces(p);
-  pid_t worker = clone(WorkerEntry, p.workerStackTop, CLONE_VM | CLONE_VFORK | SIGCHLD, const_cast<ChildPlan*>(&p));
+  int gate[2] = {-1, -1};
+  if (MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
+  // What the worker starts with lives at the top of its own stack: this process's stack goes
+  // (the launcher frees it) once this process has exec'd, maybe before the worker has run.
+  constexpr size_t kStartSlot = 64;  // sizeof(WorkerStart), rounded up to keep the stack aligned
+  static_assert(sizeof(WorkerStart) <= kStartSlot, "the worker's start slot");
+  char* top = static_cast<char*>(p.workerStackTop) - kStartSlot;
+  WorkerStart* start = reinterpret_cast<WorkerStart*>(top);
+  start->plan = &p;
+  start->gate = gate[0];
+  pid_t worker = clone(WorkerEntry, top, CLONE_VM | SIGCHLD, start);
   if (worker < 0) ChildFail(p, kStepStartWorker);
+  close(gate[0]);
   DropIdentity(p);
   RearmDeathSignal(p);
   Lock(p);
-  ExecInit(p, worker);
+  ExecInit(p, worker, gate[1]);
 }
 
 int ChildEntry(void* plan) { ChildMain(*static_cast<const ChildPlan*>(plan)); }

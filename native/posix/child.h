@@ -43,6 +43,11 @@ struct ChildPlan {
   bool mounts;
   const char* roMounts[kMaxRoMounts];
   int nroMounts;
+  // Private /tmp, /var/tmp and /dev/shm (tmpfs of tmpfsOptions in its mount namespace, gone
+  // with it); its tempDir, when beneath one of them, is bound into the new one at its path.
+  bool privateTmp;
+  char tmpfsOptions[64];
+  const char* tempDir;
   int landlockAbi;  // > 0: confine writes beneath landlockDir (see landlock.h)
   const char* landlockDir;
   sock_fprog filter;
@@ -55,8 +60,11 @@ struct ChildPlan {
   int ncgroupFds;
   // An init as PID 1 (initFd >= 0, a memfd): this process starts the worker as its child (on
   // workerStackTop), then execs the init, which writes the worker's wait status to statusFd.
+  // The worker waits, before anything else, until the init has made itself non-dumpable (the
+  // gate: a pipe the init writes a byte to), so it can never ptrace or write the init's memory.
   int initFd;
   int statusFd;
+  int lockFd;  // the transient uid's reservation, kept by the init as its fd 2 (-1: none)
   void* workerStackTop;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here

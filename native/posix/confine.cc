@@ -46,7 +46,7 @@ Confinement Confine(Privileges privileges, bool hasUid) {
     c.transientId = !hasUid;
     c.mounts = !g_namespacesRefused.load();
     c.perTreeTasks = c.transientId;
-    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + (c.mounts ? "pid-ns+mount-ns+" : "") + "no-caps+seccomp";
+    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + (c.mounts ? "pid-ns+mount-ns+private-tmp+" : "") + "no-caps+seccomp";
     if (!c.mounts) why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
   } else {
     // Not root: the worker has the launcher's uid, so the file system and ptrace are confined
@@ -55,7 +55,7 @@ Confinement Confine(Privileges privileges, bool hasUid) {
     c.mounts = c.userns;
     c.perTreeTasks = c.userns;
     c.landlockAbi = LandlockAbi();
-    mech = std::string(c.userns ? "user-ns+pid-ns+mount-ns+" : "") + "no-caps+seccomp" + (c.landlockAbi ? "+landlock" : "");
+    mech = std::string(c.userns ? "user-ns+pid-ns+mount-ns+private-tmp+" : "") + "no-caps+seccomp" + (c.landlockAbi ? "+landlock" : "");
     if (!c.landlockAbi)
       why = "Landlock is not available (Linux 5.13+ with the landlock LSM enabled): the worker could write what the launcher owns";
     else if (!c.userns)

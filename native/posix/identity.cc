@@ -36,40 +36,45 @@ constexpr const char* kLockDir = "/run/spawn-isolated";
 constexpr const char* kLockFile = "/run/spawn-isolated/transient-ids.lock";
 
 // Byte i of the lock file, locked with an open-file-description lock, reserves id base + i.
-// OFD locks belong to this process's one open file and vanish when the process dies, so a
-// killed launcher never leaves an id reserved; ids this process holds are tracked here, since
-// its own OFD locks never conflict with each other.
+// Each reservation is its own open of the file (OFD locks of one description never conflict
+// with each other, and vanish when its last copy closes): a killed launcher leaves an id
+// reserved only while the init it handed a copy to still runs. Ids this process holds are
+// tracked too, so it never tries them (its own descriptions would only refuse each other).
 class Pool {
  public:
   static Pool& Get() {
     static Pool* p = new Pool();  // never destroyed: workers may outlive static destruction
     return *p;
   }
-  uid_t Acquire() {
+  // The id and the description that holds it.
+  std::pair<uid_t, Fd> Acquire() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!fd_.valid()) Open();
+    if (!started_) Start();
+    // Above fd 2: the worker's init keeps it as its fd 2 (ExecInit places 0 and 1 first).
+    Fd fd(open(kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.valid() && fd.get() < 3) fd.reset(fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+    if (!fd.valid()) throw Errno("open", errno, std::string("cannot open ") + kLockFile);
     for (uint32_t tried = 0; tried < kTransientCount; tried++) {
       uint32_t i = next_;
       next_ = (next_ + 1) % kTransientCount;
       if (held_.count(i)) continue;
-      if (LockByte(fd_.get(), i, F_WRLCK) == 0) {
+      if (LockByte(fd.get(), i, F_WRLCK) == 0) {
         held_.insert(i);
-        return kTransientBase + i;
+        return {kTransientBase + i, std::move(fd)};
       }
       if (errno != EAGAIN && errno != EACCES)
         throw SysError("EIO", errno, "fcntl", std::string("reserving a transient uid failed: ") + strerror(errno));
     }
     throw SysError("EAGAIN", EAGAIN, "fcntl", "every transient uid of the reserved range is in use");
   }
+  // This process no longer holds `id` (its description may live on in an init).
   void Release(uid_t id) {
     std::lock_guard<std::mutex> lock(mu_);
-    uint32_t i = id - kTransientBase;
-    LockByte(fd_.get(), i, F_UNLCK);
-    held_.erase(i);
+    held_.erase(id - kTransientBase);
   }
 
  private:
-  void Open() {
+  void Start() {
     if (mkdir(kLockDir, 0700) != 0 && errno != EEXIST)
       throw SysError("EACCES", errno, "mkdir", std::string("cannot make ") + kLockDir + " for transient uids: " + strerror(errno));
     struct stat st;
@@ -77,23 +82,31 @@ class Pool {
       throw SysError("EACCES", 0, "lstat", std::string(kLockDir) + " must be a directory owned by root, not writable by others");
     int fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));
-    fd_.reset(fd);
+    close(fd);
+    started_ = true;
     // Start where the pid would put us, so concurrent launchers rarely try the same ids.
     next_ = static_cast<uint32_t>(getpid() * 61) % kTransientCount;
   }
 
   std::mutex mu_;
-  Fd fd_;
+  bool started_ = false;
   uint32_t next_ = 0;
   std::set<uint32_t> held_;
 };
 
 }  // namespace
 
-std::unique_ptr<TransientId> TransientId::Acquire() { return std::unique_ptr<TransientId>(new TransientId(Pool::Get().Acquire())); }
+std::unique_ptr<TransientId> TransientId::Acquire() {
+  std::pair<uid_t, Fd> got = Pool::Get().Acquire();
+  return std::unique_ptr<TransientId>(new TransientId(got.first, std::move(got.second)));
+}
 
 TransientId::~TransientId() {
-  if (!kept_) Pool::Get().Release(id_);
+  if (kept_) {
+    lock_.release();  // held (open) for as long as this process lives
+    return;
+  }
+  Pool::Get().Release(id_);
 }
 
 std::string UserName(uid_t uid) {

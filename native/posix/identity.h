@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../contract.h"
+#include "sys.h"
 
 namespace si {
 namespace posix {
@@ -21,12 +22,18 @@ constexpr uid_t kTransientBase = 0x7FF00000;
 constexpr uint32_t kTransientCount = 0x10000;
 
 // One transient uid (and the gid of the same number), held while the worker's tree lives.
+// The reservation is an open-file-description lock on its own open of the lock file: it holds
+// for as long as any copy of that description is open. The worker's init keeps a copy (as
+// its fd 2, out of the worker's reach), so the id stays reserved while the init (and so the
+// namespace, and anything in it) lives, even after this launcher is gone.
 class TransientId {
  public:
   ~TransientId();
   TransientId(const TransientId&) = delete;
   TransientId& operator=(const TransientId&) = delete;
   uid_t id() const { return id_; }
+  // The open file description that holds the reservation (close-on-exec).
+  int lockFd() const { return lock_.get(); }
   // The tree outlives this launcher (killOnClose: false): keep the id reserved for as long as
   // this process lives, so no later worker of it gets the same one.
   void Keep() { kept_ = true; }
@@ -34,8 +41,9 @@ class TransientId {
   static std::unique_ptr<TransientId> Acquire();
 
  private:
-  explicit TransientId(uid_t id) : id_(id) {}
+  TransientId(uid_t id, Fd lock) : id_(id), lock_(std::move(lock)) {}
   uid_t id_;
+  Fd lock_;
   bool kept_ = false;
 };
 

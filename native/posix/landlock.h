@@ -57,9 +57,13 @@ inline uint64_t FileWriteRights(int abi) { return kWriteFile | (abi >= 3 ? kTrun
 // Devices a worker may write (its stdio may be any of them).
 constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
 
-// In the child: restrict this process (and what it execs) to writing beneath `dir` and the
-// devices above. No-new-privs must be set already. Returns 0 or an errno.
-inline int ApplyInChild(int abi, const char* dir) {
+// Its own tmpfs file systems (child.cc), when it has them: nobody else's files are there.
+constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+
+// In the child: restrict this process (and what it execs) to writing beneath `dir`, the
+// devices above and (privateTmp) its own tmpfs mounts. No-new-privs must be set already.
+// Returns 0 or an errno.
+inline int ApplyInChild(int abi, const char* dir, bool privateTmp) {
   RulesetAttr attr = {WriteRights(abi), 0, abi >= 6 ? (kScopeSignal | kScopeAbstractUnix) : 0};
   int rs = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0));
   if (rs < 0) return errno;
@@ -73,6 +77,9 @@ inline int ApplyInChild(int abi, const char* dir) {
     return err;
   };
   int err = dir != nullptr ? allow(dir, WriteRights(abi)) : 0;
+  if (privateTmp)
+    for (const char* d : kPrivateDirs)
+      if (err == 0) err = allow(d, WriteRights(abi));
   for (const char* dev : kWritableDevices)
     if (err == 0) err = allow(dev, FileWriteRights(abi));
   if (err == 0 && syscall(__NR_landlock_restrict_self, rs, 0) != 0) err = errno;

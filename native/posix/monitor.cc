@@ -1,6 +1,7 @@
 #include "monitor.h"
 
 #include "cgroup_pool.h"
+#include "trash.h"
 
 #include <signal.h>
 #include <string.h>
@@ -134,7 +135,7 @@ pid_t WorkerPid(Child& c) {
 }
 
 Child::~Child() {
-  if (!tempDir.empty() && !keepTempDir) RemoveFileTree(tempDir);
+  if (!tempDir.empty() && !keepTempDir) Trash::Get().Discard(tempDir);
 }
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
@@ -346,6 +347,12 @@ void Monitor::Post(Child& c) {
     if (c.posted || !c.pending) return;
     c.posted = true;
     ev = std::move(c.pending);
+  }
+  // Its tree is gone: its temp directory leaves its path before 'exit' is reported (so the
+  // caller never finds it after awaiting the exit), and is removed in the background.
+  if (!c.tempDir.empty() && !c.keepTempDir) {
+    Trash::Get().Discard(c.tempDir);
+    c.tempDir.clear();
   }
   c.sink->Post(std::move(ev));
   // Reported: its cgroup goes back to the pool (removal can wait for an RCU grace period).

@@ -33,6 +33,9 @@ sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF
 sock_filter RetErrno(uint32_t err) { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)); }
 sock_filter LoadNr() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)); }
 sock_filter LoadArg0() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])); }
+// The low 32 bits of the second argument (little-endian): an ioctl's request, which the kernel
+// takes as an unsigned int whatever the upper half holds.
+sock_filter LoadArg1Low() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])); }
 
 void Deny(std::vector<sock_filter>& f, long nr, uint32_t err) {
   f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
@@ -48,6 +51,24 @@ void DenyFlags(std::vector<sock_filter>& f, long nr, uint32_t flags, uint32_t er
   f.push_back(RetErrno(err));
   f.push_back(LoadNr());
 }
+
+// ioctl(fd, request) fails with `err` for each of `requests`, whatever the fd: a terminal passed
+// as stdio, or one the worker opens. Leaves the syscall number loaded again.
+void DenyIoctls(std::vector<sock_filter>& f, const std::vector<uint32_t>& requests, uint32_t err) {
+  uint8_t n = static_cast<uint8_t>(requests.size());
+  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, static_cast<uint8_t>(2 * n + 2)));
+  f.push_back(LoadArg1Low());
+  for (uint8_t i = 0; i < n; i++) {
+    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, requests[i], 0, 1));
+    f.push_back(RetErrno(err));
+  }
+  f.push_back(LoadNr());
+}
+
+// Terminal requests that act as someone else: TIOCSTI pushes input that the terminal's next
+// reader (the launcher's root shell) runs as typed; TIOCLINUX can do the same through the
+// console selection (bubblewrap's CVE-2017-5226; Docker's default profile denies both).
+const std::vector<uint32_t> kTerminalInjection = {0x5412 /* TIOCSTI */, 0x541C /* TIOCLINUX */};
 
 // Namespaces, mounts, kernel code, clocks, keyrings, eBPF, perf, io_uring, handles to
 // arbitrary inodes: what nsjail and Docker's default profile deny an ordinary program.
@@ -144,6 +165,7 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
     DenyFlags(f, __NR_clone, kNamespaceFlags, EPERM);
     DenyFlags(f, __NR_unshare, kNamespaceFlags, EPERM);
     for (long nr : kRestrictedDenied) Deny(f, nr, EPERM);
+    DenyIoctls(f, kTerminalInjection, EPERM);
   }
   if (spec.low)
     for (long nr : kLowDenied) Deny(f, nr, EPERM);

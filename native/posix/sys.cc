@@ -114,33 +114,6 @@ bool Exists(const std::string& p) {
   return StatPath(p, &st, true) == 0;
 }
 
-namespace {
-void RemoveUnder(int dirFd) {
-  DIR* d = fdopendir(dirFd);  // owns dirFd from here
-  if (d == nullptr) {
-    close(dirFd);
-    return;
-  }
-  while (struct dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    if (unlinkat(dirfd(d), e->d_name, 0) == 0 || (errno != EISDIR && errno != EPERM)) continue;
-    int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sub >= 0) RemoveUnder(sub);
-    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-  }
-  closedir(d);
-}
-}  // namespace
-
-void RemoveFileTree(const std::string& path) {
-  if (unlinkat(AT_FDCWD, path.c_str(), 0) == 0) return;
-  int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return;
-  RemoveUnder(fd);
-  rmdir(path.c_str());
-}
-
 bool Privileged() { return geteuid() == 0; }
 
 ChildStack::ChildStack(size_t bytes, bool make) : base_(MAP_FAILED), bytes_(bytes) {

@@ -66,8 +66,6 @@ class CondVar {
 
 // stat / lstat (follow = false) of `path`; 0 or -1 with errno.
 int StatPath(const std::string& path, struct stat* st, bool follow);
-// Removes `path` and everything beneath it (symlinks removed, not followed); best effort.
-void RemoveFileTree(const std::string& path);
 bool Privileged();
 
 // A stack of its own for a child that shares this process's memory until its exec

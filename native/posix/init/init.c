@@ -6,6 +6,9 @@
 //   fd 0:    the status pipe: before it exits, the init writes there the worker's wait status
 //            (int32), 4 bytes of padding and the worker's CPU time as the kernel's RLIMIT_CPU
 //            check counts it (CPUCLOCK_PROF, uint64 ns), read while the worker was a zombie
+//   fd 1:    the gate: the worker waits (before its exec) for one byte here, written once this
+//            process is non-dumpable, so the worker never runs while the init is within reach
+//   fd 2:    held, never used: the transient uid's reservation (an OFD lock), or not open
 //   all other fds are closed; every signal is blocked (the exec'ing process blocked them).
 //
 // It forwards every signal it receives to the worker, reaps every process that ends in the
@@ -46,6 +49,7 @@ __asm__(".text\n.global _start\n_start:\n mov x0, sp\n bl init_main\n brk #0\n")
 static long sys(long n, long a, long b, long c, long d) { return sys5(n, a, b, c, d, 0); }
 
 #define STATUS_FD 0
+#define GATE_FD 1
 #define WNOHANG 1
 #define WEXITED 4
 #define WNOWAIT 0x01000000
@@ -78,7 +82,11 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   if (worker <= 1) quit(125);
   // Not dumpable: the worker runs as the same uid, and must not read or write this process's
   // memory (/proc/1/mem, ptrace) to forge the status it reports or stop its forwarding.
-  sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0);
+  if (sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0) != 0) quit(125);
+  // Only now may the worker go on to its exec.
+  char go = 'g';
+  if (sys(__NR_write, GATE_FD, (long)&go, 1, 0) != 1) quit(125);
+  sys(__NR_close, GATE_FD, 0, 0, 0);
   u64 all = ~0UL;
   // Blocked already; again, in case of an exec'ing process that did not.
   sys(__NR_rt_sigprocmask, SIG_BLOCK, (long)&all, 0, sizeof(all));
