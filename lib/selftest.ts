@@ -102,9 +102,18 @@ const cpuCores: Measure = async (probe) => {
 };
 
 const inheritHandles: Measure = async (probe) => {
-  const file = path.join(os.tmpdir(), `spawn-isolated-selftest-${process.pid}.txt`);
-  fs.writeFileSync(file, 'listed');
-  const fd = fs.openSync(file, 'r');
+  // A directory of its own with a random name (mkdtemp: made exclusively, 0700), and the file
+  // made there exclusively ('wx'): no name another user could have planted a link at.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-selftest-'));
+  const file = path.join(dir, 'listed.txt');
+  let fd: number;
+  try {
+    fs.writeFileSync(file, 'listed', { flag: 'wx', mode: 0o600 });
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   try {
     const r = await run(probe, ['fds'], { inheritHandles: [fd] });
     if (r instanceof Error) return { measured: 'refused', detail: r.message };
@@ -115,7 +124,7 @@ const inheritHandles: Measure = async (probe) => {
     return { measured: ok ? 'enforced' : 'not-enforced', detail: `one fd listed; besides its stdio the probe holds ${JSON.stringify(out.fds)}` };
   } finally {
     fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 };
 

@@ -2,6 +2,8 @@
 // on this host, against what the host claims.
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { isolationSupport, selfTest, SelfTestReport } from '../lib';
 import { isLinux, onWine, root } from './helpers';
@@ -10,8 +12,29 @@ import { isLinux, onWine, root } from './helpers';
   this.timeout(180_000);
   let report: SelfTestReport;
 
+  // A victim file, and a link to it planted at the name the self-test once used for its file
+  // (and at a few more it might): it must neither follow nor remove any of them.
+  let victim: string;
+  let planted: string[] = [];
   before(async () => {
+    victim = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-victim-')), 'victim');
+    fs.writeFileSync(victim, 'untouched', { mode: 0o600 });
+    planted = [`spawn-isolated-selftest-${process.pid}.txt`, `spawn-isolated-selftest-${process.pid}`, 'spawn-isolated-selftest']
+      .map((n) => path.join(os.tmpdir(), n))
+      .filter((p) => !fs.existsSync(p));
+    for (const p of planted) fs.symlinkSync(victim, p);
     report = await selfTest();
+  });
+  after(() => {
+    for (const p of planted) fs.rmSync(p, { force: true });
+    fs.rmSync(path.dirname(victim), { recursive: true, force: true });
+  });
+
+  it('follows no link planted where it writes, and leaves no file behind', () => {
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched');
+    for (const p of planted) assert.ok(fs.lstatSync(p).isSymbolicLink(), `${p} was replaced`);
+    const left = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('spawn-isolated-selftest-') && !planted.includes(path.join(os.tmpdir(), n)));
+    assert.deepEqual(left, []);
   });
 
   it('tries every limit and finds each claim of this host to be what it measured', () => {
