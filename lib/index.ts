@@ -13,6 +13,7 @@ import { resolveExecutable } from './resolve';
 export type {
   CpuLimit,
   EnforcementMode,
+  FilesystemAccess,
   InheritHandle,
   IsolationOptions,
   MemoryLimit,
@@ -46,7 +47,7 @@ export interface IsolationSupport {
 
 const ALL_LIMITS: LimitName[] = [
   'memory.process', 'memory.total', 'cpu.cores', 'cpu.time', 'cpu.affinity', 'processes', 'threads', 'handles', 'privileges',
-  'killOnClose', 'inheritHandles',
+  'killOnClose', 'inheritHandles', 'network', 'filesystem', 'disk',
 ];
 
 // One registry per JS environment (this module is loaded once per main thread / worker_thread).
@@ -190,6 +191,8 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     tempDir: n.tempDir,
     keepTempDir: n.keepTempDir,
     privateProfile: n.privateProfile,
+    networkNone: n.network === 'none',
+    filesystem: n.filesystem,
     strict: n.strict,
     uid: n.uid,
     gid: n.gid,

@@ -57,6 +57,8 @@ export interface NativeLimits {
   /** Tasks of the tree (processes and their threads). */
   threads?: number;
   handles?: number;
+  /** Bytes: the tempDir's and private tmpfs sizes, and RLIMIT_FSIZE. */
+  disk?: number;
 }
 
 /** One stdio slot: a new pipe, the null device, this process's own fd 0-2, or a Node fd. */
@@ -89,6 +91,10 @@ export interface NativeSpawnRequest {
   tempDir: boolean;
   keepTempDir: boolean;
   privateProfile: boolean;
+  /** A network namespace with only loopback (network: 'none'). */
+  networkNone: boolean;
+  /** options.filesystem, when given. */
+  filesystem?: { read: string[]; write: string[] };
   strict: boolean;
   uid?: number;
   gid?: number;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Stream } from 'node:stream';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { isAbsolute } from 'node:path';
 import { normalizeEnv } from './environment';
 import { codedError, invalidArgType, invalidArgValue, NodeStyleError, outOfRange } from './errors';
 import { signalName } from './signals';
@@ -50,6 +51,14 @@ export type PrivilegeLevel = 'restricted' | 'low' | 'inherit';
 export type EnforcementMode = 'strict' | 'best-effort';
 
 /** Options of {@link spawnIsolated}. Every field is optional; unknown keys are an error. */
+/** `options.filesystem`: the paths a worker may read and write (absolute). */
+export interface FilesystemAccess {
+  /** Readable (and executable) beneath each. */
+  read?: readonly string[];
+  /** Readable and writable beneath each. */
+  write?: readonly string[];
+}
+
 export interface IsolationOptions {
   /** Working directory of the worker (a path or a `file:` URL). */
   cwd?: string | URL;
@@ -95,6 +104,31 @@ export interface IsolationOptions {
    * `os.UserCacheDir` / `os.UserConfigDir` read them. Needs `tempDir`. Default `'inherit'`.
    */
   profile?: 'inherit' | 'private';
+  /**
+   * `'none'`: the worker has no network: a network namespace of its own with only a loopback
+   * interface (Linux), so it reaches neither other hosts nor this host's loopback services or
+   * abstract Unix sockets. Windows: not yet enforced (an AppContainer without network
+   * capabilities is planned), so strict mode refuses it there. Default `'host'`.
+   */
+  network?: 'host' | 'none';
+  /**
+   * Which paths the worker may use (Linux: Landlock, kernel 5.13+; Windows: not yet enforced,
+   * refused in strict mode). When given, the worker may read only beneath `read` and `write`,
+   * and write only beneath `write`, besides what every worker keeps: its executable, its
+   * `tempDir`, its private `/tmp`, `/var/tmp` and `/dev/shm`, `/proc`, and the character
+   * devices `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`, `/dev/urandom`, `/dev/tty`.
+   * An empty `read` list leaves exactly that: enough for a static Go binary; a dynamically
+   * linked program also needs its loader and libraries (e.g. `read: ['/lib', '/usr/lib']`).
+   * Absolute paths; a path that does not exist is ignored.
+   */
+  filesystem?: FilesystemAccess;
+  /**
+   * A disk budget: its `tempDir` becomes a tmpfs of this size (Linux, root launcher), its
+   * private `/tmp`, `/var/tmp` and `/dev/shm` are each at most this size, and no file it writes
+   * anywhere may grow past it (RLIMIT_FSIZE: SIGXFSZ, exit reason `'disk'`). Writes past a
+   * full tmpfs fail with ENOSPC, which the worker sees. Not with `keepTempDir`.
+   */
+  disk?: ByteSize;
   /** A limit for the whole tree, or `{ process, total }`. */
   memory?: ByteSize | MemoryLimit;
   /** A number of cores, or `{ cores, time, affinity }`. */
@@ -156,6 +190,8 @@ export interface Normalized {
   tempDir: boolean;
   keepTempDir: boolean;
   privateProfile: boolean;
+  network: 'host' | 'none';
+  filesystem?: { read: string[]; write: string[] };
   limits: NativeLimits;
   inherit: { raw: boolean; value: number | bigint }[];
   privileges: PrivilegeLevel;
@@ -177,7 +213,7 @@ export interface Normalized {
 
 const KNOWN_KEYS = new Set([
   'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'tempDir', 'keepTempDir', 'profile', 'memory', 'cpu', 'processes', 'threads', 'handles',
-  'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid', 'user', 'session',
+  'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid', 'user', 'session', 'network', 'filesystem', 'disk',
 ]);
 
 /** child_process options this launcher does not take, and why (`false` / undefined pass). */
@@ -371,6 +407,33 @@ function normalizeSignal(v: unknown): AbortSignal | undefined {
   return s;
 }
 
+function normalizeNetwork(v: unknown): 'host' | 'none' {
+  if (v === undefined || v === 'host') return 'host';
+  if (v === 'none') return 'none';
+  if (typeof v !== 'string') throw invalidArgType('options.network', 'of type string', v);
+  throw invalidArgValue('options.network', v, "must be 'host' or 'none'");
+}
+
+function pathList(v: unknown, name: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidArgType(name, 'an array of absolute paths', v);
+  return v.map((p, i) => {
+    const key = `${name}[${i}]`;
+    if (typeof p !== 'string') throw invalidArgType(key, 'of type string', p);
+    noNul(key, p);
+    if (!isAbsolute(p)) throw invalidArgValue(key, p, 'must be an absolute path');
+    return p;
+  });
+}
+
+function normalizeFilesystem(v: unknown): { read: string[]; write: string[] } | undefined {
+  if (v === undefined) return undefined;
+  if (!isPlainObject(v)) throw invalidArgType('options.filesystem', 'of type object', v);
+  const o = ownProps(v);
+  checkKeys(o, ['read', 'write'], 'options.filesystem');
+  return { read: pathList(o.read, 'options.filesystem.read'), write: pathList(o.write, 'options.filesystem.write') };
+}
+
 function normalizeTempDir(o: Record<string, unknown>): { tempDir: boolean; keepTempDir: boolean; privateProfile: boolean } {
   const tempDir = bool(o.tempDir, 'options.tempDir', false);
   const keepTempDir = bool(o.keepTempDir, 'options.keepTempDir', false);
@@ -379,6 +442,9 @@ function normalizeTempDir(o: Record<string, unknown>): { tempDir: boolean; keepT
   }
   if (o.profile === 'private' && !tempDir) throw invalidArgValue('options.profile', o.profile, "'private' needs options.tempDir: true (the profile lives there)");
   if (keepTempDir && !tempDir) throw invalidArgValue('options.keepTempDir', o.keepTempDir, 'needs options.tempDir: true');
+  if (keepTempDir && o.disk !== undefined) {
+    throw codedError('ERR_INCOMPATIBLE_OPTION_PAIR', 'options.keepTempDir cannot be combined with options.disk (a sized tempDir is a tmpfs, gone when unmounted)');
+  }
   return { tempDir, keepTempDir, privateProfile: o.profile === 'private' };
 }
 
@@ -402,6 +468,10 @@ function normalizeLimits(o: Record<string, unknown>, platform: NodeJS.Platform):
   const tasks = taskLimit(limits.processes, threads);
   if (tasks !== undefined) limits.threads = tasks;
   if (o.handles !== undefined) limits.handles = integer(o.handles, 'options.handles', 1, maxHandles(platform));
+  if (o.disk !== undefined) {
+    limits.disk = parseByteSize(o.disk, 'options.disk');
+    if (limits.disk < 2 ** 20) throw outOfRange('options.disk', '>= 1MiB', o.disk);
+  }
   return { limits, threadsImplied: threads === undefined && tasks !== undefined };
 }
 
@@ -489,6 +559,8 @@ export function normalizeOptions(
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
     channel: normalizeChannel(o.channel),
     ...normalizeTempDir(o),
+    network: normalizeNetwork(o.network),
+    filesystem: normalizeFilesystem(o.filesystem),
     limits,
     inherit: normalizeInherit(o.inheritHandles, platform),
     privileges,

@@ -21,7 +21,10 @@ export type LimitName =
   | 'handles'
   | 'privileges'
   | 'killOnClose'
-  | 'inheritHandles';
+  | 'inheritHandles'
+  | 'network'
+  | 'filesystem'
+  | 'disk';
 
 /** How one limit is (or would be) enforced. */
 export interface LimitEnforcement {
@@ -34,7 +37,7 @@ export interface LimitEnforcement {
 }
 
 /** Why the worker ended. */
-export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'threads' | 'handles' | 'timeout' | 'aborted' | 'killed';
+export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'threads' | 'handles' | 'disk' | 'timeout' | 'aborted' | 'killed';
 
 /** Resource use of the worker's whole tree. */
 export interface IsolationStats {

@@ -282,6 +282,7 @@ Limits ParseLimits(Napi::Env env, Napi::Object o) {
   r.processes = GetU32(env, l, "processes", "limits.processes");
   r.threads = GetU32(env, l, "threads", "limits.threads");
   r.handles = GetU32(env, l, "handles", "limits.handles");
+  r.disk = GetU64(env, l, "disk", "limits.disk");
   return r;
 }
 
@@ -332,6 +333,23 @@ SpawnRequest ParseRequest(Napi::Env env, Napi::Object o) {
   r.tempDir = GetBool(env, o, "tempDir", false);
   r.keepTempDir = GetBool(env, o, "keepTempDir", false);
   r.privateProfile = GetBool(env, o, "privateProfile", false);
+  r.networkNone = GetBool(env, o, "networkNone", false);
+  Napi::Value fs = Prop(o, "filesystem");
+  if (!fs.IsUndefined()) {
+    if (!fs.IsObject()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "filesystem must be an object");
+    r.hasFilesystem = true;
+    Napi::Object fo = fs.As<Napi::Object>();
+    for (const char* key : {"read", "write"}) {
+      Napi::Array a = GetArray(env, fo, key);
+      std::vector<std::string>& out = key[0] == 'r' ? r.fsRead : r.fsWrite;
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        std::string path = GetString(env, a.Get(i), std::string("filesystem.") + key);
+        if (path.empty() || path.find('\0') != std::string::npos)
+          ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", std::string("filesystem.") + key + " entries must be paths without null bytes");
+        out.push_back(path);
+      }
+    }
+  }
   r.strict = GetBool(env, o, "strict", true);
   Napi::Value group = Prop(o, "group");
   if (!group.IsUndefined()) r.group = static_cast<uint64_t>(GetNumber(env, group, "group", 1, kMaxSafeInteger));

@@ -43,6 +43,7 @@ struct Limits {
   uint32_t processes = 0;
   uint32_t threads = 0;  // tasks (processes and threads) of the tree
   uint32_t handles = 0;
+  uint64_t disk = 0;  // bytes: tempDir and private tmpfs sizes, and the largest file it may write
 };
 
 enum class Privileges { Restricted, Low, Inherit };
@@ -77,6 +78,9 @@ struct SpawnRequest {
   bool tempDir = false;         // a private temp directory (TEMP, TMP, TMPDIR), removed at its end
   bool keepTempDir = false;     // ... but left in place
   bool privateProfile = false;  // and the per-user cache / config locations under it
+  bool networkNone = false;     // network: 'none' (only a loopback interface of its own)
+  bool hasFilesystem = false;   // filesystem: only these paths (besides what every worker keeps)
+  std::vector<std::string> fsRead, fsWrite;
 };
 
 // A user as the system's user database has it (options.user on POSIX).

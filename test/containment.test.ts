@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
 import { normalizeGroupLimits } from '../lib/group';
 import { normalizeOptions } from '../lib/options';
-import { collect, firstLine, isLinux, json, root, worker } from './helpers';
+import { collect, firstLine, isLinux, json, root, scratchDir, worker } from './helpers';
 
 type Results = Record<string, string>;
 const OK = 'ok';
@@ -29,8 +29,7 @@ const isRoot = isLinux && process.getuid!() === 0;
   const w = worker();
   let tmp: string;
   before(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-attack-'));
-    fs.chmodSync(tmp, 0o755);
+    tmp = scratchDir('attack-');
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

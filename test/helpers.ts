@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IsolatedExit, IsolatedProcess, isolationSupport, LimitName } from '../lib';
 
@@ -71,3 +72,17 @@ export function requireEnforced(ctx: Mocha.Context, limit: LimitName): void {
 
 /** Under Wine (set by scripts/test-wine.js; the oracle checks too). */
 export const onWine = isWindows && process.env.SPAWN_ISOLATED_WINE === '1';
+
+/**
+ * A scratch directory for files the tests hand to workers: never beneath /tmp, /var/tmp or
+ * /dev/shm, which a confined worker sees as a tmpfs of its own. Root: under /srv; otherwise
+ * under the checkout (.scratch, ignored by git). Mode 0755: a transient uid can reach it.
+ */
+export function scratchDir(prefix: string): string {
+  const base = process.getuid?.() === 0 ? '/srv/spawn-isolated-tests' : path.join(root, '.scratch');
+  fs.mkdirSync(base, { recursive: true, mode: 0o755 });
+  fs.chmodSync(base, 0o755);
+  const dir = fs.mkdtempSync(path.join(base, prefix));
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}

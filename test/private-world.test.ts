@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
-import { collect, isLinux, json, root, worker } from './helpers';
+import { collect, isLinux, json, root, scratchDir, worker } from './helpers';
 
 type Results = Record<string, string>;
 const isRoot = isLinux && process.getuid!() === 0;
@@ -87,8 +87,7 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   const w = worker();
   let tmp: string;
   before(() => {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-world-'));
-    fs.chmodSync(tmp, 0o755);
+    tmp = scratchDir('world-');
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -195,12 +194,133 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       }
     });
 
+    it('an executable and a cwd that live under /tmp still run there (their directories are bound back in)', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-exe-'));
+      try {
+        fs.chmodSync(dir, 0o755);
+        const exe = path.join(dir, 'worker');
+        fs.copyFileSync(w, exe);
+        fs.chmodSync(exe, 0o755);
+        const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-cwd-'));
+        fs.chmodSync(cwd, 0o755);
+        try {
+          const c = await collect(spawnIsolated(exe, ['info'], { cwd }));
+          assert.equal(c.exit.code, 0, c.stderr);
+          assert.equal(json<{ cwd: string }>(c).cwd, cwd);
+        } finally {
+          fs.rmSync(cwd, { recursive: true, force: true });
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("its tempDir is still the launcher's directory, seen at the same path", async () => {
       const p = spawnIsolated(w, ['tempfile'], { tempDir: true });
       const c = await collect(p);
       const r = json<{ file: string; dir: string }>(c);
       assert.equal(r.dir, p.tempDir);
       assert.ok(r.file.startsWith(`${p.tempDir}/`));
+    });
+  });
+
+  describe("network: 'none'", () => {
+    it('reaches neither a loopback TCP service nor an abstract Unix socket of the host, and has only lo (control: the default reaches both)', async function () {
+      const net = await import('node:net');
+      const tcp = net.createServer((c) => c.end());
+      const name = `spawn-isolated-test-${process.pid}`;
+      await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+      // The abstract socket's server: a worker in this host's network namespace.
+      const abstract = spawnIsolated(w, ['listen', 'unix', `@${name}`], { privileges: 'inherit', stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((r) => abstract.stdout!.once('data', r));
+      const port = (tcp.address() as { port: number }).port;
+      const targets = [`tcp:127.0.0.1:${port}`, `unix:@${name}`];
+      try {
+        const none = await attack(['connect', ...targets], { network: 'none' });
+        for (const t of targets) assert.notEqual(none[t], 'ok', `${t} was reached: ${JSON.stringify(none)}`);
+        assert.equal(none.interfaces, 'lo');
+        const inherit = await attack(['connect', ...targets], { network: 'none', privileges: 'inherit' });
+        if (isRoot) for (const t of targets) assert.notEqual(inherit[t], 'ok', `inherit: ${t} was reached`);
+        const control = await attack(['connect', ...targets]);
+        for (const t of targets) assert.equal(control[t], 'ok', `control: ${t} ${JSON.stringify(control)}`);
+      } finally {
+        tcp.close();
+        abstract.kill('SIGKILL');
+        await abstract.exited;
+      }
+    });
+
+    it('is validated, and reported in enforcement', async () => {
+      assert.throws(() => spawnIsolated(w, [], { network: 'off' as 'none' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.network/ });
+      const p = spawnIsolated(w, ['exit', '0'], { network: 'none' });
+      await p.exited;
+      assert.deepEqual(p.enforcement.network, { enforced: true, mechanism: 'net-namespace' });
+    });
+  });
+
+  describe('filesystem: { read, write }', () => {
+    it('reads only the read list, writes only the write list (and its own places); control: without it, both work', async function () {
+      const ro = path.join(tmp, 'fs-ro');
+      const rw = path.join(tmp, 'fs-rw');
+      const other = path.join(tmp, 'fs-other');
+      for (const d of [ro, rw, other]) {
+        fs.mkdirSync(d, { recursive: true, mode: 0o777 });
+        fs.chmodSync(d, 0o777);
+        fs.writeFileSync(path.join(d, 'f'), 'x', { mode: 0o666 });
+        fs.chmodSync(path.join(d, 'f'), 0o666);
+      }
+      const args = (cmd: string, ...p: string[]) => ['attack', cmd, ...p];
+      const opts = { filesystem: { read: [ro], write: [rw] }, tempDir: true };
+      const read = json<Results>(await collect(spawnIsolated(w, args('read', `${ro}/f`, `${rw}/f`, `${other}/f`, '/etc/hostname', ro), opts)));
+      assert.deepEqual([read[`${ro}/f`], read[`${rw}/f`], read[ro]], ['ok', 'ok', 'ok'], JSON.stringify(read));
+      assert.notEqual(read[`${other}/f`], 'ok', 'read outside the lists');
+      assert.notEqual(read['/etc/hostname'], 'ok', 'read /etc/hostname');
+      const write = json<Results>(await collect(spawnIsolated(w, args('create', rw, ro, other, 'TMPDIR', '/tmp'), opts)));
+      assert.deepEqual([write[rw], write.TMPDIR, write['/tmp']], ['ok', 'ok', 'ok'], JSON.stringify(write));
+      assert.notEqual(write[ro], 'ok', 'wrote in the read list');
+      assert.notEqual(write[other], 'ok', 'wrote outside the lists');
+      const control = json<Results>(await collect(spawnIsolated(w, args('read', `${other}/f`, '/etc/hostname'))));
+      assert.deepEqual(Object.values(control), ['ok', 'ok'], 'control: without filesystem the reads work');
+      const c2 = json<Results>(await collect(spawnIsolated(w, args('create', other))));
+      assert.equal(c2[other], 'ok', 'control: without filesystem the write works');
+    });
+
+    it('is validated: absolute paths in arrays, known keys only', () => {
+      assert.throws(() => spawnIsolated(w, [], { filesystem: { read: ['relative'] } }), { code: 'ERR_INVALID_ARG_VALUE', message: /filesystem\.read\[0\]/ });
+      assert.throws(() => spawnIsolated(w, [], { filesystem: { read: '/x' as unknown as string[] } }), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => spawnIsolated(w, [], { filesystem: { exec: [] } as never }), { code: 'ERR_INVALID_ARG_VALUE', message: /filesystem\.exec/ });
+    });
+  });
+
+  describe('disk', () => {
+    it('bounds its tempDir, its private /tmp and /dev/shm, and any file it writes (control: without it, 24 MiB fit everywhere)', async function () {
+      const out = path.join(tmp, 'disk-file');
+      fs.writeFileSync(out, '');
+      fs.chmodSync(out, 0o666);
+      const fill = async (target: string, options: IsolationOptions) => {
+        const p = spawnIsolated(w, ['fill', target, '24'], { tempDir: true, ...options });
+        const r = json<{ mib: number; error?: string }>(await collect(p));
+        return { ...r, tempDir: p.tempDir!, enforcement: p.enforcement };
+      };
+      try {
+        for (const target of ['TMPDIR/x', '/tmp/x', '/dev/shm/x', out]) {
+          const r = await fill(target, { disk: '8MiB' });
+          assert.ok(r.mib <= 8 && r.error, `${target}: wrote ${r.mib} MiB under disk 8MiB`);
+          // A full tmpfs says ENOSPC; RLIMIT_FSIZE, EFBIG (Go ignores SIGXFSZ).
+          assert.match(r.error!, target === out ? /file too large/ : /no space left|file too large/, target);
+          assert.equal(fs.existsSync(r.tempDir), false, 'its sized tempDir is gone at exit');
+          if (target === out) assert.equal(r.enforcement.disk?.mechanism, `rlimit-fsize+tmpfs${r.enforcement.privileges?.mechanism.includes('mount-ns') ? '+private-tmpfs' : ''}`);
+          const control = await fill(target, {});
+          assert.deepEqual([control.mib, control.error], [24, undefined], `control: ${target} takes 24 MiB without disk`);
+        }
+      } finally {
+        fs.rmSync(out, { force: true });
+      }
+    });
+
+    it('is validated; not with keepTempDir', () => {
+      assert.throws(() => spawnIsolated(w, [], { disk: '1KiB' }), { code: 'ERR_OUT_OF_RANGE', message: /options\.disk/ });
+      assert.throws(() => spawnIsolated(w, [], { disk: '8MiB', tempDir: true, keepTempDir: true }), { code: 'ERR_INCOMPATIBLE_OPTION_PAIR' });
     });
   });
 

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -103,6 +104,15 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
     if (!dir.valid()) throw Errno("open", errno, tmpl);
     if (fchown(dir.get(), cp.hasUid ? cp.uid : -1, cp.hasGid ? cp.gid : -1) != 0) throw Errno("fchown", errno, tmpl);
   }
+  // options.disk: the directory is a tmpfs of that size, owned by the worker (root launchers:
+  // PlanSpawn says so otherwise). Its pages are charged to whoever writes them: the worker.
+  if (req.limits.disk && Privileged()) {
+    char opts[128];
+    snprintf(opts, sizeof(opts), "size=%llu,mode=0700,uid=%u,gid=%u", static_cast<unsigned long long>(req.limits.disk),
+             cp.hasUid ? cp.uid : geteuid(), cp.hasGid ? cp.gid : getegid());
+    if (mount("tmpfs", tmpl.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) throw Errno("mount", errno, tmpl);
+    child.tempDirMounted = true;
+  }
   static const char* const kVars[] = {"TMPDIR=", "TEMP=", "TMP=", "XDG_CACHE_HOME=", "XDG_CONFIG_HOME="};
   size_t nvars = req.privateProfile ? 5 : 3;
   env.erase(std::remove_if(env.begin(), env.end(),
@@ -123,9 +133,57 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
 // The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
 constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
+// The directories a worker is handed (its tempDir, its executable's directory, its cwd) that its
+// private /tmp, /var/tmp or /dev/shm would hide: bound back in, outermost first, each once.
+std::vector<std::string> KeepDirs(const SpawnRequest& req, const Child& child) {
+  std::vector<std::string> all;
+  if (!child.tempDir.empty()) all.push_back(child.tempDir);
+  size_t slash = req.file.rfind('/');
+  if (slash != std::string::npos && slash > 0) all.push_back(req.file.substr(0, slash));
+  if (req.hasCwd && !req.cwd.empty() && req.cwd[0] == '/') all.push_back(req.cwd);
+  std::sort(all.begin(), all.end(), [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  auto beneath = [](const std::string& p, const std::string& d) { return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/'; };
+  std::vector<std::string> keep;
+  for (const std::string& p : all) {
+    bool hidden = false;
+    for (const char* d : landlock::kPrivateDirs) hidden = hidden || beneath(p, d);
+    bool covered = false;
+    for (const std::string& k : keep) covered = covered || k == p || beneath(p, k);
+    if (hidden && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(p);
+  }
+  return keep;
+}
+
+// Where a Landlock-confined worker may write (and, with options.filesystem, read): its
+// tempDir, its private /tmp, /var/tmp and /dev/shm, a few devices; with filesystem also /proc,
+// its executable and the caller's lists.
+void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child& child, ChildPlan& cp) {
+  int abi = req.hasFilesystem ? LandlockAbi() : conf.landlockAbi;
+  cp.landlockAbi = abi;
+  if (abi <= 0) return;
+  using namespace landlock;
+  uint64_t all = WriteRights(abi) | (req.hasFilesystem ? kReadRights : 0);
+  cp.landlockHandled = all;
+  cp.landlockScoped = conf.restricted;
+  auto add = [&](const char* path, uint64_t rights) {
+    if (cp.nlandlockRules >= kMaxLandlockRules)
+      throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.filesystem: at most " + std::to_string(kMaxLandlockRules - 16) + " paths in all");
+    cp.landlockRules[cp.nlandlockRules++] = {path, rights};
+  };
+  if (!child.tempDir.empty()) add(child.tempDir.c_str(), all);
+  if (cp.privateTmp)
+    for (const char* d : kPrivateDirs) add(d, all);
+  for (const char* dev : kWritableDevices) add(dev, FileWriteRights(abi) | kReadFile);
+  if (!req.hasFilesystem) return;
+  add("/proc", kReadFile | kReadDir);
+  add(req.file.c_str(), kExecute | kReadFile);
+  for (const std::string& p : req.fsRead) add(p.c_str(), kReadRights);
+  for (const std::string& p : req.fsWrite) add(p.c_str(), all);
+}
+
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
-void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, ChildPlan& cp,
-                     std::vector<sock_filter>& filter) {
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, const std::vector<std::string>& keepDirs,
+                     ChildPlan& cp, std::vector<sock_filter>& filter) {
   cp.dropPrivileges = conf.restricted;
   cp.userns = conf.userns;
   if (conf.userns) {
@@ -144,11 +202,13 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   // Private /tmp, /var/tmp and /dev/shm for every confined worker with a mount namespace: the
   // size of its memory budget (their pages are charged to it) or kPrivateTmpBytes each.
   cp.privateTmp = conf.mounts;
-  cp.tempDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
-  uint64_t tmpBytes = req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
+  if (cp.privateTmp) {
+    for (const std::string& d : keepDirs) cp.keepDirs[cp.nkeepDirs++] = d.c_str();
+  }
+  uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
   snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes));
-  cp.landlockAbi = conf.landlockAbi;
-  cp.landlockDir = child.tempDir.empty() ? nullptr : child.tempDir.c_str();
+  cp.loopbackUp = child.netns;
+  PlanLandlock(req, conf, child, cp);
   FilterSpec spec;
   spec.noChildren = req.limits.processes == 1;
   spec.restricted = conf.restricted;
@@ -219,6 +279,27 @@ SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinem
   return e;
 }
 
+// network, filesystem and disk: what this host and launcher can give the worker. Strict mode
+// refuses what they cannot (PlanSpawn's caller).
+void PlanWorld(const SpawnRequest& req, const Confinement& conf, Child& child, std::vector<Enforcement>& out) {
+  if (req.networkNone) {
+    // A network namespace takes CAP_SYS_ADMIN: root, or a user namespace of its own.
+    child.netns = (Privileged() || conf.userns) && !NamespacesRefused();
+    out.push_back(MakeEnforcement("network", child.netns, "net-namespace",
+                                  NamespacesRefused() ? "this host refuses new namespaces"
+                                                      : "a non-root launcher makes a network namespace only inside the user namespace of "
+                                                        "a confined worker: use privileges 'restricted' or 'low'"));
+  }
+  if (req.hasFilesystem)
+    out.push_back(MakeEnforcement("filesystem", LandlockAbi() > 0, "landlock",
+                                  "Landlock is not available (Linux 5.13+ with the landlock LSM enabled)"));
+  if (req.limits.disk) {
+    bool sized = !req.tempDir || Privileged();
+    std::string mech = std::string("rlimit-fsize") + (req.tempDir ? "+tmpfs" : "") + (conf.mounts ? "+private-tmpfs" : "");
+    out.push_back(MakeEnforcement("disk", sized, mech, "a tempDir of a fixed size is a tmpfs mounted there, which takes a root launcher"));
+  }
+}
+
 // The host refused the worker's namespaces: spawn again without them.
 struct NamespacesRefusedError {};
 
@@ -242,6 +323,7 @@ std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& c
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
                                              "with its parent, its own children may not"));
   if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
+  PlanWorld(req, conf, child, plan.enforcement);
   return plan.enforcement;
 }
 
@@ -330,6 +412,7 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
   if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
+  if (l.disk) cp.rlimits[cp.nrlimits++] = {RLIMIT_FSIZE, static_cast<rlim_t>(l.disk)};
   // Without a pids cgroup, tasks of an identity that is the tree's alone: RLIMIT_NPROC counts
   // exactly its tree (it is not also set under pids.max, whose refusals the kernel counts).
   if (l.threads && conf.perTreeTasks && !Layout().Has("pids")) cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, static_cast<rlim_t>(l.threads)};
@@ -390,7 +473,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // The init keeps the transient uid's reservation (its fd is above 2: see ExecInit).
   cp.lockFd = child.init && child.transientId ? child.transientId->lockFd() : -1;
   PlanCgroupEntry(child.cg, cp);
-  uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0);
+  uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
+                     (child.netns ? CLONE_NEWNET : 0);
   int pidfd = -1;
   long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
@@ -436,7 +520,8 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   image.Point(cp, req);
   PlanProcessLimits(child->limits, conf, cp);
   std::vector<sock_filter> filter;
-  PlanConfinement(req, conf, *child, cp, filter);
+  std::vector<std::string> keepDirs = KeepDirs(req, *child);
+  PlanConfinement(req, conf, *child, keepDirs, cp, filter);
   cp.pdeathsig = req.killOnClose;
 
   Launch(req, conf, *child, cp, io);
@@ -555,6 +640,12 @@ Support Probe() {
                                      "without root or a user namespace no PID namespace can be made: the worker dies with "
                                      "its parent, its own children may not"));
   s.limits.push_back(MakeEnforcement("inheritHandles", true, "fd-whitelist", ""));
+  // The private world's options, for a default worker without a tempDir.
+  Child none;
+  SpawnRequest world;
+  world.networkNone = world.hasFilesystem = true;
+  world.limits.disk = 1;
+  PlanWorld(world, conf, none, s.limits);
   return s;
 }
 

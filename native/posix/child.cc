@@ -9,13 +9,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "landlock.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -43,6 +45,7 @@ const char* StepName(int s) {
     case kStepLandlock: return "install the Landlock ruleset";
     case kStepStartWorker: return "start the worker under its init";
     case kStepInit: return "exec the worker's init";
+    case kStepNetwork: return "bring up the loopback interface of its network namespace";
     default: return "execve";
   }
 }
@@ -160,35 +163,56 @@ int MakeParents(const char* path, const char* top) {
 
 // A tmpfs of its own on /tmp, /var/tmp and /dev/shm (where they exist), nosuid and nodev; its
 // pages are charged to the worker's memory cgroup, and it goes with the mount namespace. The
-// worker's tempDir, if one of them covers it, is bound back at its own path (through the fd
-// opened before the cover: /proc/self/fd names the original directory).
+// directories it was handed that one of them covers are bound back at their own paths
+// (through fds opened before the cover: /proc/self/fd names the original directory).
 void MountPrivateTmp(const ChildPlan& p) {
-  int keep = -1;
-  const char* under = nullptr;
-  for (const char* dir : kPrivateTmp)
-    if (p.tempDir != nullptr && Beneath(p.tempDir, dir)) under = dir;
-  if (under != nullptr) {
-    keep = open(p.tempDir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (keep < 0) ChildFail(p, kStepMounts);
+  int keep[kMaxKeepDirs];
+  const char* under[kMaxKeepDirs];
+  for (int i = 0; i < p.nkeepDirs; i++) {
+    under[i] = nullptr;
+    for (const char* dir : kPrivateTmp)
+      if (Beneath(p.keepDirs[i], dir)) under[i] = dir;
+    keep[i] = open(p.keepDirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (keep[i] < 0) ChildFail(p, kStepMounts);
   }
   for (const char* dir : kPrivateTmp) {
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
   }
-  if (keep < 0) return;
-  char src[40] = "/proc/self/fd/";
-  FormatPid(keep, src + strlen(src), sizeof(src) - strlen(src));
-  int err = MakeParents(p.tempDir, under);
-  if (err != 0) ChildFail(p, kStepMounts, err);
-  if (mount(src, p.tempDir, nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
-  close(keep);
+  for (int i = 0; i < p.nkeepDirs; i++) {
+    char src[40] = "/proc/self/fd/";
+    FormatPid(keep[i], src + strlen(src), sizeof(src) - strlen(src));
+    int err = MakeParents(p.keepDirs[i], under[i]);
+    if (err != 0) ChildFail(p, kStepMounts, err);
+    if (mount(src, p.keepDirs[i], nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+    close(keep[i]);
+  }
+}
+
+// The network namespace's loopback interface up (it starts down): 0 or an errno.
+int LoopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, "lo", 3);
+  int err = 0;
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) err = errno;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (err == 0 && ioctl(s, SIOCSIFFLAGS, &ifr) != 0) err = errno;
+  close(s);
+  return err;
 }
 
 void SetUpNamespaces(const ChildPlan& p) {
   if (p.userns) {
     if (!WriteAll("/proc/self/uid_map", p.uidMap) || !WriteAll("/proc/self/setgroups", "deny") || !WriteAll("/proc/self/gid_map", p.gidMap))
       ChildFail(p, kStepUserns);
+  }
+  if (p.loopbackUp) {
+    int err = LoopbackUp();
+    if (err != 0) ChildFail(p, kStepNetwork, err);
   }
   if (!p.mounts) return;
   // Private first, so nothing done here reaches the launcher's mount namespace.
@@ -251,7 +275,7 @@ void Lock(const ChildPlan& p) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
   if (p.landlockAbi > 0) {
-    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockDir, p.privateTmp);
+    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "landlock.h"
+
 namespace si {
 namespace posix {
 
@@ -18,6 +20,8 @@ struct RlimitSpec {
 
 constexpr int kMaxRoMounts = 32;
 constexpr int kMaxCgroupFds = 16;
+constexpr int kMaxLandlockRules = 160;
+constexpr int kMaxKeepDirs = 3;
 
 struct ChildPlan {
   const char* path;
@@ -44,12 +48,19 @@ struct ChildPlan {
   const char* roMounts[kMaxRoMounts];
   int nroMounts;
   // Private /tmp, /var/tmp and /dev/shm (tmpfs of tmpfsOptions in its mount namespace, gone
-  // with it); its tempDir, when beneath one of them, is bound into the new one at its path.
+  // with it); the directories it is handed (its tempDir, its executable's directory, its cwd),
+  // when beneath one of them, are bound into the new one at their paths (parents first).
   bool privateTmp;
   char tmpfsOptions[64];
-  const char* tempDir;
-  int landlockAbi;  // > 0: confine writes beneath landlockDir (see landlock.h)
-  const char* landlockDir;
+  const char* keepDirs[kMaxKeepDirs];
+  int nkeepDirs;
+  // Landlock (landlockAbi > 0): the rights handled, and where they are allowed (landlock.h).
+  int landlockAbi;
+  uint64_t landlockHandled;
+  bool landlockScoped;
+  landlock::Rule landlockRules[kMaxLandlockRules];
+  int nlandlockRules;
+  bool loopbackUp;  // a network namespace of its own: bring its loopback interface up
   sock_fprog filter;
   bool hasFilter;
   bool pdeathsig;
@@ -85,6 +96,7 @@ enum Step : int {
   kStepLandlock,
   kStepStartWorker,
   kStepInit,
+  kStepNetwork,
 };
 const char* StepName(int step);
 

@@ -24,12 +24,12 @@ std::string NamespacesRefusedWhy() {
   return Privileged() ? "this host refuses new PID and mount namespaces" : "this host refuses unprivileged user namespaces";
 }
 
+}  // namespace
+
 int LandlockAbi() {
   static const int abi = landlock::Abi();
   return abi;
 }
-
-}  // namespace
 
 Confinement Confine(Privileges privileges, bool hasUid) {
   Confinement c;

@@ -24,6 +24,9 @@ struct Confinement {
 // Decided per spawn, from the level and who this launcher is.
 Confinement Confine(Privileges privileges, bool hasUid);
 
+// The Landlock ABI this kernel offers (0: none).
+int LandlockAbi();
+
 // A host that refused new namespaces (remembered for this process's later workers).
 bool NamespacesRefused();
 void SetNamespacesRefused();

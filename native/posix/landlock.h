@@ -1,12 +1,15 @@
 // Landlock (Linux 5.13+, unprivileged): confines a worker that shares the launcher's identity
 // (a non-root launcher) or runs at 'low', so that it writes only beneath its private temp
-// directory and a few character devices, cannot ptrace (read /proc/PID/environ, mem, fd of)
-// any process outside its own domain, and (ABI 6+) cannot signal one.
+// directory, its private /tmp and a few character devices, cannot ptrace (read
+// /proc/PID/environ, mem, fd of) any process outside its own domain, and (ABI 6+) cannot
+// signal one; with options.filesystem, it also reads only what the caller listed.
 // The child half (ApplyInChild) makes only system calls: it runs between clone and exec.
 #pragma once
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -54,34 +57,46 @@ inline uint64_t WriteRights(int abi) {
 // The rights that apply to a file (not a directory) among those.
 inline uint64_t FileWriteRights(int abi) { return kWriteFile | (abi >= 3 ? kTruncate : 0); }
 
+// Rights to read: run a file, read a file, list a directory.
+constexpr uint64_t kExecute = 1ull << 0, kReadFile = 1ull << 2, kReadDir = 1ull << 3;
+constexpr uint64_t kReadRights = kExecute | kReadFile | kReadDir;
+// The rights Landlock accepts on a rule for a file (not a directory).
+constexpr uint64_t kFileRights = kExecute | kWriteFile | kReadFile | kTruncate | kIoctlDev;
+
 // Devices a worker may write (its stdio may be any of them).
 constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
 
 // Its own tmpfs file systems (child.cc), when it has them: nobody else's files are there.
 constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
 
-// In the child: restrict this process (and what it execs) to writing beneath `dir`, the
-// devices above and (privateTmp) its own tmpfs mounts. No-new-privs must be set already.
-// Returns 0 or an errno.
-inline int ApplyInChild(int abi, const char* dir, bool privateTmp) {
-  RulesetAttr attr = {WriteRights(abi), 0, abi >= 6 ? (kScopeSignal | kScopeAbstractUnix) : 0};
+// One path and what may be done beneath it (made by the parent; the child only opens it).
+struct Rule {
+  const char* path;
+  uint64_t rights;
+};
+
+// In the child: restrict this process (and what it execs) to `handled` rights only where the
+// rules allow them (a rule on a file keeps only file rights); with `scoped`, (ABI 6+) no
+// signals or abstract Unix sockets outside its domain. A rule's path that does not exist is
+// skipped. No-new-privs must be set already. Returns 0 or an errno.
+inline int ApplyInChild(int abi, uint64_t handled, bool scoped, const Rule* rules, int nrules) {
+  RulesetAttr attr = {handled, 0, scoped && abi >= 6 ? (kScopeSignal | kScopeAbstractUnix) : 0};
   int rs = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0));
   if (rs < 0) return errno;
-  auto allow = [&](const char* path, uint64_t rights) -> int {
-    int fd = open(path, O_PATH | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT || errno == ENXIO ? 0 : errno;
+  int err = 0;
+  for (int i = 0; i < nrules && err == 0; i++) {
+    int fd = open(rules[i].path, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno != ENOENT && errno != ENXIO && errno != ENOTDIR) err = errno;
+      continue;
+    }
+    struct stat st;
+    uint64_t rights = rules[i].rights & handled;
+    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
     PathBeneath pb = {rights, fd};
-    long r = syscall(__NR_landlock_add_rule, rs, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0);
-    int err = r < 0 ? errno : 0;
+    if (rights != 0 && syscall(__NR_landlock_add_rule, rs, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0) < 0) err = errno;
     close(fd);
-    return err;
-  };
-  int err = dir != nullptr ? allow(dir, WriteRights(abi)) : 0;
-  if (privateTmp)
-    for (const char* d : kPrivateDirs)
-      if (err == 0) err = allow(d, WriteRights(abi));
-  for (const char* dev : kWritableDevices)
-    if (err == 0) err = allow(dev, FileWriteRights(abi));
+  }
   if (err == 0 && syscall(__NR_landlock_restrict_self, rs, 0) != 0) err = errno;
   close(rs);
   return err;

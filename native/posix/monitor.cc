@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,6 +98,9 @@ std::string EvidenceReason(Child& c, const WorkerEnd& end, const struct rusage& 
     uint64_t margin = std::min<uint64_t>(kArenaBytes, c.limits.memoryProcess / 4);
     if (c.peakData + margin >= c.limits.memoryProcess) return "memory";
   }
+  // A file grew past options.disk (RLIMIT_FSIZE): SIGXFSZ ended it (Go ignores the signal and
+  // sees EFBIG instead, and ends its own way).
+  if (c.limits.disk && end.signal == SIGXFSZ) return "disk";
   // The tree was refused a task and the worker then failed (Go: "failed to create new OS
   // thread", exit 2): the kernel's own counter is the evidence.
   if (failed && c.cg.TaskLimitHits() > 0) return "threads";
@@ -134,9 +138,17 @@ pid_t WorkerPid(Child& c) {
   return c.workerPid > 0 ? c.workerPid : c.pid;
 }
 
-Child::~Child() {
-  if (!tempDir.empty() && !keepTempDir) Trash::Get().Discard(tempDir);
+// Its temp directory leaves its path (a sized one is unmounted: the tmpfs goes with its
+// contents) and is removed in the background.
+void DiscardTempDir(Child& c) {
+  if (c.tempDir.empty() || c.keepTempDir) return;
+  if (c.tempDirMounted) umount2(c.tempDir.c_str(), MNT_DETACH);
+  c.tempDirMounted = false;
+  Trash::Get().Discard(c.tempDir);
+  c.tempDir.clear();
 }
+
+Child::~Child() { DiscardTempDir(*this); }
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
   Stats s;
@@ -350,10 +362,7 @@ void Monitor::Post(Child& c) {
   }
   // Its tree is gone: its temp directory leaves its path before 'exit' is reported (so the
   // caller never finds it after awaiting the exit), and is removed in the background.
-  if (!c.tempDir.empty() && !c.keepTempDir) {
-    Trash::Get().Discard(c.tempDir);
-    c.tempDir.clear();
-  }
+  DiscardTempDir(c);
   c.sink->Post(std::move(ev));
   // Reported: its cgroup goes back to the pool (removal can wait for an RCU grace period).
   RetireCgroup(c);

@@ -37,6 +37,8 @@ struct Child : WorkerBase {
   std::atomic<bool> cgRetired{false};
   bool pidns = false;
   bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
+  bool netns = false;   // a network namespace of its own (network: 'none')
+  bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
   Fd statusRead;        // the init's report of the worker's wait status
   pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
   Limits limits;

@@ -17,6 +17,12 @@ namespace backend {
 using namespace win;
 
 namespace {
+// Why network: 'none' and filesystem are not enforced here (yet).
+constexpr const char* kNoWorldWhy =
+    "not implemented on Windows in this version (it needs an AppContainer token, which Wine cannot run either)";
+}  // namespace
+
+namespace {
 
 // A member that must outlive this process: its group's job must not take it down when its last
 // handle closes (the other members' own jobs still carry kill-on-close).
@@ -60,6 +66,12 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
   // Jobs count processes, not threads: an explicit thread limit cannot be kept here.
   if (req.limits.threads && !req.threadsImplied)
     plan.enforcement.push_back(MakeEnforcement("threads", false, "none", "Windows job objects have no thread limit"));
+  // Not yet on Windows (an AppContainer token, without network capabilities and with access
+  // granted on the listed paths, is the way): said, and refused in strict mode.
+  if (req.networkNone) plan.enforcement.push_back(MakeEnforcement("network", false, "none", kNoWorldWhy));
+  if (req.hasFilesystem) plan.enforcement.push_back(MakeEnforcement("filesystem", false, "none", kNoWorldWhy));
+  if (req.limits.disk)
+    plan.enforcement.push_back(MakeEnforcement("disk", false, "none", "Windows has no size limit for a directory or a process's files"));
   if (req.strict) RequireEnforced(plan.enforcement);
   if (child.group && !req.killOnClose) KeepSurvivors(*child.group);
   plan.enforcement.push_back(MakeEnforcement("killOnClose", true, req.killOnClose ? "job-object" : "none", ""));
@@ -452,6 +464,9 @@ Support Probe() {
     add("privileges", TokenEnforced(&why), "restricted-token", why);
     add("killOnClose", true, "job-object", "");
     add("inheritHandles", true, "handle-list", "");
+    add("network", false, "none", kNoWorldWhy);
+    add("filesystem", false, "none", kNoWorldWhy);
+    add("disk", false, "none", "Windows has no size limit for a directory or a process's files");
     return s;
   }();
   return cached;
