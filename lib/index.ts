@@ -208,7 +208,7 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(e as NodeStyleError, pipes);
     return proc;
   }
-  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs, channel: n.channel });
+  proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs, channel: n.channel, maxMessageSize: n.maxMessageSize });
   return proc;
 }
 

@@ -3,6 +3,7 @@ import type { Stream } from 'node:stream';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute } from 'node:path';
+import { DEFAULT_MAX_MESSAGE_SIZE, MAX_MAX_MESSAGE_SIZE } from './channel';
 import { normalizeEnv } from './environment';
 import { codedError, invalidArgType, invalidArgValue, NodeStyleError, outOfRange } from './errors';
 import { signalName } from './signals';
@@ -89,6 +90,14 @@ export interface IsolationOptions {
    * The worker finds it with the Go module's `Channel()`. Default false.
    */
   channel?: boolean | 'json';
+  /**
+   * `channel: 'json'` only: the largest message each way, in bytes of JSON (the '\n' not
+   * counted). Default 16 MiB, at most 256 MiB. A worker's line longer than this, or nested
+   * deeper than 1000 arrays / objects, is not parsed: the channel is closed and an `'error'`
+   * (`ERR_CHANNEL_MESSAGE_TOO_LARGE` / `ERR_CHANNEL_MESSAGE_TOO_DEEP`) is emitted when
+   * something listens for it. `send()` of a larger message throws `ERR_OUT_OF_RANGE`.
+   */
+  maxMessageSize?: ByteSize;
   /**
    * A temporary directory of the worker's own (`worker.tempDir`), made before it starts and
    * removed with it: `TEMP`, `TMP` and `TMPDIR` point there. Owner only: Linux 0700, owned by
@@ -187,6 +196,8 @@ export interface Normalized {
   forceKillAfterMs: number | undefined;
   windowsHide: boolean;
   channel: false | 'raw' | 'json';
+  /** Bytes; for `channel: 'json'` (the default when it is not set). */
+  maxMessageSize: number;
   tempDir: boolean;
   keepTempDir: boolean;
   privateProfile: boolean;
@@ -212,7 +223,7 @@ export interface Normalized {
 }
 
 const KNOWN_KEYS = new Set([
-  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'tempDir', 'keepTempDir', 'profile', 'memory', 'cpu', 'processes', 'threads', 'handles',
+  'cwd', 'env', 'stdio', 'signal', 'timeout', 'killSignal', 'forceKillAfter', 'windowsHide', 'channel', 'maxMessageSize', 'tempDir', 'keepTempDir', 'profile', 'memory', 'cpu', 'processes', 'threads', 'handles',
   'inheritHandles', 'privileges', 'killOnClose', 'go', 'enforcement', 'uid', 'gid', 'user', 'session', 'network', 'filesystem', 'disk',
 ]);
 
@@ -455,6 +466,14 @@ function normalizeChannel(v: unknown): false | 'raw' | 'json' {
   throw invalidArgValue('options.channel', v, "must be true, false or 'json'");
 }
 
+function normalizeMaxMessageSize(v: unknown, channel: false | 'raw' | 'json'): number {
+  if (v === undefined) return DEFAULT_MAX_MESSAGE_SIZE;
+  const bytes = parseByteSize(v, 'options.maxMessageSize');
+  if (bytes > MAX_MAX_MESSAGE_SIZE) throw outOfRange('options.maxMessageSize', `a size >= 1 byte and <= ${MAX_MAX_MESSAGE_SIZE} bytes (256 MiB)`, v);
+  if (channel !== 'json') throw invalidArgValue('options.maxMessageSize', v, "needs options.channel: 'json' (it bounds the JSON messages)");
+  return bytes;
+}
+
 /** Every limit of the options; `threadsImplied` when the task limit came from `processes`. */
 function normalizeLimits(o: Record<string, unknown>, platform: NodeJS.Platform): { limits: NativeLimits; threadsImplied: boolean } {
   const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
@@ -540,6 +559,7 @@ export function normalizeOptions(
     }
   }
   const { limits, threadsImplied } = normalizeLimits(o, platform);
+  const channel = normalizeChannel(o.channel);
   const privileges = normalizePrivileges(o.privileges);
   const uid = normalizeId(o.uid, 'uid', platform);
   const gid = normalizeId(o.gid, 'gid', platform);
@@ -557,7 +577,8 @@ export function normalizeOptions(
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
     forceKillAfterMs: normalizeForceKillAfter(o.forceKillAfter),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),
-    channel: normalizeChannel(o.channel),
+    channel,
+    maxMessageSize: normalizeMaxMessageSize(o.maxMessageSize, channel),
     ...normalizeTempDir(o),
     network: normalizeNetwork(o.network),
     filesystem: normalizeFilesystem(o.filesystem),

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import * as net from 'node:net';
 import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
+import { DEFAULT_MAX_MESSAGE_SIZE, encodeMessage, LineSplitter, MAX_MESSAGE_DEPTH, messageTooDeep, messageTooLarge, nestedDeeperThan } from './channel';
 import { abortError, codedError, invalidArgType, nodeErrno, NodeStyleError } from './errors';
 import { DEFAULT_FORCE_KILL_AFTER_MS } from './options';
 import { Duration, parseDuration } from './units';
@@ -129,9 +130,14 @@ export interface IsolatedProcessEvents {
   spawn: [];
   exit: [code: number | null, signal: NodeJS.Signals | null];
   close: [code: number | null, signal: NodeJS.Signals | null];
+  /**
+   * A failure to start (see `exited`), or, with `channel: 'json'`, a worker's message past the
+   * channel's bounds (`ERR_CHANNEL_MESSAGE_TOO_LARGE`, `ERR_CHANNEL_MESSAGE_TOO_DEEP`: the
+   * channel is then closed; emitted only to a listener, never thrown).
+   */
   error: [err: NodeStyleError];
   limit: [limit: LimitEvent];
-  /** A message from the worker (`channel: 'json'`: one JSON value per line). */
+  /** A message from the worker (`channel: 'json'`: one JSON value per line, at most `maxMessageSize` bytes and 1000 levels deep). */
   message: [message: unknown];
 }
 
@@ -139,7 +145,7 @@ export interface IsolatedProcessEvents {
  * A worker running under isolation: an EventEmitter shaped like `ChildProcess`.
  *
  * Events: `'spawn'`, `'exit'` (code, signal), `'close'` (code, signal; after stdio ends),
- * `'error'` (err), `'limit'` ({@link LimitEvent}).
+ * `'error'` (err), `'limit'` ({@link LimitEvent}), `'message'` (`channel: 'json'`).
  */
 export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   /** The worker's process id (undefined when it never started). */
@@ -173,6 +179,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   /** The private channel to the worker (`options.channel`), or null. */
   channel: Duplex | null = null;
   private jsonChannel = false;
+  private maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE;
   readonly spawnfile: string;
   readonly spawnargs: string[];
   /**
@@ -243,7 +250,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   _start(
     registry: Registry,
     res: NativeSpawnResult,
-    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals; forceKillAfterMs: number | undefined; channel?: false | 'raw' | 'json' },
+    opts: { timeoutMs?: number; signal?: AbortSignal; killSignal: NodeJS.Signals; forceKillAfterMs: number | undefined; channel?: false | 'raw' | 'json'; maxMessageSize?: number },
   ): void {
     this.registry = registry;
     this.killSignal = opts.killSignal;
@@ -256,7 +263,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.sessionId = res.sessionId ?? null;
     const channelFd = typeof res.channel === 'string' ? Number(res.channel) : undefined;
     this.gracefulStop = res.gracefulStop === 'none' && channelFd !== undefined ? 'channel' : res.gracefulStop;
-    if (channelFd !== undefined) this.openChannel(channelFd, opts.channel === 'json');
+    if (channelFd !== undefined) this.openChannel(channelFd, opts.channel === 'json', opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE);
     this.enforcement = enforcementMap(res.enforcement);
     registry.add(res.id, this);
     debug('spawn %s pid %d enforcement %j', this.spawnfile, res.pid, this.enforcement);
@@ -429,47 +436,65 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     return ok;
   }
 
-  /** Our end of the channel, as a socket; with `json`, one JSON value per line each way. */
-  private openChannel(fd: number, json: boolean): void {
+  /**
+   * Our end of the channel, as a socket; with `json`, one JSON value per line each way, at most
+   * `maxMessageSize` bytes and {@link MAX_MESSAGE_DEPTH} levels deep (see lib/channel.ts).
+   */
+  private openChannel(fd: number, json: boolean, maxMessageSize: number): void {
     const sock = new net.Socket({ fd, readable: true, writable: true });
     // Its errors (EPIPE once the worker is gone) are the channel's; a listener of the user's sees them.
     sock.on('error', (err) => debug('channel error %s', err.message));
     this.channel = sock;
     if (!json) return;
     this.jsonChannel = true;
-    let buf = '';
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim() === '') continue;
+    this.maxMessageSize = maxMessageSize;
+    const refuse = (err: NodeStyleError) => {
+      splitter.close();
+      sock.destroy();
+      this.channelError(err);
+    };
+    const splitter = new LineSplitter(
+      maxMessageSize,
+      (line) => {
+        if (nestedDeeperThan(line, MAX_MESSAGE_DEPTH)) return refuse(messageTooDeep(MAX_MESSAGE_DEPTH));
+        const text = line.toString('utf8');
+        if (text.trim() === '') return;
         let msg: unknown;
         try {
-          msg = JSON.parse(line);
+          msg = JSON.parse(text);
         } catch {
-          debug('channel: not JSON: %s', line.slice(0, 200));
-          continue;
+          debug('channel: not JSON: %s', text.slice(0, 200));
+          return;
         }
         this.emit('message', msg);
-      }
-    });
+      },
+      (bytes) => refuse(messageTooLarge(bytes, maxMessageSize)),
+    );
+    sock.on('data', (chunk: Buffer) => splitter.push(chunk));
+    sock.once('close', () => splitter.close());
+  }
+
+  /**
+   * A worker's message past the channel's bounds: `'error'` for a listener, and never an
+   * uncaught exception when nothing listens (the channel is closed either way; the worker reads
+   * its end).
+   */
+  private channelError(err: NodeStyleError): void {
+    debug('channel: %s', err.message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   /**
    * Sends `message` to the worker as one line of JSON (`channel: 'json'`). Returns false when
    * the channel's buffer is full (as `stream.write`). Throws `ERR_IPC_CHANNEL_CLOSED` when
-   * there is no open JSON channel.
+   * there is no open JSON channel, and `ERR_OUT_OF_RANGE` when its JSON is longer than
+   * `options.maxMessageSize` (nothing is sent then).
    */
   send(message: unknown): boolean {
     if (!this.jsonChannel || !this.channel || this.channel.destroyed || !this.channel.writable) {
       throw codedError('ERR_IPC_CHANNEL_CLOSED', 'Channel closed (spawn with channel: \'json\' to send messages)');
     }
-    const line = JSON.stringify(message);
-    if (line === undefined) throw codedError('ERR_INVALID_ARG_TYPE', 'The "message" argument cannot be serialized as JSON');
-    return this.channel.write(`${line}\n`);
+    return this.channel.write(`${encodeMessage(message, this.maxMessageSize)}\n`);
   }
 
   /** `signal` to the worker itself (Linux: through its init; Windows: CTRL_BREAK_EVENT). */

@@ -7,7 +7,8 @@
 //   (c) no compiler, no Python on PATH (the prebuild must be used, nothing built)
 //   (d) CommonJS, ESM and a `tsc --strict` TypeScript consumer (and the exports map holding)
 //   (e) npx spawn-isolated
-// and, with --wine, (c) and (d) again with the Windows node.exe under Wine.
+// and, with --wine, (c) and (d) again with the Windows node.exe under Wine. The pack step also
+// checks that README.md quotes the tarball's size within 10 % (and says what to write if not).
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -82,10 +83,29 @@ function checkContents(files) {
     'prebuilds/win32-x64/spawn-isolated-probe.exe', 'prebuilds/linux-x64/spawn-isolated-probe'];
   for (const f of must) if (!files.includes(f)) throw new Error(`the tarball lacks ${f}`);
   if (!files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f))) throw new Error('the tarball has no linux prebuild');
+  // The Go module, complete: a worker's go.mod takes it from node_modules/spawn-isolated/go.
+  const goFiles = ['go/go.mod', ...fs.readdirSync(path.join(root, 'go')).filter((f) => f.endsWith('.go')).map((f) => `go/${f}`)];
+  const missingGo = goFiles.filter((f) => !files.includes(f));
+  if (missingGo.length) throw new Error(`the tarball lacks the Go module's ${missingGo.join(', ')} (package.json "files")`);
   const stray = files.filter((f) => /\.map$|^test\/|^lib\/|^build|^bench\/|^\.|^probe\/|^demo\//.test(f));
   if (stray.length) throw new Error(`the tarball holds what it should not: ${stray.join(', ')}`);
   const dts = fs.readFileSync(path.join(root, 'dist', 'lib', 'process.d.ts'), 'utf8');
   if (/_start|_fail/.test(dts)) throw new Error('internal members are in the public .d.ts');
+}
+
+// README.md quotes the package's size as npm pack reports it (MB: 1000 * 1000 bytes): checked
+// here, within 10 %, so that the figure cannot go stale unnoticed.
+function checkReadmeFigures(p) {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  const real = [p.size / 1e6, p.unpacked / 1e6, p.files.length];
+  const want = `The package is ${real[0].toFixed(1)} MB packed and ${real[1].toFixed(1)} MB unpacked, ${real[2]} files`;
+  const m = /The package is ([\d.]+) MB packed and ([\d.]+) MB unpacked, (\d+) files/.exec(readme);
+  if (!m) throw new Error(`README.md does not quote the package's size; write (in the Install section): "${want}"`);
+  const quoted = m.slice(1, 4).map(Number);
+  if (quoted.some((q, i) => Math.abs(q - real[i]) > 0.1 * real[i])) {
+    throw new Error(`README.md quotes "${m[0]}", more than 10 % off what npm pack made; write: "${want}"`);
+  }
+  return want;
 }
 
 function project(name, tarball, installArgs, env) {
@@ -189,7 +209,7 @@ step('npm pack (prepack builds dist/ and the prebuilds)', () => {
   const p = pack();
   tarball = p.file;
   checkContents(p.files);
-  return `${path.basename(p.file)}: ${(p.size / 1024 / 1024).toFixed(1)} MiB packed, ${(p.unpacked / 1024 / 1024).toFixed(1)} MiB unpacked, ${p.files.length} files`;
+  return `${path.basename(p.file)}: ${checkReadmeFigures(p).replace('The package is ', '')}, as README.md says`;
 });
 if (tarball) {
   const bare = win ? undefined : { ...process.env, PATH: bareBin() };

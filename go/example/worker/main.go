@@ -1,8 +1,11 @@
-// The README's "Writing a worker" example, kept compiling by go vet / go test ./....
+// The README's "Writing a worker" example, as written there (test/readme.test.ts checks that
+// they match, and builds and runs it); go vet / go test ./... keep it compiling.
 package main
 
 import (
 	"os"
+	"os/signal"
+	"syscall"
 
 	spawnisolated "spawn-isolated/go"
 )
@@ -14,13 +17,33 @@ func main() {
 		spawnisolated.MemoryAtMost(512<<20))
 	spawnisolated.Tune() // GOMAXPROCS and the Go memory limit from the limits found
 	ch := spawnisolated.NewJSON(conn)
-	for {
-		var job map[string]any
-		if err := ch.Receive(&job); err != nil {
-			os.Exit(0) // the launcher closed the channel: drain and end
+
+	// How stop() asks it to end: SIGTERM on Linux; on Windows os.Interrupt (CTRL_BREAK_EVENT)
+	// when it shares the launcher's console, else the end of its channel (Receive: io.EOF).
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	jobs := make(chan map[string]any)
+	go func() {
+		defer close(jobs)
+		for {
+			var job map[string]any
+			if ch.Receive(&job) != nil {
+				return // the launcher closed the channel
+			}
+			jobs <- job
 		}
-		f, _ := os.CreateTemp("", "work-*") // in its private temp directory
-		f.Close()
-		ch.Send(map[string]any{"done": job["id"]})
+	}()
+	for {
+		select {
+		case job, ok := <-jobs:
+			if !ok {
+				os.Exit(0) // the end of the channel: no more jobs will come
+			}
+			f, _ := os.CreateTemp("", "work-*") // in its private temp directory
+			f.Close()
+			ch.Send(map[string]any{"done": job["id"]})
+		case <-stop:
+			os.Exit(0) // asked to stop, between jobs: nothing is left half done
+		}
 	}
 }
