@@ -115,15 +115,17 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       requireEnforced(this, 'cpu.cores');
       if (os.cpus().length < 2) this.skip();
       this.timeout(30_000);
-      const free = await spawnIsolated(w, ['spin', '2000', '2'], { enforcement: 'best-effort' }).exited;
-      const freeMs = free.stats.cpuUserMs + free.stats.cpuKernelMs;
-      const e = await spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited;
+      // The control runs at the same time, so both meet whatever else keeps the machine busy.
+      const [e, free] = await Promise.all([
+        spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited,
+        spawnIsolated(w, ['spin', '4000', '2'], { enforcement: 'best-effort' }).exited,
+      ]);
       const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
+      const freeMs = free.stats.cpuUserMs + free.stats.cpuKernelMs;
       assert.ok(used <= 4000 * 0.5 * 1.2, `used ${used} ms of CPU in 4 s under 0.5 cores`);
-      // The control shows the cap is what held it: unlimited, the same two threads get more than
-      // 0.75 of a core even when another process keeps one of the two cores busy (about 1 core
-      // then, 2 on an idle machine), where the cap allows at most 0.6.
-      assert.ok(freeMs > 2000 * 0.75, `control: unlimited it used ${freeMs} ms in 2 s (the test can fail)`);
+      // The cap is what held it: beside it, the same two threads unlimited got clearly more
+      // (about 1.5 cores on an idle 2-core machine, about 1 with another process on one core).
+      assert.ok(freeMs > used * 1.3, `control: unlimited it used ${freeMs} ms in the same 4 s, capped ${used} ms (the test can fail)`);
     });
 
     it('processes: 1 refuses the worker’s child while the worker itself (and its threads) finishes normally', async function () {

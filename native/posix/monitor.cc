@@ -160,15 +160,25 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
         s.cpuUserMs = ReadKey(acct + "/cpu.stat", "user_usec") / 1000.0;
         s.cpuKernelMs = ReadKey(acct + "/cpu.stat", "system_usec") / 1000.0;
       } else {
-        s.cpuUserMs = ReadU64(acct + "/cpuacct.usage_user") / 1e6;
-        s.cpuKernelMs = ReadU64(acct + "/cpuacct.usage_sys") / 1e6;
+        // cpuacct.usage is the precise total (the scheduler's runtime); usage_user / usage_sys
+        // come from tick sampling, which overcounts a busy tree on a busy machine: they only
+        // split the total.
+        double total = ReadU64(acct + "/cpuacct.usage") / 1e6;
+        double user = static_cast<double>(ReadU64(acct + "/cpuacct.usage_user"));
+        double sys = static_cast<double>(ReadU64(acct + "/cpuacct.usage_sys"));
+        s.cpuUserMs = user + sys > 0 ? total * user / (user + sys) : total;
+        s.cpuKernelMs = total - s.cpuUserMs;
       }
     }
     s.active = static_cast<uint32_t>(cg.TreePids().size());
   }
+  bool cgroupCpu = !cg.Empty() && !cg.Dir(cg.v2 ? "cpu" : "cpuacct").empty();
   if (ru != nullptr) {
-    s.cpuUserMs = std::max(s.cpuUserMs, Ms(ru->ru_utime));
-    s.cpuKernelMs = std::max(s.cpuKernelMs, Ms(ru->ru_stime));
+    // The cgroup's figures cover the whole tree precisely; rusage only where there is none.
+    if (!cgroupCpu) {
+      s.cpuUserMs = Ms(ru->ru_utime);
+      s.cpuKernelMs = Ms(ru->ru_stime);
+    }
     s.peakMemory = std::max<uint64_t>(s.peakMemory, static_cast<uint64_t>(ru->ru_maxrss) * 1024);
   } else if (livePid > 0) {
     std::string stat;
