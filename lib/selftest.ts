@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { codedError } from './errors';
-import { createIsolationGroup, execIsolated, isolationSupport } from './index';
+import { createIsolationGroup, execIsolated, isolationSupport, spawnIsolated } from './index';
 import type { ExecIsolatedResult, IsolationOptions } from './index';
 import { packageRoot } from './native';
 import type { LimitName } from './process';
@@ -190,6 +190,69 @@ const groupMemory: Measure = async (probe) => {
   }
 };
 
+// The probe's terminal, with this process's stdin: no controlling terminal, no TIOCSTI.
+const terminal: Measure = async (probe) => {
+  if (process.platform === 'win32') return { measured: 'not-measured', detail: 'Windows has no TIOCSTI: a console cannot be pushed input this way' };
+  const p = spawnIsolated(probe, ['terminal'], { enforcement: 'best-effort', stdio: ['inherit', 'pipe', 'ignore'], timeout: '60s' });
+  let text = '';
+  p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  const e = await p.exited.catch((err: Error) => err);
+  if (e instanceof Error) return { measured: 'refused', detail: e.message };
+  const out = lastJson({ stdout: text } as Run) as { ttyOpen?: boolean; terminals?: number; pushed?: number };
+  if (out.ttyOpen === undefined) return { measured: 'not-measured', detail: `the probe said nothing (${ended(e)})` };
+  const held = !out.ttyOpen && out.pushed === 0;
+  return {
+    measured: held ? 'enforced' : 'not-enforced',
+    detail: `controlling terminal ${out.ttyOpen ? 'opened' : 'none'}; pushed input into ${out.pushed} of ${out.terminals} terminals it holds`,
+  };
+};
+
+// Files left in the host's /tmp and /dev/shm by a default worker.
+const privateTmp: Measure = async (probe) => {
+  if (process.platform === 'win32') return { measured: 'not-measured', detail: 'Windows has no shared /tmp or /dev/shm' };
+  const name = `spawn-isolated-selftest-left-${process.pid}-${Date.now()}`;
+  const places = ['/tmp', '/dev/shm'].filter((d) => fs.existsSync(d));
+  const r = await run(probe, ['leave', name], {});
+  if (r instanceof Error) return { measured: 'refused', detail: r.message };
+  const wrote = lastJson(r) as Record<string, boolean>;
+  const left = places.filter((d) => fs.existsSync(path.join(d, name)));
+  for (const d of left) fs.rmSync(path.join(d, name), { force: true });
+  if (!places.some((d) => wrote[d])) return { measured: 'not-measured', detail: `the probe could write none of ${places.join(', ')}` };
+  return {
+    measured: left.length === 0 ? 'enforced' : 'not-enforced',
+    detail: left.length === 0 ? `a file it wrote to ${places.filter((d) => wrote[d]).join(' and ')} is not on the host` : `it left files in the host's ${left.join(', ')}`,
+  };
+};
+
+// network: 'none' against a loopback listener of this process (control: the default reaches it).
+const network: Measure = async (probe) => {
+  const net = await import('node:net');
+  const server = net.createServer((c) => c.end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    const r = await run(probe, ['connect', addr], { network: 'none' });
+    if (r instanceof Error) return { measured: 'refused', detail: r.message };
+    const control = await run(probe, ['connect', addr], {});
+    if (control instanceof Error || lastJson(control).connected !== true) return { measured: 'not-measured', detail: 'even a default worker could not reach this loopback listener' };
+    const connected = lastJson(r).connected === true;
+    return { measured: connected ? 'not-enforced' : 'enforced', detail: `under network: 'none' a loopback listener of the launcher was ${connected ? 'reached' : 'out of reach'} (a default worker reaches it)` };
+  } finally {
+    server.close();
+  }
+};
+
+// filesystem: { read: [] } against a file of this package (control: the default reads it).
+const filesystem: Measure = async (probe) => {
+  const file = path.join(__dirname, 'index.js');
+  const control = await run(probe, ['read', file], {});
+  if (control instanceof Error || lastJson(control).read !== true) return { measured: 'not-measured', detail: `a default worker cannot read ${file} either` };
+  const r = await run(probe, ['read', file], { filesystem: { read: [] } });
+  if (r instanceof Error) return { measured: 'refused', detail: r.message };
+  const read = lastJson(r).read === true;
+  return { measured: read ? 'not-enforced' : 'enforced', detail: `under filesystem: { read: [] } ${file} was ${read ? 'read' : 'refused'} (a default worker reads it)` };
+};
+
 const CHECKS: { check: string; claim: LimitName | 'group'; measure: Measure }[] = [
   { check: 'memory.total', claim: 'memory.total', measure: pushPast(['alloc', '256'], { memory: '64MiB' }, 'memory', () => false, 'allocating 256 MiB under 64 MiB') },
   { check: 'memory.process', claim: 'memory.process', measure: pushPast(['alloc', '256'], { memory: { process: '64MiB' } }, 'memory', () => false, 'allocating 256 MiB under 64 MiB per process') },
@@ -215,6 +278,10 @@ const CHECKS: { check: string; claim: LimitName | 'group'; measure: Measure }[] 
   { check: 'inheritHandles', claim: 'inheritHandles', measure: inheritHandles },
   { check: 'privileges', claim: 'privileges', measure: privileges },
   { check: 'killOnClose', claim: 'killOnClose', measure: killOnClose },
+  { check: 'terminal', claim: 'privileges', measure: terminal },
+  { check: 'private /tmp', claim: 'privileges', measure: privateTmp },
+  { check: 'network', claim: 'network', measure: network },
+  { check: 'filesystem', claim: 'filesystem', measure: filesystem },
   { check: 'group.memory', claim: 'group', measure: groupMemory },
 ];
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -166,6 +167,27 @@ func main() {
 		// require: refuses to run unless started by a spawn-isolated launcher, confined.
 		l, _ := spawnisolated.Require(spawnisolated.FromLauncher(), spawnisolated.Confined())
 		out(map[string]any{"running": true, "mechanism": l.Mechanism})
+	case "terminal":
+		// terminal: can it reach a terminal to push input into (Linux: TIOCSTI)?
+		out(terminal())
+	case "leave":
+		// leave NAME: a file NAME left in the host's shared temporary places, if it can.
+		out(leave(args[0]))
+	case "connect":
+		// connect ADDR: a TCP connection to ADDR (the launcher's loopback listener).
+		c, err := net.DialTimeout("tcp", args[0], 3*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		out(map[string]any{"connected": err == nil})
+	case "read":
+		// read PATH: can it read PATH?
+		f, err := os.Open(args[0])
+		if err == nil {
+			_, err = f.Read(make([]byte, 1))
+			f.Close()
+		}
+		out(map[string]any{"read": err == nil || err == io.EOF})
 	case "escape":
 		// escape PID: what this process could do to PID (its launcher) and to its own limits.
 		out(escape(atoi(args[0])))

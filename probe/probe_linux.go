@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
 func listFds() map[string]any {
@@ -76,5 +77,44 @@ func escape(launcher int) map[string]any {
 	raised.Max++
 	res["raiseHardLimit"] = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised) == nil
 	res["signalLauncher"] = launcher > 0 && syscall.Kill(launcher, 0) == nil
+	return res
+}
+
+// terminal: whether it can open a controlling terminal, and push input (TIOCSTI) into any
+// terminal among its stdio or /dev/tty. The byte it would push is a space.
+func terminal() map[string]any {
+	res := map[string]any{}
+	fds := []int{0, 1, 2}
+	if f, err := os.OpenFile("/dev/tty", os.O_RDWR, 0); err == nil {
+		defer f.Close()
+		res["ttyOpen"] = true
+		fds = append(fds, int(f.Fd()))
+	} else {
+		res["ttyOpen"] = false
+	}
+	pushed, terminals := 0, 0
+	for _, fd := range fds {
+		var t syscall.Termios
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t))); e != 0 {
+			continue
+		}
+		terminals++
+		c := byte(' ')
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCSTI, uintptr(unsafe.Pointer(&c))); e == 0 {
+			pushed++
+		}
+	}
+	res["terminals"] = terminals
+	res["pushed"] = pushed
+	return res
+}
+
+// leave DIR...: writes a file named NAME into each of the shared places /tmp and /dev/shm.
+func leave(name string) map[string]any {
+	res := map[string]any{}
+	for _, d := range []string{"/tmp", "/dev/shm"} {
+		err := os.WriteFile(filepath.Join(d, name), []byte("left"), 0o644)
+		res[d] = err == nil
+	}
 	return res
 }

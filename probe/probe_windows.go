@@ -25,3 +25,9 @@ func escape(launcher int) map[string]any {
 	}
 	return res
 }
+
+// terminal: Windows has no TIOCSTI (a console's input is not pushed this way).
+func terminal() map[string]any { return map[string]any{"unsupported": true} }
+
+// leave: Windows has no shared /tmp or /dev/shm (each worker's TEMP is its own when asked).
+func leave(name string) map[string]any { return map[string]any{"unsupported": true} }
