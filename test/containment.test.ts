@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
 import { normalizeGroupLimits } from '../lib/group';
 import { normalizeOptions } from '../lib/options';
-import { collect, firstLine, isLinux, json, root, scratchDir, worker } from './helpers';
+import { collect, firstLine, isLinux, json, root, inLauncher, scratchDir, worker } from './helpers';
 
 type Results = Record<string, string>;
 const OK = 'ok';
@@ -179,32 +179,7 @@ const isRoot = isLinux && process.getuid!() === 0;
     });
 
     // The launcher runs as nobody in a child Node process; it reports what its workers saw.
-    function asNobody(body: string): Promise<Record<string, unknown>> {
-      const script = path.join(tmp, `nobody-${Date.now()}-${Math.random().toString(36).slice(2)}.js`);
-      fs.writeFileSync(
-        script,
-        `const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
-         const w = ${JSON.stringify(w)};
-         function run(args, opts) {
-           return new Promise((resolve) => {
-             const p = spawnIsolated(w, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-             let out = '', err = '';
-             p.stdout.on('data', (d) => (out += d)); p.stderr.on('data', (d) => (err += d));
-             p.on('error', (e) => resolve({ error: e.message }));
-             p.on('close', () => p.exited.then((e) => resolve({ r: out ? JSON.parse(out.split('\\n')[0]) : null, stderr: err.slice(0, 300), exit: e, enforcement: p.enforcement })));
-           });
-         }
-         (async () => { ${body} })().then((v) => process.stdout.write(JSON.stringify(v)), (e) => { console.error(e); process.exit(1); });`,
-        { mode: 0o644 },
-      );
-      return new Promise((resolve, reject) => {
-        const p = spawn(process.execPath, [script], { uid: 65534, gid: 65534, cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.on('error', reject);
-        p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Record<string, unknown>) : reject(new Error(`launcher exited ${code}: ${out}`))));
-      });
-    }
+    const asNobody = (body: string) => inLauncher(tmp, body, { uid: 65534 });
 
     it("cannot write the launcher's files, cgroups or anything outside its temp dir (control: inherit can)", async () => {
       const home = path.join(tmp, 'launcher-home');

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IsolatedExit, IsolatedProcess, isolationSupport, LimitName } from '../lib';
@@ -85,4 +86,55 @@ export function scratchDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(base, prefix));
   fs.chmodSync(dir, 0o755);
   return dir;
+}
+
+/**
+ * Runs `body` (an async function body) in a launcher of its own: a child Node process, as
+ * `uid` (and gid) when given, under script(1) (a pseudo-terminal as its controlling terminal)
+ * with `terminal`. In `body`, `run(args, opts)` spawns the test worker `w` and resolves to
+ * `{ r, stderr, exit, enforcement }` (`r`: its first line of JSON output) or `{ error }`; `lib`
+ * is the package. Resolves to what `body` returns. `dir` holds the script and its result.
+ */
+export function inLauncher(dir: string, body: string, opts: { uid?: number; terminal?: boolean } = {}): Promise<Record<string, unknown>> {
+  const base = path.join(dir, `launcher-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  const script = `${base}.js`;
+  const result = `${base}.json`;
+  const lib = path.join(root, 'dist', 'lib', 'index.js');
+  fs.writeFileSync(
+    script,
+    `const fs = require('node:fs');
+     const lib = ${JSON.stringify(lib)};
+     const { spawnIsolated } = require(lib);
+     const w = ${JSON.stringify(worker())};
+     function run(args, opts) {
+       return new Promise((resolve) => {
+         const p = spawnIsolated(w, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+         let out = '', err = '';
+         if (p.stdout) p.stdout.on('data', (d) => (out += d));
+         if (p.stderr) p.stderr.on('data', (d) => (err += d));
+         p.on('error', (e) => resolve({ error: e.message, code: e.code }));
+         p.on('close', () => p.exited.then((e) => resolve({ r: out ? JSON.parse(out.split('\\n')[0]) : null, stderr: err.slice(0, 300), exit: e, enforcement: p.enforcement })));
+       });
+     }
+     (async () => { ${body} })().then(
+       (v) => fs.writeFileSync(${JSON.stringify(result)}, JSON.stringify(v)),
+       (e) => { fs.writeFileSync(${JSON.stringify(result)}, JSON.stringify({ launcherFailed: String(e && e.stack || e) })); });`,
+    { mode: 0o644 },
+  );
+  fs.writeFileSync(result, '');
+  fs.chmodSync(result, 0o666);
+  const ids = opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {};
+  const [cmd, args] = opts.terminal ? ['script', ['-qfec', `${process.execPath} ${script}`, '/dev/null']] : [process.execPath, [script]];
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { ...ids, cwd: '/', stdio: ['pipe', 'pipe', 'inherit'] });
+    p.stdout.resume();
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const text = fs.readFileSync(result, 'utf8');
+      if (!text) return reject(new Error(`launcher exited ${code} without a result`));
+      const v = JSON.parse(text) as Record<string, unknown>;
+      if (v.launcherFailed) return reject(new Error(`launcher failed: ${v.launcherFailed}`));
+      resolve(v);
+    });
+  });
 }

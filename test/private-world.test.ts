@@ -9,46 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
-import { collect, isLinux, json, root, scratchDir, worker } from './helpers';
+import { collect, inLauncher, isLinux, json, root, scratchDir, worker } from './helpers';
 
 type Results = Record<string, string>;
 const isRoot = isLinux && process.getuid!() === 0;
 const lib = path.join(root, 'dist', 'lib', 'index.js');
-
-/** Runs `body` in a child Node launcher under `script` (a pseudo-terminal as its controlling terminal). */
-function underTerminal(body: string, dir: string): Promise<Record<string, Record<string, unknown>>> {
-  const file = path.join(dir, `tty-${Date.now()}-${Math.random().toString(36).slice(2)}.js`);
-  const out = `${file}.json`;
-  fs.writeFileSync(
-    file,
-    `const fs = require('node:fs');
-     const { spawnIsolated } = require(${JSON.stringify(lib)});
-     const w = ${JSON.stringify(worker())};
-     function run(args, opts) {
-       return new Promise((resolve) => {
-         const p = spawnIsolated(w, args, opts);
-         let text = '';
-         if (p.stdout) p.stdout.on('data', (d) => (text += d));
-         p.on('error', (e) => resolve({ error: e.code }));
-         p.on('close', () => resolve(text ? JSON.parse(text.split('\\n')[0]) : { empty: true }));
-       });
-     }
-     (async () => { ${body} })().then((v) => fs.writeFileSync(${JSON.stringify(out)}, JSON.stringify(v)), (e) => { fs.writeFileSync(${JSON.stringify(out)}, JSON.stringify({ failed: String(e) })); });`,
-  );
-  return new Promise((resolve, reject) => {
-    const p = spawn('script', ['-qfec', `${process.execPath} ${file}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    p.stdout.resume();
-    p.stderr.resume();
-    p.on('error', reject);
-    p.on('close', () => {
-      try {
-        resolve(JSON.parse(fs.readFileSync(out, 'utf8')));
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
-}
 
 /** The longest gap between 5 ms ticks of the event loop while `work` runs. */
 async function loopGap(work: () => Promise<void>): Promise<number> {
@@ -98,23 +63,25 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   describe('its own session: no terminal to push commands into', () => {
     it('with the launcher on a terminal: no TIOCSTI / TIOCLINUX on inherited stdin, no /dev/tty (control: inherit as root can push)', async function () {
       if (!isRoot) this.skip(); // the control needs CAP_SYS_ADMIN; the confined runs need nothing
-      const got = await underTerminal(
+      const got = await inLauncher(
+        tmp,
         `return {
            inheritedStdin: await run(['attack', 'tty', ' '], { stdio: ['inherit', 'pipe', 'ignore'] }),
            pipes: await run(['attack', 'tty', ' '], {}),
            low: await run(['attack', 'tty', ' '], { stdio: ['inherit', 'pipe', 'ignore'], privileges: 'low' }),
            control: await run(['attack', 'tty', ' '], { stdio: ['inherit', 'pipe', 'ignore'], privileges: 'inherit' }),
          };`,
-        tmp,
+        { terminal: true },
       );
+      const r0 = (k: string) => (got[k] as { r: Results }).r;
       for (const k of ['inheritedStdin', 'pipes', 'low']) {
-        const r = got[k] as Results;
+        const r = r0(k);
         assert.equal(r.ownSession, 'true', `${k}: ${JSON.stringify(r)}`);
         assert.match(r['open /dev/tty'], /no such device or address/, `${k}: it has no controlling terminal`);
         for (const [key, v] of Object.entries(r)) if (key.startsWith('TIOC')) assert.notEqual(v, 'ok', `${k}: ${key} succeeded`);
       }
-      assert.ok('TIOCSTI stdin' in (got.inheritedStdin as Results), `the worker's stdin was the terminal: ${JSON.stringify(got.inheritedStdin)}`);
-      assert.equal((got.control as Results)['TIOCSTI stdin'], 'ok', `control: the attack can succeed ${JSON.stringify(got.control)}`);
+      assert.ok('TIOCSTI stdin' in r0('inheritedStdin'), `the worker's stdin was the terminal: ${JSON.stringify(got.inheritedStdin)}`);
+      assert.equal(r0('control')['TIOCSTI stdin'], 'ok', `control: the attack can succeed ${JSON.stringify(got.control)}`);
     });
   });
 
@@ -385,6 +352,52 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       } finally {
         next.kill('SIGKILL');
       }
+    });
+  });
+  (isRoot ? describe : describe.skip)('the same attacks from the workers of a non-root launcher (uid 65534)', () => {
+    it('no terminal, an init out of reach, private /tmp, no network under none, filesystem held, temp dirs gone', async function () {
+      const attacker = path.join(root, 'test', 'fixtures', 'bin', 'linux-amd64', 'ptrace-init');
+      const other = path.join(tmp, 'nobody-other');
+      fs.writeFileSync(other, 'x', { mode: 0o644 });
+      const name = `spawn-isolated-nobody-${process.pid}`;
+      const got = (await inLauncher(
+        tmp,
+        `const attacker = ${JSON.stringify(attacker)};
+         const codes = [];
+         if (fs.existsSync(attacker)) for (let i = 0; i < 20; i++) codes.push((await spawnIsolated(attacker, [], { stdio: 'ignore' }).exited).code);
+         const temp = await new Promise((resolve) => {
+           const p = spawnIsolated(w, ['tempfile'], { tempDir: true });
+           p.stdout.resume();
+           p.exited.then(() => resolve({ dir: p.tempDir, left: fs.existsSync(p.tempDir) }));
+         });
+         return {
+           privileges: (await run(['exit', '0'])).enforcement.privileges,
+           tty: await run(['attack', 'tty', ' '], { stdio: ['inherit', 'pipe', 'ignore'] }),
+           ptrace: codes,
+           tmp: await run(['attack', 'private-tmp', ${JSON.stringify(name)}]),
+           net: await run(['attack', 'connect', 'tcp:127.0.0.1:1'], { network: 'none' }),
+           fs: await run(['attack', 'read', ${JSON.stringify(other)}], { filesystem: { read: [] } }),
+           fsControl: await run(['attack', 'read', ${JSON.stringify(other)}]),
+           temp,
+         };`,
+        { uid: 65534, terminal: true },
+      )) as Record<string, { r: Results; enforcement: Record<string, { enforced: boolean }> } & Record<string, unknown>>;
+      if (!(got.privileges as unknown as { enforced: boolean }).enforced) this.skip(); // a host without unprivileged user namespaces
+      const tty = got.tty.r;
+      assert.equal(tty.ownSession, 'true');
+      assert.match(tty['open /dev/tty'], /no such device or address/);
+      for (const [k, v] of Object.entries(tty)) if (k.startsWith('TIOC')) assert.notEqual(v, 'ok', `${k} succeeded`);
+      assert.deepEqual((got.ptrace as unknown as number[]).filter((c) => c !== 0), [], 'exit 42: a worker seized its init');
+      for (const d of ['/tmp', '/dev/shm']) {
+        assert.equal(got.tmp.r[`${d} tmpfs`], 'true');
+        assert.equal(fs.existsSync(path.join(d, `leftover-${name}`)), false, `it wrote into the host ${d}`);
+      }
+      assert.equal(got.net.enforcement.network.enforced, true);
+      assert.equal(got.net.r.interfaces, 'lo');
+      assert.notEqual(got.net.r['tcp:127.0.0.1:1'], 'ok');
+      assert.notEqual(got.fs.r[other], 'ok', 'it read outside filesystem');
+      assert.equal(got.fsControl.r[other], 'ok', 'control: without filesystem it reads the file');
+      assert.equal((got.temp as unknown as { left: boolean }).left, false, 'its tempDir outlived the exit');
     });
   });
 });
