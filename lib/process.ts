@@ -44,7 +44,12 @@ export type ExitReason = 'exit' | 'signal' | 'memory' | 'cpu-time' | 'threads' |
 export interface IsolationStats {
   cpuUserMs: number;
   cpuKernelMs: number;
-  /** Peak memory in bytes (Windows: peak job commit; Linux: cgroup peak or peak RSS). */
+  /**
+   * Peak memory in bytes. Windows: the job's peak commit. Linux: the peak of its memory cgroup
+   * when it has one (a memory limit, or a group's member); otherwise its own peak RSS as
+   * sampled (with `memory.process`), else 0: never the launcher's memory, which a new process
+   * shares until its exec.
+   */
   peakMemory: number;
   processes: { active: number; total: number };
 }

@@ -44,6 +44,37 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     return ownCgroupDirs().filter((d) => !ready.includes(d));
   }
 
+  describe('stats', () => {
+    it("peakMemory never counts the launcher's memory (a launcher holding 300 MiB), and processes.active not the init", async () => {
+      const lib = path.join(root, 'dist', 'lib', 'index.js');
+      const script = `
+        const { spawnIsolated } = require(${JSON.stringify(lib)});
+        const held = Buffer.alloc(300 * 1048576, 1);
+        (async () => {
+          const plain = await spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { stdio: 'ignore' }).exited;
+          const limited = await spawnIsolated(${JSON.stringify(w)}, ['alloc', '32'], { stdio: 'ignore', memory: '256MiB' }).exited;
+          const perProcess = await spawnIsolated(${JSON.stringify(w)}, ['alloc', '32'], { stdio: 'ignore', memory: { process: '512MiB' } }).exited;
+          console.log(JSON.stringify({ plain: plain.stats.peakMemory, limited: limited.stats.peakMemory, perProcess: perProcess.stats.peakMemory, held: held.length }));
+        })();`;
+      const { execFileSync } = await import('node:child_process');
+      const r = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as Record<string, number>;
+      const MiB = 2 ** 20;
+      assert.ok(r.plain < 100 * MiB, `a worker that only exits: ${r.plain / MiB} MiB`);
+      assert.ok(r.limited > 32 * MiB && r.limited < 150 * MiB, `32 MiB allocated under a memory cgroup: ${r.limited / MiB} MiB`);
+      // Sampled every 10 ms: a short worker may be seen before its peak (or not at all: 0).
+      assert.ok(r.perProcess < 150 * MiB, `32 MiB allocated, sampled: ${r.perProcess / MiB} MiB`);
+      const p = spawnIsolated(w, ['sleep', '60000'], { processes: 1 });
+      await new Promise<void>((r2) => p.on('spawn', () => r2()));
+      try {
+        await new Promise((r2) => setTimeout(r2, 100));
+        assert.equal(p.stats().processes.active, 1, 'the worker alone (its init is not one of its processes)');
+      } finally {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+    });
+  });
+
   describe('limits hit by a real worker', () => {
     it('memory: allocating past the limit ends the tree with reason memory', async function () {
       requireEnforced(this, 'memory.total');

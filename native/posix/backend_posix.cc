@@ -580,7 +580,7 @@ Stats GetStats(uint64_t id) {
   }
   // Once the exit is reported, its cgroup may be another worker's: the stats of the exit.
   if (posted) return c->finalStats;
-  return ReadStats(c->cg, live ? WorkerPid(*c) : 0, nullptr);
+  return ReadStats(c->cg, live ? WorkerPid(*c) : 0, nullptr, live && c->init ? 1 : 0);
 }
 
 void Release(uint64_t id) {
@@ -610,7 +610,18 @@ GroupResult CreateGroup(const GroupRequest& req) {
   return PublishGroup(Groups(), std::move(g), plan.enforcement);
 }
 
-Stats GroupStats(uint64_t id) { return ReadStats(Groups().Get(id, "groupStats")->cg, 0, nullptr); }
+Stats GroupStats(uint64_t id) {
+  std::shared_ptr<Group> g = Groups().Get(id, "groupStats");
+  // The members' inits are in the group's cgroup too: not counted as its processes.
+  uint32_t inits = 0;
+  {
+    std::vector<std::shared_ptr<Child>> all = Monitor::Get().Snapshot();
+    std::lock_guard<std::mutex> lock(Monitor::Get().mu());
+    for (const auto& c : all)
+      if (c->group == g && c->init && !c->ended) inits++;
+  }
+  return ReadStats(g->cg, 0, nullptr, inits);
+}
 
 void ReleaseGroup(uint64_t id) {
   std::shared_ptr<Group> g = Groups().Remove(id);

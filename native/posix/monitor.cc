@@ -38,7 +38,17 @@ constexpr double kCpuTimeSlackMs = 50;
 // memory.process: one Go heap arena, or a quarter of the limit (see ProcessMemoryReason).
 constexpr uint64_t kArenaBytes = 64ull << 20;
 
-uint64_t VmData(pid_t pid) { return ReadKey("/proc/" + std::to_string(pid) + "/status", "VmData:") * 1024; }
+// VmData and VmHWM (the peak RSS of its own memory, since its exec) of `pid`, in one read.
+void MemorySample(pid_t pid, uint64_t* data, uint64_t* hwm) {
+  std::string status;
+  if (!ReadFile("/proc/" + std::to_string(pid) + "/status", &status)) return;
+  auto key = [&](const char* k) -> uint64_t {
+    size_t at = status.find(k);
+    return at == std::string::npos ? 0 : std::strtoull(status.c_str() + at + strlen(k), nullptr, 10) * 1024;
+  };
+  *data = key("VmData:");
+  *hwm = key("VmHWM:");
+}
 
 double Ms(const struct timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0; }
 
@@ -150,7 +160,7 @@ void DiscardTempDir(Child& c) {
 
 Child::~Child() { DiscardTempDir(*this); }
 
-Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
+Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru, uint32_t inits) {
   Stats s;
   if (!cg.Empty()) {
     std::string mem = cg.Dir("memory"), acct = cg.Dir(cg.v2 ? "cpu" : "cpuacct");
@@ -170,7 +180,9 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
         s.cpuKernelMs = total - s.cpuUserMs;
       }
     }
-    s.active = static_cast<uint32_t>(cg.TreePids().size());
+    // Our inits are in the cgroup too, but are not the caller's processes.
+    uint32_t n = static_cast<uint32_t>(cg.TreePids().size());
+    s.active = n > inits ? n - inits : 0;
   }
   bool cgroupCpu = !cg.Empty() && !cg.Dir(cg.v2 ? "cpu" : "cpuacct").empty();
   if (ru != nullptr) {
@@ -179,7 +191,6 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru) {
       s.cpuUserMs = Ms(ru->ru_utime);
       s.cpuKernelMs = Ms(ru->ru_stime);
     }
-    s.peakMemory = std::max<uint64_t>(s.peakMemory, static_cast<uint64_t>(ru->ru_maxrss) * 1024);
   } else if (livePid > 0) {
     std::string stat;
     if (ReadFile("/proc/" + std::to_string(livePid) + "/stat", &stat)) {
@@ -311,7 +322,12 @@ void Monitor::Tick() {
       continue;
     }
     if (c->ended) continue;
-    if (c->limits.memoryProcess) c->peakData = std::max(c->peakData, VmData(WorkerPid(*c)));
+    if (c->limits.memoryProcess) {
+      uint64_t data = 0, hwm = 0;
+      MemorySample(WorkerPid(*c), &data, &hwm);
+      c->peakData = std::max(c->peakData, data);
+      c->peakRss = std::max(c->peakRss, hwm);
+    }
     // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
     if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
       PostLimit(*c, "memory");
@@ -354,6 +370,9 @@ void Monitor::Reap(Child& c) {
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
   c.finalStats = ReadStats(c.cg, 0, &ru);
+  // Without a memory cgroup the only honest peak is what sampling saw of the worker's own
+  // memory (its rusage counts the launcher's memory, which it shared until its exec).
+  if (c.cg.Dir("memory").empty()) c.finalStats.peakMemory = c.peakRss;
   std::unique_ptr<Event> ev = ExitEvent(c.id, end.code, end.signal, reason, c.finalStats);
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).

@@ -43,6 +43,7 @@ struct Child : WorkerBase {
   pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
+  uint64_t peakRss = 0;        // sampled VmHWM (its own peak RSS), the peak without a memory cgroup
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
   bool threadsPosted = false;  // the 'limit' event for the task limit went out
   // Guarded by Monitor::mu() (with WorkerBase::reason and ::ended, which is "reaped").
@@ -59,7 +60,8 @@ pid_t WorkerPid(Child& c);
 void RetireCgroup(Child& c);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
-Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru);
+// `inits`: how many of the cgroup's processes are our inits (not counted as active).
+Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru, uint32_t inits = 0);
 
 class Monitor {
  public:
@@ -70,6 +72,7 @@ class Monitor {
   std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
   std::shared_ptr<Child> Get(uint64_t id, const char* what) { return reg_.Get(id, what); }
   std::shared_ptr<Child> Remove(uint64_t id);
+  std::vector<std::shared_ptr<Child>> Snapshot() { return reg_.Snapshot(); }
   // Records the first reason and ends the tree. False when the worker was already reaped.
   bool Terminate(Child& c, const std::string& reason);
   static void KillTree(Child& c);
