@@ -85,8 +85,8 @@ UniqueHandle NtOpen(HANDLE dir, const std::wstring& name, DWORD access, ULONG di
     *err = ERROR_PROC_NOT_FOUND;
     return UniqueHandle();
   }
-  // One component only: a separator would reach past `dir`.
-  if (name.empty() || name.size() > 32767 || name.find_first_of(L"\\/") != std::wstring::npos || name == L"." || name == L"..") {
+  // One component only (or none: `dir` itself): a separator would reach past `dir`.
+  if (name.size() > 32767 || name.find_first_of(L"\\/") != std::wstring::npos || name == L"." || name == L"..") {
     *err = ERROR_INVALID_NAME;
     return UniqueHandle();
   }
@@ -124,10 +124,20 @@ std::wstring ExtendedPath(const std::wstring& path) {
 }  // namespace
 
 UniqueHandle OpenRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err) {
+  if (name.empty()) {
+    *err = ERROR_INVALID_NAME;
+    return UniqueHandle();
+  }
   return NtOpen(dir, name, access, kFileOpen, 0, err);
 }
 
+UniqueHandle ReopenSame(HANDLE h, DWORD access, DWORD* err) { return NtOpen(h, std::wstring(), access, kFileOpen, 0, err); }
+
 UniqueHandle CreateDirRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err) {
+  if (name.empty()) {
+    *err = ERROR_INVALID_NAME;
+    return UniqueHandle();
+  }
   return NtOpen(dir, name, access, kFileCreate, kFileDirectoryFile, err);
 }
 
@@ -232,8 +242,15 @@ TreeRemover::Result TreeRemover::Step(int budget) {
       if (Visit(root_.get(), rootBatch_[rootNext_++], false)) passProgress_ = true;
       continue;
     }
-    if (rootRestart_) passSawEntries_ = passProgress_ = false;  // a new pass
-    bool more = ListBatch(root_.get(), rootRestart_, &rootBatch_, &err);
+    if (rootRestart_) {  // a new pass, listing the root as it is now
+      passSawEntries_ = passProgress_ = false;
+      list_ = ReopenSame(root_.get(), FILE_LIST_DIRECTORY | FILE_TRAVERSE, &err);
+      if (!list_.valid()) {
+        lastError_ = err;
+        return kStuck;
+      }
+    }
+    bool more = ListBatch(list_.get(), rootRestart_, &rootBatch_, &err);
     rootNext_ = 0;
     rootRestart_ = false;
     if (more) {
@@ -241,6 +258,7 @@ TreeRemover::Result TreeRemover::Step(int budget) {
       continue;
     }
     rootRestart_ = true;  // this pass is over
+    list_.reset();
     if (err != 0) {
       lastError_ = err;
       return kStuck;

@@ -35,6 +35,8 @@ constexpr DWORD kTreeAccess = DELETE | FILE_LIST_DIRECTORY | FILE_TRAVERSE | FIL
 // `name` (one component) relative to the directory `dir`; a reparse point is opened as itself.
 // Shared read / write / delete. Invalid handle on failure, with the Win32 error in *err.
 UniqueHandle OpenRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err);
+// The object `h` is open on, opened again with `access` (no name is looked up).
+UniqueHandle ReopenSame(HANDLE h, DWORD access, DWORD* err);
 // Creates the directory `name` in `dir` (never an existing one: ERROR_ALREADY_EXISTS).
 UniqueHandle CreateDirRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err);
 // A path whose last component is opened as itself (not followed) when it is a reparse point.
@@ -52,10 +54,12 @@ DWORD DeleteByHandle(HANDLE h, const NodeInfo& info);
 bool ListBatch(HANDLE dir, bool restart, std::vector<DirEntry>* out, DWORD* err);
 
 // Removes a directory tree through handles only, a bounded amount of work at a time, without
-// recursion and with at most three handles open: the root, one directory of the root being
-// emptied, and one entry. Files and links are deleted where they are found; a directory found
-// inside a directory of the root is moved up into the root (renamed there), so nothing is ever
-// deeper than two levels when it is reached, however deep the tree was.
+// recursion and with at most four handles open: the root, the root opened again to list it
+// (fresh for each pass over it: Wine's listing of a handle does not see later changes, even from
+// its start), one directory of the root being emptied, and one entry. Files and links are
+// deleted where they are found; a directory found inside a directory of the root is moved up
+// into the root (renamed there), so nothing is ever deeper than two levels when it is reached,
+// however deep the tree was.
 class TreeRemover {
  public:
   enum Result { kDone, kMore, kStuck };
@@ -71,7 +75,8 @@ class TreeRemover {
   bool Hoist(HANDLE h);
 
   UniqueHandle root_;
-  UniqueHandle sub_;  // a directory of the root being emptied
+  UniqueHandle list_;  // the root, for this pass's listing
+  UniqueHandle sub_;   // a directory of the root being emptied
   std::vector<DirEntry> rootBatch_, subBatch_;
   size_t rootNext_ = 0, subNext_ = 0;
   bool rootRestart_ = true, subRestart_ = true;

@@ -79,6 +79,7 @@ void DebugLine(const std::string& msg) {
 // A worker's directory at its end, until it is in the trash and its exit event is posted.
 struct Retiring {
   DirHandoff dir;
+  UniqueHandle full;  // the directory opened again with kTreeAccess, once its processes are gone
   UniqueHandle job;
   std::shared_ptr<EventSink> sink;
   std::unique_ptr<Event> exit;
@@ -174,16 +175,21 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
   const char* why = "its processes have not all ended";
   if (JobDrained(r.job.get())) {
     why = "it could not be moved to the trash";
-    Trash* t = TrashFor(r.dir.base, &err);
+    NodeInfo info;
+    if (!r.full.valid()) {
+      r.full = ReopenSame(r.dir.handle.get(), kTreeAccess, &err);  // the same directory, whatever its name is now
+      if (r.full.valid() && (!Inspect(r.full.get(), &info) || !info.directory)) r.full.reset();
+    }
+    Trash* t = r.full.valid() ? TrashFor(r.dir.base, &err) : nullptr;
     if (t != nullptr) {
       for (int tries = 0; tries < 16; tries++) {
-        err = RenameInto(r.dir.handle.get(), t->dir.handle.get(), Hex(t->names++));
+        err = RenameInto(r.full.get(), t->dir.handle.get(), Hex(t->names++));
         if (err != ERROR_ALREADY_EXISTS && err != ERROR_FILE_EXISTS) break;
       }
       if (err == 0) {
         Post(r);  // its path is gone: now the worker has exited
         if (r.late) DebugLine("worker " + std::to_string(r.worker) + ": its temp directory " + ToUtf8(r.dir.path) + " is gone now");
-        auto removal = std::make_unique<Removal>(std::move(r.dir.handle));
+        auto removal = std::make_unique<Removal>(std::move(r.full));
         removal->what = r.dir.path;
         removal->trashKey = Lower(r.dir.base);
         t->pending++;

@@ -18,8 +18,9 @@
 namespace si {
 namespace win {
 
-// A directory handed over for removal: its handle (opened with kTreeAccess; a directory, not a
-// reparse point), the path it had, and the directory it is in.
+// A directory handed over for removal: a handle on it (a directory, not a reparse point; any
+// access: it is opened again through the handle, never by name), the path it had, and the
+// directory it is in.
 struct DirHandoff {
   UniqueHandle handle;
   std::wstring path;

@@ -188,6 +188,7 @@ void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std
     std::lock_guard<std::mutex> lock(mu_);
     dir_ = std::move(d);  // from here on, removed at the end
   }
+  std::lock_guard<std::mutex> lock(mu_);
   if (profile) {
     for (const wchar_t* sub : {L"Local", L"Roaming"}) {
       DWORD err = 0;
@@ -195,6 +196,13 @@ void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std
       if (!h.valid()) throw Win32Error("NtCreateFile", err, ToUtf8(path_) + "\\" + ToUtf8(sub));
     }
   }
+  // Kept for the worker's life only to know the directory at its end: no access that counts in
+  // sharing (a handle with DELETE would make every open of it without FILE_SHARE_DELETE, the
+  // worker's own listing included, fail with a sharing violation).
+  DWORD err = 0;
+  UniqueHandle quiet = ReopenSame(dir_.handle.get(), FILE_READ_ATTRIBUTES, &err);
+  if (!quiet.valid()) throw Win32Error("NtCreateFile", err, "reopening " + ToUtf8(path_));
+  dir_.handle = std::move(quiet);
 }
 
 std::vector<std::string> PrivateTemp::Environment(const std::vector<std::string>& env) const {
