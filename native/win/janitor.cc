@@ -196,7 +196,6 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
         removals.push_back(std::move(removal));
         return true;
       }
-      if (t->pending == 0) DropTrashIfIdle(Lower(r.dir.base));
     }
   }
   ULONGLONG age = now - r.start;
@@ -210,6 +209,7 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
     DebugLine("worker " + std::to_string(r.worker) + ": its temp directory " + ToUtf8(r.dir.path) + " is left in place (" + why +
               (err != 0 ? ": " + Win32Message(err) : std::string()) + " for " + std::to_string(kGiveUpMs / 1000) +
               " s); a later launcher removes it once this one has gone");
+    DropTrashIfIdle(Lower(r.dir.base));
     return true;
   }
   r.delay = std::min<DWORD>(r.delay * 2, r.exit ? 50 : 1000);
