@@ -179,6 +179,7 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
     if (!r.full.valid()) {
       r.full = ReopenSame(r.dir.handle.get(), kTreeAccess, &err);  // the same directory, whatever its name is now
       if (r.full.valid() && (!Inspect(r.full.get(), &info) || !info.directory)) r.full.reset();
+      if (r.full.valid()) r.dir.handle.reset();  // one handle on it while it is renamed
     }
     Trash* t = r.full.valid() ? TrashFor(r.dir.base, &err) : nullptr;
     if (t != nullptr) {
