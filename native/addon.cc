@@ -610,6 +610,25 @@ Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
           for (uint32_t i = 0; i < admitted.size(); i++) out.Set(i, Napi::Boolean::New(e, admitted[i]));
           return out;
         }));
+  o.Set("tempBase", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          try {
+            return Napi::String::New(info.Env(), internals::TempBase());
+          } catch (const SysError& err) {
+            throw ToJsError(info.Env(), err);
+          }
+        }));
+  o.Set("makeTempDir", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          Napi::Env e = info.Env();
+          std::string base = GetString(e, info[0], "base"), first = GetString(e, info[1], "firstName");
+          try {
+            return Napi::String::New(e, internals::MakeTempDir(base, first));
+          } catch (const SysError& err) {
+            throw ToJsError(e, err);
+          }
+        }));
+  o.Set("isTempLeftover", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::Boolean::New(info.Env(), internals::IsTempLeftover(GetString(info.Env(), info[0], "name")));
+        }));
   return o;
 }
 #endif

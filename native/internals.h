@@ -24,6 +24,13 @@ std::vector<std::pair<uint32_t, uint64_t> > GroupAffinity(const std::vector<uint
 // For a sequence of job limit messages {msg, pid, fromGroup}: which ones are new hits (not the
 // group's echo of a member's message).
 std::vector<bool> LimitEchoes(const std::vector<std::vector<uint32_t> >& messages);
+// Where private temp directories go (GetTempPath2W, else GetTempPathW).
+std::string TempBase();
+// Makes a private temp directory (this user and SYSTEM) in `base` as a spawn does, trying
+// `firstName` first; returns its path (throws SysError).
+std::string MakeTempDir(const std::string& base, const std::string& firstName);
+// Whether a temp base's entry `name` is a leftover of a launcher that no longer runs.
+bool IsTempLeftover(const std::string& name);
 #else
 struct Mount {
   std::string point, type, options;

@@ -160,3 +160,53 @@ export function fileDacl(file: string): { aces: number; protected: boolean } | n
     LocalFree(sd[0]);
   }
 }
+
+const ConvertSdToString = advapi.func(
+  'int __stdcall ConvertSecurityDescriptorToStringSecurityDescriptorW(void *sd, uint32_t rev, uint32_t info, _Out_ void **str, _Out_ uint32_t *len)',
+);
+
+/** A file's DACL as the OS reads it back, in SDDL (null when it cannot be read). */
+export function fileSddl(file: string): string | null {
+  const dacl = [null];
+  const sd = [null];
+  const SE_FILE_OBJECT = 1;
+  const DACL_SECURITY_INFORMATION = 4;
+  if (GetNamedSecurityInfoW(file, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, null, null, dacl, null, sd) !== 0) return null;
+  try {
+    const str: unknown[] = [null];
+    const len = [0];
+    if (!ConvertSdToString(sd[0], 1, DACL_SECURITY_INFORMATION, str, len)) return null;
+    try {
+      return koffi.decode(str[0], 'char16_t', -1) as string; // the NUL-terminated UTF-16 at that address
+    } finally {
+      LocalFree(str[0]);
+    }
+  } finally {
+    LocalFree(sd[0]);
+  }
+}
+
+/** Opens (creating it if needed) `file` with no sharing at all: nobody else may open, rename or delete it. */
+export function openExclusive(file: string): number {
+  const GENERIC_READ_WRITE = 0xc0000000;
+  const OPEN_ALWAYS = 4;
+  const h = Number(CreateFileW(file, GENERIC_READ_WRITE, 0, null, OPEN_ALWAYS, 0, 0));
+  if (h === -1 || h === 0) throw new Error(`CreateFileW(${file}) failed: ${GetLastError()}`);
+  return h;
+}
+
+/** What GetTempPath2W answers (GetTempPathW where kernel32 has no GetTempPath2W), without the trailing separator. */
+export function tempPath2(): { path: string; api: 'GetTempPath2W' | 'GetTempPathW' } {
+  let fn: (len: number, buf: Buffer) => number;
+  let api: 'GetTempPath2W' | 'GetTempPathW' = 'GetTempPath2W';
+  try {
+    fn = k32.func('uint32_t __stdcall GetTempPath2W(uint32_t len, _Out_ uint8_t *buf)');
+  } catch {
+    api = 'GetTempPathW';
+    fn = k32.func('uint32_t __stdcall GetTempPathW(uint32_t len, _Out_ uint8_t *buf)');
+  }
+  const buf = Buffer.alloc(2 * 1024);
+  const n = fn(1024, buf);
+  if (n === 0) throw new Error(`${api} failed: ${GetLastError()}`);
+  return { path: buf.subarray(0, n * 2).toString('utf16le').replace(/[\\/]+$/, ''), api };
+}

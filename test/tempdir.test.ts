@@ -82,22 +82,18 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
   });
 
   it('Windows: a protected DACL of this user, the worker and SYSTEM (oracle: GetNamedSecurityInfoW)', async function () {
-    if (!isWindows) {
-      this.test!.title += ' [skipped: Windows only]';
+    if (!isWindows || onWine) {
+      // Wine 8 keeps no DACL on a file: it answers one made from the Unix mode bits (measured:
+      // three ACEs of other SIDs set with SetSecurityInfo read back as SYSTEM, the Unix owner
+      // and Everyone; made with CreateDirectoryW's security attributes, as SYSTEM alone).
+      this.test!.title += ` [skipped: ${onWine ? 'Wine keeps no file DACLs: it reads back one made from the Unix mode bits' : 'Windows only'}]`;
       this.skip();
     }
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const oracle = require('./oracle-win') as typeof import('./oracle-win');
     const p = spawnIsolated(w, ['sleep', '5000'], { ...relaxed, tempDir: true });
     try {
-      const dacl = oracle.fileDacl(p.tempDir!);
-      if (onWine) {
-        // Wine keeps the ACEs but not the "protected" control bit (measured).
-        assert.equal(dacl?.aces, 3, JSON.stringify(dacl));
-        this.test!.title += ' [under Wine: 3 ACEs read back; the protected bit is not kept by Wine]';
-        return;
-      }
-      assert.deepEqual(dacl, { aces: 3, protected: true });
+      assert.deepEqual(oracle.fileDacl(p.tempDir!), { aces: 3, protected: true });
     } finally {
       p.kill('SIGKILL');
       await p.exited;

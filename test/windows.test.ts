@@ -122,7 +122,7 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       const low = await collect(spawnIsolated(w, ['tempfile'], { ...relaxed, privileges: 'low' }));
       assert.equal(low.exit.code, 0, String(low.stdout) + low.stderr);
       const got = json<{ file: string; dir: string }>(low);
-      assert.match(got.dir, /\\LocalLow\\Temp\\spawn-isolated-\d+-\d+$/i);
+      assert.match(got.dir, /\\LocalLow\\Temp\\spawn-isolated-\d+-[0-9a-f]{16}-[0-9a-f]{32}$/i);
       assert.ok(got.file.startsWith(got.dir), got.file);
       assert.equal(fs.existsSync(got.dir), false, 'the private TEMP was left behind');
       const restricted = json<{ dir: string }>(await collect(spawnIsolated(w, ['tempfile'], { ...relaxed, privileges: 'restricted' })));

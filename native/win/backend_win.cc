@@ -315,8 +315,12 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   std::vector<BYTE> workerSid;
   if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get());
   if (req.privileges == Privileges::Low || req.tempDir) {
+    // A session user (not this process's) must be let into it too.
+    std::vector<BYTE> workerUser;
+    if (sessionToken.valid()) workerUser = UserSidOf(sessionToken.get());
+    if (workerUser == ProcessUserSid()) workerUser.clear();
     child->temp.keep = req.keepTempDir;
-    child->temp.Create(child->id, req.privileges == Privileges::Low, workerSid, req.privateProfile);
+    child->temp.Create(req.privileges == Privileges::Low, workerSid, workerUser, req.privateProfile, !req.killOnClose);
     res.tempDir = ToUtf8(child->temp.path());
   }
   WorkerHandles wh;

@@ -2,6 +2,8 @@
 
 #include "job.h"
 #include "monitor.h"
+#include "temp_dir.h"
+#include "token.h"
 #include "win_util.h"
 
 namespace si {
@@ -41,6 +43,18 @@ std::vector<bool> LimitEchoes(const std::vector<std::vector<uint32_t> >& message
   for (const std::vector<uint32_t>& m : messages) out.push_back(m.size() == 3 && echoes.Admit(m[0], m[1], m[2] != 0));
   return out;
 }
+
+std::string TempBase() { return win::ToUtf8(win::TempBase()); }
+
+std::string MakeTempDir(const std::string& base, const std::string& firstName) {
+  std::vector<BYTE> system(SECURITY_MAX_SID_SIZE);
+  DWORD size = static_cast<DWORD>(system.size());
+  if (!CreateWellKnownSid(WinLocalSystemSid, nullptr, system.data(), &size)) win::ThrowLastError("CreateWellKnownSid");
+  std::vector<PSID> sids{reinterpret_cast<PSID>(const_cast<BYTE*>(win::ProcessUserSid().data())), reinterpret_cast<PSID>(system.data())};
+  return win::ToUtf8(win::MakePrivateDir(win::ToWide(base), sids, L"", win::ToWide(firstName)).path);
+}
+
+bool IsTempLeftover(const std::string& name) { return win::IsLeftover(win::ToWide(name)); }
 
 }  // namespace internals
 }  // namespace si

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "janitor.h"
 #include "job.h"
 
 namespace si {
@@ -46,6 +47,32 @@ constexpr SIZE_T kMonitorStack = 64 * 1024;  // the monitor thread's reserved st
 Registry<Group>& Groups() {
   static Registry<Group>* g = new Registry<Group>();  // never destroyed, like the monitor
   return *g;
+}
+
+Child::~Child() {
+  try {
+    RetireTemp(*this, nullptr);
+  } catch (...) {  // a destructor: the directory is then left for a later launcher's sweep
+  }
+}
+
+void RetireTemp(Child& c, std::unique_ptr<Event> exit) {
+  DirHandoff dir = c.temp.Take();
+  if (dir.valid()) {
+    try {
+      Janitor& janitor = Janitor::Get();  // may fail (no thread): then the exit is posted here
+      // The janitor waits on the job (not the monitor: it serves every worker), through a
+      // handle of its own that can only query.
+      HANDLE job = nullptr;
+      if (c.job.valid()) DuplicateHandle(GetCurrentProcess(), c.job.get(), GetCurrentProcess(), &job, JOB_OBJECT_QUERY, FALSE, 0);
+      std::shared_ptr<EventSink> sink = exit ? c.sink : nullptr;  // before `exit` is moved from
+      janitor.Retire(std::move(dir), UniqueHandle(job), std::move(sink), std::move(exit));
+      return;
+    } catch (const std::exception& e) {
+      DebugLine(std::string("worker ") + std::to_string(c.id) + ": its temp directory is left in place: " + e.what());
+    }
+  }
+  if (exit) c.sink->Post(std::move(exit));
 }
 
 Stats QueryStats(const Child& c) {
@@ -267,10 +294,10 @@ void Monitor::Finish(Child& c) {
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);
-  c.temp.Remove();
   DWORD code = 0;
   GetExitCodeProcess(c.process.get(), &code);
-  c.sink->Post(ExitEvent(c.id, static_cast<int64_t>(code), 0, reason, QueryStats(c)));
+  // With a temp directory, 'exit' comes once its path is gone (after the tree has ended).
+  RetireTemp(c, ExitEvent(c.id, static_cast<int64_t>(code), 0, reason, QueryStats(c)));
 }
 
 bool Monitor::Terminate(Child& c, const std::string& reason) {

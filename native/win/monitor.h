@@ -61,13 +61,19 @@ class LimitEchoes {
 };
 
 struct Child : WorkerBase {
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  // A temp directory nobody took (a failed spawn, a worker released without its end seen)
+  // goes to the janitor, which waits for the job's processes first.
+  ~Child();
   std::shared_ptr<Group> group;  // keeps the group's job alive while a member lives
   DWORD pid = 0;
   UniqueHandle job, process, thread;
   uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
   bool sharesConsole = false;  // in this process's console, its own process group
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
-  PrivateTemp temp;            // privileges 'low': its own TEMP (removed at its end)
+  PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
   LimitEchoes echoes;         // a member's limit messages arrive under its group's key too
@@ -76,6 +82,10 @@ struct Child : WorkerBase {
 };
 
 Stats QueryStats(const Child& c);
+
+// The worker has ended: its temp directory (if one is to go) to the janitor, which posts `exit`
+// once the directory's path is gone; else `exit` is posted now. `exit` may be null.
+void RetireTemp(Child& c, std::unique_ptr<Event> exit);
 
 class Monitor {
  public:

@@ -29,7 +29,7 @@ const std::vector<BYTE>& ProcessUserSid() {
   return sid;
 }
 
-std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids, DWORD aceFlags, DWORD mask) {
+std::vector<BYTE> AllowAllAcl(const std::vector<PSID>& sids, DWORD aceFlags, DWORD mask) {
   DWORD size = sizeof(ACL);
   for (PSID sid : sids) size += sizeof(ACCESS_ALLOWED_ACE) - sizeof(DWORD) + GetLengthSid(sid);
   std::vector<BYTE> acl(size);

@@ -2,7 +2,6 @@
 // integrity), and the check that the host applied it to the suspended worker.
 #pragma once
 
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,7 @@ std::vector<BYTE> UserSidOf(HANDLE token);
 // This process's user SID (read once).
 const std::vector<BYTE>& ProcessUserSid();
 // An ACL that grants `mask` to each SID and nothing to anyone else; `aceFlags`: inheritance.
-std::vector<BYTE> AllowAllAcl(std::initializer_list<PSID> sids, DWORD aceFlags = 0, DWORD mask = GENERIC_ALL);
+std::vector<BYTE> AllowAllAcl(const std::vector<PSID>& sids, DWORD aceFlags = 0, DWORD mask = GENERIC_ALL);
 // `workerSid` (optional) receives the SID made for this worker (its restricting SID).
 // `from`: the token to restrict (default: this process's).
 UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr, HANDLE from = nullptr);
