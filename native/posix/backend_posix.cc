@@ -75,6 +75,11 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
     throw SysError("ERR_INCOMPATIBLE_OPTION_PAIR", 0, "",
                    std::string("options.") + (cp.hasUid && cp.uid == 0 ? "uid 0" : "gid 0") +
                        " cannot be confined at this privilege level: pass privileges: 'inherit' to run it as root knowingly");
+  for (uint32_t g : req.groups)
+    if (conf.restricted && g == 0)
+      throw SysError("ERR_INCOMPATIBLE_OPTION_PAIR", 0, "",
+                     "options.user is in group 0 (root's group), which cannot be confined at this privilege level: pass privileges: "
+                     "'inherit' to run it so knowingly");
   // A restricted worker never keeps the launcher's supplementary groups; options.user's are set.
   cp.clearGroups = conf.restricted || cp.hasUid || cp.hasGid;
   if (req.hasGroups) {
@@ -133,23 +138,29 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
 // The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
 constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
-// The directories a worker is handed (its tempDir, its executable's directory, its cwd) that its
-// private /tmp, /var/tmp or /dev/shm would hide: bound back in, outermost first, each once.
-std::vector<std::string> KeepDirs(const SpawnRequest& req, const Child& child) {
-  std::vector<std::string> all;
-  if (!child.tempDir.empty()) all.push_back(child.tempDir);
-  size_t slash = req.file.rfind('/');
-  if (slash != std::string::npos && slash > 0) all.push_back(req.file.substr(0, slash));
-  if (req.hasCwd && !req.cwd.empty() && req.cwd[0] == '/') all.push_back(req.cwd);
-  std::sort(all.begin(), all.end(), [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+// What a worker is handed (its tempDir, its executable, its cwd) that its private /tmp,
+// /var/tmp, /dev/shm or /run/lock would hide: bound back in at its path, outermost first, each
+// once; the executable and the cwd read-only (they are the host's), only the executable itself
+// (not its directory's other files).
+struct KeepSpec {
+  std::string path;
+  bool file, readOnly;
+};
+
+std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
+  std::vector<KeepSpec> all;
+  if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
+  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
+  if (req.hasCwd && !req.cwd.empty() && req.cwd[0] == '/') all.push_back({req.cwd, false, true});
+  std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
   auto beneath = [](const std::string& p, const std::string& d) { return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/'; };
-  std::vector<std::string> keep;
-  for (const std::string& p : all) {
+  std::vector<KeepSpec> keep;
+  for (const KeepSpec& k : all) {
     bool hidden = false;
-    for (const char* d : landlock::kPrivateDirs) hidden = hidden || beneath(p, d);
+    for (const char* d : landlock::kPrivateDirs) hidden = hidden || beneath(k.path, d);
     bool covered = false;
-    for (const std::string& k : keep) covered = covered || k == p || beneath(p, k);
-    if (hidden && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(p);
+    for (const KeepSpec& c : keep) covered = covered || c.path == k.path || (!c.file && beneath(k.path, c.path));
+    if (hidden && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
   }
   return keep;
 }
@@ -181,8 +192,16 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   for (const std::string& p : req.fsWrite) add(p.c_str(), all);
 }
 
+// TMPDIR, TEMP and TMP, where the caller's environment sets them, point at the worker's own
+// /tmp (a host directory there would be hidden or unwritable to it).
+void PointTempAtPrivateTmp(std::vector<std::string>& env) {
+  for (std::string& e : env)
+    for (const char* var : {"TMPDIR=", "TEMP=", "TMP="})
+      if (e.rfind(var, 0) == 0) e = std::string(var) + "/tmp";
+}
+
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
-void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, const std::vector<std::string>& keepDirs,
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, const std::vector<KeepSpec>& keepDirs,
                      ChildPlan& cp, std::vector<sock_filter>& filter) {
   cp.dropPrivileges = conf.restricted;
   cp.userns = conf.userns;
@@ -203,7 +222,7 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   // size of its memory budget (their pages are charged to it) or kPrivateTmpBytes each.
   cp.privateTmp = conf.mounts;
   if (cp.privateTmp) {
-    for (const std::string& d : keepDirs) cp.keepDirs[cp.nkeepDirs++] = d.c_str();
+    for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly};
   }
   uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
   snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes));
@@ -213,6 +232,7 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   spec.noChildren = req.limits.processes == 1;
   spec.restricted = conf.restricted;
   spec.low = req.privileges == Privileges::Low;
+  spec.noUnixSockets = child.netns;
   filter = BuildFilter(spec);
   cp.hasFilter = !filter.empty();
   cp.filter.len = static_cast<unsigned short>(filter.size());
@@ -294,9 +314,17 @@ void PlanWorld(const SpawnRequest& req, const Confinement& conf, Child& child, s
     out.push_back(MakeEnforcement("filesystem", LandlockAbi() > 0, "landlock",
                                   "Landlock is not available (Linux 5.13+ with the landlock LSM enabled)"));
   if (req.limits.disk) {
-    bool sized = !req.tempDir || Privileged();
+    // A budget for all it writes only holds where it writes nothing but its own places: the
+    // private tmpfs (sized), a tempDir (sized: a tmpfs a root launcher mounts), no host
+    // directory (Landlock, no filesystem.write list). Any one file: RLIMIT_FSIZE.
+    bool confined = (conf.landlockAbi > 0 || req.hasFilesystem) && LandlockAbi() > 0 && req.fsWrite.empty();
+    bool implicitTemp = conf.landlockAbi > 0 && !conf.mounts;
+    bool sizedTemp = !(req.tempDir || implicitTemp) || Privileged();
+    std::string why = !confined ? "only a worker whose writes are confined to its own places can have a total budget: use privileges "
+                                  "'restricted' or 'low' (with Landlock) and no filesystem.write list"
+                                : "a tempDir of a fixed size is a tmpfs mounted there, which takes a root launcher";
     std::string mech = std::string("rlimit-fsize") + (req.tempDir ? "+tmpfs" : "") + (conf.mounts ? "+private-tmpfs" : "");
-    out.push_back(MakeEnforcement("disk", sized, mech, "a tempDir of a fixed size is a tmpfs mounted there, which takes a root launcher"));
+    out.push_back(MakeEnforcement("disk", confined && sizedTemp, mech, why));
   }
 }
 
@@ -309,6 +337,7 @@ struct NamespacesRefusedError {};
 std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& conf, Child& child) {
   Plan plan = PlanLimits(req.limits, conf, Layout(), false);
   if (req.privileges != Privileges::Inherit) plan.enforcement.push_back(conf.entry);
+  PlanWorld(req, conf, child, plan.enforcement);
   if (req.strict) {
     for (const Enforcement& e : plan.enforcement)
       if (!e.enforced && (e.limit != "privileges" || req.privilegesExplicit)) throw NotEnforcedError(e);
@@ -323,7 +352,6 @@ std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& c
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
                                              "with its parent, its own children may not"));
   if (!req.killOnClose) plan.enforcement.back().mechanism = "none";
-  PlanWorld(req, conf, child, plan.enforcement);
   return plan.enforcement;
 }
 
@@ -515,12 +543,17 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   if (!child->transientId) res.user = UserName(cp.hasUid ? cp.uid : geteuid());
   ExecImage image{req.args, req.env, {}, {}};
   if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
-  if (conf.landlockAbi > 0 || req.tempDir) MakeTempDir(*child, cp, req, image.env);
+  // A Landlock-confined worker without a private /tmp writes only its own temp directory: it
+  // gets one. With a private /tmp, that is where TMPDIR, TEMP and TMP point unless it has one.
+  if (req.tempDir || (conf.landlockAbi > 0 && !conf.mounts))
+    MakeTempDir(*child, cp, req, image.env);
+  else if (conf.mounts)
+    PointTempAtPrivateTmp(image.env);
   res.tempDir = child->tempDir;
   image.Point(cp, req);
   PlanProcessLimits(child->limits, conf, cp);
   std::vector<sock_filter> filter;
-  std::vector<std::string> keepDirs = KeepDirs(req, *child);
+  std::vector<KeepSpec> keepDirs = KeepDirs(req, *child);
   PlanConfinement(req, conf, *child, keepDirs, cp, filter);
   cp.pdeathsig = req.killOnClose;
 

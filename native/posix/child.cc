@@ -138,15 +138,16 @@ void FormatPid(long v, char* out, size_t size) {
 }
 
 // The directories that get a tmpfs of the worker's own.
-constexpr const char* kPrivateTmp[] = {"/tmp", "/var/tmp", "/dev/shm"};
+constexpr const auto& kPrivateTmp = landlock::kPrivateDirs;
 
 bool Beneath(const char* path, const char* dir) {
   size_t n = strlen(dir);
   return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
-// mkdir -p of `path`'s components below `top` (in the fresh tmpfs), each 0755.
-int MakeParents(const char* path, const char* top) {
+// mkdir -p of `path`'s components below `top` (in the fresh tmpfs), each 0755; the last one is
+// made as an empty file instead when `file`.
+int MakeParents(const char* path, const char* top, bool file) {
   char buf[4096];
   size_t len = strlen(path);
   if (len >= sizeof(buf)) return ENAMETOOLONG;
@@ -155,7 +156,13 @@ int MakeParents(const char* path, const char* top) {
     if (buf[i] != '/' && buf[i] != 0) continue;
     char c = buf[i];
     buf[i] = 0;
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+    if (c == 0 && file) {
+      int fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd < 0 && errno != EEXIST) return errno;
+      if (fd >= 0) close(fd);
+    } else if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+      return errno;
+    }
     buf[i] = c;
   }
   return 0;
@@ -171,8 +178,8 @@ void MountPrivateTmp(const ChildPlan& p) {
   for (int i = 0; i < p.nkeepDirs; i++) {
     under[i] = nullptr;
     for (const char* dir : kPrivateTmp)
-      if (Beneath(p.keepDirs[i], dir)) under[i] = dir;
-    keep[i] = open(p.keepDirs[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (Beneath(p.keepDirs[i].path, dir)) under[i] = dir;
+    keep[i] = open(p.keepDirs[i].path, O_PATH | O_CLOEXEC | (p.keepDirs[i].file ? 0 : O_DIRECTORY));
     if (keep[i] < 0) ChildFail(p, kStepMounts);
   }
   for (const char* dir : kPrivateTmp) {
@@ -180,12 +187,25 @@ void MountPrivateTmp(const ChildPlan& p) {
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
   }
+  // A devpts of its own: the host's terminals (/dev/pts/N, which a non-root launcher's own
+  // terminal is, readable by its user) are not there; /dev/ptmx makes its own.
+  struct stat pts;
+  if (lstat("/dev/pts", &pts) == 0 && S_ISDIR(pts.st_mode)) {
+    if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") != 0)
+      ChildFail(p, kStepMounts);
+    if (lstat("/dev/ptmx", &pts) == 0 && mount("/dev/pts/ptmx", "/dev/ptmx", nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+  }
   for (int i = 0; i < p.nkeepDirs; i++) {
     char src[40] = "/proc/self/fd/";
     FormatPid(keep[i], src + strlen(src), sizeof(src) - strlen(src));
-    int err = MakeParents(p.keepDirs[i], under[i]);
+    const KeepPath& k = p.keepDirs[i];
+    int err = MakeParents(k.path, under[i], k.file);
     if (err != 0) ChildFail(p, kStepMounts, err);
-    if (mount(src, p.keepDirs[i], nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+    if (mount(src, k.path, nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+    // Read-only where it is the host's (its executable, its cwd): the private directory's
+    // write rights (Landlock, the transient uid's own tmpfs) must not reach through it.
+    if (k.readOnly && mount(nullptr, k.path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
+      ChildFail(p, kStepMounts);
     close(keep[i]);
   }
 }

@@ -23,6 +23,13 @@ constexpr int kMaxCgroupFds = 16;
 constexpr int kMaxLandlockRules = 160;
 constexpr int kMaxKeepDirs = 3;
 
+// A path of the host bound back into the worker's private /tmp (or /var/tmp, ...).
+struct KeepPath {
+  const char* path;
+  bool file;      // a file (its executable), not a directory
+  bool readOnly;  // bound read-only (its executable, its cwd); its tempDir stays writable
+};
+
 struct ChildPlan {
   const char* path;
   char* const* argv;
@@ -52,7 +59,7 @@ struct ChildPlan {
   // when beneath one of them, are bound into the new one at their paths (parents first).
   bool privateTmp;
   char tmpfsOptions[64];
-  const char* keepDirs[kMaxKeepDirs];
+  KeepPath keepDirs[kMaxKeepDirs];
   int nkeepDirs;
   // Landlock (landlockAbi > 0): the rights handled, and where they are allowed (landlock.h).
   int landlockAbi;

@@ -46,7 +46,12 @@ Confinement Confine(Privileges privileges, bool hasUid) {
     c.transientId = !hasUid;
     c.mounts = !g_namespacesRefused.load();
     c.perTreeTasks = c.transientId;
-    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + (c.mounts ? "pid-ns+mount-ns+private-tmp+" : "") + "no-caps+seccomp";
+    // Landlock here too: writes only to its own places (no world-writable host directory to
+    // leave files, sockets or shared memory in for a later holder of its uid), and (ABI 6+)
+    // no signals or abstract Unix sockets outside its domain (its siblings).
+    c.landlockAbi = LandlockAbi();
+    mech = std::string(c.transientId ? "transient-uid+" : "uid+") + (c.mounts ? "pid-ns+mount-ns+private-tmp+" : "") + "no-caps+seccomp" +
+           (c.landlockAbi ? "+landlock" : "");
     if (!c.mounts) why = NamespacesRefusedWhy() + ": the worker sees every process in /proc";
   } else {
     // Not root: the worker has the launcher's uid, so the file system and ptrace are confined

@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <map>
@@ -84,8 +85,11 @@ class Pool {
     if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));
     close(fd);
     started_ = true;
-    // Start where the pid would put us, so concurrent launchers rarely try the same ids.
-    next_ = static_cast<uint32_t>(getpid() * 61) % kTransientCount;
+    // Start at a random id (not one the pid would give: a later launcher with the same pid
+    // would start where a dead one did), so concurrent launchers rarely try the same ids.
+    uint32_t r = 0;
+    if (syscall(SYS_getrandom, &r, sizeof(r), 0) != static_cast<long>(sizeof(r))) r = static_cast<uint32_t>(getpid()) * 2654435761u;
+    next_ = r % kTransientCount;
   }
 
   std::mutex mu_;

@@ -66,8 +66,9 @@ constexpr uint64_t kFileRights = kExecute | kWriteFile | kReadFile | kTruncate |
 // Devices a worker may write (its stdio may be any of them).
 constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
 
-// Its own tmpfs file systems (child.cc), when it has them: nobody else's files are there.
-constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+// Its own tmpfs file systems (child.cc), when it has them: nobody else's files are there. Every
+// place a Debian / Ubuntu / RHEL host leaves world-writable (sticky) for everyone.
+constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm", "/run/lock"};
 
 // One path and what may be done beneath it (made by the parent; the child only opens it).
 struct Rule {

@@ -148,7 +148,7 @@ const uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 
 std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   std::vector<sock_filter> f;
-  if (!spec.noChildren && !spec.restricted && !spec.low) return f;
+  if (!spec.noChildren && !spec.restricted && !spec.low && !spec.noUnixSockets) return f;
   f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
   f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
   f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
@@ -169,6 +169,15 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   }
   if (spec.low)
     for (long nr : kLowDenied) Deny(f, nr, EPERM);
+  // network: 'none': a Unix socket reaches by path what its network namespace keeps out (a
+  // host service's socket file); socketpair still works.
+  if (spec.noUnixSockets) {
+    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 4));
+    f.push_back(LoadArg0());
+    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, 1 /* AF_UNIX */, 0, 1));
+    f.push_back(RetErrno(EACCES));
+    f.push_back(LoadNr());
+  }
   if (spec.noChildren) {
 #ifdef __NR_fork
     Deny(f, __NR_fork, EAGAIN);

@@ -17,6 +17,7 @@ struct FilterSpec {
   bool noChildren = false;  // processes: 1: no fork / vfork / clone of a process
   bool restricted = false;  // 'restricted' and 'low': no namespaces, no kernel attack surface
   bool low = false;         // 'low': also no ptrace / process_vm_* / personality
+  bool noUnixSockets = false;  // network: 'none': no socket(AF_UNIX) (a host service by path)
 };
 
 // The classic-BPF program for `spec`; empty when nothing is to be filtered.
