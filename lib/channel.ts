@@ -4,8 +4,14 @@
 // joined once, when its end arrives; its nesting is checked by one scan before JSON.parse.
 import { codedError, NodeStyleError } from './errors';
 
-/** The default of `options.maxMessageSize`: 16 MiB. */
-export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+/**
+ * The default of `options.maxMessageSize`: 1 MiB. JSON.parse of a message of many small values
+ * costs about 0.1-0.25 s per MiB of event-loop time and several times its size in memory (a
+ * 16 MiB array of numbers held the loop 1.5-4 s): a bigger bound is the caller's choice.
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
+/** Bytes of messages parsed in one turn of the event loop before the channel yields. */
+export const PARSE_SLICE_BYTES = 1024 * 1024;
 /** The largest `options.maxMessageSize`: 256 MiB (a line becomes one string; V8's are below 512 MiB). */
 export const MAX_MAX_MESSAGE_SIZE = 256 * 1024 * 1024;
 /** The deepest nesting of arrays and objects a message from the worker may have. */

@@ -92,7 +92,7 @@ export interface IsolationOptions {
   channel?: boolean | 'json';
   /**
    * `channel: 'json'` only: the largest message each way, in bytes of JSON (the '\n' not
-   * counted). Default 16 MiB, at most 256 MiB. A worker's line longer than this, or nested
+   * counted). Default 1 MiB, at most 256 MiB. A worker's line longer than this, or nested
    * deeper than 1000 arrays / objects, is not parsed: the channel is closed and an `'error'`
    * (`ERR_CHANNEL_MESSAGE_TOO_LARGE` / `ERR_CHANNEL_MESSAGE_TOO_DEEP`) is emitted when
    * something listens for it. `send()` of a larger message throws `ERR_OUT_OF_RANGE`.

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
 import * as net from 'node:net';
 import { Duplex, PassThrough, Readable, Writable } from 'node:stream';
-import { DEFAULT_MAX_MESSAGE_SIZE, encodeMessage, LineSplitter, MAX_MESSAGE_DEPTH, messageTooDeep, messageTooLarge, nestedDeeperThan } from './channel';
+import { DEFAULT_MAX_MESSAGE_SIZE, encodeMessage, LineSplitter, MAX_MESSAGE_DEPTH, messageTooDeep, messageTooLarge, nestedDeeperThan, PARSE_SLICE_BYTES } from './channel';
 import { abortError, codedError, invalidArgType, nodeErrno, NodeStyleError } from './errors';
 import { DEFAULT_FORCE_KILL_AFTER_MS } from './options';
 import { Duration, parseDuration } from './units';
@@ -458,9 +458,13 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       sock.destroy();
       this.channelError(err);
     };
+    // Parsing is the launcher's CPU: after PARSE_SLICE_BYTES in one turn, the socket is paused
+    // until the next, so a worker flooding messages within the bounds still shares the loop.
+    let parsed = 0;
     const splitter = new LineSplitter(
       maxMessageSize,
       (line) => {
+        parsed += line.length;
         if (nestedDeeperThan(line, MAX_MESSAGE_DEPTH)) return refuse(messageTooDeep(MAX_MESSAGE_DEPTH));
         const text = line.toString('utf8');
         if (text.trim() === '') return;
@@ -475,7 +479,15 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       },
       (bytes) => refuse(messageTooLarge(bytes, maxMessageSize)),
     );
-    sock.on('data', (chunk: Buffer) => splitter.push(chunk));
+    sock.on('data', (chunk: Buffer) => {
+      splitter.push(chunk);
+      if (parsed < PARSE_SLICE_BYTES || sock.destroyed) return;
+      sock.pause();
+      setImmediate(() => {
+        parsed = 0;
+        if (!sock.destroyed) sock.resume();
+      });
+    });
     sock.once('close', () => splitter.close());
   }
 

@@ -2,6 +2,7 @@
 // with what this host claims to enforce (isolationSupport()). Every host is its own verifier:
 // only a real Windows shows most of what the Windows backend does, and Wine shows none of it.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -210,13 +211,25 @@ const terminal: Measure = async (probe) => {
 // Files left in the host's /tmp and /dev/shm by a default worker.
 const privateTmp: Measure = async (probe) => {
   if (process.platform === 'win32') return { measured: 'not-measured', detail: 'Windows has no shared /tmp or /dev/shm' };
-  const name = `spawn-isolated-selftest-left-${process.pid}-${Date.now()}`;
+  // A random name nobody can have planted anything at; what is found there is only looked at
+  // (lstat, never followed) and only our own regular file is removed.
+  const name = `spawn-isolated-selftest-left-${randomBytes(16).toString('hex')}`;
   const places = ['/tmp', '/dev/shm'].filter((d) => fs.existsSync(d));
   const r = await run(probe, ['leave', name], {});
   if (r instanceof Error) return { measured: 'refused', detail: r.message };
   const wrote = lastJson(r) as Record<string, boolean>;
-  const left = places.filter((d) => fs.existsSync(path.join(d, name)));
-  for (const d of left) fs.rmSync(path.join(d, name), { force: true });
+  const found = (d: string) => {
+    try {
+      return fs.lstatSync(path.join(d, name));
+    } catch {
+      return null;
+    }
+  };
+  const left = places.filter((d) => found(d) !== null);
+  for (const d of left) {
+    const st = found(d);
+    if (st?.isFile()) fs.rmSync(path.join(d, name), { force: true });
+  }
   if (!places.some((d) => wrote[d])) return { measured: 'not-measured', detail: `the probe could write none of ${places.join(', ')}` };
   return {
     measured: left.length === 0 ? 'enforced' : 'not-enforced',

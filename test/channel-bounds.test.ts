@@ -78,8 +78,8 @@ describe('options.maxMessageSize (every platform)', () => {
     expectThrow({ maxMessageSize: '1MiB' }, 'ERR_INVALID_ARG_VALUE', TypeError);
   });
 
-  it('takes a byte size; the default is 16 MiB', () => {
-    assert.equal(normalizeOptions('w', [], { channel: 'json' }).maxMessageSize, 16 * MiB);
+  it('takes a byte size; the default is 1 MiB', () => {
+    assert.equal(normalizeOptions('w', [], { channel: 'json' }).maxMessageSize, MiB);
     assert.equal(normalizeOptions('w', [], { channel: 'json', maxMessageSize: '64KiB' }).maxMessageSize, 64 * 1024);
     assert.equal(normalizeOptions('w', [], { channel: 'json', maxMessageSize: '256MiB' }).maxMessageSize, 256 * MiB);
     assert.equal(normalizeOptions('w', [], { channel: 'json', maxMessageSize: 1 }).maxMessageSize, 1);
@@ -244,8 +244,8 @@ function chan(ops: string[], options: { maxMessageSize?: string | number; onMess
     assert.equal(r.stdout.trim(), 'alive 0,0');
   });
 
-  it('messages at the bound pass both ways (the default 16 MiB, and a set 1 MiB); one byte more is refused each way', async () => {
-    for (const [max, option] of [[DEFAULT_MAX_MESSAGE_SIZE, undefined], [MiB, '1MiB']] as const) {
+  it('messages at the bound pass both ways (the default 1 MiB, and a set 4 MiB); one byte more is refused each way', async () => {
+    for (const [max, option] of [[DEFAULT_MAX_MESSAGE_SIZE, undefined], [4 * MiB, '4MiB']] as const) {
       // The worker sends a message of exactly the bound; we send two back (ASCII, and two-byte
       // UTF-8), and try one byte too many of each; the worker answers each line with its size.
       const refused: NodeStyleError[] = [];

@@ -37,7 +37,7 @@ async function loopGap(work: () => Promise<void>): Promise<number> {
 function trashEntries(base = os.tmpdir()): string[] {
   return fs
     .readdirSync(base)
-    .filter((n) => n.startsWith(`spawn-isolated-${process.pid}-trash-`))
+    .filter((n) => n.startsWith(`spawn-isolated-${process.pid}.`) && n.includes('-trash-'))
     .flatMap((n) => fs.readdirSync(path.join(base, n)).map((e) => path.join(base, n, e)));
 }
 
@@ -346,6 +346,32 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       assert.equal(files, 200000);
       assert.ok(gap < 1000, `the event loop stood still ${gap} ms`);
       assert.ok(await until(() => trashEntries().length === 0, 180_000), 'not removed');
+    });
+
+    it('a launcher that holds its lock is never swept, whatever its pid says (a nested launcher sees an outer one as gone)', async () => {
+      const owner = `${0x3fffff}.deadbeef`; // a pid no process here has
+      const trash = fs.mkdtempSync(path.join(os.tmpdir(), `spawn-isolated-${owner}-trash-`));
+      const temp = fs.mkdtempSync(path.join(os.tmpdir(), `spawn-isolated-${owner}-1-`));
+      fs.writeFileSync(path.join(temp, 'data'), 'live');
+      const holder = spawn('flock', ['--no-fork', '-x', trash, 'sh', '-c', 'echo locked; exec sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const sweepOnce = () =>
+        new Promise<void>((resolve) => {
+          const next = spawn(process.execPath, ['-e', `require(${JSON.stringify(lib)}).spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { tempDir: true, stdio: 'ignore' }).exited.then(() => setTimeout(() => {}, 1500));`]);
+          next.on('close', () => resolve());
+        });
+      try {
+        await new Promise((r) => holder.stdout.once('data', r));
+        await sweepOnce();
+        assert.equal(fs.readFileSync(path.join(temp, 'data'), 'utf8'), 'live', 'a live launcher’s temp directory was swept');
+        holder.kill('SIGKILL');
+        await new Promise((r) => holder.once('close', r));
+        await sweepOnce();
+        assert.ok(await until(() => !fs.existsSync(temp) && !fs.existsSync(trash), 10_000), 'a dead launcher’s directories stayed');
+      } finally {
+        holder.kill('SIGKILL');
+        fs.rmSync(temp, { recursive: true, force: true });
+        fs.rmSync(trash, { recursive: true, force: true });
+      }
     });
 
     it('a dead launcher’s temp directories are removed by the next launcher', async () => {

@@ -100,10 +100,11 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
   std::string base = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   bool kept = req.keepTempDir || !req.killOnClose;
-  std::string tmpl = base + "/" + (kept ? kKeptPrefix : kTempPrefix) + std::to_string(getpid()) + "-" + std::to_string(child.id) + "-XXXXXX";
+  // Our trash directory there is made and locked before any name of ours appears (trash.h).
+  std::string owner = Trash::Get().Owner(base);
+  std::string tmpl = base + "/" + (kept ? kKeptPrefix : kTempPrefix) + owner + "-" + std::to_string(child.id) + "-XXXXXX";
   if (mkdtemp(&tmpl[0]) == nullptr) throw Errno("mkdtemp", errno, tmpl);
   child.tempDir = tmpl;
-  Trash::Get().Sweep(base);
   if (cp.hasUid || cp.hasGid) {
     Fd dir(open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir.valid()) throw Errno("open", errno, tmpl);

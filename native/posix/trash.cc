@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -118,15 +120,24 @@ std::string BaseName(const std::string& p) {
   return slash == std::string::npos ? p : p.substr(slash + 1);
 }
 
-// A directory entry of a launcher that no longer runs: "spawn-isolated-<pid>-...", not kept,
-// not ours, and <pid> gone.
-bool StaleName(const char* name) {
+// The owner part of a directory's name ("<pid>.<token>" after the prefix), or "" when the name
+// is not one of ours (or is kept).
+std::string OwnerOf(const char* name) {
   size_t n = strlen(kTempPrefix);
-  if (strncmp(name, kTempPrefix, n) != 0) return false;
-  char* end = nullptr;
-  long pid = strtol(name + n, &end, 10);
-  if (end == name + n || pid <= 0 || *end != '-' || pid == getpid()) return false;
-  return kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+  if (strncmp(name, kTempPrefix, n) != 0 || strncmp(name, kKeptPrefix, strlen(kKeptPrefix)) == 0) return "";
+  const char* p = name + n;
+  const char* dot = p;
+  while (*dot >= '0' && *dot <= '9') dot++;
+  if (dot == p || *dot != '.') return "";
+  const char* end = dot + 1;
+  while ((*end >= '0' && *end <= '9') || (*end >= 'a' && *end <= 'f')) end++;
+  if (end == dot + 1 || *end != '-') return "";
+  return std::string(p, static_cast<size_t>(end - p));
+}
+
+bool IsTrashOf(const char* name, const std::string& owner) {
+  std::string prefix = std::string(kTempPrefix) + owner + "-trash-";
+  return strncmp(name, prefix.c_str(), prefix.size()) == 0;
 }
 
 }  // namespace
@@ -213,10 +224,45 @@ Trash::Trash() : debug_(DebugEnabled()) {
 std::string Trash::TrashDir(const std::string& base) {
   auto it = trashDirs_.find(base);
   if (it != trashDirs_.end()) return it->second;
-  std::string tmpl = base + "/" + kTempPrefix + std::to_string(getpid()) + "-trash-XXXXXX";
-  std::string dir = mkdtemp(&tmpl[0]) != nullptr ? tmpl : "";
-  if (!dir.empty()) trashDirs_[base] = dir;
-  return dir;
+  if (token_.empty()) {
+    uint32_t r = 0;
+    if (syscall(SYS_getrandom, &r, sizeof(r), 0) != static_cast<long>(sizeof(r))) r = static_cast<uint32_t>(time(nullptr) ^ getpid());
+    char hex[16];
+    snprintf(hex, sizeof(hex), "%08x", r);
+    token_ = std::to_string(getpid()) + "." + hex;
+  }
+  // Made, then locked (flock, held by an fd kept for this process's life), then checked to be
+  // still there: a sweep that took the lock in between (thinking it dead) removed it: again.
+  for (int tries = 0; tries < 8; tries++) {
+    std::string tmpl = base + "/" + kTempPrefix + token_ + "-trash-XXXXXX";
+    if (mkdtemp(&tmpl[0]) == nullptr) return "";
+    int fd = open(tmpl.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat held, now;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && stat(tmpl.c_str(), &now) == 0 && held.st_ino == now.st_ino) {
+      trashDirs_[base] = tmpl;  // fd stays open (and locked) until this process ends
+      return tmpl;
+    }
+    close(fd);
+  }
+  return "";
+}
+
+std::string Trash::Owner(const std::string& base) {
+  std::lock_guard<std::mutex> lock(mu_);
+  TrashDir(base);
+  auto now = std::chrono::steady_clock::now();
+  auto it = swept_.find(base);
+  if (it == swept_.end() || now - it->second >= std::chrono::minutes(1)) {
+    swept_[base] = now;
+    sweeps_.push_back(base);
+    if (!started_) {
+      started_ = true;
+      std::thread([this] { Run(); }).detach();
+    }
+    cv_.notify_one();
+  }
+  return token_;
 }
 
 bool Trash::Discard(const std::string& path) {
@@ -243,20 +289,6 @@ bool Trash::Discard(const std::string& path) {
   }
   cv_.notify_one();
   return moved;
-}
-
-void Trash::Sweep(const std::string& base) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto now = std::chrono::steady_clock::now();
-  auto it = swept_.find(base);
-  if (it != swept_.end() && now - it->second < std::chrono::minutes(1)) return;
-  swept_[base] = now;
-  sweeps_.push_back(base);
-  if (!started_) {
-    started_ = true;
-    std::thread([this] { Run(); }).detach();
-  }
-  cv_.notify_one();
 }
 
 void Trash::Settle(uint64_t ms) {
@@ -300,22 +332,50 @@ void Trash::RemoveNow(const std::string& path) {
 void Trash::SweepNow(const std::string& base) {
   int fd = open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
-  std::vector<std::string> stale;
+  // Every entry of ours by owner; an owner is gone when its trash directory can be locked (or
+  // it has none left).
+  std::map<std::string, std::vector<std::string>> byOwner;
+  std::string self;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    self = token_;
+  }
   if (DIR* d = fdopendir(dup(fd))) {
     while (struct dirent* e = readdir(d)) {
-      if (!StaleName(e->d_name)) continue;
+      std::string owner = OwnerOf(e->d_name);
+      if (owner.empty() || owner == self) continue;
       // Only what this identity made (or, for root, a transient uid's): never someone else's.
       struct stat st;
       if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
       bool transient = geteuid() == 0 && st.st_uid >= kTransientBase && st.st_uid < kTransientBase + kTransientCount;
-      if (st.st_uid == geteuid() || transient) stale.push_back(e->d_name);
+      if (st.st_uid == geteuid() || transient) byOwner[owner].push_back(e->d_name);
     }
     closedir(d);
   }
-  for (const std::string& name : stale) {
-    RemoveResult r = RemoveTreeAt(fd, name.c_str());
-    if (r.err != 0 && debug_)
-      fprintf(stderr, "SPAWN-ISOLATED %d: could not remove a dead launcher's %s/%s (%s)\n", getpid(), base.c_str(), name.c_str(), strerror(r.err));
+  for (auto& kv : byOwner) {
+    std::vector<int> locks;
+    bool alive = false;
+    for (const std::string& name : kv.second) {
+      if (!IsTrashOf(name.c_str(), kv.first)) continue;
+      int t = openat(fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (t >= 0 && flock(t, LOCK_EX | LOCK_NB) == 0) {
+        locks.push_back(t);  // held while its directories go
+      } else {
+        alive = alive || t >= 0;
+        if (t >= 0) close(t);
+      }
+    }
+    if (!alive) {
+      // Its temp directories first, its trash directories (still locked by us) last.
+      std::stable_sort(kv.second.begin(), kv.second.end(),
+                       [&](const std::string& a, const std::string& b) { return !IsTrashOf(a.c_str(), kv.first) && IsTrashOf(b.c_str(), kv.first); });
+      for (const std::string& name : kv.second) {
+        RemoveResult r = RemoveTreeAt(fd, name.c_str());
+        if (r.err != 0 && debug_)
+          fprintf(stderr, "SPAWN-ISOLATED %d: could not remove a dead launcher's %s/%s (%s)\n", getpid(), base.c_str(), name.c_str(), strerror(r.err));
+      }
+    }
+    for (int t : locks) close(t);
   }
   close(fd);
 }

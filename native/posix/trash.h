@@ -22,9 +22,12 @@
 namespace si {
 namespace posix {
 
-// The names this launcher gives its directories: "spawn-isolated-<pid>-..." (swept once <pid>
-// is gone), and "spawn-isolated-kept-<pid>-..." for one it leaves to the caller or to a
-// worker that may outlive it (keepTempDir, killOnClose: false): never swept.
+// The names this launcher gives its directories: "spawn-isolated-<pid>.<token>-..." (its temp
+// directories and, "...-trash-XXXXXX", its trash directory), and "spawn-isolated-kept-..." for
+// one it leaves to the caller or to a worker that may outlive it (keepTempDir, killOnClose:
+// false), never swept. The launcher holds a flock on its trash directory for as long as it
+// lives: a sweep removes a "<pid>.<token>" only once that lock can be taken (a pid says
+// nothing across PID namespaces: a nested launcher sees an outer one's pid as gone).
 constexpr const char* kTempPrefix = "spawn-isolated-";
 constexpr const char* kKeptPrefix = "spawn-isolated-kept-";
 
@@ -46,8 +49,10 @@ class Trash {
   // Moves `path` (a worker's temp directory, its tree gone) into the trash at once and queues
   // its removal. False when it could not be moved (then it is removed in place, later).
   bool Discard(const std::string& path);
-  // Queues the removal of dead launchers' directories in `base` (once a minute at most).
-  void Sweep(const std::string& base);
+  // This launcher's name for its directories in `base` ("<pid>.<token>"), its trash directory
+  // there made and locked first. Then queues the removal of dead launchers' directories in
+  // `base` (once a minute at most).
+  std::string Owner(const std::string& base);
   // Waits until every queued removal is done (tests; at most `ms`).
   void Settle(uint64_t ms);
 
@@ -64,6 +69,7 @@ class Trash {
   std::deque<std::string> removals_, sweeps_;
   std::map<std::string, std::chrono::steady_clock::time_point> swept_;  // base -> last sweep
   std::map<std::string, std::string> trashDirs_;  // base -> this launcher's trash directory in it
+  std::string token_;                              // "<pid>.<random>": this launcher's names
   uint64_t next_ = 0;
   bool busy_ = false, started_ = false, debug_ = false;
 };
