@@ -21,7 +21,8 @@ struct StdioPipe {
   UniqueHandle server, client;
 };
 StdioPipe CreateStdioPipe(int slot, uint64_t id);
-// The same for the private channel: duplex (both ends read and write).
+// The same for the private channel: duplex (both ends read and write), the worker's end opened for
+// overlapped I/O (reads and writes from different threads run at once).
 StdioPipe CreateChannelPipe(uint64_t id);
 // Gives `h` to node.exe's C runtime (libuv's uv_open_osfhandle) as an fd JS can wrap.
 int HandleToNodeFd(UniqueHandle h);
