@@ -31,18 +31,10 @@ const (
 	allProcessorGroups                 = 0xffff
 )
 
-type basicLimits struct {
-	PerProcessUserTimeLimit int64
-	PerJobUserTimeLimit     int64
-	LimitFlags              uint32
-	MinimumWorkingSetSize   uintptr
-	MaximumWorkingSetSize   uintptr
-	ActiveProcessLimit      uint32
-	Affinity                uintptr
-	PriorityClass           uint32
-	SchedulingClass         uint32
-}
-
+// JOBOBJECT_EXTENDED_LIMIT_INFORMATION. Its LARGE_INTEGERs and ULONGLONGs are 8-byte aligned in
+// C on every Windows; Go aligns int64 to 4 bytes on 386 and arm, so the 32-bit layout needs the
+// padding C has (basicLimits, limits_windows_32.go / _64.go): without it the struct is 108 bytes
+// where Windows x86 expects 112, and every field after the basic limits is read 4 bytes off.
 type extendedLimits struct {
 	Basic                 basicLimits
 	IoInfo                [6]uint64
@@ -51,6 +43,17 @@ type extendedLimits struct {
 	PeakProcessMemoryUsed uintptr
 	PeakJobMemoryUsed     uintptr
 }
+
+// The sizes Windows expects, checked at compile time (a negative uintptr constant does not
+// compile): `GOOS=windows GOARCH=386 go vet` fails on a wrong layout.
+const (
+	_ = unsafe.Sizeof(extendedLimits{}) - extendedLimitsSize
+	_ = extendedLimitsSize - unsafe.Sizeof(extendedLimits{})
+	_ = unsafe.Sizeof(basicLimits{}) - basicLimitsSize
+	_ = basicLimitsSize - unsafe.Sizeof(basicLimits{})
+	_ = unsafe.Offsetof(extendedLimits{}.IoInfo) - basicLimitsSize
+	_ = basicLimitsSize - unsafe.Offsetof(extendedLimits{}.IoInfo)
+)
 
 type cpuRate struct {
 	ControlFlags uint32

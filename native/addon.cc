@@ -629,6 +629,17 @@ Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
   o.Set("isTempLeftover", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return Napi::Boolean::New(info.Env(), internals::IsTempLeftover(GetString(info.Env(), info[0], "name")));
         }));
+  o.Set("jobMemoryBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          try {
+            return Napi::Number::New(info.Env(), static_cast<double>(internals::JobMemoryBytes(
+                                                     static_cast<uint64_t>(info[0].ToNumber().DoubleValue()), info[1].ToNumber().Int32Value())));
+          } catch (const SysError& err) {
+            throw ToJsError(info.Env(), err);
+          }
+        }));
+  o.Set("watchdogUnopenedIsGone", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::Boolean::New(info.Env(), internals::WatchdogUnopenedIsGone(info[0].ToNumber().Uint32Value(), info[1].ToBoolean()));
+        }));
   return o;
 }
 #endif

@@ -15,6 +15,18 @@ struct JobPlan {
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // as set (a host may not read it back)
 };
 
+// `bytes` rounded down to whole pages (never below one page: never above what was asked), as
+// the kernel keeps job memory limits; false when that does not fit `SizeT` (SIZE_T: 32 bits in
+// an ia32 build).
+template <typename SizeT>
+bool JobBytes(uint64_t bytes, uint64_t page, SizeT* out) {
+  uint64_t whole = bytes / page * page;
+  if (whole == 0) whole = page;
+  if (whole > static_cast<uint64_t>(static_cast<SizeT>(~static_cast<SizeT>(0)))) return false;
+  *out = static_cast<SizeT>(whole);
+  return true;
+}
+
 // A new job whose messages reach `port` under `key`.
 UniqueHandle MakeJob(HANDLE port, ULONG_PTR key);
 // Applies every requested limit to `job` and reads it back. Returns what is enforced.

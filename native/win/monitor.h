@@ -83,6 +83,11 @@ struct Child : WorkerBase {
 
 Stats QueryStats(const Child& c);
 
+// The handle watchdog, about a process the job listed but this launcher could not open (`err`):
+// whether it is gone (no such process, or its pid reused by another since: the job, listed again,
+// no longer has it) rather than a member denying the launcher its query right (a violation).
+bool UnopenedIsGone(DWORD err, bool stillListed);
+
 // The worker has ended: its temp directory (if one is to go) to the janitor, which posts `exit`
 // once the directory's path is gone; else `exit` is posted now. `exit` may be null.
 void RetireTemp(Child& c, std::unique_ptr<Event> exit);
