@@ -3,7 +3,8 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createIsolationGroup, isolationSupport, spawnIsolated } from '../lib';
+import { createIsolationGroup, execIsolated, isolationSupport, spawnIsolated } from '../lib';
+import { probePath } from '../lib/selftest';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 
 // Only meaningful where the Windows backend runs (natively, or under Wine with node.exe).
@@ -265,6 +266,42 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
         assert.equal(err.code, 'EBADF', err.message);
         assert.equal(p.pid, undefined);
         await assert.rejects(p.exited);
+      }
+    });
+  });
+
+  describe('the self-test probe', () => {
+    it('escape: tries PROCESS_CREATE_PROCESS (a PARENT_PROCESS child gets that token and job) and PROCESS_CREATE_THREAD on its launcher; a restricted worker gets neither (control: inherit gets both)', async function () {
+      const escape = async (privileges: 'restricted' | 'inherit') =>
+        JSON.parse(String((await execIsolated(probePath(), ['escape', String(process.pid)], { ...relaxed, privileges })).stdout)) as Record<string, boolean>;
+      const restricted = await escape('restricted');
+      for (const k of ['dupHandle', 'vmWrite', 'terminate', 'createThread', 'createProcess']) assert.equal(typeof restricted[k], 'boolean', `${k} tried`);
+      const control = await escape('inherit');
+      assert.equal(control.createProcess, true, 'control: an inherit worker may create a process with Node as its parent');
+      assert.equal(control.createThread, true);
+      requireEnforced(this, 'privileges');
+      assert.equal(restricted.createProcess, false);
+      assert.equal(restricted.createThread, false);
+    });
+
+    it('fds: lists its own handles (ProcessHandleInformation, Windows 8+): only the listed file besides its stdio and channel', async function () {
+      fs.writeFileSync(path.join(tmp, 'probe-listed.txt'), 'x');
+      fs.writeFileSync(path.join(tmp, 'probe-secret.txt'), 'x');
+      const leaky = oracle.openInheritable(path.join(tmp, 'probe-secret.txt'));
+      const fd = fs.openSync(path.join(tmp, 'probe-listed.txt'), 'r');
+      try {
+        const r = await execIsolated(probePath(), ['fds'], { ...relaxed, inheritHandles: [fd] });
+        const out = JSON.parse(String(r.stdout)) as { listed: boolean; fds?: Record<string, string>; why?: string };
+        if (!out.listed && onWine) {
+          this.test!.title += ` [skipped: ${out.why} (Wine); the real-Windows job runs it]`;
+          this.skip();
+        }
+        assert.equal(out.listed, true, out.why);
+        const paths = Object.values(out.fds!).map((p) => p.toLowerCase());
+        assert.deepEqual(paths, [fs.realpathSync(path.join(tmp, 'probe-listed.txt')).toLowerCase()], JSON.stringify(out.fds));
+      } finally {
+        oracle.closeHandle(leaky);
+        fs.closeSync(fd);
       }
     });
   });
