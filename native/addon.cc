@@ -637,6 +637,9 @@ Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
             throw ToJsError(info.Env(), err);
           }
         }));
+  o.Set("hiddenConsole", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::String::New(info.Env(), internals::HiddenConsole(info[0].ToBoolean(), info[1].ToNumber().Uint32Value()));
+        }));
   o.Set("watchdogUnopenedIsGone", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return Napi::Boolean::New(info.Env(), internals::WatchdogUnopenedIsGone(info[0].ToNumber().Uint32Value(), info[1].ToBoolean()));
         }));

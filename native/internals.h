@@ -37,6 +37,8 @@ bool WatchdogUnopenedIsGone(uint32_t err, bool stillListed);
 // A job memory limit for `bytes` as a `bits`-bit (32 or 64) build sets it, in 4 KiB pages
 // (throws ERR_OUT_OF_RANGE where a 32-bit SIZE_T cannot hold it).
 uint64_t JobMemoryBytes(uint64_t bytes, int bits);
+// The console a hidden worker gets: "no-window" (CREATE_NO_WINDOW) or "detached" (DETACHED_PROCESS).
+std::string HiddenConsole(bool wine, uint32_t processesBudget);
 #else
 struct Mount {
   std::string point, type, options;

@@ -199,10 +199,9 @@ void ThrowIfNestingRefused(DWORD err, const std::string& file) {
 
 // The worker's console. With a console handle among its stdio it shares ours (as libuv does now:
 // a console of its own would swallow that output), in a process group of its own so that
-// CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: no console at all, so
-// no conhost.exe starts inside its job (where it would count against `processes` and memory).
+// CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: see HiddenConsoleFlags.
 DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& child) {
-  if (!wh.consoleSlot && req.windowsHide) return DETACHED_PROCESS;
+  if (!wh.consoleSlot && req.windowsHide) return HiddenConsoleFlags(IsWine(), req.limits.processes + (child.group ? child.group->processes : 0));
   child.sharesConsole = GetConsoleCP() != 0;  // else a console program gets a new, visible one
   return CREATE_NEW_PROCESS_GROUP;
 }

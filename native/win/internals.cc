@@ -2,6 +2,7 @@
 
 #include "job.h"
 #include "monitor.h"
+#include "stdio_handles.h"
 #include "temp_dir.h"
 #include "token.h"
 #include "win_util.h"
@@ -66,5 +67,13 @@ uint64_t JobMemoryBytes(uint64_t bytes, int bits) {
   return bits == 32 ? small : large;
 }
 
+}  // namespace internals
+}  // namespace si
+
+namespace si {
+namespace internals {
+std::string HiddenConsole(bool wine, uint32_t processes) {
+  return win::HiddenConsoleFlags(wine, processes) == DETACHED_PROCESS ? "detached" : "no-window";
+}
 }  // namespace internals
 }  // namespace si

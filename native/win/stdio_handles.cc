@@ -140,6 +140,8 @@ int HandleToNodeFd(UniqueHandle h) {
   return fd;
 }
 
+DWORD HiddenConsoleFlags(bool wine, uint32_t processesBudget) { return wine || processesBudget > 0 ? DETACHED_PROCESS : CREATE_NO_WINDOW; }
+
 UniqueHandle OpenNul() {
   SECURITY_ATTRIBUTES sa{sizeof(sa), nullptr, FALSE};
   HANDLE h = CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, nullptr);
