@@ -1,6 +1,8 @@
 package spawnisolated
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -60,8 +62,8 @@ type cpuRate struct {
 	CPURate      uint32
 }
 
-// Read returns what this process runs under (see Limits): its innermost job's limits (a
-// nested job's limits are shares of its parents', which a process cannot list) and its token.
+// Read returns what this process runs under (see Limits): its innermost job's limits (the CPU
+// cap through the chain of jobs around it: see CPUBaseEnv) and its token.
 func Read() Limits {
 	l := Limits{Mechanism: "none"}
 	var in int32
@@ -86,12 +88,17 @@ func Read() Limits {
 			}
 			l.KillOnClose = f&limitKillOnJobClose != 0
 		}
+		// The innermost job's rate is a share of what the jobs around it allow, not of the
+		// machine: its launcher says how much that is (CPUBaseEnv) where they cap it.
 		var rate cpuRate
+		var hardCap uint32
 		if r, _, _ := procQueryInformationJobObject.Call(0, jobObjectCPURateControlInformation, uintptr(unsafe.Pointer(&rate)), unsafe.Sizeof(rate), 0); r != 0 &&
 			rate.ControlFlags&cpuRateEnable != 0 && rate.ControlFlags&cpuRateHardCap != 0 {
-			n, _, _ := procGetActiveProcessorCount.Call(allProcessorGroups)
-			l.CPUCores = float64(rate.CPURate) / 10000 * float64(n)
+			hardCap = rate.CPURate
 		}
+		n, _, _ := procGetActiveProcessorCount.Call(allProcessorGroups)
+		base, _ := strconv.ParseFloat(os.Getenv(CPUBaseEnv), 64)
+		l.CPUCores = effectiveCores(hardCap, base, int(n))
 	}
 	readToken(&l)
 	var session uint32

@@ -183,6 +183,37 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       }
     });
 
+    it("from inside (the Go module), a member reads its CPU cap through the group's: its job's rate is a share of the group's cores, not the machine's", async function () {
+      requireEnforced(this, 'cpu.cores');
+      if (os.cpus().length < 2) {
+        this.test!.title += ' [skipped: one CPU: a group cap of 1 core caps nothing]';
+        this.skip();
+      }
+      const g = createIsolationGroup({ enforcement: 'best-effort', cpu: 1 });
+      try {
+        const limits = async (opts: object) => {
+          const p = g.spawn(probePath(), ['limits'], { ...relaxed, stdio: 'pipe', ...opts });
+          return json<{ cpuCores: number }>(await collect(p));
+        };
+        assert.ok(Math.abs((await limits({ cpu: 0.5 })).cpuCores - 0.5) < 0.01, 'half of the group\'s one core');
+        assert.ok(Math.abs((await limits({})).cpuCores - 1) < 0.01, "no rate of its own: the group's one core");
+      } finally {
+        await g.close();
+      }
+    });
+
+    it('the CPU base variable: set only where an enclosing job really caps the CPU, never taken from options.env', async () => {
+      const g = createIsolationGroup({ enforcement: 'best-effort', cpu: 1 });
+      try {
+        const env = json<string[]>(await collect(g.spawn(w, ['env'], { ...relaxed, env: { SPAWN_ISOLATED_CPU_BASE: '0.001' } })));
+        const base = env.filter((e) => /^SPAWN_ISOLATED_CPU_BASE=/i.test(e));
+        if (g.enforcement['cpu.cores']?.enforced && os.cpus().length > 1) assert.deepEqual(base, ['SPAWN_ISOLATED_CPU_BASE=1.0000']);
+        else assert.deepEqual(base, [], 'the group cap was not applied here: nothing caps the member');
+      } finally {
+        await g.close();
+      }
+    });
+
     it('a killOnClose: false member outlives its launcher releasing the group; a killOnClose member does not', async function () {
       this.timeout(30_000);
       const { Worker } = await import('node:worker_threads');

@@ -57,8 +57,9 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
   child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
-  // What the CPU rate is a share of: only read when there is a rate to set (not on every spawn).
-  double parentCores = req.limits.cpuCores <= 0 ? 0 : child.group ? child.group->capacityCores : OwnJobCores();
+  // What the CPU rate is a share of: the cores the jobs around this one allow.
+  double parentCores = child.group ? child.group->capacityCores : OwnJobCores();
+  child.cpuBase = parentCores;
   JobPlan plan = ApplyLimits(child.job.get(), req.limits, req.killOnClose, parentCores);
   child.handlesLimit = plan.handlesLimit;
   for (const Enforcement& e : plan.enforcement)
@@ -176,10 +177,16 @@ std::vector<std::string> BaseEnvironment(const SpawnRequest& req, HANDLE session
   return env;
 }
 
-// The environment the worker gets: a private TEMP for 'low', the channel's handle value.
+// The environment the worker gets: a private TEMP for 'low', the channel's handle value, and
+// what the jobs around its own allow of the CPU (kCpuBaseEnv) where they cap it.
 std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh, HANDLE sessionToken) {
   std::vector<std::string> base = BaseEnvironment(req, sessionToken);
   std::vector<std::string> env = child.temp.path().empty() ? base : child.temp.Environment(base);
+  // Only the launcher says it.
+  env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return _stricmp(e.substr(0, e.find('=', 1)).c_str(), kCpuBaseEnv) == 0; }),
+            env.end());
+  std::string cpuBase = CpuBaseValue(child.cpuBase, static_cast<double>(GetActiveProcessorCount(ALL_PROCESSOR_GROUPS)));
+  if (!cpuBase.empty()) env.push_back(std::string(kCpuBaseEnv) + "=" + cpuBase);
   if (wh.channelSource != nullptr) env.push_back(std::string(kChannelEnv) + "=" + std::to_string(wh.channelValue));
   return env;
 }
@@ -404,7 +411,9 @@ GroupResult CreateGroup(const GroupRequest& req) {
   double own = OwnJobCores();
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose, own);
   g->extended = plan.extended;
-  g->capacityCores = req.limits.cpuCores > 0 && req.limits.cpuCores <= own ? req.limits.cpuCores : own;
+  // Its members' rates are shares of its cap only where the cap was applied (read back).
+  bool capped = std::any_of(plan.enforcement.begin(), plan.enforcement.end(), [](const Enforcement& e) { return e.limit == "cpu.cores" && e.enforced; });
+  g->capacityCores = capped ? req.limits.cpuCores : own;
   g->processes = req.limits.processes;
   for (Enforcement& e : plan.enforcement)
     if (e.limit == "processes") GroupProcessesEntry(g->job.get(), e);

@@ -231,6 +231,13 @@ double OwnJobCores() {
   return logical;
 }
 
+std::string CpuBaseValue(double base, double logical) {
+  if (!(base > 0) || base >= logical) return "";
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.4f", base);
+  return buf;
+}
+
 Stats JobStats(HANDLE job) {
   Stats s;
   JOBOBJECT_BASIC_ACCOUNTING_INFORMATION acct{};

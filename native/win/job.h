@@ -41,6 +41,12 @@ std::vector<uint32_t> ProcessorGroupSizes();
 std::vector<GROUP_AFFINITY> GroupAffinities(const std::vector<uint32_t>& cpus, const std::vector<uint32_t>& groupSizes);
 // The cores this process's own job lets its nested jobs use (the machine's, without a cap).
 double OwnJobCores();
+// The variable that tells a worker what the jobs around its own allow of the CPU, where they cap
+// it: a process can query only its innermost job, whose CPU rate is a share of its parent's
+// capacity, not of the machine (the Go module's Read() multiplies the two).
+constexpr const char* kCpuBaseEnv = "SPAWN_ISOLATED_CPU_BASE";
+// Its value for `base` cores on a machine of `logical` processors: "" when nothing caps them.
+std::string CpuBaseValue(double base, double logical);
 // What a job's own accounting says (a worker's job, or a group's, which includes its members').
 Stats JobStats(HANDLE job);
 

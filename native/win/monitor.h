@@ -73,6 +73,7 @@ struct Child : WorkerBase {
   uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
   bool sharesConsole = false;  // in this process's console, its own process group
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
+  double cpuBase = 0;          // the cores the jobs around its own allow (its CPU rate is a share of them)
   PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
