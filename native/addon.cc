@@ -435,6 +435,20 @@ Napi::Value LookupUserJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+#ifdef _WIN32
+Napi::Value SessionEnvironmentJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::vector<std::string> list = backend::SessionEnvironment(static_cast<int64_t>(GetNumber(env, info[0], "session", -2, UINT32_MAX - 1.0)));
+    Napi::Array out = Napi::Array::New(env, list.size());
+    for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);
+    return out;
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+}
+#endif
+
 Napi::Value CreateGroupJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData& d = Data(env);
@@ -731,6 +745,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
   exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUserJs, "lookupUser"));
+#ifdef _WIN32
+  exports.Set("sessionEnvironment", Napi::Function::New(env, SessionEnvironmentJs, "sessionEnvironment"));
+#endif
   exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));
   exports.Set("groupStats", Napi::Function::New(env, GroupStatsJs, "groupStats"));
   exports.Set("releaseGroup", Napi::Function::New(env, ReleaseGroupJs, "releaseGroup"));

@@ -4,6 +4,8 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
 import { probePath } from '../lib/selftest';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { collect, isLinux, isWindows, json, root, worker } from './helpers';
 
@@ -105,6 +107,70 @@ import { collect, isLinux, isWindows, json, root, worker } from './helpers';
     }
     assert.equal(r.code, 'ERR_NO_USER_SESSION', JSON.stringify(r));
     assert.equal(p.pid, undefined);
+  });
+
+  // Under Wine any process gets a session user's token (the launcher's own user): a session
+  // worker starts, from that user's environment block, so the environment and the lookup of its
+  // executable can be checked here. Real Windows needs a LocalSystem launcher (see the README).
+  async function sessionStarts(ctx: Mocha.Context): Promise<number> {
+    if (!isWindows) {
+      ctx.test!.title += ' [skipped: Windows only]';
+      ctx.skip();
+    }
+    const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, session: 'console' });
+    const r = await p.exited.then(
+      () => p.sessionId,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    if (r instanceof Error || r === null) {
+      ctx.test!.title += ` [skipped: no session worker can start here (${(r as Error)?.message}); the LocalSystem job runs it]`;
+      ctx.skip();
+    }
+    return r as number;
+  }
+
+  it("Windows: a session worker without options.env starts from the session user's environment and still gets GOMAXPROCS / GOMEMLIMIT from its limits", async function () {
+    await sessionStarts(this);
+    process.env.SPAWN_ISOLATED_TEST_MARK = '1'; // in the launcher's environment, not the session user's
+    let env: string[];
+    try {
+      env = json<string[]>(await collect(spawnIsolated(w, ['env'], { ...relaxed, session: 'console', cpu: 1.5, memory: '1GiB' })));
+    } finally {
+      delete process.env.SPAWN_ISOLATED_TEST_MARK;
+    }
+    assert.ok(!env.some((e) => e.startsWith('SPAWN_ISOLATED_TEST_MARK=')), "the launcher's environment leaked into the session worker's");
+    assert.ok(env.includes('GOMAXPROCS=2'), `no GOMAXPROCS: ${JSON.stringify(env)}`);
+    assert.ok(env.includes(`GOMEMLIMIT=${Math.floor(2 ** 30 * 0.9)}`), 'no GOMEMLIMIT');
+    assert.ok(env.some((e) => /^USERPROFILE=/i.test(e)), 'the session user environment block');
+    // options.env goes on top of the session user's (names without case: one PATH).
+    const explicit = json<string[]>(await collect(spawnIsolated(w, ['env'], { ...relaxed, session: 'console', env: { EXTRA: '1', path: 'C:\\x' } })));
+    assert.ok(explicit.includes('EXTRA=1') && explicit.some((e) => /^USERPROFILE=/i.test(e)));
+    assert.deepEqual(explicit.filter((e) => /^path=/i.test(e)), ['path=C:\\x']);
+  });
+
+  it("Windows: a session worker's executable is looked up on the session user's PATH, not the launcher's", async function () {
+    await sessionStarts(this);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'si-path-'));
+    const name = `si-only-on-launcher-path-${process.pid}`;
+    fs.copyFileSync(w, path.join(dir, `${name}.exe`));
+    const saved = process.env.PATH;
+    process.env.PATH = `${dir};${saved}`;
+    try {
+      // The control: found on the launcher's PATH without a session.
+      assert.equal((await collect(spawnIsolated(name, ['exit', '0'], relaxed))).exit.code, 0);
+      const p = spawnIsolated(name, ['exit', '0'], { ...relaxed, session: 'console' });
+      const err = await p.exited.then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
+      assert.equal(err?.code, 'ENOENT', 'found on the launcher PATH');
+      // A program on the session user's PATH is found there.
+      const cmd = await collect(spawnIsolated('cmd', ['/c', 'exit', '3'], { ...relaxed, session: 'console' }));
+      assert.equal(cmd.exit.code, 3);
+    } finally {
+      process.env.PATH = saved;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('Windows: the worker reports its session and account', async function () {

@@ -157,31 +157,12 @@ void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
   }
 }
 
-// A session user's own environment (CreateEnvironmentBlock), with the caller's explicit
-// options.env on top; the caller's environment otherwise.
-std::vector<std::string> BaseEnvironment(const SpawnRequest& req, HANDLE sessionToken) {
-  if (sessionToken == nullptr) return req.env;
-  void* block = nullptr;
-  if (!CreateEnvironmentBlock(&block, sessionToken, FALSE)) ThrowLastError("CreateEnvironmentBlock", "the session user's environment");
-  std::vector<std::string> env;
-  for (const wchar_t* p = static_cast<const wchar_t*>(block); *p; p += wcslen(p) + 1) env.push_back(ToUtf8(p));
-  DestroyEnvironmentBlock(block);
-  if (!req.envExplicit) return env;
-  for (const std::string& e : req.env) {
-    std::string name = e.substr(0, e.find('=', 1));
-    env.erase(std::remove_if(env.begin(), env.end(),
-                             [&](const std::string& x) { return _stricmp(x.substr(0, x.find('=', 1)).c_str(), name.c_str()) == 0; }),
-              env.end());
-    env.push_back(e);
-  }
-  return env;
-}
-
 // The environment the worker gets: a private TEMP for 'low', the channel's handle value, and
 // what the jobs around its own allow of the CPU (kCpuBaseEnv) where they cap it.
-std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh, HANDLE sessionToken) {
-  std::vector<std::string> base = BaseEnvironment(req, sessionToken);
-  std::vector<std::string> env = child.temp.path().empty() ? base : child.temp.Environment(base);
+// The request's environment is the worker's (a session worker's was built by JS from that
+// session user's own: SessionEnvironment).
+std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh) {
+  std::vector<std::string> env = child.temp.path().empty() ? req.env : child.temp.Environment(req.env);
   // Only the launcher says it.
   env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return _stricmp(e.substr(0, e.find('=', 1)).c_str(), kCpuBaseEnv) == 0; }),
             env.end());
@@ -223,7 +204,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
   flags |= ConsoleFlags(req, wh, child);
   MakeInheritable(wh, res);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh, sessionToken));
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
   std::vector<HANDLE> list = wh.List();
   AttributeList attrs(2);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
@@ -428,6 +409,17 @@ void ReleaseGroup(uint64_t id) {
   // Members still running end with it (killOnClose semantics), unless one asked to survive: the
   // others were ended by their own jobs as they were released.
   if (g && !g->survivors) TerminateJobObject(g->job.get(), 1);
+}
+
+std::vector<std::string> SessionEnvironment(int64_t session) {
+  DWORD id = 0;
+  UniqueHandle token = SessionUserToken(session, &id);
+  void* block = nullptr;
+  if (!CreateEnvironmentBlock(&block, token.get(), FALSE)) ThrowLastError("CreateEnvironmentBlock", "the session user's environment");
+  std::vector<std::string> env;
+  for (const wchar_t* p = static_cast<const wchar_t*>(block); *p; p += wcslen(p) + 1) env.push_back(ToUtf8(p));
+  DestroyEnvironmentBlock(block);
+  return env;
 }
 
 UserRecord LookupUser(const std::string&) {
