@@ -1,13 +1,13 @@
 // options.user (POSIX) and options.session (Windows): a worker as another user / in another
 // session, still under its limits.
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
+import { execFile, execFileSync } from 'node:child_process';
+import { createIsolationGroup, execIsolated, isolationSupport, spawnIsolated } from '../lib';
 import { probePath } from '../lib/selftest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { collect, isLinux, isWindows, json, root, worker } from './helpers';
+import { collect, isLinux, isWindows, json, onWine, root, worker } from './helpers';
 
 (isolationSupport().spawn ? describe : describe.skip)('user and session', () => {
   const w = worker();
@@ -171,6 +171,69 @@ import { collect, isLinux, isWindows, json, root, worker } from './helpers';
       process.env.PATH = saved;
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("Windows: a group's members run in one session (a job's processes must): a member for another session is refused up front with ERR_JOB_SESSION, starting nothing", async function () {
+    const console = await sessionStarts(this);
+    const other = console === 0 ? 1 : 0;
+    const g = createIsolationGroup({ enforcement: 'best-effort' });
+    try {
+      const a = g.spawn(w, ['sleep', '20000'], { ...relaxed, session: 'console' });
+      await new Promise<void>((r) => a.once('spawn', () => r()));
+      const b = g.spawn(w, ['exit', '0'], { ...relaxed, session: other });
+      const err = await b.exited.then(
+        () => undefined,
+        (e: NodeJS.ErrnoException) => e,
+      );
+      if (err?.code === 'ERR_NO_USER_SESSION') {
+        this.test!.title += ` [skipped: nobody is logged on in session ${other} here]`;
+        this.skip();
+      }
+      assert.equal(err?.code, 'ERR_JOB_SESSION', `session ${other} beside session ${console}: ${err?.message ?? 'it started'}`);
+      assert.match(err!.message, /one session/);
+      assert.equal(b.pid, undefined);
+      assert.equal(a.exitCode, null, 'the first member runs on');
+    } finally {
+      await g.close();
+    }
+  });
+
+  it("Windows: a launcher in a job that allows no breakaway is refused a worker in another session up front (ERR_JOB_SESSION); one that allows breakaway starts it outside", async function () {
+    const consoleSession = await sessionStarts(this);
+    if (onWine) {
+      this.test!.title += ' [skipped: Wine stores no job limits (they read back as zeros) and keeps no session rule for jobs]';
+      this.skip();
+    }
+    this.timeout(60_000);
+    const run = (breakaway: boolean) => {
+      const script = `const koffi = require(${JSON.stringify(require.resolve('koffi'))});
+        const k32 = koffi.load('kernel32.dll');
+        const CreateJobObjectW = k32.func('intptr_t __stdcall CreateJobObjectW(void *sa, void *name)');
+        const SetInformationJobObject = k32.func('int __stdcall SetInformationJobObject(intptr_t job, int cls, _In_ uint8_t *info, uint32_t len)');
+        const AssignProcessToJobObject = k32.func('int __stdcall AssignProcessToJobObject(intptr_t job, intptr_t process)');
+        const GetCurrentProcess = k32.func('intptr_t __stdcall GetCurrentProcess()');
+        const job = CreateJobObjectW(null, null);
+        const info = Buffer.alloc(144); // JOBOBJECT_EXTENDED_LIMIT_INFORMATION; LimitFlags at 16
+        info.writeUInt32LE(${breakaway ? '0x800' : '0'}, 16); // JOB_OBJECT_LIMIT_BREAKAWAY_OK
+        SetInformationJobObject(job, 9, info, 144);
+        AssignProcessToJobObject(job, GetCurrentProcess());
+        const { spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+        const p = spawnIsolated(${JSON.stringify(w)}, ['exit', '0'], { enforcement: 'best-effort', session: 'console' });
+        p.exited.then((e) => console.log(JSON.stringify({ exit: e.code, session: p.sessionId })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
+      return new Promise<{ exit?: number; session?: number; code?: string; message?: string }>((resolve, reject) =>
+        execFile(process.execPath, ['-e', script], (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout.trim().split('\n').pop()!)))),
+      );
+    };
+    const ownSession = spawnIsolated(w, ['exit', '0'], relaxed);
+    await ownSession.exited;
+    if (ownSession.sessionId === consoleSession) {
+      this.test!.title += ' [skipped: the launcher runs in the console session itself: no other session to start in]';
+      this.skip();
+    }
+    const refused = await run(false);
+    assert.equal(refused.code, 'ERR_JOB_SESSION', JSON.stringify(refused));
+    const allowed = await run(true);
+    assert.deepEqual([allowed.exit, allowed.session], [0, consoleSession], JSON.stringify(allowed));
   });
 
   it('Windows: the worker reports its session and account', async function () {

@@ -8,6 +8,7 @@
 #include "win_util.h"
 
 #include <userenv.h>
+#include <wtsapi32.h>
 
 #include <algorithm>
 
@@ -49,6 +50,46 @@ void GroupProcessesEntry(HANDLE job, Enforcement& e) {
                  : "";
 }
 
+// The session the worker is to run in.
+DWORD TargetSession(int64_t session) {
+  DWORD id = 0;
+  if (session == kSessionCurrent) ProcessIdToSessionId(GetCurrentProcessId(), &id);
+  else id = session == kSessionConsole ? WTSGetActiveConsoleSessionId() : static_cast<DWORD>(session);
+  return id;
+}
+
+// "All processes associated with a job must run in the same session" (AssignProcessToJobObject):
+// a group's members all run in its first member's session; refused up front otherwise.
+void JoinGroupSession(Group& g, DWORD target) {
+  int64_t none = -1;
+  if (g.session.compare_exchange_strong(none, static_cast<int64_t>(target)) || none == static_cast<int64_t>(target)) return;
+  throw SysError("ERR_JOB_SESSION", 0, "",
+                 "the worker would run in session " + std::to_string(target) + ", but this isolation group's members run in session " +
+                     std::to_string(none) +
+                     ": Windows keeps all of a job's processes in one session (use one group per session)");
+}
+
+// A worker in another session than this process's cannot be in this process's job (if it is in
+// one whose children do not leave it silently): it breaks away where the job allows that
+// (CREATE_BREAKAWAY_FROM_JOB), and is refused up front where it does not.
+DWORD SessionJobFlags(DWORD target) {
+  DWORD own = 0;
+  BOOL inJob = FALSE;
+  if (!ProcessIdToSessionId(GetCurrentProcessId(), &own) || own == target) return 0;
+  if (!IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob) return 0;
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
+  // Wine stores no job limits (they read back as zeros): it cannot be told, CreateProcess decides.
+  if (IsWine() || !QueryInformationJobObject(nullptr, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr)) return 0;
+  DWORD f = ext.BasicLimitInformation.LimitFlags;
+  if (f & JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK) return 0;  // its children are not in it anyway
+  if (f & JOB_OBJECT_LIMIT_BREAKAWAY_OK) return CREATE_BREAKAWAY_FROM_JOB;
+  throw SysError("ERR_JOB_SESSION", ERROR_ACCESS_DENIED, "",
+                 "this process runs in a job that lets no process break away, and Windows keeps a job's processes in one session: "
+                 "a worker cannot start in session " +
+                     std::to_string(target) + " from session " + std::to_string(own) +
+                     ". Run the launcher outside that job, or have its owner allow breakaway (JOB_OBJECT_LIMIT_BREAKAWAY_OK)");
+}
+
 // The job, tied to the completion port before anything runs in it, with every limit set and
 // read back; strict mode refuses here, before anything runs.
 std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
@@ -56,6 +97,9 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
+  DWORD session = TargetSession(req.session);
+  if (child.group) JoinGroupSession(*child.group, session);
+  child.jobFlags = SessionJobFlags(session);
   child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
   // What the CPU rate is a share of: the cores the jobs around this one allow.
   double parentCores = child.group ? child.group->capacityCores : OwnJobCores();
@@ -172,6 +216,20 @@ std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child&
   return env;
 }
 
+// A worker for another session refused where this process's job chain keeps it (a job further
+// out than the one SessionJobFlags could read allows no breakaway): a bare EACCES would not say so.
+void ThrowIfSessionRefused(DWORD err, const SpawnRequest& req) {
+  DWORD own = 0, target = TargetSession(req.session);
+  BOOL inJob = FALSE;
+  if (err != ERROR_ACCESS_DENIED || !ProcessIdToSessionId(GetCurrentProcessId(), &own) || own == target ||
+      !IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob)
+    return;
+  throw SysError("ERR_JOB_SESSION", err, "spawn " + req.file,
+                 "spawn " + req.file + ": this process runs in a job, and Windows keeps a job's processes in one session: a worker cannot start in session " +
+                     std::to_string(target) + " from session " + std::to_string(own) +
+                     " unless every job around this process allows breakaway. Run the launcher outside that job");
+}
+
 // Windows refuses nested jobs under a job with UI restrictions: a bare EACCES would not say so.
 void ThrowIfNestingRefused(DWORD err, const std::string& file) {
   JOBOBJECT_BASIC_UI_RESTRICTIONS ui{};
@@ -202,7 +260,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   std::wstring cmdline = BuildCommandLine(req.args);
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
-  flags |= ConsoleFlags(req, wh, child);
+  flags |= ConsoleFlags(req, wh, child) | child.jobFlags;
   MakeInheritable(wh, res);
   std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
   std::vector<HANDLE> list = wh.List();
@@ -237,6 +295,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   wh.temporary.clear();  // the worker has its copies now; no other child may inherit ours
   if (!created) {
     ThrowIfNestingRefused(createErr, req.file);
+    ThrowIfSessionRefused(createErr, req);
     SysError e = Win32Error(token != nullptr ? "CreateProcessAsUserW" : "CreateProcessW", createErr, req.file);
     e.message = "spawn " + req.file + " " + CodeForWin32(createErr) + ": " + Win32Message(createErr) + " (Win32 error " +
                 std::to_string(createErr) + ")";

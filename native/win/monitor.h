@@ -27,6 +27,9 @@ struct Group {
   std::atomic<bool> survivors{false};
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // its limits as set
   uint32_t processes = 0;                           // its processes budget (0: none)
+  // The session its members run in (its first member's; -1: none yet): Windows keeps all of a
+  // job's processes in one session.
+  std::atomic<int64_t> session{-1};
 };
 
 // Completion keys: worker ids as they are, group ids with the top bit set.
@@ -74,6 +77,7 @@ struct Child : WorkerBase {
   bool sharesConsole = false;  // in this process's console, its own process group
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
   double cpuBase = 0;          // the cores the jobs around its own allow (its CPU rate is a share of them)
+  DWORD jobFlags = 0;          // CREATE_BREAKAWAY_FROM_JOB: out of this process's job, for another session
   PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
