@@ -210,3 +210,79 @@ export function tempPath2(): { path: string; api: 'GetTempPath2W' | 'GetTempPath
   if (n === 0) throw new Error(`${api} failed: ${GetLastError()}`);
   return { path: buf.subarray(0, n * 2).toString('utf16le').replace(/[\\/]+$/, ''), api };
 }
+
+// ---- Tokens and window objects: what a worker's token restricts to, and who the launcher's
+// window station and desktop grant.
+const GetTokenInformation = advapi.func('int __stdcall GetTokenInformation(intptr_t token, int cls, _Out_ uint8_t *buf, uint32_t len, _Out_ uint32_t *ret)');
+const ConvertSidToStringSidW = advapi.func('int __stdcall ConvertSidToStringSidW(void *sid, _Out_ void **str)');
+
+/** The restricting SIDs of process `pid`'s token, as strings (the first is a worker's own SID). */
+export function restrictingSids(pid: number): string[] {
+  const proc = Number(OpenProcess(PROCESS_QUERY_INFORMATION, 0, pid));
+  if (proc === 0) throw new Error(`OpenProcess(${pid}) failed: ${GetLastError()}`);
+  const tok = [0];
+  try {
+    if (!OpenProcessToken(proc, 0x0008 /* TOKEN_QUERY */, tok)) throw new Error(`OpenProcessToken failed: ${GetLastError()}`);
+    const buf = Buffer.alloc(4096);
+    const len = [0];
+    if (!GetTokenInformation(tok[0], 11 /* TokenRestrictedSids */, buf, buf.length, len)) throw new Error(`GetTokenInformation failed: ${GetLastError()}`);
+    const n = buf.readUInt32LE(0);
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const sidPtr = koffi.decode(buf, 8 + i * 16, 'void *'); // SID_AND_ATTRIBUTES: {PSID, DWORD}, 16 bytes on x64
+      const str: unknown[] = [null];
+      if (ConvertSidToStringSidW(sidPtr, str)) {
+        out.push(koffi.decode(str[0], 'char16_t', -1) as string);
+        LocalFree(str[0]);
+      }
+    }
+    return out;
+  } finally {
+    if (tok[0]) CloseHandle(tok[0]);
+    CloseHandle(proc);
+  }
+}
+
+const user32 = koffi.load('user32.dll');
+const OpenWindowStationW = user32.func('intptr_t __stdcall OpenWindowStationW(str16 name, int inherit, uint32_t access)');
+const OpenDesktopW = user32.func('intptr_t __stdcall OpenDesktopW(str16 name, uint32_t flags, int inherit, uint32_t access)');
+const CloseWindowStation = user32.func('int __stdcall CloseWindowStation(intptr_t h)');
+const CloseDesktop = user32.func('int __stdcall CloseDesktop(intptr_t h)');
+const GetProcessWindowStation = user32.func('intptr_t __stdcall GetProcessWindowStation()');
+const GetThreadDesktop = user32.func('intptr_t __stdcall GetThreadDesktop(uint32_t tid)');
+const GetCurrentThreadId = k32.func('uint32_t __stdcall GetCurrentThreadId()');
+const GetUserObjectInformationW = user32.func('int __stdcall GetUserObjectInformationW(intptr_t h, int index, _Out_ uint8_t *buf, uint32_t len, _Out_ uint32_t *needed)');
+
+function userObjectName(h: number): string {
+  const buf = Buffer.alloc(512);
+  const n = [0];
+  if (!GetUserObjectInformationW(h, 2 /* UOI_NAME */, buf, buf.length, n)) throw new Error(`GetUserObjectInformationW failed: ${GetLastError()}`);
+  return buf.toString('utf16le').split('\0')[0];
+}
+
+/** The DACL (SDDL) of this process's window station or desktop; '' when it has none. */
+export function windowObjectSddl(kind: 'winsta' | 'desktop'): string {
+  const READ_CONTROL = 0x20000;
+  const h =
+    kind === 'winsta'
+      ? Number(OpenWindowStationW(userObjectName(Number(GetProcessWindowStation())), 0, READ_CONTROL))
+      : Number(OpenDesktopW(userObjectName(Number(GetThreadDesktop(GetCurrentThreadId()))), 0, 0, READ_CONTROL));
+  if (h === 0) throw new Error(`opening the ${kind} failed: ${GetLastError()}`);
+  const sd: unknown[] = [null];
+  try {
+    const err = GetSecurityInfo(h, 7 /* SE_WINDOW_OBJECT */, 4, null, null, null, null, sd);
+    if (err !== 0) throw new Error(`GetSecurityInfo(${kind}) failed: ${err}`);
+    const str: unknown[] = [null];
+    const len = [0];
+    if (!ConvertSdToString(sd[0], 1, 4, str, len)) throw new Error('ConvertSecurityDescriptorToStringSecurityDescriptorW failed');
+    try {
+      return koffi.decode(str[0], 'char16_t', -1) as string;
+    } finally {
+      LocalFree(str[0]);
+    }
+  } finally {
+    if (sd[0]) LocalFree(sd[0]);
+    if (kind === 'winsta') CloseWindowStation(h);
+    else CloseDesktop(h);
+  }
+}

@@ -236,6 +236,21 @@ import { collect, isLinux, isWindows, json, onWine, root, worker } from './helpe
     assert.deepEqual([allowed.exit, allowed.session], [0, consoleSession], JSON.stringify(allowed));
   });
 
+  it("Windows: a restricted session worker's restricting SIDs include the session's logon SID (its desktop and named objects grant it; LocalSystem's Node is not granted to it); a worker in this session's do not", async function () {
+    await sessionStarts(this);
+    const token = async (opts: object) => json<{ restrictingSids?: string[] }>(await collect(spawnIsolated(w, ['token'], { ...relaxed, ...opts })));
+    const session = await token({ session: 'console' });
+    const own = await token({});
+    if (!(session.restrictingSids ?? []).length) {
+      this.test!.title += ` [skipped: the worker's token has no restricting SIDs here${onWine ? ' (Wine applies no restricted token, measured)' : ''}; the LocalSystem job runs it]`;
+      this.skip();
+    }
+    assert.equal(session.restrictingSids!.filter((s) => s.startsWith('S-1-5-5-')).length, 1, JSON.stringify(session));
+    assert.equal(own.restrictingSids!.filter((s) => s.startsWith('S-1-5-5-')).length, 0, JSON.stringify(own));
+    const gui = json<{ user32: string; namedEvent: string }>(await collect(spawnIsolated(w, ['gui'], { ...relaxed, session: 'console' })));
+    assert.deepEqual([gui.user32, gui.namedEvent], ['ok', 'ok']);
+  });
+
   it('Windows: the worker reports its session and account', async function () {
     if (!isWindows) {
       this.test!.title += ' [skipped: Windows only]';

@@ -407,6 +407,42 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       assert.equal((await token('inherit')).restrictedSids ?? 0, 0);
     });
 
+    it("restricted: user32 loads and named objects can be made (its SID is granted this session's window station, desktop and BaseNamedObjects for its life; control: inherit)", async function () {
+      // Real Windows: without the grant a restricted worker that loads user32 dies at start
+      // (0xC0000142; loaded at run time: ERROR_DLL_INIT_FAILED). Wine ignores restricted tokens
+      // in access checks: there this shows only that nothing broke.
+      for (const privileges of ['restricted', 'low', 'inherit'] as const) {
+        const c = await collect(spawnIsolated(w, ['gui'], { ...relaxed, privileges }));
+        assert.equal(c.exit.code, 0, `${privileges}: ${c.stderr}`);
+        const r = json<{ user32: string; namedEvent: string }>(c);
+        assert.equal(r.user32, 'ok', `${privileges}: user32 ${r.user32}`);
+        if (privileges !== 'low') assert.equal(r.namedEvent, 'ok', `${privileges}: named event ${r.namedEvent}`);
+      }
+    });
+
+    it("restricted: while a worker runs, this session's desktop and window station grant its own SID (not the logon SID); at its end the ACEs are gone", async function () {
+      const before = { desktop: oracle.windowObjectSddl('desktop'), winsta: oracle.windowObjectSddl('winsta') };
+      if (before.desktop === '' || before.winsta === '') {
+        this.test!.title += ' [skipped: this window station or desktop has no DACL (everyone has access: Wine), so nothing is granted]';
+        this.skip();
+      }
+      const p = spawnIsolated(w, ['sleep', '30000'], { ...relaxed, privileges: 'restricted' });
+      await new Promise<void>((r) => p.once('spawn', () => r()));
+      const sids = oracle.restrictingSids(p.pid!);
+      assert.equal(sids.length, 4, `the worker's restricting SIDs: ${sids.join(' ')}`);
+      assert.ok(!sids.some((s) => s.startsWith('S-1-5-5-')), 'no logon SID');
+      const workerSid = sids[0];
+      try {
+        assert.ok(oracle.windowObjectSddl('desktop').includes(workerSid), 'the desktop grants the worker SID');
+        assert.ok(oracle.windowObjectSddl('winsta').includes(workerSid), 'the window station grants the worker SID');
+      } finally {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+      assert.ok(!oracle.windowObjectSddl('desktop').includes(workerSid), 'the desktop ACE was left behind');
+      assert.ok(!oracle.windowObjectSddl('winsta').includes(workerSid), 'the window station ACE was left behind');
+    });
+
     it("restricted: the worker cannot open Node's process or a sibling worker (control: inherit can)", async function () {
       requireEnforced(this, 'privileges');
       const sibling = spawnIsolated(w, ['sleep', '30000']);

@@ -1,6 +1,7 @@
 // Windows backend: the orchestration of a spawn (each mechanism lives in its own unit: job,
 // token, stdio_handles, monitor) and the backend entry points.
 #include "../contract.h"
+#include "desktop.h"
 #include "job.h"
 #include "monitor.h"
 #include "stdio_handles.h"
@@ -359,7 +360,13 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (req.session != kSessionCurrent) sessionToken = SessionUserToken(req.session, &sessionId);
   UniqueHandle token;
   std::vector<BYTE> workerSid;
-  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get());
+  if (req.privileges != Privileges::Inherit) {
+    // In another user's session the logon SID gives it that session's desktop and named objects
+    // (this process, LocalSystem, is not granted to it); in this process's session its own SID
+    // is granted them instead (the logon SID would open Node's process too: see desktop.h).
+    token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get(), sessionToken.valid());
+    if (!sessionToken.valid()) child->grants = GrantSessionObjects(workerSid);
+  }
   if (req.privileges == Privileges::Low || req.tempDir) {
     // A session user (not this process's) must be let into it too.
     std::vector<BYTE> workerUser;
@@ -440,7 +447,11 @@ void Release(uint64_t id) {
     TerminateJobObject(c->job.get(), 1);
     return;
   }
-  if (WaitForSingleObject(c->process.get(), 0) != WAIT_OBJECT_0) c->temp.Keep();  // still its TEMP
+  if (WaitForSingleObject(c->process.get(), 0) != WAIT_OBJECT_0) {
+    c->temp.Keep();  // still its TEMP
+    std::lock_guard<std::mutex> lock(c->grantsMu);
+    for (auto& g : c->grants) g->Leave();  // and its desktop
+  }
   if (c->thread.valid()) ResumeThread(c->thread.get());
 }
 

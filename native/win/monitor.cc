@@ -303,6 +303,10 @@ void Monitor::Finish(Child& c) {
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);
+  {
+    std::lock_guard<std::mutex> lock(c.grantsMu);
+    c.grants.clear();  // its SID's access to the desktop and named objects
+  }
   DWORD code = 0;
   GetExitCodeProcess(c.process.get(), &code);
   // With a temp directory, 'exit' comes once its path is gone (after the tree has ended).

@@ -11,6 +11,7 @@
 
 #include "../registry.h"
 #include "../worker.h"
+#include "desktop.h"
 #include "temp_dir.h"
 #include "win_util.h"
 
@@ -79,6 +80,10 @@ struct Child : WorkerBase {
   double cpuBase = 0;          // the cores the jobs around its own allow (its CPU rate is a share of them)
   DWORD jobFlags = 0;          // CREATE_BREAKAWAY_FROM_JOB: out of this process's job, for another session
   PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
+  // Its SID's access to this session's window station, desktop and named objects (removed at
+  // its end; left to a worker that outlives this process).
+  std::mutex grantsMu;
+  ObjectGrants grants;
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
   LimitEchoes echoes;         // a member's limit messages arrive under its group's key too
