@@ -286,3 +286,41 @@ export function windowObjectSddl(kind: 'winsta' | 'desktop'): string {
     else CloseDesktop(h);
   }
 }
+
+// ---- A session user's folders (WTSQueryUserToken: LocalSystem on real Windows; Wine serves any process).
+const wtsapi32 = koffi.load('wtsapi32.dll');
+const WTSQueryUserToken = wtsapi32.func('int __stdcall WTSQueryUserToken(uint32_t session, _Out_ intptr_t *token)');
+const WTSGetActiveConsoleSessionId = k32.func('uint32_t __stdcall WTSGetActiveConsoleSessionId()');
+const shell32 = koffi.load('shell32.dll');
+const ole32 = koffi.load('ole32.dll');
+const SHGetKnownFolderPath = shell32.func('int32_t __stdcall SHGetKnownFolderPath(_In_ uint8_t *id, uint32_t flags, intptr_t token, _Out_ void **path)');
+const CoTaskMemFree = ole32.func('void __stdcall CoTaskMemFree(void *p)');
+
+function guidBytes(g: string): Buffer {
+  const [a, b, c, d, e] = g.split('-');
+  const buf = Buffer.alloc(16);
+  buf.writeUInt32LE(parseInt(a, 16), 0);
+  buf.writeUInt16LE(parseInt(b, 16), 4);
+  buf.writeUInt16LE(parseInt(c, 16), 6);
+  Buffer.from(d + e, 'hex').copy(buf, 8);
+  return buf;
+}
+
+/** The console session user's LocalAppData or LocalLow folder (SHGetKnownFolderPath with its token). */
+export function sessionKnownFolder(which: 'LocalAppData' | 'LocalAppDataLow'): string {
+  const ids = { LocalAppData: 'F1B32785-6FBA-4FCF-9D55-7B8E7F157091', LocalAppDataLow: 'A520A1A4-1780-4FF6-BD18-167343C5AF16' };
+  const tok = [0];
+  if (!WTSQueryUserToken(WTSGetActiveConsoleSessionId(), tok)) throw new Error(`WTSQueryUserToken failed: ${GetLastError()}`);
+  try {
+    const out: unknown[] = [null];
+    const hr = SHGetKnownFolderPath(guidBytes(ids[which]), 0, tok[0], out);
+    if (hr !== 0) throw new Error(`SHGetKnownFolderPath failed: 0x${(hr >>> 0).toString(16)}`);
+    try {
+      return koffi.decode(out[0], 'char16_t', -1) as string;
+    } finally {
+      CoTaskMemFree(out[0]);
+    }
+  } finally {
+    CloseHandle(tok[0]);
+  }
+}

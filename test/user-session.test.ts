@@ -251,6 +251,22 @@ import { collect, isLinux, isWindows, json, onWine, root, worker } from './helpe
     assert.deepEqual([gui.user32, gui.namedEvent], ['ok', 'ok']);
   });
 
+  it("Windows: a session worker's private TEMP is in the session user's own temp directory (LocalAppData\\Temp; LocalLow\\Temp for 'low'), usable, and gone at its end", async function () {
+    await sessionStarts(this);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const oracle = require('./oracle-win') as typeof import('./oracle-win');
+    for (const [privileges, folder] of [['restricted', 'LocalAppData'], ['low', 'LocalAppDataLow']] as const) {
+      const p = spawnIsolated(w, ['tempfile'], { ...relaxed, session: 'console', privileges, tempDir: true });
+      const c = await collect(p);
+      assert.equal(c.exit.code, 0, `${privileges}: ${String(c.stdout)} ${c.stderr}`);
+      const got = json<{ file: string; dir: string }>(c);
+      const base = path.join(oracle.sessionKnownFolder(folder), 'Temp').toLowerCase();
+      assert.equal(path.dirname(got.dir).toLowerCase(), base, `${privileges}: ${got.dir}`);
+      assert.ok(got.file.startsWith(got.dir), 'it wrote a file there');
+      assert.equal(fs.existsSync(got.dir), false, 'its directory was left behind');
+    }
+  });
+
   it('Windows: the worker reports its session and account', async function () {
     if (!isWindows) {
       this.test!.title += ' [skipped: Windows only]';

@@ -373,7 +373,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     if (sessionToken.valid()) workerUser = UserSidOf(sessionToken.get());
     if (workerUser == ProcessUserSid()) workerUser.clear();
     child->temp.keep = req.keepTempDir;
-    child->temp.Create(req.privileges == Privileges::Low, workerSid, workerUser, req.privateProfile, !req.killOnClose);
+    child->temp.Create(req.privileges == Privileges::Low, workerSid, workerUser, req.privateProfile, !req.killOnClose, sessionToken.get());
     res.tempDir = ToUtf8(child->temp.path());
   }
   WorkerHandles wh;
