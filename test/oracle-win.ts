@@ -324,3 +324,21 @@ export function sessionKnownFolder(which: 'LocalAppData' | 'LocalAppDataLow'): s
     CloseHandle(tok[0]);
   }
 }
+
+/** Whether process `pid` runs with an AppContainer token, and how many capabilities it holds. */
+export function appContainerOf(pid: number): { appContainer: boolean; capabilities: number } {
+  const proc = Number(OpenProcess(PROCESS_QUERY_INFORMATION, 0, pid));
+  if (proc === 0) throw new Error(`OpenProcess(${pid}) failed: ${GetLastError()}`);
+  const tok = [0];
+  try {
+    if (!OpenProcessToken(proc, 0x0008, tok)) throw new Error(`OpenProcessToken failed: ${GetLastError()}`);
+    const buf = Buffer.alloc(4096);
+    const len = [0];
+    const is = GetTokenInformation(tok[0], 29 /* TokenIsAppContainer */, buf, 4, len) ? buf.readUInt32LE(0) !== 0 : false;
+    const caps = GetTokenInformation(tok[0], 30 /* TokenCapabilities */, buf, buf.length, len) ? buf.readUInt32LE(0) : 0;
+    return { appContainer: is, capabilities: caps };
+  } finally {
+    if (tok[0]) CloseHandle(tok[0]);
+    CloseHandle(proc);
+  }
+}

@@ -326,6 +326,81 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
     });
   });
 
+  describe("network: 'none' and filesystem: an AppContainer of its own", () => {
+    const attack = async (args: string[], opts: object) => {
+      const p = spawnIsolated(w, ['attack', ...args], { ...relaxed, ...opts });
+      const c = await collect(p);
+      return { r: json<Record<string, string>>(c), p };
+    };
+
+    it('where AppContainers cannot be made (Wine 8: no CreateAppContainerProfile), strict mode refuses both, saying why; best-effort runs and reports them not enforced', async function () {
+      const support = isolationSupport().limits;
+      if (support.network.enforced) {
+        this.test!.title += ' [skipped: this host makes AppContainers]';
+        this.skip();
+      }
+      if (onWine) assert.match(support.network.reason!, /CreateAppContainerProfile/);
+      for (const opts of [{ network: 'none' as const }, { filesystem: { read: [tmp] } }]) {
+        const p = spawnIsolated(w, ['exit', '0'], opts);
+        const err = await new Promise<Error & { code?: string; limit?: string }>((r) => p.on('error', r));
+        assert.equal(err.code, 'ERR_LIMIT_NOT_ENFORCED');
+        assert.equal(err.limit, 'network' in opts ? 'network' : 'filesystem');
+        assert.equal(p.pid, undefined, 'nothing was started');
+      }
+      const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, network: 'none', filesystem: { read: [tmp] } });
+      await p.exited;
+      assert.equal(p.enforcement.network?.enforced, false);
+      assert.equal(p.enforcement.filesystem?.enforced, false);
+      assert.equal(p.enforcement.network?.reason, support.network.reason);
+    });
+
+    it("network: 'none': no capabilities, so no network (not even this machine's loopback); the token read back says so (control: the default reaches it)", async function () {
+      requireEnforced(this, 'network');
+      const net = await import('node:net');
+      const tcp = net.createServer((c) => c.end());
+      await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+      const target = `tcp:127.0.0.1:${(tcp.address() as { port: number }).port}`;
+      try {
+        const none = spawnIsolated(w, ['sleep', '30000'], { network: 'none' });
+        await new Promise<void>((r) => none.once('spawn', () => r()));
+        assert.deepEqual(none.enforcement.network, { enforced: true, mechanism: 'appcontainer' });
+        assert.deepEqual(oracle.appContainerOf(none.pid!), { appContainer: true, capabilities: 0 });
+        none.kill('SIGKILL');
+        await none.exited;
+        const { r } = await attack(['connect', target], { network: 'none' });
+        assert.notEqual(r[target], 'ok', 'reached the loopback listener');
+        const control = await attack(['connect', target], {});
+        assert.equal(control.r[target], 'ok', `control: ${JSON.stringify(control.r)}`);
+      } finally {
+        tcp.close();
+      }
+    });
+
+    it('filesystem: reads only the read list, writes only the write list and its temp directory; the ACEs go at its end (control: without it, both work)', async function () {
+      requireEnforced(this, 'filesystem');
+      const ro = path.join(tmp, 'fs-ro');
+      const rw = path.join(tmp, 'fs-rw');
+      const other = path.join(tmp, 'fs-other');
+      for (const d of [ro, rw, other]) {
+        fs.mkdirSync(d, { recursive: true });
+        fs.writeFileSync(path.join(d, 'f'), 'x');
+      }
+      const before = [ro, rw].map((d) => oracle.fileSddl(d));
+      const opts = { filesystem: { read: [ro], write: [rw] }, tempDir: true };
+      const read = (await attack(['read', path.join(ro, 'f'), path.join(rw, 'f'), path.join(other, 'f'), ro], opts)).r;
+      assert.deepEqual([read[path.join(ro, 'f')], read[path.join(rw, 'f')], read[ro]], ['ok', 'ok', 'ok'], JSON.stringify(read));
+      assert.notEqual(read[path.join(other, 'f')], 'ok', 'read outside the lists');
+      const { r: write, p } = await attack(['create', rw, ro, other, 'TMPDIR'], opts);
+      assert.deepEqual([write[rw], write.TMPDIR], ['ok', 'ok'], JSON.stringify(write));
+      assert.notEqual(write[ro], 'ok', 'wrote in the read list');
+      assert.notEqual(write[other], 'ok', 'wrote outside the lists');
+      assert.deepEqual(p.enforcement.filesystem, { enforced: true, mechanism: 'appcontainer' });
+      assert.deepEqual([ro, rw].map((d) => oracle.fileSddl(d)), before, 'an ACE was left behind');
+      const control = (await attack(['read', path.join(other, 'f')], {})).r;
+      assert.equal(control[path.join(other, 'f')], 'ok', 'control: without filesystem the read works');
+    });
+  });
+
   describe('the self-test probe', () => {
     it('escape: tries PROCESS_CREATE_PROCESS (a PARENT_PROCESS child gets that token and job) and PROCESS_CREATE_THREAD on its launcher; a restricted worker gets neither (control: inherit gets both)', async function () {
       const escape = async (privileges: 'restricted' | 'inherit') =>

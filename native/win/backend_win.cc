@@ -1,6 +1,7 @@
 // Windows backend: the orchestration of a spawn (each mechanism lives in its own unit: job,
 // token, stdio_handles, monitor) and the backend entry points.
 #include "../contract.h"
+#include "appcontainer.h"
 #include "desktop.h"
 #include "job.h"
 #include "monitor.h"
@@ -19,9 +20,9 @@ namespace backend {
 using namespace win;
 
 namespace {
-// Why network: 'none' and filesystem are not enforced here (yet).
-constexpr const char* kNoWorldWhy =
-    "not implemented on Windows in this version (it needs an AppContainer token, which Wine cannot run either)";
+// Why network: 'none' and filesystem are not kept for a worker in another user's session.
+constexpr const char* kNoSessionContainerWhy =
+    "not for a worker in another user's session in this version (its AppContainer profile would have to be that user's)";
 }  // namespace
 
 namespace {
@@ -112,10 +113,17 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
   // Jobs count processes, not threads: an explicit thread limit cannot be kept here.
   if (req.limits.threads && !req.threadsImplied)
     plan.enforcement.push_back(MakeEnforcement("threads", false, "none", "Windows job objects have no thread limit"));
-  // Not yet on Windows (an AppContainer token, without network capabilities and with access
-  // granted on the listed paths, is the way): said, and refused in strict mode.
-  if (req.networkNone) plan.enforcement.push_back(MakeEnforcement("network", false, "none", kNoWorldWhy));
-  if (req.hasFilesystem) plan.enforcement.push_back(MakeEnforcement("filesystem", false, "none", kNoWorldWhy));
+  // network: 'none' and filesystem: an AppContainer (appcontainer.h), where this host can make
+  // one; their entries come from the suspended worker's token. Else said, and refused in strict
+  // mode before anything runs.
+  if (req.networkNone || req.hasFilesystem) {
+    std::string why = kNoSessionContainerWhy;
+    child.container = req.session == kSessionCurrent && AppContainersAvailable(&why);
+    if (!child.container) {
+      if (req.networkNone) plan.enforcement.push_back(MakeEnforcement("network", false, "none", why));
+      if (req.hasFilesystem) plan.enforcement.push_back(MakeEnforcement("filesystem", false, "none", why));
+    }
+  }
   if (req.limits.disk)
     plan.enforcement.push_back(MakeEnforcement("disk", false, "none", "Windows has no size limit for a directory or a process's files"));
   if (req.strict) RequireEnforced(plan.enforcement);
@@ -248,6 +256,9 @@ void ThrowIfNestingRefused(DWORD err, const std::string& file) {
 // a console of its own would swallow that output), in a process group of its own so that
 // CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: see HiddenConsoleFlags.
 DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& child) {
+  // An AppContainer process gets a console only where the user enabled lowbox consoles
+  // (HKCU\Console\LowBoxConsoleEnabled): none at all.
+  if (!wh.consoleSlot && req.windowsHide && child.container) return DETACHED_PROCESS;
   if (!wh.consoleSlot && req.windowsHide) return HiddenConsoleFlags(IsWine(), req.limits.processes + (child.group ? child.group->processes : 0));
   child.sharesConsole = GetConsoleCP() != 0;  // else a console program gets a new, visible one
   return CREATE_NEW_PROCESS_GROUP;
@@ -256,7 +267,7 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
 // Creates the worker suspended, with exactly `wh`'s handles, inside its job(s) from the first
 // instruction where the host can (Windows 10+: PROC_THREAD_ATTRIBUTE_JOB_LIST).
 PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, HANDLE sessionToken,
-                                    SpawnResult& res) {
+                                    const std::vector<BYTE>& containerSid, SpawnResult& res) {
   std::wstring app = ToWide(req.file);
   std::wstring cmdline = BuildCommandLine(req.args);
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
@@ -265,7 +276,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   MakeInheritable(wh, res);
   std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
   std::vector<HANDLE> list = wh.List();
-  AttributeList attrs(2);
+  AttributeList attrs(3);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
                                  nullptr))
     ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_HANDLE_LIST");
@@ -273,6 +284,20 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   HANDLE jobs[2] = {child.group ? child.group->job.get() : child.job.get(), child.job.get()};
   UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, jobs, (child.group ? 2 : 1) * sizeof(HANDLE), nullptr,
                             nullptr);  // else assigned after creation
+  // In an AppContainer: a lowbox token made from `token` at creation; network capabilities
+  // unless network: 'none'.
+  SECURITY_CAPABILITIES caps{};
+  std::vector<std::vector<BYTE>> capSids;
+  std::vector<SID_AND_ATTRIBUTES> capList;
+  if (!containerSid.empty()) {
+    if (!req.networkNone) capSids = AppContainer::NetworkCapabilities();
+    for (auto& c : capSids) capList.push_back({reinterpret_cast<PSID>(c.data()), SE_GROUP_ENABLED});
+    caps.AppContainerSid = reinterpret_cast<PSID>(const_cast<BYTE*>(containerSid.data()));
+    caps.Capabilities = capList.empty() ? nullptr : capList.data();
+    caps.CapabilityCount = static_cast<DWORD>(capList.size());
+    if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES, &caps, sizeof(caps), nullptr, nullptr))
+      ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES");
+  }
   STARTUPINFOEXW si{};
   si.StartupInfo.cb = sizeof(si);
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
@@ -333,6 +358,40 @@ void EnsureInJobs(Child& child) {
   }
 }
 
+// The worker's AppContainer (a profile of its own) and its SID's access, for its lifetime, to
+// the listed paths (read, or read and write), its executable and its cwd. A path that does not
+// exist is ignored (as on Linux); one whose DACL this user may not change (a system directory:
+// those grant every AppContainer read already) is said on NODE_DEBUG.
+std::vector<BYTE> MakeContainer(const SpawnRequest& req, Child& child) {
+  std::unique_ptr<AppContainer> c = AppContainer::Create(child.id);
+  std::vector<BYTE> sid = c->sid();
+  std::lock_guard<std::mutex> lock(child.grantsMu);
+  child.grants.push_back(std::move(c));
+  auto grant = [&](const std::string& path, DWORD mask, bool inherit) {
+    std::string why;
+    std::unique_ptr<Revocable> g = GrantPath(ToWide(path), sid, mask, inherit, &why);
+    if (g) child.grants.push_back(std::move(g));
+    else DebugLine("worker " + std::to_string(child.id) + ": its AppContainer gets no access to " + why);
+  };
+  for (const std::string& p : req.fsRead) grant(p, kReadAccess, true);
+  for (const std::string& p : req.fsWrite) grant(p, kWriteAccess, true);
+  grant(req.file, kReadAccess, false);  // its executable (read and run)
+  if (req.hasCwd) grant(req.cwd, FILE_GENERIC_READ | FILE_TRAVERSE, false);
+  return sid;
+}
+
+// network and filesystem entries, from the token the suspended worker actually has.
+void CheckContainer(const SpawnRequest& req, Child& child, const std::vector<BYTE>& sid, std::vector<Enforcement>& out) {
+  std::string why;
+  bool ok = ChildInAppContainer(child.process.get(), sid, req.networkNone, &why);
+  if (req.networkNone) out.push_back(MakeEnforcement("network", ok, "appcontainer", why));
+  if (req.hasFilesystem) out.push_back(MakeEnforcement("filesystem", ok, "appcontainer", why));
+  if (!ok && req.strict) {
+    TerminateJobObject(child.job.get(), 1);  // it never ran: it is still suspended
+    throw NotEnforcedError(out.back());
+  }
+}
+
 // The privileges entry, from the token the suspended worker actually has.
 Enforcement CheckToken(const SpawnRequest& req, Child& child) {
   Enforcement e;
@@ -367,19 +426,23 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
     token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get(), sessionToken.valid());
     if (!sessionToken.valid()) child->grants = GrantSessionObjects(workerSid);
   }
-  if (req.privileges == Privileges::Low || req.tempDir) {
-    // A session user (not this process's) must be let into it too.
+  std::vector<BYTE> containerSid;
+  if (child->container) containerSid = MakeContainer(req, *child);
+  if (req.privileges == Privileges::Low || req.tempDir || child->container) {
+    // A session user (not this process's) must be let into it too, and an AppContainer worker
+    // (which runs at low integrity, as 'low': its directory goes under LocalLow too).
     std::vector<BYTE> workerUser;
     if (sessionToken.valid()) workerUser = UserSidOf(sessionToken.get());
     if (workerUser == ProcessUserSid()) workerUser.clear();
     child->temp.keep = req.keepTempDir;
-    child->temp.Create(req.privileges == Privileges::Low, workerSid, workerUser, req.privateProfile, !req.killOnClose, sessionToken.get());
+    child->temp.Create(req.privileges == Privileges::Low || child->container, workerSid, workerUser, req.privateProfile, !req.killOnClose,
+                       sessionToken.get(), containerSid);
     res.tempDir = ToUtf8(child->temp.path());
   }
   WorkerHandles wh;
   CollectHandles(req, *child, wh);
   HANDLE runAs = token.valid() ? token.get() : sessionToken.get();
-  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, runAs, sessionToken.get(), res);
+  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, runAs, sessionToken.get(), containerSid, res);
   child->process.reset(pi.hProcess);
   child->thread.reset(pi.hThread);
   child->pid = pi.dwProcessId;
@@ -391,6 +454,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   auto kill = OnScopeExit([&] { TerminateProcess(child->process.get(), 1); });
   EnsureInJobs(*child);
   if (token.valid()) res.enforcement.push_back(CheckToken(req, *child));
+  if (child->container) CheckContainer(req, *child, containerSid, res.enforcement);
   for (int i = 0; i < 3; i++)
     if (wh.servers[i].valid()) res.pipes[i] = std::to_string(HandleToNodeFd(std::move(wh.servers[i])));
   if (wh.channelServer.valid()) res.channel = std::to_string(HandleToNodeFd(std::move(wh.channelServer)));
@@ -538,8 +602,10 @@ Support Probe() {
     add("privileges", TokenEnforced(&why), "restricted-token", why);
     add("killOnClose", true, "job-object", "");
     add("inheritHandles", true, "handle-list", "");
-    add("network", false, "none", kNoWorldWhy);
-    add("filesystem", false, "none", kNoWorldWhy);
+    std::string noContainer;
+    bool containers = AppContainersAvailable(&noContainer);
+    add("network", containers, "appcontainer", noContainer);
+    add("filesystem", containers, "appcontainer", noContainer);
     add("disk", false, "none", "Windows has no size limit for a directory or a process's files");
     return s;
   }();

@@ -126,8 +126,8 @@ ObjectGrant::~ObjectGrant() {
   if (err != 0) DebugLine("could not remove a worker's access to " + ToUtf8(what_) + ": " + Win32Message(err));
 }
 
-ObjectGrants GrantSessionObjects(const std::vector<BYTE>& workerSid) {
-  ObjectGrants grants;
+Revocables GrantSessionObjects(const std::vector<BYTE>& workerSid) {
+  Revocables grants;
   std::string why;
   auto keep = [&](std::unique_ptr<ObjectGrant> g) {
     if (g) grants.push_back(std::move(g));

@@ -26,17 +26,17 @@ constexpr DWORD kWorkerDesktopAccess = DESKTOP_READOBJECTS | DESKTOP_CREATEWINDO
 constexpr DWORD kWorkerDirectoryAccess = 0x0001 | 0x0002 | 0x0004;  // DIRECTORY_QUERY | _TRAVERSE | _CREATE_OBJECT
 
 // One ACE for one SID on one object, removed when this is destroyed (unless left).
-class ObjectGrant {
+class ObjectGrant : public Revocable {
  public:
   ObjectGrant(const ObjectGrant&) = delete;
   ObjectGrant& operator=(const ObjectGrant&) = delete;
-  ~ObjectGrant();
+  ~ObjectGrant() override;
   // Adds the ACE to the object's DACL. Null (with why) when the DACL cannot be read or written,
   // or when the object has no DACL (everyone has access: nothing to grant).
   static std::unique_ptr<ObjectGrant> Add(const std::wstring& what, std::shared_ptr<void> object, HANDLE h, SE_OBJECT_TYPE type,
                                           const std::vector<BYTE>& sid, DWORD mask, std::string* why);
   // The worker outlives this process: its ACE stays.
-  void Leave() { left_ = true; }
+  void Leave() override { left_ = true; }
 
  private:
   ObjectGrant() = default;
@@ -48,12 +48,10 @@ class ObjectGrant {
   bool left_ = false;
 };
 
-using ObjectGrants = std::vector<std::unique_ptr<ObjectGrant>>;
-
 // Grants `workerSid` what it needs on this process's window station and desktop (the ones a
 // worker started without lpDesktop gets) and on this session's BaseNamedObjects, each for the
 // worker's lifetime. Best effort: what cannot be granted is said on NODE_DEBUG=spawn-isolated.
-ObjectGrants GrantSessionObjects(const std::vector<BYTE>& workerSid);
+Revocables GrantSessionObjects(const std::vector<BYTE>& workerSid);
 
 }  // namespace win
 }  // namespace si

@@ -79,11 +79,13 @@ struct Child : WorkerBase {
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
   double cpuBase = 0;          // the cores the jobs around its own allow (its CPU rate is a share of them)
   DWORD jobFlags = 0;          // CREATE_BREAKAWAY_FROM_JOB: out of this process's job, for another session
+  bool container = false;      // in an AppContainer of its own (network: 'none', filesystem)
   PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
-  // Its SID's access to this session's window station, desktop and named objects (removed at
-  // its end; left to a worker that outlives this process).
+  // What it was granted for its lifetime: its SID's access to this session's window station,
+  // desktop and named objects; its AppContainer profile and access to the paths it may use
+  // (undone at its end; left to a worker that outlives this process).
   std::mutex grantsMu;
-  ObjectGrants grants;
+  Revocables grants;
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
   LimitEchoes echoes;         // a member's limit messages arrive under its group's key too

@@ -191,11 +191,12 @@ bool IsLeftover(const std::wstring& name) {
 }
 
 void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached,
-                         HANDLE sessionToken) {
+                         HANDLE sessionToken, const std::vector<BYTE>& containerSid) {
   std::vector<BYTE> system = WellKnown(WinLocalSystemSid);
   std::vector<PSID> sids{reinterpret_cast<PSID>(const_cast<BYTE*>(ProcessUserSid().data()))};
   if (!workerUser.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(workerUser.data())));
   if (!workerSid.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(workerSid.data())));
+  if (!containerSid.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(containerSid.data())));
   sids.push_back(reinterpret_cast<PSID>(system.data()));
   DirHandoff d;
   if (sessionToken != nullptr) {

@@ -50,8 +50,9 @@ class PrivateTemp {
   // token's user when that is not this process's (a session user), else empty. `detached`: for
   // a killOnClose: false worker. `sessionToken`: a session worker's user's token (else null): the
   // directory is then made in that user's own temp directory, as that user.
+  // `containerSid`: its AppContainer's SID (else empty), granted it too.
   void Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached,
-              HANDLE sessionToken = nullptr);
+              HANDLE sessionToken = nullptr, const std::vector<BYTE>& containerSid = {});
   // `env` with TEMP and TMP pointing at it (and LOCALAPPDATA / APPDATA beneath it with a
   // private profile), earlier values replaced.
   std::vector<std::string> Environment(const std::vector<std::string>& env) const;
