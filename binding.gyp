@@ -10,9 +10,9 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/win/backend_win.cc", "native/win/job.cc", "native/win/monitor.cc", "native/win/stdio_handles.cc", "native/win/token.cc", "native/win/win_util.cc", "native/win/internals.cc", "native/win/temp_dir.cc", "native/win/dir_tree.cc", "native/win/janitor.cc"],
+          "sources": ["native/win/backend_win.cc", "native/win/job.cc", "native/win/monitor.cc", "native/win/stdio_handles.cc", "native/win/token.cc", "native/win/win_util.cc", "native/win/internals.cc", "native/win/temp_dir.cc", "native/win/dir_tree.cc", "native/win/janitor.cc", "native/win/desktop.cc", "native/win/appcontainer.cc"],
           "defines": ["UNICODE", "_UNICODE", "_WIN32_WINNT=0x0A00"],
-          "libraries": ["advapi32.lib", "kernel32.lib", "shell32.lib", "ole32.lib", "userenv.lib", "wtsapi32.lib"],
+          "libraries": ["advapi32.lib", "kernel32.lib", "shell32.lib", "ole32.lib", "userenv.lib", "wtsapi32.lib", "user32.lib"],
           "msvs_settings": {
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }

@@ -96,3 +96,25 @@ func smallest(a, b uint64) uint64 {
 		return b
 	}
 }
+
+// CPUBaseEnv is set by the launcher when the jobs around the worker's own job cap the CPU: the
+// cores they allow, of which the worker's own job's CPU rate is a share (Windows: a nested job's
+// rate is relative to its parent's capacity, and a process can query only its innermost job).
+const CPUBaseEnv = "SPAWN_ISOLATED_CPU_BASE"
+
+// effectiveCores is the CPU cap of a process whose innermost job has the hard-cap rate `rate`
+// (1..10000 of its parent's capacity; 0: none) inside jobs that allow `base` cores (0: the
+// machine's `logical` processors).
+func effectiveCores(rate uint32, base float64, logical int) float64 {
+	capacity := float64(logical)
+	if base > 0 && base < capacity {
+		capacity = base
+	}
+	if rate > 0 {
+		return float64(rate) / 10000 * capacity
+	}
+	if capacity < float64(logical) {
+		return capacity
+	}
+	return 0
+}

@@ -1,6 +1,8 @@
 package spawnisolated
 
 import (
+	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -31,18 +33,10 @@ const (
 	allProcessorGroups                 = 0xffff
 )
 
-type basicLimits struct {
-	PerProcessUserTimeLimit int64
-	PerJobUserTimeLimit     int64
-	LimitFlags              uint32
-	MinimumWorkingSetSize   uintptr
-	MaximumWorkingSetSize   uintptr
-	ActiveProcessLimit      uint32
-	Affinity                uintptr
-	PriorityClass           uint32
-	SchedulingClass         uint32
-}
-
+// JOBOBJECT_EXTENDED_LIMIT_INFORMATION. Its LARGE_INTEGERs and ULONGLONGs are 8-byte aligned in
+// C on every Windows; Go aligns int64 to 4 bytes on 386 and arm, so the 32-bit layout needs the
+// padding C has (basicLimits, limits_windows_32.go / _64.go): without it the struct is 108 bytes
+// where Windows x86 expects 112, and every field after the basic limits is read 4 bytes off.
 type extendedLimits struct {
 	Basic                 basicLimits
 	IoInfo                [6]uint64
@@ -52,13 +46,24 @@ type extendedLimits struct {
 	PeakJobMemoryUsed     uintptr
 }
 
+// The sizes Windows expects, checked at compile time (a negative uintptr constant does not
+// compile): `GOOS=windows GOARCH=386 go vet` fails on a wrong layout.
+const (
+	_ = unsafe.Sizeof(extendedLimits{}) - extendedLimitsSize
+	_ = extendedLimitsSize - unsafe.Sizeof(extendedLimits{})
+	_ = unsafe.Sizeof(basicLimits{}) - basicLimitsSize
+	_ = basicLimitsSize - unsafe.Sizeof(basicLimits{})
+	_ = unsafe.Offsetof(extendedLimits{}.IoInfo) - basicLimitsSize
+	_ = basicLimitsSize - unsafe.Offsetof(extendedLimits{}.IoInfo)
+)
+
 type cpuRate struct {
 	ControlFlags uint32
 	CPURate      uint32
 }
 
-// Read returns what this process runs under (see Limits): its innermost job's limits (a
-// nested job's limits are shares of its parents', which a process cannot list) and its token.
+// Read returns what this process runs under (see Limits): its innermost job's limits (the CPU
+// cap through the chain of jobs around it: see CPUBaseEnv) and its token.
 func Read() Limits {
 	l := Limits{Mechanism: "none"}
 	var in int32
@@ -83,12 +88,17 @@ func Read() Limits {
 			}
 			l.KillOnClose = f&limitKillOnJobClose != 0
 		}
+		// The innermost job's rate is a share of what the jobs around it allow, not of the
+		// machine: its launcher says how much that is (CPUBaseEnv) where they cap it.
 		var rate cpuRate
+		var hardCap uint32
 		if r, _, _ := procQueryInformationJobObject.Call(0, jobObjectCPURateControlInformation, uintptr(unsafe.Pointer(&rate)), unsafe.Sizeof(rate), 0); r != 0 &&
 			rate.ControlFlags&cpuRateEnable != 0 && rate.ControlFlags&cpuRateHardCap != 0 {
-			n, _, _ := procGetActiveProcessorCount.Call(allProcessorGroups)
-			l.CPUCores = float64(rate.CPURate) / 10000 * float64(n)
+			hardCap = rate.CPURate
 		}
+		n, _, _ := procGetActiveProcessorCount.Call(allProcessorGroups)
+		base, _ := strconv.ParseFloat(os.Getenv(CPUBaseEnv), 64)
+		l.CPUCores = effectiveCores(hardCap, base, int(n))
 	}
 	readToken(&l)
 	var session uint32

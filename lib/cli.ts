@@ -287,6 +287,20 @@ async function runSelfTest(rest: string[], io: { out: (s: string) => void; err: 
   }
 }
 
+/**
+ * Windows: what the command does with a signal it gets while its worker runs (`existed`: the
+ * worker existed when the signal came). A worker sharing this console (`'ctrl-break'`) is in a
+ * process group of its own, where Ctrl+C is disabled but Ctrl+Break is not: a Ctrl+C (SIGINT)
+ * never reaches it, so it is asked to stop (CTRL_BREAK_EVENT, then its tree ended after
+ * --kill-after); a Ctrl+Break from the keyboard (SIGBREAK) reaches every process of the console,
+ * the worker included, so it is not sent a second one ('wait': only --kill-after runs), unless
+ * the worker did not exist yet. Other workers ('channel', 'none') are asked to stop in their way.
+ */
+export function windowsSignalAction(sig: NodeJS.Signals, gracefulStop: string, existed: boolean): 'stop' | 'wait' {
+  if (gracefulStop === 'ctrl-break' && sig === 'SIGBREAK' && existed) return 'wait';
+  return 'stop';
+}
+
 /** Runs the command; resolves with the exit code. */
 export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
   if (argv[0] === '--self-test') return runSelfTest(argv.slice(1), io);
@@ -325,18 +339,28 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
   // once it has, not left to end this command with the worker running on.
   let child: ReturnType<typeof spawnIsolated> | undefined;
   const early: NodeJS.Signals[] = [];
-  // Windows: a worker sharing this console is in a process group of its own (the terminal's
-  // Ctrl+C does not reach it): it is asked to end with CTRL_BREAK_EVENT, then ended after --kill-after.
+  let forceTimer: NodeJS.Timeout | undefined;
+  const graceMs = normalizeOptions(p.file, p.args, p.options).forceKillAfterMs;
+  const handle = (c: NonNullable<typeof child>, sig: NodeJS.Signals, existed: boolean) => {
+    if (process.platform !== 'win32') {
+      c.kill(sig);
+      return;
+    }
+    const action = windowsSignalAction(sig, c.gracefulStop, existed);
+    if (action === 'stop') void c.stop({ signal: sig });
+    else if (graceMs !== undefined && !forceTimer) forceTimer = setTimeout(() => c.kill('SIGKILL'), graceMs).unref();
+  };
   const forward = (sig: NodeJS.Signals) => {
     if (!child) early.push(sig);
-    else if (process.platform === 'win32' && child.gracefulStop === 'ctrl-break') void child.stop({ signal: sig });
-    else child.kill(sig);
+    else handle(child, sig, true);
   };
   const signals: NodeJS.Signals[] = process.platform === 'win32' ? ['SIGINT', 'SIGBREAK' as NodeJS.Signals] : ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
   const t0 = Date.now();
   child = spawnIsolated(p.file, p.args, p.options);
-  for (const sig of early) child.kill(sig);
+  // As it would have been on arrival (Windows: asked to stop, not its tree ended): the worker did
+  // not exist then, so a Ctrl+Break from the keyboard did not reach it.
+  for (const sig of early) handle(child, sig, false);
   const closed = new Promise((r) => child.once('close', r));
   child.stderr?.on('data', (d: Buffer) => {
     if (d.length > 0) endsWithNewline = d[d.length - 1] === 0x0a;
@@ -352,6 +376,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
   );
   if (summary) await closed; // everything the worker wrote is relayed before the summary
   for (const s of signals) process.removeListener(s, forward);
+  if (forceTimer) clearTimeout(forceTimer);
   const wallMs = Date.now() - t0;
   if (!endsWithNewline && !p.quiet) io.err('\n');
   if (!summary) {

@@ -49,3 +49,25 @@ export function goEnvironment(n: Pick<Normalized, 'env' | 'limits' | 'go'>, plat
   }
   return env;
 }
+
+/**
+ * `base` ("NAME=value" entries: a session user's own environment) with `top` (options.env) on
+ * top; names compare without case on Windows, where the last one set wins.
+ */
+export function overlayEnv(base: readonly string[], top: Record<string, string>, platform: NodeJS.Platform = process.platform): Record<string, string> {
+  const env = Object.create(null) as Record<string, string>;
+  const key = (k: string) => (platform === 'win32' ? k.toUpperCase() : k);
+  const names = new Map<string, string>();
+  const set = (k: string, v: string) => {
+    const old = names.get(key(k));
+    if (old !== undefined) delete env[old];
+    names.set(key(k), k);
+    env[k] = v;
+  };
+  for (const e of base) {
+    const eq = e.indexOf('=', 1); // a leading '=' belongs to the name ('=C:' entries)
+    if (eq > 0) set(e.slice(0, eq), e.slice(eq + 1));
+  }
+  for (const [k, v] of Object.entries(top)) set(k, v);
+  return env;
+}

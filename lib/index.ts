@@ -5,7 +5,7 @@
 import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
 import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest, NativeUser } from './native';
-import { goEnvironment } from './environment';
+import { goEnvironment, overlayEnv } from './environment';
 import { IsolationOptions, NativeLimits, normalizeOptions, rootIdentityError } from './options';
 import { enforcementMap, IsolatedExit, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
 import { resolveExecutable } from './resolve';
@@ -160,6 +160,16 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     n.gid = u.gid;
     n.groups = u.groups;
     n.cwd = n.cwd ?? u.home;
+  }
+  if (n.session !== undefined && reg.binding.sessionEnvironment) {
+    // Windows, another session: the worker starts from that session user's own environment (as
+    // its logon makes it), options.env on top; its executable is looked up on that PATH.
+    try {
+      n.env = overlayEnv(reg.binding.sessionEnvironment(n.session), n.envExplicit ? n.env : {});
+    } catch (e) {
+      proc._fail(e as NodeStyleError, pipes);
+      return proc;
+    }
   }
   const goLimits = group
     ? {

@@ -123,6 +123,8 @@ export interface NativeBinding {
   release(id: number): void;
   probe(): NativeProbe;
   lookupUser(name: string): NativeUser;
+  /** Windows: the environment of the user logged on in a session (-2: the console's). */
+  sessionEnvironment?(session: number): string[];
   createGroup(req: NativeGroupRequest): { id: number; enforcement: NativeSpawnResult['enforcement'] };
   groupStats(id: number): NativeStats;
   releaseGroup(id: number): void;

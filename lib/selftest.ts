@@ -121,7 +121,9 @@ const inheritHandles: Measure = async (probe) => {
     const out = lastJson(r) as { listed?: boolean; fds?: Record<string, string>; why?: string };
     if (!out.listed) return { measured: 'not-measured', detail: out.why ?? 'the probe cannot list its handles here' };
     const fds = Object.values(out.fds ?? {});
-    const ok = fds.length === 1 && fds[0] === fs.realpathSync(file);
+    const real = fs.realpathSync(file);
+    // Windows: paths compare without case (the probe reads its handle's final path).
+    const ok = fds.length === 1 && (process.platform === 'win32' ? fds[0].toLowerCase() === real.toLowerCase() : fds[0] === real);
     return { measured: ok ? 'enforced' : 'not-enforced', detail: `one fd listed; besides its stdio the probe holds ${JSON.stringify(out.fds)}` };
   } finally {
     fs.closeSync(fd);

@@ -435,6 +435,20 @@ Napi::Value LookupUserJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+#ifdef _WIN32
+Napi::Value SessionEnvironmentJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::vector<std::string> list = backend::SessionEnvironment(static_cast<int64_t>(GetNumber(env, info[0], "session", -2, UINT32_MAX - 1.0)));
+    Napi::Array out = Napi::Array::New(env, list.size());
+    for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);
+    return out;
+  } catch (const SysError& e) {
+    throw ToJsError(env, e);
+  }
+}
+#endif
+
 Napi::Value CreateGroupJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData& d = Data(env);
@@ -629,6 +643,20 @@ Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
   o.Set("isTempLeftover", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return Napi::Boolean::New(info.Env(), internals::IsTempLeftover(GetString(info.Env(), info[0], "name")));
         }));
+  o.Set("jobMemoryBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          try {
+            return Napi::Number::New(info.Env(), static_cast<double>(internals::JobMemoryBytes(
+                                                     static_cast<uint64_t>(info[0].ToNumber().DoubleValue()), info[1].ToNumber().Int32Value())));
+          } catch (const SysError& err) {
+            throw ToJsError(info.Env(), err);
+          }
+        }));
+  o.Set("hiddenConsole", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::String::New(info.Env(), internals::HiddenConsole(info[0].ToBoolean(), info[1].ToNumber().Uint32Value()));
+        }));
+  o.Set("watchdogUnopenedIsGone", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::Boolean::New(info.Env(), internals::WatchdogUnopenedIsGone(info[0].ToNumber().Uint32Value(), info[1].ToBoolean()));
+        }));
   return o;
 }
 #endif
@@ -717,6 +745,9 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("release", Napi::Function::New(env, ReleaseJs, "release"));
   exports.Set("probe", Napi::Function::New(env, ProbeJs, "probe"));
   exports.Set("lookupUser", Napi::Function::New(env, LookupUserJs, "lookupUser"));
+#ifdef _WIN32
+  exports.Set("sessionEnvironment", Napi::Function::New(env, SessionEnvironmentJs, "sessionEnvironment"));
+#endif
   exports.Set("createGroup", Napi::Function::New(env, CreateGroupJs, "createGroup"));
   exports.Set("groupStats", Napi::Function::New(env, GroupStatsJs, "groupStats"));
   exports.Set("releaseGroup", Napi::Function::New(env, ReleaseGroupJs, "releaseGroup"));

@@ -210,6 +210,12 @@ void Release(uint64_t id);
 Support Probe();
 // POSIX: `name` from the user database (getpwnam_r, getgrouplist); ENOENT when unknown.
 UserRecord LookupUser(const std::string& name);
+#ifdef _WIN32
+// Windows: the environment ("NAME=value") of the user logged on in `session` (kSessionConsole,
+// or an id), as that user's logon makes it (CreateEnvironmentBlock); ERR_NO_USER_SESSION when it
+// cannot be had (a launcher that is not LocalSystem, nobody logged on).
+std::vector<std::string> SessionEnvironment(int64_t session);
+#endif
 GroupResult CreateGroup(const GroupRequest& req);
 Stats GroupStats(uint64_t id);
 // Releases the group's job / cgroup once its workers are gone.

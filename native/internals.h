@@ -31,6 +31,14 @@ std::string TempBase();
 std::string MakeTempDir(const std::string& base, const std::string& firstName);
 // Whether a temp base's entry `name` is a leftover of a launcher that no longer runs.
 bool IsTempLeftover(const std::string& name);
+// The handle watchdog's verdict on a listed process it could not open (Win32 error `err`):
+// true when it is gone (not a violation).
+bool WatchdogUnopenedIsGone(uint32_t err, bool stillListed);
+// A job memory limit for `bytes` as a `bits`-bit (32 or 64) build sets it, in 4 KiB pages
+// (throws ERR_OUT_OF_RANGE where a 32-bit SIZE_T cannot hold it).
+uint64_t JobMemoryBytes(uint64_t bytes, int bits);
+// The console a hidden worker gets: "no-window" (CREATE_NO_WINDOW) or "detached" (DETACHED_PROCESS).
+std::string HiddenConsole(bool wine, uint32_t processesBudget);
 #else
 struct Mount {
   std::string point, type, options;

@@ -131,6 +131,42 @@ func main() {
 				return
 			}
 		}
+	case "progress":
+		// progress N: a reader goroutine blocked in Receive while another goroutine sends N
+		// {"progress": i} messages (a worker reporting progress while it waits for orders); then
+		// each message received is answered with {"got": message}, until the end of the channel.
+		c, err := spawnisolated.Channel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(spawnisolated.ExitUnconfined)
+		}
+		j := spawnisolated.NewJSON(c)
+		var sendMu sync.Mutex
+		send := func(v any) error {
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			return j.Send(v)
+		}
+		received := make(chan error, 1)
+		go func() {
+			for {
+				var m any
+				if err := j.Receive(&m); err != nil {
+					received <- err
+					return
+				}
+				send(map[string]any{"got": m})
+			}
+		}()
+		time.Sleep(100 * time.Millisecond) // the reader is blocked in Receive by now
+		for i := 0; i < atoi(args[0]); i++ {
+			if err := send(map[string]any{"progress": i}); err != nil {
+				out(map[string]any{"sendError": err.Error()})
+				return
+			}
+		}
+		err = <-received
+		out(map[string]any{"end": err.Error()})
 	case "copy":
 		// copy channel|stdio: sends back every byte it reads, until the end of input.
 		if args[0] == "channel" {

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { execIsolated, isolationSupport, spawnIsolated } from '../lib';
 import { probePath } from '../lib/selftest';
-import { isWindows, onWine } from './helpers';
+import { isWindows, onWine, worker } from './helpers';
 
 const UNCONFINED = 78; // spawnisolated.ExitUnconfined
 
@@ -100,6 +100,44 @@ function runDirect(channel: string, stdin: 'ignore' | 'pipe'): Promise<{ code: n
     assert.deepEqual(messages[1], { echo: { ping: 1 } });
     assert.equal(exit.code, 0);
     assert.equal(fs.existsSync(p.tempDir!), false, 'its temp directory was left behind');
+  });
+
+  it('a reader goroutine blocked in Receive does not hold up Send from another goroutine (progress while waiting for orders)', async function () {
+    this.timeout(20_000);
+    const p = spawnIsolated(probePath(), ['progress', '5'], { ...relaxed, channel: 'json' });
+    const got: Record<string, unknown>[] = [];
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d));
+    const progressed = new Promise<void>((resolve) =>
+      p.on('message', (m) => {
+        got.push(m as Record<string, unknown>);
+        if (got.length === 5) resolve();
+        if ((m as { got?: unknown }).got !== undefined) p.channel!.end();
+      }),
+    );
+    // Nothing is sent before all five progress messages have arrived: the worker's reader is
+    // blocked in Receive the whole time (Windows serializes I/O on a synchronous handle).
+    const timer = setTimeout(() => p.kill(), 10_000);
+    await Promise.race([progressed, p.exited]);
+    clearTimeout(timer);
+    assert.deepEqual(got, [0, 1, 2, 3, 4].map((i) => ({ progress: i })), `the worker's sends were held up (got ${JSON.stringify(got)}; stdout ${out})`);
+    p.send({ order: 1 });
+    const e = await p.exited;
+    assert.deepEqual(got[5], { got: { order: 1 } });
+    assert.equal(e.code, 0);
+    assert.match(out, /"end":"EOF"/);
+  });
+
+  it("Windows: the worker's end of the channel is opened for overlapped I/O (a synchronous handle serializes reads and writes)", async function () {
+    if (!isWindows) {
+      this.test!.title += ' [skipped: Windows only]';
+      this.skip();
+    }
+    const r = await execIsolated(worker(), ['chanmode'], { ...relaxed, channel: true });
+    assert.equal(r.code, 0, String(r.stderr));
+    const mode = JSON.parse(String(r.stdout)) as { synchronous?: boolean; error?: number };
+    assert.equal(mode.error, undefined, String(r.stdout));
+    assert.equal(mode.synchronous, false, `FileModeInformation ${String(r.stdout)}`);
   });
 
   it("Windows without a console: gracefulStop is 'channel', and stop() closes it: the worker ends by itself", async function () {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { isolationSupport } from '../lib';
-import { EXIT } from '../lib/cli';
+import { EXIT, windowsSignalAction } from '../lib/cli';
 import { isWindows, onWine, requireEnforced, root, worker } from './helpers';
 
 const cli = path.join(root, 'dist', 'lib', 'cli.js');
@@ -180,5 +180,21 @@ function run(args: string[], onStdout?: (s: string, child: ReturnType<typeof spa
     assert.match(h.stdout, /usage: spawn-isolated/);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     assert.equal((await run(['--version'])).stdout.trim(), require(path.join(root, 'package.json')).version);
+  });
+});
+
+describe('the spawn-isolated command: Windows console signals', () => {
+  it('Ctrl+Break from the keyboard already reached a worker sharing the console: no second CTRL_BREAK, only --kill-after; Ctrl+C (disabled in its process group) is forwarded', () => {
+    assert.equal(windowsSignalAction('SIGBREAK', 'ctrl-break', true), 'wait');
+    assert.equal(windowsSignalAction('SIGINT', 'ctrl-break', true), 'stop');
+    // Other workers share no console: nothing reached them, each is asked to stop in its way.
+    assert.equal(windowsSignalAction('SIGBREAK', 'channel', true), 'stop');
+    assert.equal(windowsSignalAction('SIGBREAK', 'none', true), 'stop');
+  });
+
+  it('a signal that came before the worker existed is replayed as a stop request (CTRL_BREAK), not by ending its tree', () => {
+    // The worker did not exist when the keyboard's Ctrl+Break came: it never got it.
+    assert.equal(windowsSignalAction('SIGBREAK', 'ctrl-break', false), 'stop');
+    assert.equal(windowsSignalAction('SIGINT', 'ctrl-break', false), 'stop');
   });
 });

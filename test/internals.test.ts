@@ -166,4 +166,23 @@ const internals = (): any => (loadBinding() as any).internals;
     ]);
     assert.deepEqual(admitted, [true, false, true, true, false, false, true]);
   });
+
+  it('job memory limits: whole pages; a 32-bit (ia32) build refuses what its SIZE_T cannot hold instead of wrapping (5 GiB is not 1 GiB)', () => {
+    const bytes = (n: number, bits: number) => internals().jobMemoryBytes(n, bits) as number;
+    assert.equal(bytes(5 * 2 ** 30, 64), 5 * 2 ** 30);
+    assert.equal(bytes(5 * 2 ** 30 + 100, 64), 5 * 2 ** 30);
+    assert.equal(bytes(100, 64), 4096, 'never below one page');
+    assert.equal(bytes(2 ** 32 - 1, 32), 2 ** 32 - 4096);
+    assert.throws(() => bytes(5 * 2 ** 30, 32), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => bytes(2 ** 32, 32), { code: 'ERR_OUT_OF_RANGE' });
+  });
+
+  it('handle watchdog: a listed process it cannot open is gone unless the job still lists it (a pid reused by a process it may not open is no violation)', () => {
+    const ERROR_ACCESS_DENIED = 5;
+    const ERROR_INVALID_PARAMETER = 87;
+    const gone = (err: number, stillListed: boolean) => internals().watchdogUnopenedIsGone(err, stillListed) as boolean;
+    assert.equal(gone(ERROR_INVALID_PARAMETER, true), true, 'no such process');
+    assert.equal(gone(ERROR_ACCESS_DENIED, false), true, 'exited, its pid reused by a process this launcher may not open');
+    assert.equal(gone(ERROR_ACCESS_DENIED, true), false, 'a member that denies the launcher its query right');
+  });
 });

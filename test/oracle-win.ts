@@ -210,3 +210,135 @@ export function tempPath2(): { path: string; api: 'GetTempPath2W' | 'GetTempPath
   if (n === 0) throw new Error(`${api} failed: ${GetLastError()}`);
   return { path: buf.subarray(0, n * 2).toString('utf16le').replace(/[\\/]+$/, ''), api };
 }
+
+// ---- Tokens and window objects: what a worker's token restricts to, and who the launcher's
+// window station and desktop grant.
+const GetTokenInformation = advapi.func('int __stdcall GetTokenInformation(intptr_t token, int cls, _Out_ uint8_t *buf, uint32_t len, _Out_ uint32_t *ret)');
+const ConvertSidToStringSidW = advapi.func('int __stdcall ConvertSidToStringSidW(void *sid, _Out_ void **str)');
+
+/** The restricting SIDs of process `pid`'s token, as strings (the first is a worker's own SID). */
+export function restrictingSids(pid: number): string[] {
+  const proc = Number(OpenProcess(PROCESS_QUERY_INFORMATION, 0, pid));
+  if (proc === 0) throw new Error(`OpenProcess(${pid}) failed: ${GetLastError()}`);
+  const tok = [0];
+  try {
+    if (!OpenProcessToken(proc, 0x0008 /* TOKEN_QUERY */, tok)) throw new Error(`OpenProcessToken failed: ${GetLastError()}`);
+    const buf = Buffer.alloc(4096);
+    const len = [0];
+    if (!GetTokenInformation(tok[0], 11 /* TokenRestrictedSids */, buf, buf.length, len)) throw new Error(`GetTokenInformation failed: ${GetLastError()}`);
+    const n = buf.readUInt32LE(0);
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const sidPtr = koffi.decode(buf, 8 + i * 16, 'void *'); // SID_AND_ATTRIBUTES: {PSID, DWORD}, 16 bytes on x64
+      const str: unknown[] = [null];
+      if (ConvertSidToStringSidW(sidPtr, str)) {
+        out.push(koffi.decode(str[0], 'char16_t', -1) as string);
+        LocalFree(str[0]);
+      }
+    }
+    return out;
+  } finally {
+    if (tok[0]) CloseHandle(tok[0]);
+    CloseHandle(proc);
+  }
+}
+
+const user32 = koffi.load('user32.dll');
+const OpenWindowStationW = user32.func('intptr_t __stdcall OpenWindowStationW(str16 name, int inherit, uint32_t access)');
+const OpenDesktopW = user32.func('intptr_t __stdcall OpenDesktopW(str16 name, uint32_t flags, int inherit, uint32_t access)');
+const CloseWindowStation = user32.func('int __stdcall CloseWindowStation(intptr_t h)');
+const CloseDesktop = user32.func('int __stdcall CloseDesktop(intptr_t h)');
+const GetProcessWindowStation = user32.func('intptr_t __stdcall GetProcessWindowStation()');
+const GetThreadDesktop = user32.func('intptr_t __stdcall GetThreadDesktop(uint32_t tid)');
+const GetCurrentThreadId = k32.func('uint32_t __stdcall GetCurrentThreadId()');
+const GetUserObjectInformationW = user32.func('int __stdcall GetUserObjectInformationW(intptr_t h, int index, _Out_ uint8_t *buf, uint32_t len, _Out_ uint32_t *needed)');
+
+function userObjectName(h: number): string {
+  const buf = Buffer.alloc(512);
+  const n = [0];
+  if (!GetUserObjectInformationW(h, 2 /* UOI_NAME */, buf, buf.length, n)) throw new Error(`GetUserObjectInformationW failed: ${GetLastError()}`);
+  return buf.toString('utf16le').split('\0')[0];
+}
+
+/** The DACL (SDDL) of this process's window station or desktop; '' when it has none. */
+export function windowObjectSddl(kind: 'winsta' | 'desktop'): string {
+  const READ_CONTROL = 0x20000;
+  const h =
+    kind === 'winsta'
+      ? Number(OpenWindowStationW(userObjectName(Number(GetProcessWindowStation())), 0, READ_CONTROL))
+      : Number(OpenDesktopW(userObjectName(Number(GetThreadDesktop(GetCurrentThreadId()))), 0, 0, READ_CONTROL));
+  if (h === 0) throw new Error(`opening the ${kind} failed: ${GetLastError()}`);
+  const sd: unknown[] = [null];
+  try {
+    const err = GetSecurityInfo(h, 7 /* SE_WINDOW_OBJECT */, 4, null, null, null, null, sd);
+    if (err !== 0) throw new Error(`GetSecurityInfo(${kind}) failed: ${err}`);
+    const str: unknown[] = [null];
+    const len = [0];
+    if (!ConvertSdToString(sd[0], 1, 4, str, len)) throw new Error('ConvertSecurityDescriptorToStringSecurityDescriptorW failed');
+    try {
+      return koffi.decode(str[0], 'char16_t', -1) as string;
+    } finally {
+      LocalFree(str[0]);
+    }
+  } finally {
+    if (sd[0]) LocalFree(sd[0]);
+    if (kind === 'winsta') CloseWindowStation(h);
+    else CloseDesktop(h);
+  }
+}
+
+// ---- A session user's folders (WTSQueryUserToken: LocalSystem on real Windows; Wine serves any process).
+const wtsapi32 = koffi.load('wtsapi32.dll');
+const WTSQueryUserToken = wtsapi32.func('int __stdcall WTSQueryUserToken(uint32_t session, _Out_ intptr_t *token)');
+const WTSGetActiveConsoleSessionId = k32.func('uint32_t __stdcall WTSGetActiveConsoleSessionId()');
+const shell32 = koffi.load('shell32.dll');
+const ole32 = koffi.load('ole32.dll');
+const SHGetKnownFolderPath = shell32.func('int32_t __stdcall SHGetKnownFolderPath(_In_ uint8_t *id, uint32_t flags, intptr_t token, _Out_ void **path)');
+const CoTaskMemFree = ole32.func('void __stdcall CoTaskMemFree(void *p)');
+
+function guidBytes(g: string): Buffer {
+  const [a, b, c, d, e] = g.split('-');
+  const buf = Buffer.alloc(16);
+  buf.writeUInt32LE(parseInt(a, 16), 0);
+  buf.writeUInt16LE(parseInt(b, 16), 4);
+  buf.writeUInt16LE(parseInt(c, 16), 6);
+  Buffer.from(d + e, 'hex').copy(buf, 8);
+  return buf;
+}
+
+/** The console session user's LocalAppData or LocalLow folder (SHGetKnownFolderPath with its token). */
+export function sessionKnownFolder(which: 'LocalAppData' | 'LocalAppDataLow'): string {
+  const ids = { LocalAppData: 'F1B32785-6FBA-4FCF-9D55-7B8E7F157091', LocalAppDataLow: 'A520A1A4-1780-4FF6-BD18-167343C5AF16' };
+  const tok = [0];
+  if (!WTSQueryUserToken(WTSGetActiveConsoleSessionId(), tok)) throw new Error(`WTSQueryUserToken failed: ${GetLastError()}`);
+  try {
+    const out: unknown[] = [null];
+    const hr = SHGetKnownFolderPath(guidBytes(ids[which]), 0, tok[0], out);
+    if (hr !== 0) throw new Error(`SHGetKnownFolderPath failed: 0x${(hr >>> 0).toString(16)}`);
+    try {
+      return koffi.decode(out[0], 'char16_t', -1) as string;
+    } finally {
+      CoTaskMemFree(out[0]);
+    }
+  } finally {
+    CloseHandle(tok[0]);
+  }
+}
+
+/** Whether process `pid` runs with an AppContainer token, and how many capabilities it holds. */
+export function appContainerOf(pid: number): { appContainer: boolean; capabilities: number } {
+  const proc = Number(OpenProcess(PROCESS_QUERY_INFORMATION, 0, pid));
+  if (proc === 0) throw new Error(`OpenProcess(${pid}) failed: ${GetLastError()}`);
+  const tok = [0];
+  try {
+    if (!OpenProcessToken(proc, 0x0008, tok)) throw new Error(`OpenProcessToken failed: ${GetLastError()}`);
+    const buf = Buffer.alloc(4096);
+    const len = [0];
+    const is = GetTokenInformation(tok[0], 29 /* TokenIsAppContainer */, buf, 4, len) ? buf.readUInt32LE(0) !== 0 : false;
+    const caps = GetTokenInformation(tok[0], 30 /* TokenCapabilities */, buf, buf.length, len) ? buf.readUInt32LE(0) : 0;
+    return { appContainer: is, capabilities: caps };
+  } finally {
+    if (tok[0]) CloseHandle(tok[0]);
+    CloseHandle(proc);
+  }
+}

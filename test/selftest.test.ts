@@ -45,7 +45,8 @@ import { isLinux, onWine, root } from './helpers';
     fs.rmSync(path.dirname(victim), { recursive: true, force: true });
   });
 
-  it('follows no link planted where it writes, and leaves no file behind', () => {
+  it('follows no link planted where it writes, and leaves no file behind', function () {
+    if (planted.length === 0 && onWine) this.test!.title += " [links not checked: Wine's CreateSymbolicLinkW makes no link (measured)]";
     assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched');
     for (const p of planted) assert.ok(fs.lstatSync(p).isSymbolicLink(), `${p} was replaced`);
     const left = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('spawn-isolated-selftest-') && !planted.includes(path.join(os.tmpdir(), n)));

@@ -3,7 +3,8 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createIsolationGroup, isolationSupport, spawnIsolated } from '../lib';
+import { createIsolationGroup, execIsolated, isolationSupport, spawnIsolated } from '../lib';
+import { probePath } from '../lib/selftest';
 import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, worker } from './helpers';
 
 // Only meaningful where the Windows backend runs (natively, or under Wine with node.exe).
@@ -83,12 +84,37 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
   });
 
   describe('console and graceful stop', () => {
-    it('with pipes only (windowsHide), the worker has no console: none to hide, no conhost.exe in its job', async () => {
-      const p = spawnIsolated(w, ['console'], relaxed);
+    it("with pipes only (windowsHide): libuv's hidden console (CREATE_NO_WINDOW), shared by the worker's console children, no window", async function () {
+      const p = spawnIsolated(w, ['consolechild'], relaxed);
       const c = await collect(p);
       assert.equal(c.exit.code, 0, c.stderr);
+      const r = json<{ self: { attached: boolean; window: boolean }; child: { attached: boolean; window: boolean }; shared: boolean }>(c);
+      assert.equal(p.gracefulStop, 'none', 'a console of its own: no CTRL_BREAK from ours');
+      if (onWine) {
+        // DETACHED_PROCESS under Wine (see HiddenConsoleFlags): no console for the worker.
+        assert.equal(r.self.attached, false);
+        this.test!.title += ' [Wine: DETACHED_PROCESS, since a console per worker made a fresh prefix fail starts with error 1359; the sharing is checked on real Windows]';
+        return;
+      }
+      assert.deepEqual([r.self.attached, r.self.window], [true, false], 'a console without a window');
+      assert.equal(r.child.attached, true);
+      assert.equal(r.shared, true, `the child has a console of its own (${JSON.stringify(r)})`);
+    });
+
+    it("the hidden console: CREATE_NO_WINDOW on Windows; DETACHED_PROCESS under a processes budget (its conhost.exe would count) and under Wine", () => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-require-imports
+      const internals = (require('../lib/native') as typeof import('../lib/native')).loadBinding() as any;
+      const hidden = (wine: boolean, processes: number) => internals.internals.hiddenConsole(wine, processes) as string;
+      assert.equal(hidden(false, 0), 'no-window');
+      assert.equal(hidden(false, 2), 'detached');
+      assert.equal(hidden(false, 1), 'detached');
+      assert.equal(hidden(true, 0), 'detached');
+    });
+
+    it('under a processes budget, with pipes only: no console (DETACHED_PROCESS)', async () => {
+      const c = await collect(spawnIsolated(w, ['console'], { ...relaxed, processes: 3 }));
+      assert.equal(c.exit.code, 0, c.stderr);
       assert.deepEqual(json(c), { attached: false, window: false });
-      assert.equal(p.gracefulStop, 'none');
     });
 
     it('gracefulStop none: stop() ends the tree at once (reason killed), without waiting for the grace', async () => {
@@ -152,6 +178,37 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
         assert.ok(hit.pid !== undefined && hit.pid !== a.pid && hit.pid !== b.pid, `pid ${hit.pid}`);
         assert.equal(tried.started, false, 'the child over budget ran to its end');
         assert.equal(a.exitCode, null, 'the member within budget runs on');
+      } finally {
+        await g.close();
+      }
+    });
+
+    it("from inside (the Go module), a member reads its CPU cap through the group's: its job's rate is a share of the group's cores, not the machine's", async function () {
+      requireEnforced(this, 'cpu.cores');
+      if (os.cpus().length < 2) {
+        this.test!.title += ' [skipped: one CPU: a group cap of 1 core caps nothing]';
+        this.skip();
+      }
+      const g = createIsolationGroup({ enforcement: 'best-effort', cpu: 1 });
+      try {
+        const limits = async (opts: object) => {
+          const p = g.spawn(probePath(), ['limits'], { ...relaxed, stdio: 'pipe', ...opts });
+          return json<{ cpuCores: number }>(await collect(p));
+        };
+        assert.ok(Math.abs((await limits({ cpu: 0.5 })).cpuCores - 0.5) < 0.01, 'half of the group\'s one core');
+        assert.ok(Math.abs((await limits({})).cpuCores - 1) < 0.01, "no rate of its own: the group's one core");
+      } finally {
+        await g.close();
+      }
+    });
+
+    it('the CPU base variable: set only where an enclosing job really caps the CPU, never taken from options.env', async () => {
+      const g = createIsolationGroup({ enforcement: 'best-effort', cpu: 1 });
+      try {
+        const env = json<string[]>(await collect(g.spawn(w, ['env'], { ...relaxed, env: { SPAWN_ISOLATED_CPU_BASE: '0.001' } })));
+        const base = env.filter((e) => /^SPAWN_ISOLATED_CPU_BASE=/i.test(e));
+        if (g.enforcement['cpu.cores']?.enforced && os.cpus().length > 1) assert.deepEqual(base, ['SPAWN_ISOLATED_CPU_BASE=1.0000']);
+        else assert.deepEqual(base, [], 'the group cap was not applied here: nothing caps the member');
       } finally {
         await g.close();
       }
@@ -269,6 +326,117 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
     });
   });
 
+  describe("network: 'none' and filesystem: an AppContainer of its own", () => {
+    const attack = async (args: string[], opts: object) => {
+      const p = spawnIsolated(w, ['attack', ...args], { ...relaxed, ...opts });
+      const c = await collect(p);
+      return { r: json<Record<string, string>>(c), p };
+    };
+
+    it('where AppContainers cannot be made (Wine 8: no CreateAppContainerProfile), strict mode refuses both, saying why; best-effort runs and reports them not enforced', async function () {
+      const support = isolationSupport().limits;
+      if (support.network.enforced) {
+        this.test!.title += ' [skipped: this host makes AppContainers]';
+        this.skip();
+      }
+      if (onWine) assert.match(support.network.reason!, /CreateAppContainerProfile/);
+      for (const opts of [{ network: 'none' as const }, { filesystem: { read: [tmp] } }]) {
+        const p = spawnIsolated(w, ['exit', '0'], opts);
+        const err = await new Promise<Error & { code?: string; limit?: string }>((r) => p.on('error', r));
+        assert.equal(err.code, 'ERR_LIMIT_NOT_ENFORCED');
+        assert.equal(err.limit, 'network' in opts ? 'network' : 'filesystem');
+        assert.equal(p.pid, undefined, 'nothing was started');
+      }
+      const p = spawnIsolated(w, ['exit', '0'], { ...relaxed, network: 'none', filesystem: { read: [tmp] } });
+      await p.exited;
+      assert.equal(p.enforcement.network?.enforced, false);
+      assert.equal(p.enforcement.filesystem?.enforced, false);
+      assert.equal(p.enforcement.network?.reason, support.network.reason);
+    });
+
+    it("network: 'none': no capabilities, so no network (not even this machine's loopback); the token read back says so (control: the default reaches it)", async function () {
+      requireEnforced(this, 'network');
+      const net = await import('node:net');
+      const tcp = net.createServer((c) => c.end());
+      await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+      const target = `tcp:127.0.0.1:${(tcp.address() as { port: number }).port}`;
+      try {
+        const none = spawnIsolated(w, ['sleep', '30000'], { network: 'none' });
+        await new Promise<void>((r) => none.once('spawn', () => r()));
+        assert.deepEqual(none.enforcement.network, { enforced: true, mechanism: 'appcontainer' });
+        assert.deepEqual(oracle.appContainerOf(none.pid!), { appContainer: true, capabilities: 0 });
+        none.kill('SIGKILL');
+        await none.exited;
+        const { r } = await attack(['connect', target], { network: 'none' });
+        assert.notEqual(r[target], 'ok', 'reached the loopback listener');
+        const control = await attack(['connect', target], {});
+        assert.equal(control.r[target], 'ok', `control: ${JSON.stringify(control.r)}`);
+      } finally {
+        tcp.close();
+      }
+    });
+
+    it('filesystem: reads only the read list, writes only the write list and its temp directory; the ACEs go at its end (control: without it, both work)', async function () {
+      requireEnforced(this, 'filesystem');
+      const ro = path.join(tmp, 'fs-ro');
+      const rw = path.join(tmp, 'fs-rw');
+      const other = path.join(tmp, 'fs-other');
+      for (const d of [ro, rw, other]) {
+        fs.mkdirSync(d, { recursive: true });
+        fs.writeFileSync(path.join(d, 'f'), 'x');
+      }
+      const before = [ro, rw].map((d) => oracle.fileSddl(d));
+      const opts = { filesystem: { read: [ro], write: [rw] }, tempDir: true };
+      const read = (await attack(['read', path.join(ro, 'f'), path.join(rw, 'f'), path.join(other, 'f'), ro], opts)).r;
+      assert.deepEqual([read[path.join(ro, 'f')], read[path.join(rw, 'f')], read[ro]], ['ok', 'ok', 'ok'], JSON.stringify(read));
+      assert.notEqual(read[path.join(other, 'f')], 'ok', 'read outside the lists');
+      const { r: write, p } = await attack(['create', rw, ro, other, 'TMPDIR'], opts);
+      assert.deepEqual([write[rw], write.TMPDIR], ['ok', 'ok'], JSON.stringify(write));
+      assert.notEqual(write[ro], 'ok', 'wrote in the read list');
+      assert.notEqual(write[other], 'ok', 'wrote outside the lists');
+      assert.deepEqual(p.enforcement.filesystem, { enforced: true, mechanism: 'appcontainer' });
+      assert.deepEqual([ro, rw].map((d) => oracle.fileSddl(d)), before, 'an ACE was left behind');
+      const control = (await attack(['read', path.join(other, 'f')], {})).r;
+      assert.equal(control[path.join(other, 'f')], 'ok', 'control: without filesystem the read works');
+    });
+  });
+
+  describe('the self-test probe', () => {
+    it('escape: tries PROCESS_CREATE_PROCESS (a PARENT_PROCESS child gets that token and job) and PROCESS_CREATE_THREAD on its launcher; a restricted worker gets neither (control: inherit gets both)', async function () {
+      const escape = async (privileges: 'restricted' | 'inherit') =>
+        JSON.parse(String((await execIsolated(probePath(), ['escape', String(process.pid)], { ...relaxed, privileges })).stdout)) as Record<string, boolean>;
+      const restricted = await escape('restricted');
+      for (const k of ['dupHandle', 'vmWrite', 'terminate', 'createThread', 'createProcess']) assert.equal(typeof restricted[k], 'boolean', `${k} tried`);
+      const control = await escape('inherit');
+      assert.equal(control.createProcess, true, 'control: an inherit worker may create a process with Node as its parent');
+      assert.equal(control.createThread, true);
+      requireEnforced(this, 'privileges');
+      assert.equal(restricted.createProcess, false);
+      assert.equal(restricted.createThread, false);
+    });
+
+    it('fds: lists its own handles (ProcessHandleInformation, Windows 8+): only the listed file besides its stdio and channel', async function () {
+      fs.writeFileSync(path.join(tmp, 'probe-listed.txt'), 'x');
+      fs.writeFileSync(path.join(tmp, 'probe-secret.txt'), 'x');
+      const leaky = oracle.openInheritable(path.join(tmp, 'probe-secret.txt'));
+      const fd = fs.openSync(path.join(tmp, 'probe-listed.txt'), 'r');
+      try {
+        const r = await execIsolated(probePath(), ['fds'], { ...relaxed, inheritHandles: [fd] });
+        const out = JSON.parse(String(r.stdout)) as { listed: boolean; fds?: Record<string, string>; why?: string };
+        if (!out.listed && onWine) {
+          this.test!.title += ` [skipped: ${out.why} (Wine); the real-Windows job runs it]`;
+          this.skip();
+        }
+        assert.equal(out.listed, true, out.why);
+        const paths = Object.values(out.fds!).map((p) => p.toLowerCase());
+        assert.deepEqual(paths, [fs.realpathSync(path.join(tmp, 'probe-listed.txt')).toLowerCase()], JSON.stringify(out.fds));
+      } finally {
+        oracle.closeHandle(leaky);
+        fs.closeSync(fd);
+      }
+    });
+  });
+
   describe('enforcement', () => {
     it('strict mode refuses a limit this host does not enforce, naming it', async function () {
       const s = isolationSupport().limits['memory.total'];
@@ -312,6 +480,42 @@ import { collect, firstLine, isWindows, json, onWine, requireEnforced, root, wor
       assert.equal((await token('restricted')).restrictedSids, 4);
       assert.equal((await token('low')).restrictedSids, 4);
       assert.equal((await token('inherit')).restrictedSids ?? 0, 0);
+    });
+
+    it("restricted: user32 loads and named objects can be made (its SID is granted this session's window station, desktop and BaseNamedObjects for its life; control: inherit)", async function () {
+      // Real Windows: without the grant a restricted worker that loads user32 dies at start
+      // (0xC0000142; loaded at run time: ERROR_DLL_INIT_FAILED). Wine ignores restricted tokens
+      // in access checks: there this shows only that nothing broke.
+      for (const privileges of ['restricted', 'low', 'inherit'] as const) {
+        const c = await collect(spawnIsolated(w, ['gui'], { ...relaxed, privileges }));
+        assert.equal(c.exit.code, 0, `${privileges}: ${c.stderr}`);
+        const r = json<{ user32: string; namedEvent: string }>(c);
+        assert.equal(r.user32, 'ok', `${privileges}: user32 ${r.user32}`);
+        if (privileges !== 'low') assert.equal(r.namedEvent, 'ok', `${privileges}: named event ${r.namedEvent}`);
+      }
+    });
+
+    it("restricted: while a worker runs, this session's desktop and window station grant its own SID (not the logon SID); at its end the ACEs are gone", async function () {
+      const before = { desktop: oracle.windowObjectSddl('desktop'), winsta: oracle.windowObjectSddl('winsta') };
+      if (before.desktop === '' || before.winsta === '') {
+        this.test!.title += ' [skipped: this window station or desktop has no DACL (everyone has access: Wine), so nothing is granted]';
+        this.skip();
+      }
+      const p = spawnIsolated(w, ['sleep', '30000'], { ...relaxed, privileges: 'restricted' });
+      await new Promise<void>((r) => p.once('spawn', () => r()));
+      const sids = oracle.restrictingSids(p.pid!);
+      assert.equal(sids.length, 4, `the worker's restricting SIDs: ${sids.join(' ')}`);
+      assert.ok(!sids.some((s) => s.startsWith('S-1-5-5-')), 'no logon SID');
+      const workerSid = sids[0];
+      try {
+        assert.ok(oracle.windowObjectSddl('desktop').includes(workerSid), 'the desktop grants the worker SID');
+        assert.ok(oracle.windowObjectSddl('winsta').includes(workerSid), 'the window station grants the worker SID');
+      } finally {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+      assert.ok(!oracle.windowObjectSddl('desktop').includes(workerSid), 'the desktop ACE was left behind');
+      assert.ok(!oracle.windowObjectSddl('winsta').includes(workerSid), 'the window station ACE was left behind');
     });
 
     it("restricted: the worker cannot open Node's process or a sibling worker (control: inherit can)", async function () {

@@ -1,6 +1,8 @@
 // Windows backend: the orchestration of a spawn (each mechanism lives in its own unit: job,
 // token, stdio_handles, monitor) and the backend entry points.
 #include "../contract.h"
+#include "appcontainer.h"
+#include "desktop.h"
 #include "job.h"
 #include "monitor.h"
 #include "stdio_handles.h"
@@ -8,6 +10,7 @@
 #include "win_util.h"
 
 #include <userenv.h>
+#include <wtsapi32.h>
 
 #include <algorithm>
 
@@ -17,9 +20,9 @@ namespace backend {
 using namespace win;
 
 namespace {
-// Why network: 'none' and filesystem are not enforced here (yet).
-constexpr const char* kNoWorldWhy =
-    "not implemented on Windows in this version (it needs an AppContainer token, which Wine cannot run either)";
+// Why network: 'none' and filesystem are not kept for a worker in another user's session.
+constexpr const char* kNoSessionContainerWhy =
+    "not for a worker in another user's session in this version (its AppContainer profile would have to be that user's)";
 }  // namespace
 
 namespace {
@@ -49,6 +52,46 @@ void GroupProcessesEntry(HANDLE job, Enforcement& e) {
                  : "";
 }
 
+// The session the worker is to run in.
+DWORD TargetSession(int64_t session) {
+  DWORD id = 0;
+  if (session == kSessionCurrent) ProcessIdToSessionId(GetCurrentProcessId(), &id);
+  else id = session == kSessionConsole ? WTSGetActiveConsoleSessionId() : static_cast<DWORD>(session);
+  return id;
+}
+
+// "All processes associated with a job must run in the same session" (AssignProcessToJobObject):
+// a group's members all run in its first member's session; refused up front otherwise.
+void JoinGroupSession(Group& g, DWORD target) {
+  int64_t none = -1;
+  if (g.session.compare_exchange_strong(none, static_cast<int64_t>(target)) || none == static_cast<int64_t>(target)) return;
+  throw SysError("ERR_JOB_SESSION", 0, "",
+                 "the worker would run in session " + std::to_string(target) + ", but this isolation group's members run in session " +
+                     std::to_string(none) +
+                     ": Windows keeps all of a job's processes in one session (use one group per session)");
+}
+
+// A worker in another session than this process's cannot be in this process's job (if it is in
+// one whose children do not leave it silently): it breaks away where the job allows that
+// (CREATE_BREAKAWAY_FROM_JOB), and is refused up front where it does not.
+DWORD SessionJobFlags(DWORD target) {
+  DWORD own = 0;
+  BOOL inJob = FALSE;
+  if (!ProcessIdToSessionId(GetCurrentProcessId(), &own) || own == target) return 0;
+  if (!IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob) return 0;
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION ext{};
+  // Wine stores no job limits (they read back as zeros): it cannot be told, CreateProcess decides.
+  if (IsWine() || !QueryInformationJobObject(nullptr, JobObjectExtendedLimitInformation, &ext, sizeof(ext), nullptr)) return 0;
+  DWORD f = ext.BasicLimitInformation.LimitFlags;
+  if (f & JOB_OBJECT_LIMIT_SILENT_BREAKAWAY_OK) return 0;  // its children are not in it anyway
+  if (f & JOB_OBJECT_LIMIT_BREAKAWAY_OK) return CREATE_BREAKAWAY_FROM_JOB;
+  throw SysError("ERR_JOB_SESSION", ERROR_ACCESS_DENIED, "",
+                 "this process runs in a job that lets no process break away, and Windows keeps a job's processes in one session: "
+                 "a worker cannot start in session " +
+                     std::to_string(target) + " from session " + std::to_string(own) +
+                     ". Run the launcher outside that job, or have its owner allow breakaway (JOB_OBJECT_LIMIT_BREAKAWAY_OK)");
+}
+
 // The job, tied to the completion port before anything runs in it, with every limit set and
 // read back; strict mode refuses here, before anything runs.
 std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
@@ -56,9 +99,13 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
+  DWORD session = TargetSession(req.session);
+  if (child.group) JoinGroupSession(*child.group, session);
+  child.jobFlags = SessionJobFlags(session);
   child.job = MakeJob(Monitor::Get().port(), static_cast<ULONG_PTR>(child.id));
-  // What the CPU rate is a share of: only read when there is a rate to set (not on every spawn).
-  double parentCores = req.limits.cpuCores <= 0 ? 0 : child.group ? child.group->capacityCores : OwnJobCores();
+  // What the CPU rate is a share of: the cores the jobs around this one allow.
+  double parentCores = child.group ? child.group->capacityCores : OwnJobCores();
+  child.cpuBase = parentCores;
   JobPlan plan = ApplyLimits(child.job.get(), req.limits, req.killOnClose, parentCores);
   child.handlesLimit = plan.handlesLimit;
   for (const Enforcement& e : plan.enforcement)
@@ -66,10 +113,17 @@ std::vector<Enforcement> MakeWorkerJob(const SpawnRequest& req, Child& child) {
   // Jobs count processes, not threads: an explicit thread limit cannot be kept here.
   if (req.limits.threads && !req.threadsImplied)
     plan.enforcement.push_back(MakeEnforcement("threads", false, "none", "Windows job objects have no thread limit"));
-  // Not yet on Windows (an AppContainer token, without network capabilities and with access
-  // granted on the listed paths, is the way): said, and refused in strict mode.
-  if (req.networkNone) plan.enforcement.push_back(MakeEnforcement("network", false, "none", kNoWorldWhy));
-  if (req.hasFilesystem) plan.enforcement.push_back(MakeEnforcement("filesystem", false, "none", kNoWorldWhy));
+  // network: 'none' and filesystem: an AppContainer (appcontainer.h), where this host can make
+  // one; their entries come from the suspended worker's token. Else said, and refused in strict
+  // mode before anything runs.
+  if (req.networkNone || req.hasFilesystem) {
+    std::string why = kNoSessionContainerWhy;
+    child.container = req.session == kSessionCurrent && AppContainersAvailable(&why);
+    if (!child.container) {
+      if (req.networkNone) plan.enforcement.push_back(MakeEnforcement("network", false, "none", why));
+      if (req.hasFilesystem) plan.enforcement.push_back(MakeEnforcement("filesystem", false, "none", why));
+    }
+  }
   if (req.limits.disk)
     plan.enforcement.push_back(MakeEnforcement("disk", false, "none", "Windows has no size limit for a directory or a process's files"));
   if (req.strict) RequireEnforced(plan.enforcement);
@@ -156,32 +210,33 @@ void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
   }
 }
 
-// A session user's own environment (CreateEnvironmentBlock), with the caller's explicit
-// options.env on top; the caller's environment otherwise.
-std::vector<std::string> BaseEnvironment(const SpawnRequest& req, HANDLE sessionToken) {
-  if (sessionToken == nullptr) return req.env;
-  void* block = nullptr;
-  if (!CreateEnvironmentBlock(&block, sessionToken, FALSE)) ThrowLastError("CreateEnvironmentBlock", "the session user's environment");
-  std::vector<std::string> env;
-  for (const wchar_t* p = static_cast<const wchar_t*>(block); *p; p += wcslen(p) + 1) env.push_back(ToUtf8(p));
-  DestroyEnvironmentBlock(block);
-  if (!req.envExplicit) return env;
-  for (const std::string& e : req.env) {
-    std::string name = e.substr(0, e.find('=', 1));
-    env.erase(std::remove_if(env.begin(), env.end(),
-                             [&](const std::string& x) { return _stricmp(x.substr(0, x.find('=', 1)).c_str(), name.c_str()) == 0; }),
-              env.end());
-    env.push_back(e);
-  }
+// The environment the worker gets: a private TEMP for 'low', the channel's handle value, and
+// what the jobs around its own allow of the CPU (kCpuBaseEnv) where they cap it.
+// The request's environment is the worker's (a session worker's was built by JS from that
+// session user's own: SessionEnvironment).
+std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh) {
+  std::vector<std::string> env = child.temp.path().empty() ? req.env : child.temp.Environment(req.env);
+  // Only the launcher says it.
+  env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return _stricmp(e.substr(0, e.find('=', 1)).c_str(), kCpuBaseEnv) == 0; }),
+            env.end());
+  std::string cpuBase = CpuBaseValue(child.cpuBase, static_cast<double>(GetActiveProcessorCount(ALL_PROCESSOR_GROUPS)));
+  if (!cpuBase.empty()) env.push_back(std::string(kCpuBaseEnv) + "=" + cpuBase);
+  if (wh.channelSource != nullptr) env.push_back(std::string(kChannelEnv) + "=" + std::to_string(wh.channelValue));
   return env;
 }
 
-// The environment the worker gets: a private TEMP for 'low', the channel's handle value.
-std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh, HANDLE sessionToken) {
-  std::vector<std::string> base = BaseEnvironment(req, sessionToken);
-  std::vector<std::string> env = child.temp.path().empty() ? base : child.temp.Environment(base);
-  if (wh.channelSource != nullptr) env.push_back(std::string(kChannelEnv) + "=" + std::to_string(wh.channelValue));
-  return env;
+// A worker for another session refused where this process's job chain keeps it (a job further
+// out than the one SessionJobFlags could read allows no breakaway): a bare EACCES would not say so.
+void ThrowIfSessionRefused(DWORD err, const SpawnRequest& req) {
+  DWORD own = 0, target = TargetSession(req.session);
+  BOOL inJob = FALSE;
+  if (err != ERROR_ACCESS_DENIED || !ProcessIdToSessionId(GetCurrentProcessId(), &own) || own == target ||
+      !IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob)
+    return;
+  throw SysError("ERR_JOB_SESSION", err, "spawn " + req.file,
+                 "spawn " + req.file + ": this process runs in a job, and Windows keeps a job's processes in one session: a worker cannot start in session " +
+                     std::to_string(target) + " from session " + std::to_string(own) +
+                     " unless every job around this process allows breakaway. Run the launcher outside that job");
 }
 
 // Windows refuses nested jobs under a job with UI restrictions: a bare EACCES would not say so.
@@ -199,10 +254,12 @@ void ThrowIfNestingRefused(DWORD err, const std::string& file) {
 
 // The worker's console. With a console handle among its stdio it shares ours (as libuv does now:
 // a console of its own would swallow that output), in a process group of its own so that
-// CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: no console at all, so
-// no conhost.exe starts inside its job (where it would count against `processes` and memory).
+// CTRL_BREAK_EVENT can reach it alone. Hidden with pipes and files only: see HiddenConsoleFlags.
 DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& child) {
-  if (!wh.consoleSlot && req.windowsHide) return DETACHED_PROCESS;
+  // An AppContainer process gets a console only where the user enabled lowbox consoles
+  // (HKCU\Console\LowBoxConsoleEnabled): none at all.
+  if (!wh.consoleSlot && req.windowsHide && child.container) return DETACHED_PROCESS;
+  if (!wh.consoleSlot && req.windowsHide) return HiddenConsoleFlags(IsWine(), req.limits.processes + (child.group ? child.group->processes : 0));
   child.sharesConsole = GetConsoleCP() != 0;  // else a console program gets a new, visible one
   return CREATE_NEW_PROCESS_GROUP;
 }
@@ -210,16 +267,16 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
 // Creates the worker suspended, with exactly `wh`'s handles, inside its job(s) from the first
 // instruction where the host can (Windows 10+: PROC_THREAD_ATTRIBUTE_JOB_LIST).
 PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, WorkerHandles& wh, HANDLE token, HANDLE sessionToken,
-                                    SpawnResult& res) {
+                                    const std::vector<BYTE>& containerSid, SpawnResult& res) {
   std::wstring app = ToWide(req.file);
   std::wstring cmdline = BuildCommandLine(req.args);
   std::wstring cwd = req.hasCwd ? ToWide(req.cwd) : std::wstring();
   DWORD flags = CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | CREATE_DEFAULT_ERROR_MODE;
-  flags |= ConsoleFlags(req, wh, child);
+  flags |= ConsoleFlags(req, wh, child) | child.jobFlags;
   MakeInheritable(wh, res);
-  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh, sessionToken));
+  std::vector<wchar_t> envBlock = BuildEnvironmentBlock(WorkerEnvironment(req, child, wh));
   std::vector<HANDLE> list = wh.List();
-  AttributeList attrs(2);
+  AttributeList attrs(3);
   if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list.data(), list.size() * sizeof(HANDLE), nullptr,
                                  nullptr))
     ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_HANDLE_LIST");
@@ -227,6 +284,20 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   HANDLE jobs[2] = {child.group ? child.group->job.get() : child.job.get(), child.job.get()};
   UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_JOB_LIST, jobs, (child.group ? 2 : 1) * sizeof(HANDLE), nullptr,
                             nullptr);  // else assigned after creation
+  // In an AppContainer: a lowbox token made from `token` at creation; network capabilities
+  // unless network: 'none'.
+  SECURITY_CAPABILITIES caps{};
+  std::vector<std::vector<BYTE>> capSids;
+  std::vector<SID_AND_ATTRIBUTES> capList;
+  if (!containerSid.empty()) {
+    if (!req.networkNone) capSids = AppContainer::NetworkCapabilities();
+    for (auto& c : capSids) capList.push_back({reinterpret_cast<PSID>(c.data()), SE_GROUP_ENABLED});
+    caps.AppContainerSid = reinterpret_cast<PSID>(const_cast<BYTE*>(containerSid.data()));
+    caps.Capabilities = capList.empty() ? nullptr : capList.data();
+    caps.CapabilityCount = static_cast<DWORD>(capList.size());
+    if (!UpdateProcThreadAttribute(attrs.get(), 0, PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES, &caps, sizeof(caps), nullptr, nullptr))
+      ThrowLastError("UpdateProcThreadAttribute", "PROC_THREAD_ATTRIBUTE_SECURITY_CAPABILITIES");
+  }
   STARTUPINFOEXW si{};
   si.StartupInfo.cb = sizeof(si);
   si.StartupInfo.dwFlags = STARTF_USESTDHANDLES;
@@ -250,6 +321,7 @@ PROCESS_INFORMATION CreateSuspended(const SpawnRequest& req, Child& child, Worke
   wh.temporary.clear();  // the worker has its copies now; no other child may inherit ours
   if (!created) {
     ThrowIfNestingRefused(createErr, req.file);
+    ThrowIfSessionRefused(createErr, req);
     SysError e = Win32Error(token != nullptr ? "CreateProcessAsUserW" : "CreateProcessW", createErr, req.file);
     e.message = "spawn " + req.file + " " + CodeForWin32(createErr) + ": " + Win32Message(createErr) + " (Win32 error " +
                 std::to_string(createErr) + ")";
@@ -286,6 +358,40 @@ void EnsureInJobs(Child& child) {
   }
 }
 
+// The worker's AppContainer (a profile of its own) and its SID's access, for its lifetime, to
+// the listed paths (read, or read and write), its executable and its cwd. A path that does not
+// exist is ignored (as on Linux); one whose DACL this user may not change (a system directory:
+// those grant every AppContainer read already) is said on NODE_DEBUG.
+std::vector<BYTE> MakeContainer(const SpawnRequest& req, Child& child) {
+  std::unique_ptr<AppContainer> c = AppContainer::Create(child.id);
+  std::vector<BYTE> sid = c->sid();
+  std::lock_guard<std::mutex> lock(child.grantsMu);
+  child.grants.push_back(std::move(c));
+  auto grant = [&](const std::string& path, DWORD mask, bool inherit) {
+    std::string why;
+    std::unique_ptr<Revocable> g = GrantPath(ToWide(path), sid, mask, inherit, &why);
+    if (g) child.grants.push_back(std::move(g));
+    else DebugLine("worker " + std::to_string(child.id) + ": its AppContainer gets no access to " + why);
+  };
+  for (const std::string& p : req.fsRead) grant(p, kReadAccess, true);
+  for (const std::string& p : req.fsWrite) grant(p, kWriteAccess, true);
+  grant(req.file, kReadAccess, false);  // its executable (read and run)
+  if (req.hasCwd) grant(req.cwd, FILE_GENERIC_READ | FILE_TRAVERSE, false);
+  return sid;
+}
+
+// network and filesystem entries, from the token the suspended worker actually has.
+void CheckContainer(const SpawnRequest& req, Child& child, const std::vector<BYTE>& sid, std::vector<Enforcement>& out) {
+  std::string why;
+  bool ok = ChildInAppContainer(child.process.get(), sid, req.networkNone, &why);
+  if (req.networkNone) out.push_back(MakeEnforcement("network", ok, "appcontainer", why));
+  if (req.hasFilesystem) out.push_back(MakeEnforcement("filesystem", ok, "appcontainer", why));
+  if (!ok && req.strict) {
+    TerminateJobObject(child.job.get(), 1);  // it never ran: it is still suspended
+    throw NotEnforcedError(out.back());
+  }
+}
+
 // The privileges entry, from the token the suspended worker actually has.
 Enforcement CheckToken(const SpawnRequest& req, Child& child) {
   Enforcement e;
@@ -313,20 +419,30 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   if (req.session != kSessionCurrent) sessionToken = SessionUserToken(req.session, &sessionId);
   UniqueHandle token;
   std::vector<BYTE> workerSid;
-  if (req.privileges != Privileges::Inherit) token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get());
-  if (req.privileges == Privileges::Low || req.tempDir) {
-    // A session user (not this process's) must be let into it too.
+  if (req.privileges != Privileges::Inherit) {
+    // In another user's session the logon SID gives it that session's desktop and named objects
+    // (this process, LocalSystem, is not granted to it); in this process's session its own SID
+    // is granted them instead (the logon SID would open Node's process too: see desktop.h).
+    token = MakeRestrictedToken(req.privileges, &workerSid, sessionToken.get(), sessionToken.valid());
+    if (!sessionToken.valid()) child->grants = GrantSessionObjects(workerSid);
+  }
+  std::vector<BYTE> containerSid;
+  if (child->container) containerSid = MakeContainer(req, *child);
+  if (req.privileges == Privileges::Low || req.tempDir || child->container) {
+    // A session user (not this process's) must be let into it too, and an AppContainer worker
+    // (which runs at low integrity, as 'low': its directory goes under LocalLow too).
     std::vector<BYTE> workerUser;
     if (sessionToken.valid()) workerUser = UserSidOf(sessionToken.get());
     if (workerUser == ProcessUserSid()) workerUser.clear();
     child->temp.keep = req.keepTempDir;
-    child->temp.Create(req.privileges == Privileges::Low, workerSid, workerUser, req.privateProfile, !req.killOnClose);
+    child->temp.Create(req.privileges == Privileges::Low || child->container, workerSid, workerUser, req.privateProfile, !req.killOnClose,
+                       sessionToken.get(), containerSid);
     res.tempDir = ToUtf8(child->temp.path());
   }
   WorkerHandles wh;
   CollectHandles(req, *child, wh);
   HANDLE runAs = token.valid() ? token.get() : sessionToken.get();
-  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, runAs, sessionToken.get(), res);
+  PROCESS_INFORMATION pi = CreateSuspended(req, *child, wh, runAs, sessionToken.get(), containerSid, res);
   child->process.reset(pi.hProcess);
   child->thread.reset(pi.hThread);
   child->pid = pi.dwProcessId;
@@ -338,6 +454,7 @@ SpawnResult Spawn(const SpawnRequest& req, std::shared_ptr<EventSink> sink) {
   auto kill = OnScopeExit([&] { TerminateProcess(child->process.get(), 1); });
   EnsureInJobs(*child);
   if (token.valid()) res.enforcement.push_back(CheckToken(req, *child));
+  if (child->container) CheckContainer(req, *child, containerSid, res.enforcement);
   for (int i = 0; i < 3; i++)
     if (wh.servers[i].valid()) res.pipes[i] = std::to_string(HandleToNodeFd(std::move(wh.servers[i])));
   if (wh.channelServer.valid()) res.channel = std::to_string(HandleToNodeFd(std::move(wh.channelServer)));
@@ -394,7 +511,11 @@ void Release(uint64_t id) {
     TerminateJobObject(c->job.get(), 1);
     return;
   }
-  if (WaitForSingleObject(c->process.get(), 0) != WAIT_OBJECT_0) c->temp.Keep();  // still its TEMP
+  if (WaitForSingleObject(c->process.get(), 0) != WAIT_OBJECT_0) {
+    c->temp.Keep();  // still its TEMP
+    std::lock_guard<std::mutex> lock(c->grantsMu);
+    for (auto& g : c->grants) g->Leave();  // and its desktop
+  }
   if (c->thread.valid()) ResumeThread(c->thread.get());
 }
 
@@ -405,7 +526,9 @@ GroupResult CreateGroup(const GroupRequest& req) {
   double own = OwnJobCores();
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose, own);
   g->extended = plan.extended;
-  g->capacityCores = req.limits.cpuCores > 0 && req.limits.cpuCores <= own ? req.limits.cpuCores : own;
+  // Its members' rates are shares of its cap only where the cap was applied (read back).
+  bool capped = std::any_of(plan.enforcement.begin(), plan.enforcement.end(), [](const Enforcement& e) { return e.limit == "cpu.cores" && e.enforced; });
+  g->capacityCores = capped ? req.limits.cpuCores : own;
   g->processes = req.limits.processes;
   for (Enforcement& e : plan.enforcement)
     if (e.limit == "processes") GroupProcessesEntry(g->job.get(), e);
@@ -420,6 +543,17 @@ void ReleaseGroup(uint64_t id) {
   // Members still running end with it (killOnClose semantics), unless one asked to survive: the
   // others were ended by their own jobs as they were released.
   if (g && !g->survivors) TerminateJobObject(g->job.get(), 1);
+}
+
+std::vector<std::string> SessionEnvironment(int64_t session) {
+  DWORD id = 0;
+  UniqueHandle token = SessionUserToken(session, &id);
+  void* block = nullptr;
+  if (!CreateEnvironmentBlock(&block, token.get(), FALSE)) ThrowLastError("CreateEnvironmentBlock", "the session user's environment");
+  std::vector<std::string> env;
+  for (const wchar_t* p = static_cast<const wchar_t*>(block); *p; p += wcslen(p) + 1) env.push_back(ToUtf8(p));
+  DestroyEnvironmentBlock(block);
+  return env;
 }
 
 UserRecord LookupUser(const std::string&) {
@@ -468,8 +602,10 @@ Support Probe() {
     add("privileges", TokenEnforced(&why), "restricted-token", why);
     add("killOnClose", true, "job-object", "");
     add("inheritHandles", true, "handle-list", "");
-    add("network", false, "none", kNoWorldWhy);
-    add("filesystem", false, "none", kNoWorldWhy);
+    std::string noContainer;
+    bool containers = AppContainersAvailable(&noContainer);
+    add("network", containers, "appcontainer", noContainer);
+    add("filesystem", containers, "appcontainer", noContainer);
     add("disk", false, "none", "Windows has no size limit for a directory or a process's files");
     return s;
   }();

@@ -2,6 +2,7 @@
 
 #include "job.h"
 #include "monitor.h"
+#include "stdio_handles.h"
 #include "temp_dir.h"
 #include "token.h"
 #include "win_util.h"
@@ -56,5 +57,23 @@ std::string MakeTempDir(const std::string& base, const std::string& firstName) {
 
 bool IsTempLeftover(const std::string& name) { return win::IsLeftover(win::ToWide(name)); }
 
+bool WatchdogUnopenedIsGone(uint32_t err, bool stillListed) { return win::UnopenedIsGone(err, stillListed); }
+
+uint64_t JobMemoryBytes(uint64_t bytes, int bits) {
+  uint32_t small = 0;
+  uint64_t large = 0;
+  bool ok = bits == 32 ? win::JobBytes(bytes, 4096, &small) : win::JobBytes(bytes, 4096, &large);
+  if (!ok) throw SysError("ERR_OUT_OF_RANGE", 0, "", std::to_string(bytes) + " bytes do not fit a " + std::to_string(bits) + "-bit SIZE_T");
+  return bits == 32 ? small : large;
+}
+
+}  // namespace internals
+}  // namespace si
+
+namespace si {
+namespace internals {
+std::string HiddenConsole(bool wine, uint32_t processes) {
+  return win::HiddenConsoleFlags(wine, processes) == DETACHED_PROCESS ? "detached" : "no-window";
+}
 }  // namespace internals
 }  // namespace si

@@ -84,6 +84,10 @@ struct Removal {
   TreeRemover tree;
   std::wstring what;      // for messages
   std::wstring trashKey;  // the trash directory it is in ("" : none)
+  // Removed where it is (it could not be moved to a trash directory on its volume): the
+  // worker's exit is posted once it is gone (or given up).
+  std::shared_ptr<EventSink> sink;
+  std::unique_ptr<Event> exit;
   ULONGLONG next = 0;
   DWORD delay = kFirstStuckDelayMs;
   int stuck = 0;
@@ -107,7 +111,7 @@ struct Sweep {
 struct Janitor::State {
   std::mutex mu;  // guards the incoming lists and `swept`
   std::vector<std::unique_ptr<Retiring>> incoming;
-  std::vector<std::wstring> incomingSweeps;
+  std::vector<std::pair<std::wstring, UniqueHandle>> incomingSweeps;
   std::set<std::wstring> swept;
   UniqueHandle wake;
   // The thread's own.
@@ -171,7 +175,7 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
       if (r.full.valid() && (!Inspect(r.full.get(), &info) || !info.directory)) r.full.reset();
       if (r.full.valid()) r.dir.handle.reset();  // one handle on it while it is renamed
     }
-    Trash* t = r.full.valid() ? TrashFor(r.dir.base, &err) : nullptr;
+    Trash* t = r.full.valid() ? TrashFor(r.dir.TrashBase(), &err) : nullptr;
     if (t != nullptr) {
       for (int tries = 0; tries < 16; tries++) {
         err = RenameInto(r.full.get(), t->dir.handle.get(), Hex(t->names++));
@@ -182,8 +186,19 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
         if (r.late) DebugLine("worker " + std::to_string(r.worker) + ": its temp directory " + ToUtf8(r.dir.path) + " is gone now");
         auto removal = std::make_unique<Removal>(std::move(r.full));
         removal->what = r.dir.path;
-        removal->trashKey = Lower(r.dir.base);
+        removal->trashKey = Lower(r.dir.TrashBase());
         t->pending++;
+        removals.push_back(std::move(removal));
+        return true;
+      }
+      if (err == ERROR_NOT_SAME_DEVICE) {
+        // Its trash directory is on another volume (a session user's profile elsewhere): it is
+        // removed where it is, and the exit waits for that instead.
+        auto removal = std::make_unique<Removal>(std::move(r.full));
+        removal->what = r.dir.path;
+        removal->sink = std::move(r.sink);
+        removal->exit = std::move(r.exit);
+        DropTrashIfIdle(Lower(r.dir.TrashBase()));
         removals.push_back(std::move(removal));
         return true;
       }
@@ -200,7 +215,7 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
     DebugLine("worker " + std::to_string(r.worker) + ": its temp directory " + ToUtf8(r.dir.path) + " is left in place (" + why +
               (err != 0 ? ": " + Win32Message(err) : std::string()) + " for " + std::to_string(kGiveUpMs / 1000) +
               " s); a later launcher removes it once this one has gone");
-    DropTrashIfIdle(Lower(r.dir.base));
+    DropTrashIfIdle(Lower(r.dir.TrashBase()));
     return true;
   }
   r.delay = std::min<DWORD>(r.delay * 2, r.exit ? 50 : 1000);
@@ -225,6 +240,7 @@ bool Janitor::State::Remove(Removal& r, ULONGLONG now) {
     if (it != trash.end() && it->second.pending > 0) it->second.pending--;
     DropTrashIfIdle(r.trashKey);
   }
+  if (r.exit && r.sink) r.sink->Post(std::move(r.exit));
   return true;
 }
 
@@ -232,8 +248,9 @@ bool Janitor::State::Remove(Removal& r, ULONGLONG now) {
 bool Janitor::State::SweepStep(Sweep& s) {
   if (!s.started) {
     s.started = true;
-    s.dir.reset(CreateFileW(s.base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                            nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+    if (!s.dir.valid())
+      s.dir.reset(CreateFileW(s.base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                              nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr));
     if (!s.dir.valid()) return true;
   }
   std::vector<DirEntry> batch;
@@ -290,11 +307,11 @@ void Janitor::Retire(DirHandoff dir, UniqueHandle job, std::shared_ptr<EventSink
   Wake();
 }
 
-void Janitor::SweepOnce(const std::wstring& base) {
+void Janitor::SweepOnce(const std::wstring& base, UniqueHandle dir) {
   {
     std::lock_guard<std::mutex> lock(s_->mu);
     if (!s_->swept.insert(Lower(base)).second) return;
-    s_->incomingSweeps.push_back(base);
+    s_->incomingSweeps.emplace_back(base, std::move(dir));
   }
   Wake();
 }
@@ -313,7 +330,8 @@ void Janitor::Run() {
       s.incoming.clear();
       for (auto& b : s.incomingSweeps) {
         auto sw = std::make_unique<Sweep>();
-        sw->base = b;
+        sw->base = b.first;
+        sw->dir = std::move(b.second);
         s.sweeps.push_back(std::move(sw));
       }
       s.incomingSweeps.clear();

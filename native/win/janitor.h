@@ -25,6 +25,10 @@ struct DirHandoff {
   UniqueHandle handle;
   std::wstring path;
   std::wstring base;
+  // Where its trash directory goes (empty: `base`). A session user's directory is in that user's
+  // own temp directory, where this launcher makes nothing: it is moved into this launcher's.
+  std::wstring trashBase;
+  const std::wstring& TrashBase() const { return trashBase.empty() ? base : trashBase; }
   bool valid() const { return handle.valid(); }
 };
 
@@ -40,8 +44,9 @@ class Janitor {
   // null, with `sink`): the worker's exit event, posted once the path is gone.
   void Retire(DirHandoff dir, UniqueHandle job, std::shared_ptr<EventSink> sink, std::unique_ptr<Event> exit);
   // Removes, in the background, the leftovers in `base` of launchers that no longer run (once
-  // per base and process).
-  void SweepOnce(const std::wstring& base);
+  // per base and process). `dir`: `base` already opened (by its user, for a base another user
+  // controls), else it is opened by name.
+  void SweepOnce(const std::wstring& base, UniqueHandle dir = UniqueHandle());
 
  private:
   Janitor();

@@ -37,12 +37,18 @@ void Record(JobPlan& plan, const char* limit, const char* mechanism, bool ok, co
   plan.enforcement.push_back(MakeEnforcement(limit, ok, mechanism, why));
 }
 
-SIZE_T WholePages(uint64_t bytes) {
+// `bytes` in whole pages as the job takes it (a SIZE_T); ERR_OUT_OF_RANGE where it does not fit
+// (a 32-bit build: SIZE_T is 32 bits, and a cast would make 5 GiB a 1 GiB limit).
+SIZE_T WholePages(uint64_t bytes, const char* option) {
   SYSTEM_INFO si;
   GetSystemInfo(&si);
-  uint64_t page = si.dwPageSize ? si.dwPageSize : 4096;
-  uint64_t whole = bytes / page * page;
-  return static_cast<SIZE_T>(whole ? whole : page);
+  SIZE_T out = 0;
+  if (!JobBytes(bytes, si.dwPageSize ? si.dwPageSize : 4096, &out))
+    throw SysError("ERR_OUT_OF_RANGE", 0, "",
+                   std::string(option) + " is " + std::to_string(bytes) +
+                       " bytes: this 32-bit (ia32) build of the addon sets job memory limits up to 4 GiB (a job's limit is a "
+                       "pointer-sized SIZE_T); run a 64-bit Node for more");
+  return out;
 }
 
 // The extended limits of `l` (memory, processes, CPU time, affinity), as the job takes them.
@@ -55,11 +61,11 @@ JOBOBJECT_EXTENDED_LIMIT_INFORMATION ExtendedLimits(const Limits& l, const std::
   // what was asked), so that reading the limit back compares equal.
   if (l.memoryProcess) {
     flags |= JOB_OBJECT_LIMIT_PROCESS_MEMORY;
-    info.ProcessMemoryLimit = WholePages(l.memoryProcess);
+    info.ProcessMemoryLimit = WholePages(l.memoryProcess, "options.memory.process");
   }
   if (l.memoryTotal) {
     flags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
-    info.JobMemoryLimit = WholePages(l.memoryTotal);
+    info.JobMemoryLimit = WholePages(l.memoryTotal, "options.memory.total");
   }
   if (l.processes) {
     flags |= JOB_OBJECT_LIMIT_ACTIVE_PROCESS;
@@ -223,6 +229,13 @@ double OwnJobCores() {
       cpu.CpuRate > 0)
     return logical * cpu.CpuRate / kCpuRateScale;
   return logical;
+}
+
+std::string CpuBaseValue(double base, double logical) {
+  if (!(base > 0) || base >= logical) return "";
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.4f", base);
+  return buf;
 }
 
 Stats JobStats(HANDLE job) {

@@ -248,6 +248,8 @@ void Monitor::QueueFinish(Child& c) {
   if (!PostQueuedCompletionStatus(port_.get(), kFinishMsg, static_cast<ULONG_PTR>(c.id), nullptr)) Finish(c);
 }
 
+bool UnopenedIsGone(DWORD err, bool stillListed) { return err == ERROR_INVALID_PARAMETER || !stillListed; }
+
 // The handle watchdog. Every process in the job is checked, however many; one that cannot be
 // opened or counted (it denied its own query right) is a violation, not a pass.
 void Monitor::CheckHandles(Child& c) {
@@ -258,7 +260,14 @@ void Monitor::CheckHandles(Child& c) {
     HANDLE h = c.process.get();  // the worker itself: the handle we hold, whatever its DACL says now
     if (pid != c.pid) {
       opened.reset(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
-      if (!opened.valid() && GetLastError() == ERROR_INVALID_PARAMETER) continue;  // gone since the listing
+      if (!opened.valid()) {
+        // Gone since the listing: no such pid now, or its pid already reused by a process this
+        // launcher may not open (ERROR_ACCESS_DENIED): the job, listed again, no longer has it.
+        DWORD err = GetLastError();
+        std::vector<DWORD> again;
+        if (err != ERROR_INVALID_PARAMETER && !JobPids(c.job.get(), &again)) return;  // cannot tell now: the next sample decides
+        if (UnopenedIsGone(err, std::find(again.begin(), again.end(), pid) != again.end())) continue;
+      }
       h = opened.get();
       BOOL inJob = FALSE;
       if (opened.valid() && (!IsProcessInJob(h, c.job.get(), &inJob) || !inJob)) continue;  // pid reused
@@ -294,6 +303,10 @@ void Monitor::Finish(Child& c) {
   }
   // The worker is gone: the rest of its tree goes with it (as systemd does with a unit).
   TerminateJobObject(c.job.get(), 1);
+  {
+    std::lock_guard<std::mutex> lock(c.grantsMu);
+    c.grants.clear();  // its SID's access to the desktop and named objects
+  }
   DWORD code = 0;
   GetExitCodeProcess(c.process.get(), &code);
   // With a temp directory, 'exit' comes once its path is gone (after the tree has ended).

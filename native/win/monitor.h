@@ -11,6 +11,7 @@
 
 #include "../registry.h"
 #include "../worker.h"
+#include "desktop.h"
 #include "temp_dir.h"
 #include "win_util.h"
 
@@ -27,6 +28,9 @@ struct Group {
   std::atomic<bool> survivors{false};
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION extended{};  // its limits as set
   uint32_t processes = 0;                           // its processes budget (0: none)
+  // The session its members run in (its first member's; -1: none yet): Windows keeps all of a
+  // job's processes in one session.
+  std::atomic<int64_t> session{-1};
 };
 
 // Completion keys: worker ids as they are, group ids with the top bit set.
@@ -73,7 +77,15 @@ struct Child : WorkerBase {
   uint32_t handlesLimit = 0;   // >0: the watchdog samples handle counts
   bool sharesConsole = false;  // in this process's console, its own process group
   uint64_t cpuTimeMs = 0;      // its CPU-time limit (0: none), for the reason at its end
+  double cpuBase = 0;          // the cores the jobs around its own allow (its CPU rate is a share of them)
+  DWORD jobFlags = 0;          // CREATE_BREAKAWAY_FROM_JOB: out of this process's job, for another session
+  bool container = false;      // in an AppContainer of its own (network: 'none', filesystem)
   PrivateTemp temp;            // tempDir, privileges 'low': its own TEMP (removed at its end)
+  // What it was granted for its lifetime: its SID's access to this session's window station,
+  // desktop and named objects; its AppContainer profile and access to the paths it may use
+  // (undone at its end; left to a worker that outlives this process).
+  std::mutex grantsMu;
+  Revocables grants;
   // Guarded by Monitor::mu_.
   bool finishQueued = false;  // the poll saw it gone; its job's queued messages come first
   LimitEchoes echoes;         // a member's limit messages arrive under its group's key too
@@ -82,6 +94,11 @@ struct Child : WorkerBase {
 };
 
 Stats QueryStats(const Child& c);
+
+// The handle watchdog, about a process the job listed but this launcher could not open (`err`):
+// whether it is gone (no such process, or its pid reused by another since: the job, listed again,
+// no longer has it) rather than a member denying the launcher its query right (a violation).
+bool UnopenedIsGone(DWORD err, bool stillListed);
 
 // The worker has ended: its temp directory (if one is to go) to the janitor, which posts `exit`
 // once the directory's path is gone; else `exit` is posted now. `exit` may be null.

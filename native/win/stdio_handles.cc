@@ -89,8 +89,9 @@ void CheckConnected(HANDLE server, const std::string& name) {
 namespace {
 
 // A fresh single-instance pipe that only this user may open, server end for Node (overlapped,
-// `serverAccess`), client end for the worker (`clientAccess`), opened at once.
-StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientAccess) {
+// `serverAccess`), client end for the worker (`clientAccess`; `clientFlags`: FILE_FLAG_OVERLAPPED
+// or 0), opened at once.
+StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientAccess, DWORD clientFlags) {
   std::string name = "\\\\.\\pipe\\spawn-isolated-" + std::to_string(GetCurrentProcessId()) + "-" + tag + "-" + RandomHex();
   std::wstring wname = ToWide(name);
   OwnerOnly security;
@@ -103,7 +104,7 @@ StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientA
   // first (it would need this user's rights) makes this open fail instead of taking the stream.
   // Identification only: the worker's end cannot let a server act as the worker's token.
   p.client.reset(
-      CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING, SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
+      CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING, clientFlags | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
   if (!p.client.valid()) ThrowLastError("CreateFileW", name);
   CheckConnected(p.server.get(), name);
   return p;
@@ -113,12 +114,16 @@ StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientA
 
 StdioPipe CreateStdioPipe(int slot, uint64_t id) {
   // Node writes the worker's stdin and reads its stdout / stderr.
+  // Synchronous, as every program expects its stdio (and as libuv makes them).
   return MakePipePair(std::to_string(id) + "-" + std::to_string(slot), slot == 0 ? PIPE_ACCESS_OUTBOUND : PIPE_ACCESS_INBOUND,
-                      slot == 0 ? GENERIC_READ | FILE_WRITE_ATTRIBUTES : GENERIC_WRITE | FILE_READ_ATTRIBUTES);
+                      slot == 0 ? GENERIC_READ | FILE_WRITE_ATTRIBUTES : GENERIC_WRITE | FILE_READ_ATTRIBUTES, 0);
 }
 
 StdioPipe CreateChannelPipe(uint64_t id) {
-  return MakePipePair(std::to_string(id) + "-channel", PIPE_ACCESS_DUPLEX, GENERIC_READ | GENERIC_WRITE);
+  // Overlapped: Windows runs one I/O at a time on a synchronous handle, so a read blocked on the
+  // worker's end would hold up every write from its other threads (a reader goroutine waiting
+  // for orders would stop progress messages). The Go module does overlapped I/O on it.
+  return MakePipePair(std::to_string(id) + "-channel", PIPE_ACCESS_DUPLEX, GENERIC_READ | GENERIC_WRITE, FILE_FLAG_OVERLAPPED);
 }
 
 using OpenOsfHandleFn = int(__cdecl*)(HANDLE);
@@ -134,6 +139,8 @@ int HandleToNodeFd(UniqueHandle h) {
   h.release();
   return fd;
 }
+
+DWORD HiddenConsoleFlags(bool wine, uint32_t processesBudget) { return wine || processesBudget > 0 ? DETACHED_PROCESS : CREATE_NO_WINDOW; }
 
 UniqueHandle OpenNul() {
   SECURITY_ATTRIBUTES sa{sizeof(sa), nullptr, FALSE};

@@ -17,14 +17,32 @@ const wchar_t kPrefix[] = L"spawn-isolated-";
 constexpr size_t kPrefixLen = sizeof(kPrefix) / sizeof(wchar_t) - 1;
 constexpr int kNameTries = 16;  // fresh names tried before giving up (each a 2^-128 collision)
 
-std::wstring LocalLow() {
+// FOLDERID_LocalAppData.
+const GUID kLocalAppData = {0xF1B32785, 0x6FBA, 0x4FCF, {0x9D, 0x55, 0x7B, 0x8E, 0x7F, 0x15, 0x70, 0x91}};
+
+// A known folder of the user of `token` (null: this process's).
+std::wstring KnownFolder(const GUID& id, HANDLE token, const char* what) {
   PWSTR raw = nullptr;
-  HRESULT hr = SHGetKnownFolderPath(kLocalAppDataLow, KF_FLAG_CREATE, nullptr, &raw);
+  HRESULT hr = SHGetKnownFolderPath(id, KF_FLAG_CREATE, token, &raw);
   std::wstring path = SUCCEEDED(hr) && raw != nullptr ? raw : L"";
   CoTaskMemFree(raw);
-  if (path.empty()) throw SysError("ENOENT", static_cast<uint32_t>(hr), "SHGetKnownFolderPath", "this user has no LocalLow folder");
+  if (path.empty()) throw SysError("ENOENT", static_cast<uint32_t>(hr), "SHGetKnownFolderPath", std::string(token ? "the session user" : "this user") + " has no " + what + " folder");
   return path;
 }
+
+std::wstring LocalLow() { return KnownFolder(kLocalAppDataLow, nullptr, "LocalLow"); }
+
+// This thread acts as `token`'s user until the end of the scope (file system access checks,
+// and the owner of what it creates, are that user's).
+class Impersonation {
+ public:
+  explicit Impersonation(HANDLE token) {
+    if (!ImpersonateLoggedOnUser(token)) ThrowLastError("ImpersonateLoggedOnUser", "the session user");
+  }
+  Impersonation(const Impersonation&) = delete;
+  Impersonation& operator=(const Impersonation&) = delete;
+  ~Impersonation() { RevertToSelf(); }
+};
 
 // The user's own LocalLow\Temp, kept as it was: made when missing.
 void MakeBaseDir(const std::wstring& dir) {
@@ -172,16 +190,36 @@ bool IsLeftover(const std::wstring& name) {
   return ProcessGone(static_cast<DWORD>(pid), created);
 }
 
-void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached) {
-  std::wstring base = low ? LocalLow() + L"\\Temp" : TempBase();
-  if (low) MakeBaseDir(base);
-  Janitor::Get().SweepOnce(base);
+void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached,
+                         HANDLE sessionToken, const std::vector<BYTE>& containerSid) {
   std::vector<BYTE> system = WellKnown(WinLocalSystemSid);
   std::vector<PSID> sids{reinterpret_cast<PSID>(const_cast<BYTE*>(ProcessUserSid().data()))};
   if (!workerUser.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(workerUser.data())));
   if (!workerSid.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(workerSid.data())));
+  if (!containerSid.empty()) sids.push_back(reinterpret_cast<PSID>(const_cast<BYTE*>(containerSid.data())));
   sids.push_back(reinterpret_cast<PSID>(system.data()));
-  DirHandoff d = MakePrivateDir(base, sids, detached ? L".detached" : L"");
+  DirHandoff d;
+  if (sessionToken != nullptr) {
+    // Another user's worker: in that user's own temp directory (LocalAppData\Temp, or LocalLow\Temp
+    // for 'low', whose label lets a low-integrity process write), which the user can list and
+    // reach as its programs expect, not this launcher's (LocalSystem's SystemTemp admits only
+    // SYSTEM and administrators). What is made there is made as that user: a link the user
+    // planted on the way leads nowhere the user could not go. Its trash goes in this launcher's
+    // own temp directory, where the user makes nothing.
+    Impersonation as(sessionToken);
+    std::wstring base = KnownFolder(low ? kLocalAppDataLow : kLocalAppData, sessionToken, low ? "LocalLow" : "LocalAppData") + L"\\Temp";
+    MakeBaseDir(base);
+    UniqueHandle listing(CreateFileW(base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                                     nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+    Janitor::Get().SweepOnce(base, std::move(listing));
+    d = MakePrivateDir(base, sids, detached ? L".detached" : L"");
+    d.trashBase = TempBase();
+  } else {
+    std::wstring base = low ? LocalLow() + L"\\Temp" : TempBase();
+    if (low) MakeBaseDir(base);
+    Janitor::Get().SweepOnce(base);
+    d = MakePrivateDir(base, sids, detached ? L".detached" : L"");
+  }
   path_ = d.path;
   profile_ = profile;
   {

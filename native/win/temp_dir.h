@@ -1,5 +1,6 @@
 // A worker's own temporary directory (tempDir: true, and always for privileges: 'low', which
-// cannot write to its user's medium-integrity TEMP: its directory is under LocalLow). Protected
+// cannot write to its user's medium-integrity TEMP: its directory is under LocalLow). A worker
+// in another user's session gets it in that user's own temp directory (see Create). Protected
 // DACL: this user (and the worker's user, when it runs as another), the worker's own SID (a
 // restricted token passes its second access check only through it: no other worker can open
 // the directory) and SYSTEM. Removed at the worker's end (see janitor.h).
@@ -47,8 +48,11 @@ class PrivateTemp {
   PrivateTemp& operator=(const PrivateTemp&) = delete;
   // `workerSid`: the worker's restricting SID (empty for an 'inherit' worker); `workerUser`: its
   // token's user when that is not this process's (a session user), else empty. `detached`: for
-  // a killOnClose: false worker.
-  void Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached);
+  // a killOnClose: false worker. `sessionToken`: a session worker's user's token (else null): the
+  // directory is then made in that user's own temp directory, as that user.
+  // `containerSid`: its AppContainer's SID (else empty), granted it too.
+  void Create(bool low, const std::vector<BYTE>& workerSid, const std::vector<BYTE>& workerUser, bool profile, bool detached,
+              HANDLE sessionToken = nullptr, const std::vector<BYTE>& containerSid = {});
   // `env` with TEMP and TMP pointing at it (and LOCALAPPDATA / APPDATA beneath it with a
   // private profile), earlier values replaced.
   std::vector<std::string> Environment(const std::vector<std::string>& env) const;

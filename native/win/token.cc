@@ -105,6 +105,22 @@ void LowerIntegrity(HANDLE token, Privileges p) {
   if (!ok) throw Win32Error("SetTokenInformation", err, "TokenIntegrityLevel");
 }
 
+// The token's logon SID (S-1-5-5-x-y: its group with SE_GROUP_LOGON_ID), empty when it has none.
+std::vector<BYTE> LogonSidOf(HANDLE token) {
+  DWORD size = 0;
+  GetTokenInformation(token, ::TokenGroups, nullptr, 0, &size);
+  if (size == 0) return {};
+  std::vector<BYTE> buf(size);
+  if (!GetTokenInformation(token, ::TokenGroups, buf.data(), size, &size)) return {};
+  auto* groups = reinterpret_cast<TOKEN_GROUPS*>(buf.data());
+  for (DWORD i = 0; i < groups->GroupCount; i++) {
+    if ((groups->Groups[i].Attributes & SE_GROUP_LOGON_ID) != SE_GROUP_LOGON_ID) continue;
+    PSID sid = groups->Groups[i].Sid;
+    return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
+  }
+  return {};
+}
+
 }  // namespace
 
 // The worker's token (Chromium's USER_LIMITED level, with a SID of its own in place of the
@@ -112,7 +128,10 @@ void LowerIntegrity(HANDLE token, Privileges p) {
 // restricting SIDs {worker, Everyone, Users, RESTRICTED}. An access check must then pass for
 // the user's SIDs and again for the restricting SIDs: Node's process and its jobs grant the
 // user and SYSTEM only, so the worker cannot open them; system files grant Users and read.
-UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid, HANDLE from) {
+// `withLogonSid` (a worker in another user's session): the session's logon SID too, which its
+// window station, desktop and named-object namespace grant (see desktop.h for why a worker in
+// this process's own session gets its own SID granted there instead).
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid, HANDLE from, bool withLogonSid) {
   HANDLE raw = nullptr;
   if (from == nullptr &&
       !OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &raw))
@@ -122,9 +141,12 @@ UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid, HAN
   WellKnownSid admins(WinBuiltinAdministratorsSid), everyone(WinWorldSid), users(WinBuiltinUsersSid), restrictedCode(WinRestrictedCodeSid);
   WorkerSid worker;
   SID_AND_ATTRIBUTES denyOnly{admins.get(), 0};
-  SID_AND_ATTRIBUTES restricting[] = {{worker.get(), 0}, {everyone.get(), 0}, {users.get(), 0}, {restrictedCode.get(), 0}};
+  std::vector<SID_AND_ATTRIBUTES> restricting = {{worker.get(), 0}, {everyone.get(), 0}, {users.get(), 0}, {restrictedCode.get(), 0}};
+  std::vector<BYTE> logon = withLogonSid ? LogonSidOf(base) : std::vector<BYTE>();
+  if (!logon.empty()) restricting.push_back({reinterpret_cast<PSID>(logon.data()), 0});
   HANDLE restricted = nullptr;
-  if (!CreateRestrictedToken(base, DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, ARRAYSIZE(restricting), restricting, &restricted))
+  if (!CreateRestrictedToken(base, DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, static_cast<DWORD>(restricting.size()), restricting.data(),
+                             &restricted))
     ThrowLastError("CreateRestrictedToken");
   UniqueHandle token(restricted);
   SetDefaultDacl(token.get(), worker.get());

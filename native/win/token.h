@@ -17,8 +17,9 @@ const std::vector<BYTE>& ProcessUserSid();
 // An ACL that grants `mask` to each SID and nothing to anyone else; `aceFlags`: inheritance.
 std::vector<BYTE> AllowAllAcl(const std::vector<PSID>& sids, DWORD aceFlags = 0, DWORD mask = GENERIC_ALL);
 // `workerSid` (optional) receives the SID made for this worker (its restricting SID).
-// `from`: the token to restrict (default: this process's).
-UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr, HANDLE from = nullptr);
+// `from`: the token to restrict (default: this process's). `withLogonSid`: its logon SID among
+// the restricting SIDs too (a worker in another user's session: its desktop and named objects).
+UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid = nullptr, HANDLE from = nullptr, bool withLogonSid = false);
 // The primary token of the user logged on in `session` (kSessionConsole: the console's), for a
 // LocalSystem launcher; ERR_NO_USER_SESSION (errno: the Win32 error) otherwise.
 UniqueHandle SessionUserToken(int64_t session, DWORD* id);

@@ -9,6 +9,7 @@
 #endif
 #include <windows.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,6 +65,15 @@ std::wstring BuildCommandLine(const std::vector<std::string>& args);
 std::vector<wchar_t> BuildEnvironmentBlock(const std::vector<std::string>& env);
 
 bool IsWine();
+
+// Something granted for a worker's lifetime (an ACE, a profile), undone when destroyed unless
+// left to a worker that outlives this process.
+class Revocable {
+ public:
+  virtual ~Revocable() = default;
+  virtual void Leave() = 0;
+};
+using Revocables = std::vector<std::unique_ptr<Revocable>>;
 
 }  // namespace win
 }  // namespace si
