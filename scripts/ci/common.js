@@ -2,7 +2,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { root, sh, win } = require('./lib');
+const { root, sh, win, isRoot } = require('./lib');
 
 /** ci-out/: what the workflows upload (not a dot-directory: upload-artifact leaves those out). */
 function ciOut() {
@@ -75,4 +75,42 @@ function goSteps(mode) {
   ];
 }
 
-module.exports = { ciOut, repack, goSteps };
+/**
+ * A step that installs, from Debian's or Ubuntu's archive, the packages that bring what this
+ * host lacks: needs is [[test, package]], test a command on PATH or an absolute file path.
+ * As root directly (a container, this project's machines), else through sudo (a runner).
+ */
+function aptStep(needs) {
+  return {
+    name: 'tools',
+    run: () => {
+      const have = (t) => (path.isAbsolute(t) ? fs.existsSync(t) : (process.env.PATH || '').split(path.delimiter).some((d) => fs.existsSync(path.join(d, t))));
+      const missing = [...new Set(needs.filter(([t]) => !have(t)).map(([, p]) => p))];
+      if (missing.length) {
+        const su = isRoot() ? [] : ['sudo', '-n'];
+        const run = (args) => sh(su[0] || args[0], su.length ? [...su.slice(1), ...args] : args.slice(1));
+        run(['apt-get', 'update', '-qq']);
+        run(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing]);
+        const still = needs.filter(([t]) => !have(t)).map(([t]) => t);
+        if (still.length) throw new Error(`still missing after apt-get install: ${still.join(', ')}`);
+      }
+      console.log(`tools: ${needs.map(([t]) => path.basename(t)).join(', ')}${missing.length ? ` (installed ${missing.join(' ')})` : ' (all present)'}`);
+    },
+  };
+}
+
+// What the Wine side of a job needs (as .ci/run installs it): the MinGW-w64 cross compiler,
+// cmake and make for cmake-js, Wine, tar, and CA certificates for Go's module downloads.
+const WINE_TOOLS = [
+  ['x86_64-w64-mingw32-g++-posix', 'g++-mingw-w64-x86-64-posix'],
+  ['x86_64-w64-mingw32-strip', 'binutils-mingw-w64-x86-64'],
+  ['cmake', 'cmake'],
+  ['make', 'make'],
+  ['g++', 'g++'],
+  ['wine', 'wine'],
+  ['/usr/lib/wine/wine64', 'wine64'],
+  ['tar', 'tar'],
+  ['/etc/ssl/certs/ca-certificates.crt', 'ca-certificates'],
+];
+
+module.exports = { ciOut, repack, goSteps, aptStep, WINE_TOOLS };

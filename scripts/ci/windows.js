@@ -12,16 +12,17 @@
 const fs = require('fs');
 const path = require('path');
 const { root, win, sh, job, single } = require('./lib');
-const { ciOut, repack, goSteps } = require('./common');
+const { ciOut, repack, goSteps, aptStep, WINE_TOOLS } = require('./common');
 
 const wine = process.argv.includes('--wine');
-if (!win && !wine) {
+if (!win && !wine && !process.argv.includes('--list')) {
   console.error('windows.js: on Windows, or with --wine (the Windows node.exe under Wine)');
   process.exit(2);
 }
 const W = wine ? require('./wine') : null;
 
 job(wine ? 'windows-wine' : 'windows', [
+  wine ? aptStep(WINE_TOOLS) : { name: 'tools', run: 'the Windows runner image has MSVC (Visual Studio 2026), CMake and Python' },
   { name: 'npm-ci', run: () => sh('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund']) },
   { name: 'build-ts', run: () => sh('npm', ['run', 'build:ts']) },
   {
