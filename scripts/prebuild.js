@@ -1,62 +1,66 @@
 #!/usr/bin/env node
 // npm run prebuilds: every prebuilt binary this machine can make, into prebuilds/ (what the
 // package ships; node-gyp-build picks the one for the host at load time):
-//   linux-x64  prebuildify (node-gyp, N-API, stripped, tagged glibc), checked with objdump -T
-//              against the glibc / libstdc++ baseline below
-//   win32-x64  the MinGW-w64 cross build (scripts/prebuild-win32.js), stripped
+//   linux-x64  prebuildify (node-gyp, N-API, stripped, tagged glibc) compiled and linked by zig
+//              against glibc 2.28 (scripts/ci/zig.js; --toolchain=host uses the host's g++),
+//              then checked with objdump against the baseline (scripts/ci/glibc-baseline.js)
+//   win32-x64  on Linux the MinGW-w64 cross build (scripts/prebuild-win32.js); on Windows
+//              prebuildify with MSVC; either way prebuilds/win32-x64/node.napi.node, stripped
 //   the self-test probe for both (scripts/build-probe.js)
+// Both prebuildify builds target the running Node's headers (--target): without it prebuildify
+// takes the newest Node it knows, whose common.gypi may ask for a newer C++ than wanted.
 // Other platforms build from source at install (binding.gyp ships in the package).
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
+const { BASELINE, aboveBaseline, checkPrebuild } = require('./ci/glibc-baseline');
 
 const root = path.resolve(__dirname, '..');
-// Debian 10 / RHEL 8 / Ubuntu 18.10: the oldest glibc that Node 18+'s own binaries support.
-const BASELINE = { GLIBC: '2.28', GLIBCXX: '3.4.22', CXXABI: '1.3.9' };
-
-function newer(a, b) {
-  const x = a.split('.').map(Number);
-  const y = b.split('.').map(Number);
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] || 0) !== (y[i] || 0)) return (x[i] || 0) > (y[i] || 0);
-  return false;
-}
-
-/** The symbol versions `file` needs above the baseline (objdump -T), as "symbol (VERSION)". */
-function aboveBaseline(file) {
-  const out = execFileSync('objdump', ['-T', file], { encoding: 'utf8' });
-  const bad = new Set();
-  for (const line of out.split('\n')) {
-    const m = / (GLIBC|GLIBCXX|CXXABI)_([0-9.]+)\)?\s+(\S+)\s*$/.exec(line);
-    if (m && newer(m[2], BASELINE[m[1]])) bad.add(`${m[3]} (${m[1]}_${m[2]})`);
-  }
-  return [...bad];
-}
 
 function prebuildify(extra, env) {
+  const args = [require.resolve('prebuildify/bin.js'), '--napi', '--strip', `--target=node@${process.versions.node}`, ...extra];
   try {
-    execFileSync(process.execPath, [require.resolve('prebuildify/bin.js'), '--napi', '--strip', ...extra], { cwd: root, env, stdio: 'pipe' });
+    execFileSync(process.execPath, args, { cwd: root, env, stdio: 'pipe' });
   } catch (e) {
+    process.stderr.write(e.stdout || '');
     process.stderr.write(e.stderr || '');
     throw e;
   }
 }
 
-// Windows, natively: prebuildify drives node-gyp with MSVC (the release workflow's way).
+// Windows, natively: prebuildify drives node-gyp with MSVC (the release workflow's way). Its
+// output is named after the package (spawn-isolated.node); it is renamed to the name the MinGW
+// cross build has, so that the package holds one name whichever toolchain made it.
 function windows() {
+  const dir = path.join(root, 'prebuilds', `win32-${process.arch}`);
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (f.endsWith('.node')) fs.rmSync(path.join(dir, f));
   prebuildify([], process.env);
-  console.log(`prebuild: prebuilds/win32-${process.arch} (MSVC)`);
+  const made = fs.readdirSync(dir).filter((f) => f.endsWith('.node'));
+  if (made.length !== 1) throw new Error(`prebuildify left ${made.length ? made.join(', ') : 'nothing'} in ${path.relative(root, dir)}`);
+  fs.renameSync(path.join(dir, made[0]), path.join(dir, 'node.napi.node'));
+  console.log(`prebuild: ${path.relative(root, dir)}${path.sep}node.napi.node (MSVC, Node ${process.versions.node} headers, ${fs.statSync(path.join(dir, 'node.napi.node')).size} bytes)`);
 }
 
 function linux() {
+  const toolchain = (process.argv.find((a) => a.startsWith('--toolchain=')) || '--toolchain=zig').slice('--toolchain='.length);
   const env = { ...process.env };
   if (!env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h')) env.npm_config_nodedir = '/usr';
-  prebuildify(['--tag-libc'], env);
+  if (toolchain === 'zig') Object.assign(env, require('./ci/zig').zigEnv());
+  else if (toolchain !== 'host') throw new Error(`--toolchain=${toolchain}: zig or host`);
   const dir = path.join(root, 'prebuilds', `linux-${process.arch}`);
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (f.endsWith('.node')) fs.rmSync(path.join(dir, f));
+  prebuildify(['--tag-libc'], env);
   const file = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.node')));
-  const bad = aboveBaseline(file);
-  if (bad.length) throw new Error(`${path.relative(root, file)} needs more than glibc ${BASELINE.GLIBC} / GLIBCXX_${BASELINE.GLIBCXX}: ${bad.join(', ')}`);
-  console.log(`prebuild: ${path.relative(root, file)} (${fs.statSync(file).size} bytes; glibc >= ${BASELINE.GLIBC}, GLIBCXX >= ${BASELINE.GLIBCXX}, checked with objdump -T)`);
+  const rel = path.relative(root, file);
+  try {
+    const summary = checkPrebuild(file);
+    console.log(`prebuild: ${rel} (${toolchain === 'zig' ? `zig, ${require('./ci/zig').target()}` : 'host compiler'}; ${fs.statSync(file).size} bytes; loads on glibc >= ${BASELINE.GLIBC}: ${summary})`);
+  } catch (e) {
+    // What ships must load on the baseline: a failing prebuild is not left for npm pack to take.
+    fs.rmSync(file, { force: true });
+    throw new Error(`${e.message.replace(file, rel)}${toolchain === 'host' ? ' (the host compiler links against this machine\'s glibc: build with --toolchain=zig)' : ''}`);
+  }
 }
 
 module.exports = { aboveBaseline, BASELINE };

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // The install test: packs this project as npm publishes it (prepack builds dist/ and the
-// prebuilds), checks what the tarball holds, then installs it into fresh projects as users
-// would, with the registry unreachable (dependencies come from npm's cache), and runs a worker
-// under limits from each:
+// prebuilds), or takes a given tarball (--tarball=FILE), checks what the tarball holds, then
+// installs it into fresh projects as users would, with the registry unreachable (dependencies
+// come from npm's cache), and runs a worker under limits from each:
 //   (a) install scripts allowed        (b) --ignore-scripts
-//   (c) no compiler, no Python on PATH (the prebuild must be used, nothing built)
+//   (c) no compiler, no Python on PATH (the prebuild must be used, nothing built; POSIX only)
 //   (d) CommonJS, ESM and a `tsc --strict` TypeScript consumer (and the exports map holding)
 //   (e) npx spawn-isolated
-// and, with --wine, (c) and (d) again with the Windows node.exe under Wine. The pack step also
-// checks that README.md quotes the tarball's size within 10 % (and says what to write if not).
+// and, with --wine, (c) and (d) again with the Windows node.exe under Wine. The tarball must
+// hold one addon and the probe for each platform of --platforms=linux-x64,win32-x64 (default:
+// what prepack makes on this host: both on Linux, win32-x64 on Windows). When it holds both,
+// the pack step also checks that README.md quotes the tarball's size within 10 % (and says what
+// to write if not). The Windows branch runs on Windows and, with the Windows node.exe, under
+// Wine (scripts/ci/windows.js --wine runs it so on a win32-only tarball). --check-only stops
+// after the checks of the tarball.
 'use strict';
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -19,6 +24,10 @@ const root = path.resolve(__dirname, '..');
 const wine = process.argv.includes('--wine');
 const given = (process.argv.find((a) => a.startsWith('--tarball=')) || '').slice(10);
 const win = process.platform === 'win32';
+// The Windows node.exe under Wine (scripts/ci/wine.js sets WINEPREFIX, which Wine passes on).
+const inWine = win && !!process.env.WINEPREFIX;
+const PUBLISHED = ['linux-x64', 'win32-x64'];
+const platforms = (process.argv.find((a) => a.startsWith('--platforms=')) || `--platforms=${win ? 'win32-x64' : PUBLISHED.join(',')}`).slice(12).split(',');
 const exe = win ? '.exe' : '';
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-install-'));
 // Readable by others, as an installed node_modules is: a restricted worker of a root launcher
@@ -77,19 +86,41 @@ function pack() {
   return { file: path.isAbsolute(info.filename) ? info.filename : path.join(work, info.filename), size: info.size, unpacked: info.unpackedSize, files: info.files.map((f) => f.path) };
 }
 
-function checkContents(files) {
+// One file of a .tgz (npm's: gzip, ustar), read without a tar program (Windows, Wine).
+function readFromTarball(tgz, name) {
+  const tar = require('zlib').gunzipSync(fs.readFileSync(tgz));
+  for (let off = 0; off + 512 <= tar.length; ) {
+    const header = tar.subarray(off, off + 512);
+    if (header.every((b) => b === 0)) break;
+    const field = (a, b) => header.subarray(a, b).toString('utf8').replace(/\0.*$/s, '');
+    const entry = [field(345, 500), field(0, 100)].filter(Boolean).join('/');
+    const size = parseInt(field(124, 136).trim() || '0', 8);
+    if (entry === name) return tar.subarray(off + 512, off + 512 + size).toString('utf8');
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error(`${path.basename(tgz)} has no ${name}`);
+}
+
+function checkContents(files, tarball) {
   const must = ['package.json', 'README.md', 'LICENSE', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/cli.js', 'binding.gyp', 'CMakeLists.txt',
-    'native/addon.cc', 'native/posix/init/init.c', 'scripts/build-init.js', 'prebuilds/win32-x64/node.napi.node',
-    'prebuilds/win32-x64/spawn-isolated-probe.exe', 'prebuilds/linux-x64/spawn-isolated-probe'];
+    'native/addon.cc', 'native/posix/init/init.c', 'scripts/build-init.js'];
+  for (const p of platforms) must.push(`prebuilds/${p}/spawn-isolated-probe${p.startsWith('win32') ? '.exe' : ''}`);
   for (const f of must) if (!files.includes(f)) throw new Error(`the tarball lacks ${f}`);
-  if (!files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f))) throw new Error('the tarball has no linux prebuild');
+  // One addon per platform (whatever its name: node-gyp-build reads the tags in it), and none
+  // for a platform not asked for.
+  for (const p of PUBLISHED) {
+    const addons = files.filter((f) => f.startsWith(`prebuilds/${p}/`) && f.endsWith('.node'));
+    if (platforms.includes(p) && addons.length !== 1) throw new Error(`the tarball has ${addons.length ? addons.join(', ') : 'no addon'} for ${p}: one expected`);
+    if (!platforms.includes(p) && addons.length) throw new Error(`the tarball has ${addons.join(', ')}, not asked for (--platforms=${platforms.join(',')})`);
+  }
   // The Go module, complete: a worker's go.mod takes it from node_modules/spawn-isolated/go.
   const goFiles = ['go/go.mod', ...fs.readdirSync(path.join(root, 'go')).filter((f) => f.endsWith('.go')).map((f) => `go/${f}`)];
   const missingGo = goFiles.filter((f) => !files.includes(f));
   if (missingGo.length) throw new Error(`the tarball lacks the Go module's ${missingGo.join(', ')} (package.json "files")`);
   const stray = files.filter((f) => /\.map$|^test\/|^lib\/|^build|^bench\/|^\.|^probe\/|^demo\//.test(f));
   if (stray.length) throw new Error(`the tarball holds what it should not: ${stray.join(', ')}`);
-  const dts = fs.readFileSync(path.join(root, 'dist', 'lib', 'process.d.ts'), 'utf8');
+  // The published .d.ts, as the tarball has it (a given tarball's dist/ is not this checkout's).
+  const dts = readFromTarball(tarball, 'package/dist/lib/process.d.ts');
   if (/_start|_fail/.test(dts)) throw new Error('internal members are in the public .d.ts');
 }
 
@@ -114,7 +145,7 @@ function project(name, tarball, installArgs, env) {
   const scripts = !installArgs.includes('--ignore-scripts');
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, version: '1.0.0', private: true, ...(scripts ? { allowScripts: { [`file:${tarball}`]: true } } : {}) }));
   const out = run('npm', ['install', tarball, ...deps, ...OFFLINE, '--foreground-scripts', ...installArgs], { cwd: dir, env: { ...env, ...NO_NETWORK } });
-  if (scripts !== /spawn-isolated@[^ ]+ install\n> node-gyp-build/.test(out)) throw new Error(`the install script ${scripts ? 'did not run' : 'ran'}:\n${out}`);
+  if (scripts !== /spawn-isolated@[^ ]+ install\r?\n> node-gyp-build/.test(out)) throw new Error(`the install script ${scripts ? 'did not run' : 'ran'}:\n${out}`);
   if (fs.existsSync(path.join(dir, 'node_modules', 'spawn-isolated', 'build'))) throw new Error('the install built the addon from source');
   return dir;
 }
@@ -208,13 +239,18 @@ let tarball;
 step('npm pack (prepack builds dist/ and the prebuilds)', () => {
   const p = pack();
   tarball = p.file;
-  checkContents(p.files);
-  return `${path.basename(p.file)}: ${checkReadmeFigures(p).replace('The package is ', '')}, as README.md says`;
+  checkContents(p.files, p.file);
+  // The README quotes the published package, which holds every platform's prebuild.
+  if (PUBLISHED.every((x) => platforms.includes(x))) return `${path.basename(p.file)}: ${checkReadmeFigures(p).replace('The package is ', '')}, as README.md says`;
+  return `${path.basename(p.file)} (${platforms.join(', ')} only: ${p.files.length} files, ${(p.size / 1e6).toFixed(1)} MB; the README's figures are the published package's)`;
 });
-if (tarball) {
+// --check-only: what the tarball holds, nothing installed (the release's package job).
+if (tarball && !process.argv.includes('--check-only')) {
   const bare = win ? undefined : { ...process.env, PATH: bareBin() };
   if (bare) for (const k of Object.keys(bare)) if (/^npm_/i.test(k) && k !== 'npm_config_cache') delete bare[k];
-  step('(a) install scripts allowed: the install script finds the prebuild', () => consume(project('scripts', tarball, [], process.env), process.env));
+  // Under Wine npm announces the install script, but Wine's cmd.exe does not run the program
+  // of its .cmd shim (node-gyp-build), as in (e): that it finds the prebuild is shown on Windows.
+  step(`(a) install scripts allowed: the install script finds the prebuild${inWine ? " (Wine: announced, not run: see (e))" : ''}`, () => consume(project('scripts', tarball, [], process.env), process.env));
   step('(b) --ignore-scripts', () => consume(project('ignore-scripts', tarball, ['--ignore-scripts'], process.env), process.env));
   // Windows: node-gyp finds Visual Studio without PATH, so (c) is for POSIX hosts; (b) is the
   // one there that shows a prebuild is used (nothing is built with scripts off).
@@ -223,11 +259,24 @@ if (tarball) {
   step('(e) npx spawn-isolated', () => {
     const dir = path.join(work, bare ? 'no-compiler' : 'scripts');
     const probe = path.join(dir, 'node_modules', 'spawn-isolated', 'prebuilds', `${process.platform}-${process.arch}`, `spawn-isolated-probe${exe}`);
-    const r = spawnSync('npx', ['--offline', '--no-install', 'spawn-isolated', '--best-effort', '--memory', '128MiB', '--json', probe, 'alloc', '16'], {
-      cwd: dir, env: { ...(bare || process.env), ...NO_NETWORK }, encoding: 'utf8', shell: win,
-    });
+    const npx = (args) => spawnSync('npx', ['--offline', '--no-install', 'spawn-isolated', ...args], { cwd: dir, env: { ...(bare || process.env), ...NO_NETWORK }, encoding: 'utf8', shell: win, timeout: 120_000 });
+    // The command's exit code is the worker's, or 124 when it ended the worker at --timeout.
+    const t = npx(['--best-effort', '--timeout', '1s', probe, 'sleep', '60000']);
+    // Wine's cmd.exe does not run the program of npm's bin shims (cmd-shim's .cmd ends with
+    // `goto #_undefined_# 2>NUL || title %COMSPEC% & "%_prog%" ...`, which Wine 8.0 does not
+    // follow): npx exits 0 having run nothing. Real Windows runs it; so does this check there.
+    if (inWine && t.status === 0 && !t.stdout && !t.stderr) return "not verifiable under Wine: its cmd.exe does not run npm's .cmd bin shims (exit 0, nothing run)";
+    if (t.status !== 124) throw new Error(`npx spawn-isolated --timeout 1s on a 60 s sleep exited ${t.status}, not 124: ${t.stderr}`);
+    const r = npx(['--best-effort', '--memory', '128MiB', '--json', probe, 'alloc', '16']);
     if (r.status !== 0) throw new Error(`npx exited ${r.status}: ${r.stderr}`);
-    return r.stderr.trim().split('\n').pop();
+    // Its --json summary is its last line on stderr.
+    const last = r.stderr.trim().split(/\r?\n/).pop();
+    let summary = null;
+    try {
+      summary = JSON.parse(last);
+    } catch {}
+    if (!summary || summary.code !== 0 || summary.reason !== 'exit') throw new Error(`no --json summary of a worker that exited 0 on stderr: ${JSON.stringify(r.stderr)}`);
+    return `exit 124 at --timeout; ${last}`;
   });
   if (wine) step('Windows node.exe under Wine: (c) and (d), CommonJS and ESM', () => underWine(tarball));
 }
