@@ -1,7 +1,7 @@
 // The worker's environment: validated from options.env (or process.env), and what the Go
 // runtime is told about the limits.
 import { invalidArgType, invalidArgValue } from './errors';
-import type { Normalized } from './options';
+import type { NativeLimits } from './native';
 import { isPlainObject, noNul } from './validate';
 
 /** The variable that names the worker's end of its channel (set by the native layer). */
@@ -35,7 +35,7 @@ function hasVar(env: Record<string, string>, name: string, platform: NodeJS.Plat
  * The Go runtime reads neither job-object limits nor (before Go 1.25, or outside its own leaf
  * cgroup) cgroup CPU limits: tell it. The caller's own values always win.
  */
-export function goEnvironment(n: Pick<Normalized, 'env' | 'limits' | 'go'>, platform: NodeJS.Platform = process.platform): Record<string, string> {
+export function goEnvironment(n: { env: Record<string, string>; limits: NativeLimits; go: boolean }, platform: NodeJS.Platform = process.platform): Record<string, string> {
   const env = { ...n.env };
   if (!n.go) return env;
   const l = n.limits;
