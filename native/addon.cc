@@ -195,7 +195,17 @@ Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   static std::once_flag pinned;
-  std::call_once(pinned, backend::PinModule);
+  std::call_once(pinned, [] {
+    backend::PinModule();
+    // What every spawn needs and the backend makes once (the cgroup layout; on Linux the init's
+    // memfd), made now, as the module loads: a first spawn made when the fd table is full then
+    // fails with EMFILE instead of caching a weaker plan (a worker without its init) for good.
+    try {
+      backend::Probe();
+    } catch (...) {
+      // isolationSupport() and the spawns report it.
+    }
+  });
   AddonData* d = new AddonData();
   env.SetInstanceData<AddonData>(d);  // deleted by node-addon-api at env teardown
   napi_add_env_cleanup_hook(

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -243,7 +244,12 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pi
   }
   ChildStack stack(kChildStackBytes);
   if (!stack.ok()) return -errno;
-  int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
+  // A v1 memory cgroup is entered before the exec: a child sharing this process's memory there
+  // would be the OOM killer's pick when the exec does not fit (a limit too small, a group at its
+  // budget), and the kernel kills every process sharing that memory: this one. So such a child
+  // gets memory of its own (a fork); the others share it (vfork).
+  bool ownMemory = !cg.v2 && !cg.Dir("memory").empty();
+  int flags = (ownMemory ? 0 : CLONE_VM | CLONE_VFORK) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
 }
@@ -273,7 +279,13 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
 SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
   SysError e = Errno(std::string("spawn ") + req.file, f.err);
   e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
-  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd))
+  // The hint only where a uid's rights can be why: an executable file (some x bit) or a directory
+  // as cwd; not for a file no one may run (mode 644) or a directory as the executable.
+  struct stat st;
+  const char* target = f.step == kStepExec ? req.file.c_str() : cp.cwd;
+  bool uidMatters = target != nullptr && stat(target, &st) == 0 &&
+                    (f.step == kStepExec ? S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0 : S_ISDIR(st.st_mode));
+  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
   return e;
@@ -636,7 +648,9 @@ Support Probe() {
   for (Enforcement& e : s.limits)
     if (e.limit == "processes") e.mechanism = "seccomp (1) / " + e.mechanism + " (N>1)";
   s.limits.push_back(conf.entry);
-  s.limits.push_back(MakeEnforcement("killOnClose", conf.mounts || (Privileged() && !NamespacesRefused()), "pid-namespace+pdeathsig",
+  // As PlanSpawn names it: with the init wherever it can run.
+  s.limits.push_back(MakeEnforcement("killOnClose", conf.mounts || (Privileged() && !NamespacesRefused()),
+                                     InitFd() >= 0 ? "pid-namespace+init+pdeathsig" : "pid-namespace+pdeathsig",
                                      "without root or a user namespace no PID namespace can be made: the worker dies with "
                                      "its parent, its own children may not"));
   s.limits.push_back(MakeEnforcement("inheritHandles", true, "fd-whitelist", ""));
