@@ -3,8 +3,8 @@ import { codedError, NodeStyleError } from './errors';
 import { IsolationGroup, GroupLimits, normalizeGroupLimits } from './group';
 import { loadBinding, NativeBinding, NativeEvent, NativeSpawnRequest, NativeUser } from './native';
 import { goEnvironment } from './environment';
-import { IsolationOptions, NativeLimits, normalizeOptions, rootIdentityError } from './options';
-import { enforcementMap, IsolatedProcess, LimitEnforcement, LimitName, Registry } from './process';
+import { IsolationOptions, NativeLimits, normalizeOptions, rootIdentityError, startMemoryError } from './options';
+import { enforcementMap, IsolatedProcess, LimitEnforcement, LimitName, Registry, stopReading } from './process';
 import { resolveExecutable } from './resolve';
 
 /** What this host can enforce. */
@@ -52,6 +52,12 @@ function getRegistry(): Registry | Error {
   };
   return registry;
 }
+
+// The addon is loaded as this module is imported, not at the first spawn: a spawn made when the
+// fd table is full then fails with what the spawn itself met (EMFILE), not with ERR_DLOPEN_FAILED
+// because the addon's own file could not be opened. A load failure is kept and reported by
+// isolationSupport() and each spawn.
+getRegistry();
 
 function loadFailure(err: Error): NodeStyleError {
   return codedError('ERR_DLOPEN_FAILED', `spawn-isolated: the native addon could not be loaded: ${err.message}`, { cause: err } as Partial<NodeStyleError>);
@@ -107,6 +113,11 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     }
   }
   const n = normalizeOptions(file, args, options);
+  if (group?.limits.cpuCores !== undefined && n.limits.cpuCores !== undefined && n.limits.cpuCores > group.limits.cpuCores) {
+    // A member can never use more than its group's cores: capped at them, as its memory is by
+    // the group's budget (cgroup v1 refuses a member's quota above its group's with EINVAL).
+    n.limits.cpuCores = group.limits.cpuCores;
+  }
   const proc = new IsolatedProcess(n.file, n.args);
   const pipes = n.stdio.map((s) => s === 'pipe');
 
@@ -145,6 +156,10 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
       }
     : n.limits;
   const env = goEnvironment({ env: n.env, go: n.go, limits: goLimits });
+  // Too little memory to exec: refused here, before a worker is made that could never start.
+  const groupTighter = group?.limits.memoryTotal !== undefined && (n.limits.memoryTotal === undefined || group.limits.memoryTotal < n.limits.memoryTotal);
+  const memoryError = startMemoryError(goLimits.memoryTotal, [n.file, ...n.args], env, groupTighter ? "the group's memory budget" : 'options.memory');
+  if (memoryError) throw memoryError;
   const found = resolveExecutable(n.file, env, n.cwd);
   if ('error' in found) {
     proc._fail(found.error, pipes);
@@ -184,6 +199,8 @@ function launch(file: string, argsOrOptions: unknown, maybeOptions: unknown, gro
     proc._fail(e as NodeStyleError, pipes);
     return proc;
   }
+  // As child_process: a stream handed to the worker is no longer read here (the worker reads it).
+  for (const s of n.stdioStreams) if (s !== undefined) stopReading(s);
   proc._start(reg, res, { timeoutMs: n.timeoutMs, signal: n.signal, killSignal: n.killSignal, forceKillAfterMs: n.forceKillAfterMs, channel: n.channel, maxMessageSize: n.maxMessageSize });
   return proc;
 }
