@@ -1,59 +1,44 @@
-// execIsolated(): run a worker and collect its output.
-import { codedError, NodeStyleError } from './errors';
-import type { IsolationOptions } from './options';
-import type { IsolatedExit } from './process';
+// execIsolated(): run a worker (alone, or in a group) and collect its output.
+import { collectOutput, ExecIsolatedResult, execParts, ExecSpawnOptions } from './collect';
+import { invalidArgType } from './errors';
+import { IsolationGroup } from './group';
 import { spawnIsolated } from './spawn';
 
-/** Options of {@link execIsolated}: those of spawnIsolated, and how much output to keep. */
-export interface ExecIsolatedOptions extends IsolationOptions {
-  /** Bytes of stdout and of stderr kept at most; past it the tree is killed. Default 1 MiB (as child_process.exec). */
-  maxBuffer?: number;
-  /** Decode the output (default `'utf8'`), or `'buffer'` for Buffers. */
-  encoding?: BufferEncoding | 'buffer';
-  /** Written to the worker's stdin, which is then closed. */
-  input?: string | Uint8Array;
+export type { ExecIsolatedError, ExecIsolatedResult, ExecOwnOptions, ExecSpawnOptions } from './collect';
+
+/** Options of {@link execIsolated}: spawnIsolated's (but `stdio`), and its own. */
+export interface ExecIsolatedOptions extends ExecSpawnOptions {
+  /** Start the worker in this group (as `group.exec()` does): its budgets hold for it too. */
+  group?: IsolationGroup;
 }
 
-/** What {@link execIsolated} resolves with. */
-export interface ExecIsolatedResult<T extends string | Buffer = string> extends IsolatedExit {
-  stdout: T;
-  stderr: T;
-}
+/** Options whose output is text: `encoding` unset or a text encoding. */
+export type ExecTextOptions = ExecIsolatedOptions & { encoding?: BufferEncoding };
+/** Options whose output is Buffers: `encoding: 'buffer'` (or null). */
+export type ExecBufferOptions = ExecIsolatedOptions & { encoding: 'buffer' | null };
 
 /**
- * Runs `file` under the limits and resolves with its output and how it ended (a limit, a
- * signal and a non-zero code all resolve: `reason` tells which). Rejects when it cannot start,
- * or with `ERR_CHILD_PROCESS_STDIO_MAXBUFFER` (the tree is killed) when output passes `maxBuffer`.
+ * Runs `file` under the limits and resolves with its output and how it ended: a limit, a
+ * signal and a non-zero code all resolve (`reason` tells which) unless `reject: true`, which
+ * rejects them with an {@link ExecIsolatedError} carrying the output. Rejects when it cannot
+ * start, or with `ERR_CHILD_PROCESS_STDIO_MAXBUFFER` (the tree is killed) when output passes
+ * `maxBuffer`. The result's `stdout` / `stderr` are strings, or Buffers with `encoding: 'buffer'`.
+ * Bad options (an unknown `encoding` and a non-bytes `input` included) throw synchronously.
  */
-export function execIsolated(file: string, args?: readonly string[], options?: ExecIsolatedOptions): Promise<ExecIsolatedResult<string | Buffer>> {
-  const { maxBuffer = 1024 * 1024, encoding = 'utf8', input, ...spawnOptions } = { ...(options ?? {}) } as ExecIsolatedOptions;
-  if (typeof maxBuffer !== 'number' || !(maxBuffer > 0)) throw codedError('ERR_OUT_OF_RANGE', `The value of "options.maxBuffer" is out of range. It must be > 0. Received ${String(maxBuffer)}`);
-  if (spawnOptions.stdio !== undefined) throw codedError('ERR_INVALID_ARG_VALUE', 'options.stdio cannot be set for execIsolated: its stdio are pipes it reads');
-  const p = spawnIsolated(file, args ?? [], { ...spawnOptions, stdio: 'pipe' });
-  return new Promise((resolve, reject) => {
-    const chunks: [Buffer[], Buffer[]] = [[], []];
-    const sizes = [0, 0];
-    let overflow: NodeStyleError | undefined;
-    [p.stdout, p.stderr].forEach((stream, i) => {
-      stream?.on('data', (d: Buffer) => {
-        sizes[i] += d.length;
-        if (sizes[i] > maxBuffer && !overflow) {
-          overflow = codedError('ERR_CHILD_PROCESS_STDIO_MAXBUFFER', `${i === 0 ? 'stdout' : 'stderr'} maxBuffer length exceeded`);
-          p.kill('SIGKILL');
-        }
-        if (!overflow) chunks[i].push(d);
-      });
-    });
-    if (input !== undefined) p.stdin?.end(input);
-    else p.stdin?.end();
-    p.on('error', () => undefined); // the rejection of exited reports it
-    p.exited.catch(reject); // could not start: no 'close' follows
-    p.on('close', () => {
-      p.exited.then((exit) => {
-        if (overflow) return reject(overflow);
-        const out = chunks.map((c) => (encoding === 'buffer' ? Buffer.concat(c) : Buffer.concat(c).toString(encoding)));
-        resolve({ ...exit, stdout: out[0], stderr: out[1] });
-      }, reject);
-    });
-  });
+export function execIsolated(file: string, args: readonly string[] | null | undefined, options: ExecBufferOptions): Promise<ExecIsolatedResult<Buffer>>;
+export function execIsolated(file: string, options: ExecBufferOptions): Promise<ExecIsolatedResult<Buffer>>;
+export function execIsolated(file: string, args?: readonly string[] | null, options?: ExecTextOptions): Promise<ExecIsolatedResult<string>>;
+export function execIsolated(file: string, options?: ExecTextOptions): Promise<ExecIsolatedResult<string>>;
+export function execIsolated(file: string, args?: readonly string[] | null, options?: ExecIsolatedOptions): Promise<ExecIsolatedResult<string | Buffer>>;
+export function execIsolated(file: string, argsOrOptions?: readonly string[] | ExecIsolatedOptions | null, maybeOptions?: ExecIsolatedOptions): Promise<ExecIsolatedResult<string | Buffer>> {
+  let args: unknown = argsOrOptions;
+  let options: unknown = maybeOptions;
+  if (argsOrOptions !== null && argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined) {
+    args = [];
+    options = argsOrOptions;
+  }
+  const parts = execParts(options);
+  if (parts.group !== undefined && !(parts.group instanceof IsolationGroup)) throw invalidArgType('options.group', 'an instance of IsolationGroup', parts.group);
+  const p = parts.group instanceof IsolationGroup ? parts.group.spawn(file, (args ?? []) as string[], parts.spawnOptions) : spawnIsolated(file, (args ?? []) as string[], parts.spawnOptions);
+  return collectOutput(p, parts);
 }

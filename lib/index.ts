@@ -20,7 +20,7 @@ export { channels, IsolatedProcess } from './process';
 export { createIsolationGroup, isolationSupport, spawnIsolated } from './spawn';
 export type { IsolationSupport } from './spawn';
 export { execIsolated } from './exec';
-export type { ExecIsolatedOptions, ExecIsolatedResult } from './exec';
+export type { ExecBufferOptions, ExecIsolatedError, ExecIsolatedOptions, ExecIsolatedResult, ExecOwnOptions, ExecSpawnOptions, ExecTextOptions } from './exec';
 export { formatSelfTest, selfTest } from './selftest';
 export type { SelfTestCheck, SelfTestOptions, SelfTestOutcome, SelfTestReport } from './selftest';
 export { IsolationGroup } from './group';
