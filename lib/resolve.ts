@@ -61,7 +61,8 @@ function winNormalize(p: string): string {
  * (not every PATHEXT entry: libuv does not). Batch files are refused, as Node refuses them
  * without a shell, also when written `x.bat.` or `x.cmd ` (Windows strips the trailing dots and
  * spaces and would still run them through cmd.exe). POSIX: a name with a slash is taken as is;
- * a bare name is searched on the worker's own PATH (default `/usr/local/bin:/usr/bin:/bin`);
+ * a bare name is searched on the worker's own PATH (without one, libuv's and Node's default
+ * `/usr/bin:/bin`);
  * a directory, or a name found only as something not executable, is EACCES, as execvp says.
  */
 export function resolveExecutable(
@@ -81,7 +82,7 @@ export function resolveExecutable(
   // As execvp: a candidate that exists but cannot be run (a directory, a file without x) is
   // passed over, and the search ends in EACCES rather than ENOENT when there was one.
   let sawOne = false;
-  for (const dir of (envVar(env, 'PATH', platform) ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+  for (const dir of (envVar(env, 'PATH', platform) ?? '/usr/bin:/bin').split(':')) {
     const full = path.resolve(base, dir === '' ? '.' : dir, file);
     if (isExecutable(full)) return { path: full };
     if (!sawOne && exists(full)) sawOne = true;
