@@ -390,7 +390,7 @@ function thrown(fn: () => unknown): string {
         (e: unknown) => e,
       )) as ExecIsolatedError;
       assert.deepEqual([err.code, err.signal, err.reason, err.killed, typeof err.stdout, typeof err.stderr], [3, null, 'exit', false, 'string', 'string']);
-      assert.match(err.message, /^Command failed: .*worker exit 3 \(exit code 3\)/);
+      assert.match(err.message, /^Command failed: .*worker(\.exe)? exit 3 \(exit code 3\)/);
       assert.equal((await execIsolated(w, ['exit', '0'], { ...relaxed, reject: true })).code, 0);
       if (isolationSupport().limits['memory.total'].enforced) {
         const limited = (await execIsolated(w, ['alloc', '256'], { memory: '64MiB', reject: true }).catch((e: unknown) => e)) as ExecIsolatedError;
