@@ -191,6 +191,27 @@ function thrown(fn: () => unknown): string {
         try { const s = b.spawn(req); b.resume(s.id); console.log('ended', await done); } catch (e) { console.log('refused', e.code); }
       `);
       assert.ok(r.lived, `the launcher died (code ${r.code}): ${r.stdout} ${r.stderr}`);
+      // A group held at its memory budget by a growing member while others start: a launcher of
+      // 200 MB resident was the biggest task in reach of the group's OOM killer.
+      const g = await inChildNode(`
+        const big = Buffer.alloc(200 * 1024 * 1024, 1);
+        const g = lib.createIsolationGroup({ memory: '64MiB' });
+        const until = Date.now() + 8000;
+        let rounds = 0;
+        while (Date.now() < until) {
+          const a = g.spawn(w, ['allocstamp', '1000'], { stdio: 'ignore' });
+          const starts = [];
+          for (let i = 0; i < 15; i++) {
+            await new Promise((r) => setTimeout(r, 5));
+            starts.push(g.spawn('/bin/true', [], { stdio: 'ignore' }).exited.catch((e) => e));
+          }
+          await Promise.all([a.exited, ...starts]);
+          rounds++;
+        }
+        await g.close();
+        console.log('rounds', rounds, big.length);
+      `);
+      assert.ok(g.lived, `the launcher died (code ${g.code}): ${g.stdout} ${g.stderr}`);
     });
 
     it('8d. isolationSupport() and a spawn name the same killOnClose mechanism', async () => {

@@ -228,7 +228,7 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 // exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
 // instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork). Returns the pid (and *pidfd),
 // or -errno.
-long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
   if (cg.v2 && cg.v2dir.valid()) {
@@ -244,11 +244,6 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pi
   }
   ChildStack stack(kChildStackBytes);
   if (!stack.ok()) return -errno;
-  // A v1 memory cgroup is entered before the exec: a child sharing this process's memory there
-  // would be the OOM killer's pick when the exec does not fit (a limit too small, a group at its
-  // budget), and the kernel kills every process sharing that memory: this one. So such a child
-  // gets memory of its own (a fork); the others share it (vfork).
-  bool ownMemory = !cg.v2 && !cg.Dir("memory").empty();
   int flags = (ownMemory ? 0 : CLONE_VM | CLONE_VFORK) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
@@ -457,6 +452,23 @@ void RaiseAbove(Fd& fd, int min) {
   fd.reset(moved);
 }
 
+// A v1 memory cgroup is entered before the exec, and the exec is charged to it. A child sharing
+// this process's memory (vfork) would be the OOM killer's pick when the exec does not fit (a
+// limit too small; a group at its budget while a member starts), and the kernel kills every
+// process sharing that memory: this one. Such a child gets memory of its own (a fork, which
+// costs a copy of this process's page tables: ~35 ms for a 1 GB launcher). A worker of its own
+// whose limit leaves ample room for the exec (its arguments and environment, the init, and at
+// most 1 MiB a reused cgroup may hold) still shares it.
+bool NeedsOwnMemory(const SpawnRequest& req, const Cgroup& cg, const ChildPlan& cp) {
+  if (cg.v2 || cg.Dir("memory").empty()) return false;
+  if (req.group != 0) return true;
+  if (req.limits.memoryTotal == 0) return false;
+  uint64_t bytes = 0;
+  for (char* const* a = cp.argv; *a != nullptr; a++) bytes += strlen(*a) + 1 + sizeof(char*);
+  for (char* const* e = cp.envp; *e != nullptr; e++) bytes += strlen(*e) + 1 + sizeof(char*);
+  return req.limits.memoryTotal < (16u << 20) + 4 * bytes;
+}
+
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
 // alive pipe: the child sees it hang up if this process died before the child's exec.
 void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
@@ -488,7 +500,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
                      (child.netns ? CLONE_NEWNET : 0);
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, NeedsOwnMemory(req, child.cg, cp), &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
