@@ -86,8 +86,10 @@ export function isolationSupport(): IsolationSupport {
 
 /**
  * Launches `file` under the limits in `options`. Bad arguments throw synchronously
- * (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`); failures to start are
- * emitted as `'error'` after this returns and reject `exited`, as with `child_process.spawn`.
+ * (`ERR_INVALID_ARG_TYPE`, `ERR_INVALID_ARG_VALUE`, `ERR_OUT_OF_RANGE`, with child_process's
+ * codes where it checks the same); failures to start are emitted as `'error'`, then `'close'`,
+ * after this returns, and reject `exited`, as with `child_process.spawn`. `args` entries are
+ * converted to strings, as there. See the README for what differs from child_process, and why.
  */
 export function spawnIsolated(file: string, args?: readonly string[], options?: IsolationOptions): IsolatedProcess;
 export function spawnIsolated(file: string, options?: IsolationOptions): IsolatedProcess;
