@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "spawn_isolated",
-      "sources": ["native/addon.cc"],
+      "sources": ["native/addon.cc", "native/js/convert.cc", "native/js/events.cc", "native/js/internals_js.cc", "native/js/request.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

@@ -270,7 +270,7 @@ function dryRun(p: Parsed, out: (s: string) => void): number {
 }
 
 /** `--self-test [--json]`: every limit tried on this host; exit 1 when a claim is not what was measured. */
-async function runSelfTest(rest: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
+async function runSelfTest(rest: string[], io: Io): Promise<number> {
   const unknown = rest.filter((a) => a !== '--json');
   if (unknown.length) {
     io.err(`spawn-isolated: --self-test takes only --json (got ${unknown.join(' ')})\n`);
@@ -278,7 +278,11 @@ async function runSelfTest(rest: string[], io: { out: (s: string) => void; err: 
   }
   const json = rest.includes('--json');
   try {
-    const report = await selfTest({ onCheck: (c) => io.err(`self-test: ${c.check}: ${c.measured}${c.consistent ? '' : ' (claimed otherwise)'}\n`) });
+    // Progress only on a terminal, on one line that the next overwrites and that is cleared at the
+    // end: the report (stdout) is the one record of the checks, not printed a second time.
+    const live = io.errIsTTY === true;
+    const report = await selfTest(live ? { onCheck: (c) => io.err(`\r\x1b[Kself-test: ${c.check}: ${c.measured}${c.consistent ? '' : ' (claimed otherwise)'}`) } : {});
+    if (live) io.err('\r\x1b[K');
     io.out(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSelfTest(report)}\n`);
     return report.ok ? 0 : 1;
   } catch (e) {
@@ -301,8 +305,15 @@ export function windowsSignalAction(sig: NodeJS.Signals, gracefulStop: string, e
   return 'stop';
 }
 
+/** Where the command writes: stdout, stderr, and whether stderr is a terminal. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string | Uint8Array) => void;
+  errIsTTY?: boolean;
+}
+
 /** Runs the command; resolves with the exit code. */
-export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string | Uint8Array) => void }): Promise<number> {
+export async function main(argv: string[], io: Io): Promise<number> {
   if (argv[0] === '--self-test') return runSelfTest(argv.slice(1), io);
   let p: Parsed;
   try {
@@ -410,7 +421,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }).then(
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), errIsTTY: process.stderr.isTTY === true }).then(
     (code) => {
       process.exitCode = code;
     },

@@ -1,17 +1,35 @@
 // The worker's environment: validated from options.env (or process.env), and what the Go
 // runtime is told about the limits.
 import { invalidArgType, invalidArgValue } from './errors';
-import type { Normalized } from './options';
+import type { NativeLimits } from './native';
 import { isPlainObject, noNul } from './validate';
 
 /** The variable that names the worker's end of its channel (set by the native layer). */
 export const CHANNEL_ENV = 'SPAWN_ISOLATED_CHANNEL';
 
+/**
+ * Where `obj` gets its property `k` from: true when it is `Object.prototype` (a polluted
+ * prototype), false when `obj` or a prototype of its own defines it.
+ */
+function fromObjectPrototype(obj: object, k: string): boolean {
+  for (let p: object | null = obj; p !== null; p = Object.getPrototypeOf(p) as object | null) {
+    if (Object.prototype.hasOwnProperty.call(p, k)) return p === Object.prototype;
+  }
+  return false;
+}
+
+/**
+ * The worker's environment, as child_process builds it: every enumerable key of `options.env`
+ * (or `process.env`), own or inherited, except what `Object.prototype` gives (a polluted
+ * prototype never reaches a worker; child_process passes it on). `null` is no env (`process.env`).
+ */
 export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<string, string> {
-  const source = v === undefined ? process.env : v;
+  const source = v === undefined || v === null ? process.env : v;
   if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
   const env = Object.create(null) as Record<string, string>;
-  for (const [k, val] of Object.entries(source)) {
+  for (const k in source) {
+    if (!Object.prototype.hasOwnProperty.call(source, k) && fromObjectPrototype(source, k)) continue;
+    const val = source[k];
     // Only the launcher names a worker's channel (and only when it made one).
     if (val === undefined || k.toUpperCase() === CHANNEL_ENV) continue;
     const name = `options.env.${k}`;
@@ -35,8 +53,9 @@ function hasVar(env: Record<string, string>, name: string, platform: NodeJS.Plat
  * The Go runtime reads neither job-object limits nor (before Go 1.25, or outside its own leaf
  * cgroup) cgroup CPU limits: tell it. The caller's own values always win.
  */
-export function goEnvironment(n: Pick<Normalized, 'env' | 'limits' | 'go'>, platform: NodeJS.Platform = process.platform): Record<string, string> {
-  const env = { ...n.env };
+export function goEnvironment(n: { env: Record<string, string>; limits: NativeLimits; go: boolean }, platform: NodeJS.Platform = process.platform): Record<string, string> {
+  // No prototype: nothing read from it later (PATH for the executable's lookup) can be inherited.
+  const env = Object.assign(Object.create(null) as Record<string, string>, n.env);
   if (!n.go) return env;
   const l = n.limits;
   let procs: number | undefined;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { codedError, invalidArgType } from './errors';
-import { EnforcementMode, IsolationOptions, NativeLimits } from './options';
+import { collectOutput, ExecBufferSpawnOptions, ExecIsolatedResult, execParts, ExecSpawnOptions, ExecTextSpawnOptions } from './collect';
+import { codedError, invalidArgType, invalidArgValue } from './errors';
+import { EnforcementMode, IsolationOptions, memoryAtLeastFloor, NativeLimits } from './options';
 import { bool, checkKeys, cores, integer, isPlainObject, isStrict, MAX_TASKS, ownProps, taskLimit } from './validate';
 import { enforcementMap, IsolatedProcess, IsolationStats, LimitEnforcement, LimitEvent, LimitName, Registry } from './process';
 import { ByteSize, parseByteSize } from './units';
@@ -33,10 +34,10 @@ export interface NormalizedGroup {
 export function normalizeGroupLimits(given: unknown): NormalizedGroup {
   if (given === undefined) given = {};
   if (!isPlainObject(given)) throw invalidArgType('limits', 'of type object', given);
-  const v = ownProps(given);
+  const v = ownProps(given, 'limits');
   checkKeys(v, ['memory', 'cpu', 'processes', 'enforcement', 'killOnClose'], 'limits');
   const limits = Object.create(null) as NativeLimits; // no prototype to inherit a limit from
-  if (v.memory !== undefined) limits.memoryTotal = parseByteSize(v.memory, 'limits.memory');
+  if (v.memory !== undefined) limits.memoryTotal = memoryAtLeastFloor(parseByteSize(v.memory, 'limits.memory'), 'limits.memory', v.memory);
   if (v.cpu !== undefined) limits.cpuCores = cores(v.cpu, 'limits.cpu');
   if (v.processes !== undefined) limits.processes = integer(v.processes, 'limits.processes', 1, MAX_TASKS);
   const tasks = taskLimit(limits.processes, undefined);
@@ -89,6 +90,27 @@ export class IsolationGroup extends EventEmitter<IsolationGroupEvents> {
       () => this.members.delete(p),
     );
     return p;
+  }
+
+  /**
+   * As `execIsolated()`, inside the group: runs `file`, resolves with its output and how it
+   * ended (or, with `reject: true`, rejects when it did not exit with 0).
+   */
+  exec(file: string, args: readonly string[] | null | undefined, options: ExecBufferSpawnOptions): Promise<ExecIsolatedResult<Buffer>>;
+  exec(file: string, options: ExecBufferSpawnOptions): Promise<ExecIsolatedResult<Buffer>>;
+  exec(file: string, args?: readonly string[] | null, options?: ExecTextSpawnOptions): Promise<ExecIsolatedResult<string>>;
+  exec(file: string, options?: ExecTextSpawnOptions): Promise<ExecIsolatedResult<string>>;
+  exec(file: string, args?: readonly string[] | null, options?: ExecSpawnOptions): Promise<ExecIsolatedResult<string | Buffer>>;
+  exec(file: string, argsOrOptions?: readonly string[] | ExecSpawnOptions | null, maybeOptions?: ExecSpawnOptions): Promise<ExecIsolatedResult<string | Buffer>> {
+    let args: unknown = argsOrOptions;
+    let options: unknown = maybeOptions;
+    if (argsOrOptions !== null && argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined) {
+      args = [];
+      options = argsOrOptions;
+    }
+    const parts = execParts(options);
+    if (parts.group !== undefined) throw invalidArgValue('options.group', parts.group, 'cannot be set for group.exec(): the worker starts in this group');
+    return collectOutput(this.spawn(file, (args ?? []) as string[], parts.spawnOptions), parts);
   }
 
   /** The workers still running. */

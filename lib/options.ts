@@ -189,6 +189,8 @@ export interface Normalized {
   cwd?: string;
   env: Record<string, string>;
   stdio: [NativeStdio, NativeStdio, NativeStdio];
+  /** The stream objects given as stdio entries, if any (for stopReading once handed over). */
+  stdioStreams: [object | undefined, object | undefined, object | undefined];
   signal?: AbortSignal;
   timeoutMs?: number;
   killSignal: NodeJS.Signals;
@@ -241,7 +243,15 @@ export const DEFAULT_FORCE_KILL_AFTER_MS = 5000;
 function normalizeForceKillAfter(v: unknown): number | undefined {
   if (v === undefined || v === true) return DEFAULT_FORCE_KILL_AFTER_MS;
   if (v === false) return undefined;
-  return parseDuration(v, 'options.forceKillAfter');
+  return parseDuration(v, 'options.forceKillAfter', { zero: true });
+}
+
+/** The streams among the stdio entries (a stream this process stops reading once a worker has its fd). */
+function stdioStreams(v: unknown): Normalized['stdioStreams'] {
+  const out: Normalized['stdioStreams'] = [undefined, undefined, undefined];
+  if (!Array.isArray(v)) return out;
+  for (let i = 0; i < 3; i++) if (typeof v[i] === 'object' && v[i] !== null) out[i] = v[i] as object;
+  return out;
 }
 
 function normalizeStdio(v: unknown): Normalized['stdio'] {
@@ -266,29 +276,60 @@ function normalizeStdio(v: unknown): Normalized['stdio'] {
     const e = one(v, 0);
     return [e, e, e];
   }
-  if (!Array.isArray(v)) throw invalidArgType('options.stdio', 'of type string or an array', v);
+  if (!Array.isArray(v)) throw invalidArgValue('options.stdio', v, "must be 'pipe', 'ignore', 'inherit' or an array");
   if (v.length > 3) {
     throw invalidArgValue('options.stdio', v, 'must have at most 3 entries (pass extra handles with options.inheritHandles)');
   }
   return [one(v[0], 0), one(v[1], 1), one(v[2], 2)];
 }
 
+/**
+ * The smallest memory limit a worker can start under: below it even the exec fails (or, on
+ * Linux, the kernel kills the starting worker). {@link startMemoryError} refines it per spawn.
+ */
+export const MIN_MEMORY = 1024 * 1024;
+
+/** A memory limit (bytes) that is at least {@link MIN_MEMORY}, else ERR_OUT_OF_RANGE, saying why. */
+export function memoryAtLeastFloor(bytes: number, name: string, given: unknown): number {
+  if (bytes < MIN_MEMORY) throw outOfRange(name, `at least 1MiB: a smaller limit is too small to start the worker`, given);
+  return bytes;
+}
+
+/**
+ * A spawn's memory limit (its own or its group's, whichever is tighter) that is too small for
+ * its exec: the kernel copies the arguments and the environment into the new program's memory
+ * before it runs, charged to the worker, plus its first pages. ERR_OUT_OF_RANGE, or null.
+ */
+export function startMemoryError(limit: number | undefined, argv: readonly string[], env: Record<string, string>, name: string): NodeStyleError | null {
+  if (limit === undefined) return null;
+  let bytes = 0;
+  for (const a of argv) bytes += Buffer.byteLength(a) + 1 + 8;
+  for (const k of Object.keys(env)) bytes += Buffer.byteLength(k) + Buffer.byteLength(env[k]) + 2 + 8;
+  const needed = MIN_MEMORY + 2 * bytes;
+  if (limit >= needed) return null;
+  return outOfRange(
+    name,
+    `at least ${(needed / 1048576).toFixed(1)}MiB for this spawn: a smaller limit is too small to start the worker (its exec alone takes its arguments and environment, ${Math.ceil(bytes / 1024)} KiB, twice over, and 1 MiB more)`,
+    limit,
+  );
+}
+
 function normalizeMemory(given: unknown, limits: NativeLimits): void {
   if (given === undefined) return;
   if (isPlainObject(given)) {
-    const v = ownProps(given);
+    const v = ownProps(given, 'options.memory');
     checkKeys(v, ['process', 'total'], 'options.memory');
     if (v.process === undefined && v.total === undefined) {
       throw invalidArgValue('options.memory', v, 'must set process and/or total');
     }
-    if (v.process !== undefined) limits.memoryProcess = parseByteSize(v.process, 'options.memory.process');
-    if (v.total !== undefined) limits.memoryTotal = parseByteSize(v.total, 'options.memory.total');
+    if (v.process !== undefined) limits.memoryProcess = memoryAtLeastFloor(parseByteSize(v.process, 'options.memory.process'), 'options.memory.process', v.process);
+    if (v.total !== undefined) limits.memoryTotal = memoryAtLeastFloor(parseByteSize(v.total, 'options.memory.total'), 'options.memory.total', v.total);
     return;
   }
   if (typeof given !== 'number' && typeof given !== 'string') {
     throw invalidArgType('options.memory', 'of type number, string or an object', given);
   }
-  limits.memoryTotal = parseByteSize(given, 'options.memory');
+  limits.memoryTotal = memoryAtLeastFloor(parseByteSize(given, 'options.memory'), 'options.memory', given);
 }
 
 function normalizeCpu(given: unknown, limits: NativeLimits): void {
@@ -298,7 +339,7 @@ function normalizeCpu(given: unknown, limits: NativeLimits): void {
     return;
   }
   if (!isPlainObject(given)) throw invalidArgType('options.cpu', 'of type number or an object', given);
-  const v = ownProps(given);
+  const v = ownProps(given, 'options.cpu');
   checkKeys(v, ['cores', 'time', 'affinity'], 'options.cpu');
   if (v.cores === undefined && v.time === undefined && v.affinity === undefined) {
     throw invalidArgValue('options.cpu', v, 'must set cores, time and/or affinity');
@@ -356,7 +397,7 @@ function normalizeInherit(v: unknown, platform: NodeJS.Platform): Normalized['in
     const name = `options.inheritHandles[${i}]`;
     if (typeof given === 'number') return { raw: false, value: integer(given, name, 0, 2 ** 31 - 1) };
     if (isPlainObject(given)) {
-      const e = ownProps(given);
+      const e = ownProps(given, name);
       checkKeys(e, ['handle'], name);
       if (platform !== 'win32') {
         throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `${name}.handle: raw HANDLE values exist only on Windows; pass an fd number`);
@@ -378,29 +419,43 @@ function normalizeCommand(file: unknown, args: unknown): { file: string; args: s
   if (file.length === 0) throw invalidArgValue('file', file, 'cannot be empty');
   noNul('file', file);
   if (!Array.isArray(args)) throw invalidArgType('args', 'an instance of Array', args);
-  // An index loop, not map(): holes are checked (and named) like any other entry.
+  // An index loop, not map(): holes are converted (and named) like any other entry. As
+  // child_process: every entry is converted to a string (a number, a boolean, ...); a Symbol,
+  // which has no string form, is refused.
   const argv: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a: unknown = args[i];
-    if (typeof a !== 'string') throw invalidArgType(`args[${i}]`, 'of type string', a);
-    argv.push(noNul(`args[${i}]`, a));
+    if (typeof a === 'symbol') throw invalidArgType(`args[${i}]`, 'convertible to a string', a);
+    argv.push(noNul(`args[${i}]`, typeof a === 'string' ? a : String(a)));
   }
   return { file, args: argv };
 }
 
 function normalizeCwd(v: unknown): string | undefined {
-  if (v === undefined) return undefined;
+  // As child_process: null and '' are no cwd; a URL must be a file: URL (ERR_INVALID_URL_SCHEME).
+  if (v === undefined || v === null || v === '') return undefined;
   let cwd: string;
   if (v instanceof URL) {
-    if (v.protocol !== 'file:') throw invalidArgValue('options.cwd', v.href, 'must be a file: URL');
     cwd = fileURLToPath(v);
   } else if (typeof v === 'string') {
-    if (v.length === 0) throw invalidArgValue('options.cwd', v, 'cannot be empty');
     cwd = v;
+  } else if (v instanceof Uint8Array) {
+    cwd = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString();
+    if (cwd === '') return undefined;
   } else {
-    throw invalidArgType('options.cwd', 'of type string or an instance of URL', v);
+    throw invalidArgType('options.cwd', 'of type string or an instance of Buffer or URL', v);
   }
   return noNul('options.cwd', cwd);
+}
+
+/** As child_process: `timeout` 0, null or unset is none; anything else not a duration is ERR_OUT_OF_RANGE. */
+function normalizeTimeout(v: unknown): number | undefined {
+  if (v === undefined || v === null || v === 0) return undefined;
+  try {
+    return parseDuration(v, 'options.timeout');
+  } catch {
+    throw outOfRange('options.timeout', "a duration: a whole number of ms >= 0 (0: none) or a string such as '30s'", v);
+  }
 }
 
 function normalizeSignal(v: unknown): AbortSignal | undefined {
@@ -440,7 +495,7 @@ function pathList(v: unknown, name: string): string[] {
 function normalizeFilesystem(v: unknown): { read: string[]; write: string[] } | undefined {
   if (v === undefined) return undefined;
   if (!isPlainObject(v)) throw invalidArgType('options.filesystem', 'of type object', v);
-  const o = ownProps(v);
+  const o = ownProps(v, 'options.filesystem');
   checkKeys(o, ['read', 'write'], 'options.filesystem');
   return { read: pathList(o.read, 'options.filesystem.read'), write: pathList(o.write, 'options.filesystem.write') };
 }
@@ -506,7 +561,9 @@ function normalizeId(v: unknown, key: 'uid' | 'gid', platform: NodeJS.Platform):
   if (platform === 'win32') {
     throw codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', `options.${key} is not supported on Windows (use options.privileges)`);
   }
-  return integer(v, `options.${key}`, 0, 2 ** 32 - 2);
+  // child_process's code for any bad id (a negative one included); ids up to 2^32-2 pass.
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 32 - 2) throw invalidArgType(`options.${key}`, 'an integer id >= 0 and <= 4294967294', v);
+  return v;
 }
 
 function normalizeUser(o: Record<string, unknown>, platform: NodeJS.Platform): string | undefined {
@@ -548,7 +605,8 @@ export function normalizeOptions(
   platform: NodeJS.Platform = process.platform,
 ): Normalized {
   const command = normalizeCommand(file, args);
-  if (options === undefined || options === null) options = {};
+  // As child_process: options may be absent, not null.
+  if (options === undefined) options = {};
   if (!isPlainObject(options)) throw invalidArgType('options', 'of type object', options);
   const o = ownProps(options);
   for (const k of Object.keys(o)) {
@@ -571,9 +629,10 @@ export function normalizeOptions(
     cwd: normalizeCwd(o.cwd),
     env: normalizeEnv(o.env, platform),
     stdio: normalizeStdio(o.stdio),
+    stdioStreams: stdioStreams(o.stdio),
     signal: normalizeSignal(o.signal),
     // 0 means no timeout, as in child_process.
-    timeoutMs: o.timeout === undefined || o.timeout === 0 ? undefined : parseDuration(o.timeout, 'options.timeout'),
+    timeoutMs: normalizeTimeout(o.timeout),
     killSignal: o.killSignal === undefined ? 'SIGTERM' : signalName(o.killSignal, 'options.killSignal'),
     forceKillAfterMs: normalizeForceKillAfter(o.forceKillAfter),
     windowsHide: bool(o.windowsHide, 'options.windowsHide', true),

@@ -101,14 +101,37 @@ function zeroStats(): IsolationStats {
   return { cpuUserMs: 0, cpuKernelMs: 0, peakMemory: 0, processes: { active: 0, total: 0 } };
 }
 
-function endedStreams(): [Writable, Readable, Readable] {
-  const make = () => {
+/**
+ * The stdio of a worker that never started, as child_process gives them: readable ends that
+ * end at once (so 'close' can follow), and a stdin that takes writes until the failure is
+ * reported and is then destroyed (later writes fail in their callback, without an 'error').
+ */
+function failedStreams(): [Writable, Readable, Readable] {
+  const ended = () => {
     const s = new PassThrough();
     s.end();
     s.resume();
     return s;
   };
-  return [make(), make(), make()];
+  const stdin = new Writable({ write: (_chunk, _enc, cb) => cb() });
+  return [stdin, ended(), ended()];
+}
+
+/**
+ * As child_process does with a stream it hands to a child (a socket, a pipe, a TTY: a stream
+ * with a libuv handle; not a file stream, whose fd is only borrowed): this process stops reading
+ * it, so that the worker, which reads the same description, gets every byte.
+ */
+export function stopReading(stream: unknown): void {
+  const s = stream as Readable & { fd?: unknown; _handle?: { reading?: boolean; readStop?: () => number } | null; _readableState?: { reading?: boolean } };
+  if (typeof s.fd === 'number' || !s._handle || typeof s._handle.readStop !== 'function') return;
+  s._handle.reading = false;
+  s._handle.readStop();
+  if (typeof s.pause === 'function' && s.readable) {
+    s.pause();
+    (s as { readableFlowing: boolean | null }).readableFlowing = false;
+    if (s._readableState) s._readableState.reading = false;
+  }
 }
 
 /** The native layer's list of enforcement entries, keyed by limit name. */
@@ -158,6 +181,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   stdin: Writable | null = null;
   stdout: Readable | null = null;
   stderr: Readable | null = null;
+  /** `[stdin, stdout, stderr]`, as `ChildProcess.stdio` (also after a failed start). */
+  stdio: [Writable | null, Readable | null, Readable | null] = [null, null, null];
   /** What the worker sees for each `inheritHandles` entry: HANDLE values on Windows, fd numbers on POSIX. */
   inheritedHandles: number[] = [];
   /** Per requested limit, the mechanism actually used. */
@@ -227,18 +252,32 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.exitPromise.catch(() => {}); // the 'error' event reports it too; never an unhandled rejection
   }
 
-  /** @internal Failure to start: reported after spawnIsolated() returns, like child_process. */
+  /**
+   * @internal Failure to start: reported after spawnIsolated() returns, as child_process does:
+   * `'error'`, then stdin is destroyed and `'close'` follows (with Node's `exitCode`: the
+   * negative errno, when the failure has one).
+   */
   _fail(err: NodeStyleError, pipes: readonly boolean[]): void {
-    const ended = endedStreams();
-    this.stdin = pipes[0] ? ended[0] : null;
-    this.stdout = pipes[1] ? ended[1] : null;
-    this.stderr = pipes[2] ? ended[2] : null;
+    const streams = failedStreams();
+    this.stdin = pipes[0] ? streams[0] : null;
+    this.stdout = pipes[1] ? streams[1] : null;
+    this.stderr = pipes[2] ? streams[2] : null;
+    this.stdio = [this.stdin, this.stdout, this.stderr];
     if (err.spawnargs === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.spawnargs = this.spawnargs.slice(1);
     if (err.path === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.path = this.spawnfile;
     nodeErrno(err);
     process.nextTick(() => {
+      this.exitCode = typeof err.errno === 'number' && err.errno < 0 ? err.errno : null;
       this.rejectExit(err);
-      this.emitError(err);
+      try {
+        this.emitError(err);
+      } finally {
+        streams[0].destroy();
+        if (!this.closeEmitted) {
+          this.closeEmitted = true;
+          this.emit('close', this.exitCode, null);
+        }
+      }
     });
   }
 
@@ -322,6 +361,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       else if (i === 1) this.stdout = sock;
       else this.stderr = sock;
     });
+    this.stdio = [this.stdin, this.stdout, this.stderr];
     if (pending === 0) process.nextTick(resume);
 
     if (opts.timeoutMs !== undefined) this.timer = this.startTimer(opts.timeoutMs, () => this.terminate('timeout', this.killSignal, this.forceKillAfterMs));
@@ -395,8 +435,12 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       this.registry.remove(this.id);
       this.registry.binding.release(this.id);
     }
-    // As child_process does: nothing can read the worker's stdin any more.
+    // As child_process does: nothing can read the worker's stdin any more; and output nobody
+    // reads is drained (next tick: a last chance to start reading), so that 'close' can come.
     if (this.stdin && 'destroy' in this.stdin) this.stdin.destroy();
+    process.nextTick(() => {
+      for (const s of [this.stdout, this.stderr]) if (s && s.readable && s.readableFlowing === null) s.resume();
+    });
     this.resolveExit(this.result);
     debug('exit %s pid %d: %s code %s signal %s', this.spawnfile, this.pid, reason, code, signal);
     if (channels.exit.hasSubscribers) channels.exit.publish({ process: this, exit: this.result });
@@ -567,7 +611,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   stop(options: StopOptions = {}): Promise<IsolatedExit> {
     if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options);
     const signal = options.signal === undefined ? this.killSignal : signalName(options.signal, 'options.signal');
-    const grace = options.grace === undefined ? this.forceKillAfterMs : parseDuration(options.grace, 'options.grace');
+    const grace = options.grace === undefined ? this.forceKillAfterMs : parseDuration(options.grace, 'options.grace', { zero: true });
     if (!this.result) this.terminate('killed', signal, grace);
     return this.exited;
   }

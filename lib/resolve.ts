@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { codedError, NodeStyleError } from './errors';
 
+/** `env`'s own variable `name` (never one a polluted Object.prototype would give). */
 function envVar(env: Record<string, string>, name: string, platform: NodeJS.Platform): string | undefined {
-  if (platform !== 'win32') return env[name];
+  if (platform !== 'win32') return Object.prototype.hasOwnProperty.call(env, name) ? env[name] : undefined;
   const upper = name.toUpperCase();
   for (const k of Object.keys(env)) if (k.toUpperCase() === upper) return env[k];
   return undefined;
@@ -33,6 +34,20 @@ function notFound(file: string): { error: NodeStyleError } {
   return { error: codedError('ENOENT', `spawn ${file} ENOENT`, { errno: 2, syscall: `spawn ${file}`, path: file }) };
 }
 
+// What execve says of something that exists but is no executable file (a directory, say).
+function notExecutable(file: string): { error: NodeStyleError } {
+  return { error: codedError('EACCES', `spawn ${file} EACCES`, { errno: 13, syscall: `spawn ${file}`, path: file }) };
+}
+
+function exists(p: string): boolean {
+  try {
+    fs.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What Windows' path normalisation (GetFullPathNameW) does to a final component: trailing dots and spaces go. */
 function winNormalize(p: string): string {
   return p.replace(/[. ]+$/, '');
@@ -46,7 +61,9 @@ function winNormalize(p: string): string {
  * (not every PATHEXT entry: libuv does not). Batch files are refused, as Node refuses them
  * without a shell, also when written `x.bat.` or `x.cmd ` (Windows strips the trailing dots and
  * spaces and would still run them through cmd.exe). POSIX: a name with a slash is taken as is;
- * a bare name is searched on PATH.
+ * a bare name is searched on the worker's own PATH (without one, libuv's and Node's default
+ * `/usr/bin:/bin`);
+ * a directory, or a name found only as something not executable, is EACCES, as execvp says.
  */
 export function resolveExecutable(
   file: string,
@@ -58,13 +75,19 @@ export function resolveExecutable(
   if (platform === 'win32') return resolveWindows(file, env, base);
   if (file.includes('/')) {
     const full = path.resolve(base, file);
-    return isFile(full) ? { path: full } : notFound(file);
+    // A directory is EACCES, as execve (and child_process) says; a file that is not executable
+    // is the exec's to refuse (EACCES too).
+    return isFile(full) ? { path: full } : exists(full) ? notExecutable(file) : notFound(file);
   }
-  for (const dir of (envVar(env, 'PATH', platform) ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+  // As execvp: a candidate that exists but cannot be run (a directory, a file without x) is
+  // passed over, and the search ends in EACCES rather than ENOENT when there was one.
+  let sawOne = false;
+  for (const dir of (envVar(env, 'PATH', platform) ?? '/usr/bin:/bin').split(':')) {
     const full = path.resolve(base, dir === '' ? '.' : dir, file);
     if (isExecutable(full)) return { path: full };
+    if (!sawOne && exists(full)) sawOne = true;
   }
-  return notFound(file);
+  return sawOne ? notExecutable(file) : notFound(file);
 }
 
 function resolveWindows(file: string, env: Record<string, string>, base: string): Resolved {

@@ -7,8 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { codedError } from './errors';
-import { createIsolationGroup, execIsolated, isolationSupport, spawnIsolated } from './index';
-import type { ExecIsolatedResult, IsolationOptions } from './index';
+import { execIsolated } from './exec';
+import type { ExecIsolatedResult } from './exec';
+import type { IsolationOptions } from './options';
+import { createIsolationGroup, isolationSupport, spawnIsolated } from './spawn';
 import { packageRoot } from './native';
 import type { LimitName } from './process';
 

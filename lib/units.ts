@@ -38,8 +38,8 @@ export function parseByteSize(value: unknown, name: string): number {
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Parses a duration to milliseconds. */
-export function parseDuration(value: unknown, name: string): number {
+/** Parses a duration to milliseconds; `zero`: 0 is allowed (it means "at once"). */
+export function parseDuration(value: unknown, name: string, opts: { zero?: boolean } = {}): number {
   let ms: number;
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) throw outOfRange(name, 'a whole number of milliseconds', value);
@@ -61,8 +61,8 @@ export function parseDuration(value: unknown, name: string): number {
   } else {
     throw invalidArgType(name, 'of type number or string', value);
   }
-  if (!Number.isFinite(ms) || ms < 1 || ms > 2 ** 31 * 1000) {
-    throw outOfRange(name, 'a duration of at least 1ms', value);
+  if (!Number.isFinite(ms) || ms < (opts.zero ? 0 : 1) || ms > 2 ** 31 * 1000) {
+    throw outOfRange(name, opts.zero ? 'a duration of at least 0ms' : 'a duration of at least 1ms', value);
   }
   return ms;
 }

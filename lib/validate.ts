@@ -12,13 +12,25 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * A one-time snapshot of `v`'s own enumerable properties, on an object without a prototype:
- * options are read only from it, so a polluted `Object.prototype` (or a getter that answers
- * differently the second time) changes nothing.
+ * A one-time snapshot of every own string-keyed property of `v`, enumerable or not, on an
+ * object without a prototype: options are read only from it, so a polluted `Object.prototype`
+ * (or a getter that answers differently the second time) changes nothing, and a limit defined
+ * non-enumerable (`Object.defineProperty(o, 'memory', { value })`) is read like any other, never
+ * dropped. Inherited properties are not options.
  */
-export function ownProps(v: Record<string, unknown>): Record<string, unknown> {
+export function ownProps(v: Record<string, unknown>, name = 'options'): Record<string, unknown> {
   const o = Object.create(null) as Record<string, unknown>;
-  for (const k of Object.keys(v)) o[k] = v[k];
+  for (const k of Object.getOwnPropertyNames(v)) o[k] = v[k];
+  // What a prototype of its own (Object.create(defaults), a class) would give it is refused, not
+  // dropped: an inherited limit would otherwise be silently absent. Methods pass.
+  for (let p = Object.getPrototypeOf(v) as object | null; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    for (const k of Object.getOwnPropertyNames(p)) {
+      if (k === 'constructor' || k in o) continue;
+      const d = Object.getOwnPropertyDescriptor(p, k);
+      if (d && d.get === undefined && d.set === undefined && typeof d.value === 'function') continue;
+      throw invalidArgValue(`${name}.${k}`, '<inherited>', 'is inherited from a prototype, and options are read as own properties only: pass it as an own property (e.g. { ...defaults, ...options })');
+    }
+  }
   return o;
 }
 

@@ -113,7 +113,8 @@ export function inLauncher(dir: string, body: string, opts: { uid?: number; term
          if (p.stdout) p.stdout.on('data', (d) => (out += d));
          if (p.stderr) p.stderr.on('data', (d) => (err += d));
          p.on('error', (e) => resolve({ error: e.message, code: e.code }));
-         p.on('close', () => p.exited.then((e) => resolve({ r: out ? JSON.parse(out.split('\\n')[0]) : null, stderr: err.slice(0, 300), exit: e, enforcement: p.enforcement })));
+         // 'close' follows a failed start too (after 'error', which resolved already).
+         p.on('close', () => p.exited.then((e) => resolve({ r: out ? JSON.parse(out.split('\\n')[0]) : null, stderr: err.slice(0, 300), exit: e, enforcement: p.enforcement }), () => undefined));
        });
      }
      (async () => { ${body} })().then(

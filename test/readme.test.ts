@@ -4,6 +4,8 @@
 //   quick-start     (ts) the first example: tsc --strict, then run, against ./worker (the test
 //                   worker, whose 'serve' prints a line and ends)
 //   exec            (js) the execIsolated example, against ./worker (the test worker's 'echo')
+//   exec-typed      (ts) typed results, a group, reject: tsc --strict (the types are part of
+//                   the example), then run against ./worker
 //   go-mod          the go.mod lines, verbatim, in a module whose node_modules/spawn-isolated/go
 //                   holds only the Go files `npm pack` ships, with the proxy off (nothing fetched)
 //   go-worker       (go) the worker example, built in that module (go vet for this OS and the
@@ -22,7 +24,7 @@ import * as path from 'node:path';
 import { isolationSupport, LimitName } from '../lib';
 import { isWindows, root, worker } from './helpers';
 
-const CHECKED = ['quick-start', 'exec', 'go-mod', 'go-worker', 'go-worker-node'];
+const CHECKED = ['quick-start', 'exec', 'exec-typed', 'go-mod', 'go-worker', 'go-worker-node'];
 const exe = isWindows ? '.exe' : '';
 
 /** The marked blocks of the README: name -> { lang, code }. */
@@ -118,6 +120,17 @@ describe('README examples, as written', function () {
     fs.copyFileSync(worker(), path.join(d, `worker${exe}`));
     fs.writeFileSync(path.join(d, 'example.mjs'), block('exec'));
     assert.equal(ok(run(process.execPath, ['example.mjs'], { cwd: d }), 'the example'), 'exit 0 ping\n');
+  });
+
+  it('exec-typed: typed results, a group and reject compile with tsc --strict and run', function () {
+    needs(this, 'memory.total', 'cpu.cores');
+    const d = project('exec-typed');
+    fs.copyFileSync(worker(), path.join(d, `worker${exe}`));
+    fs.writeFileSync(path.join(d, 'example.mts'), block('exec-typed'));
+    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const flags = ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', path.join(root, 'node_modules', '@types')];
+    ok(run(process.execPath, [tsc, ...flags, '--outDir', 'out', 'example.mts'], { cwd: d }), 'tsc');
+    assert.equal(ok(run(process.execPath, [path.join('out', 'example.mjs')], { cwd: d }), 'the example'), '3 exit ""\nping 7 pong\n');
   });
 
   it('go-worker: the worker example is go/example/worker/main.go', () => {

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -248,7 +249,7 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 // exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
 // instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork). Returns the pid (and *pidfd),
 // or -errno.
-long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
   if (cg.v2 && cg.v2dir.valid()) {
@@ -264,7 +265,7 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pi
   }
   ChildStack stack(kChildStackBytes);
   if (!stack.ok()) return -errno;
-  int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
+  int flags = (ownMemory ? 0 : CLONE_VM | CLONE_VFORK) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
 }
@@ -294,7 +295,13 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
 SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
   SysError e = Errno(std::string("spawn ") + req.file, f.err);
   e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
-  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd))
+  // The hint only where a uid's rights can be why: an executable file (some x bit) or a directory
+  // as cwd; not for a file no one may run (mode 644) or a directory as the executable.
+  struct stat st;
+  const char* target = f.step == kStepExec ? req.file.c_str() : cp.cwd;
+  bool uidMatters = target != nullptr && stat(target, &st) == 0 &&
+                    (f.step == kStepExec ? S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0 : S_ISDIR(st.st_mode));
+  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
   return e;
@@ -474,6 +481,23 @@ void RaiseAbove(Fd& fd, int min) {
   fd.reset(moved);
 }
 
+// A v1 memory cgroup is entered before the exec, and the exec is charged to it. A child sharing
+// this process's memory (vfork) would be the OOM killer's pick when the exec does not fit (a
+// limit too small; a group at its budget while a member starts), and the kernel kills every
+// process sharing that memory: this one. Such a child gets memory of its own (a fork, which
+// costs a copy of this process's page tables: ~35 ms for a 1 GB launcher). A worker of its own
+// whose limit leaves ample room for the exec (its arguments and environment, the init, and at
+// most 1 MiB a reused cgroup may hold) still shares it.
+bool NeedsOwnMemory(const SpawnRequest& req, const Cgroup& cg, const ChildPlan& cp) {
+  if (cg.v2 || cg.Dir("memory").empty()) return false;
+  if (req.group != 0) return true;
+  if (req.limits.memoryTotal == 0) return false;
+  uint64_t bytes = 0;
+  for (char* const* a = cp.argv; *a != nullptr; a++) bytes += strlen(*a) + 1 + sizeof(char*);
+  for (char* const* e = cp.envp; *e != nullptr; e++) bytes += strlen(*e) + 1 + sizeof(char*);
+  return req.limits.memoryTotal < (16u << 20) + 4 * bytes;
+}
+
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
 // alive pipe: the child sees it hang up if this process died before the child's exec.
 void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
@@ -505,7 +529,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
                      (child.netns ? CLONE_NEWNET : 0);
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, NeedsOwnMemory(req, child.cg, cp), &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
@@ -681,7 +705,9 @@ Support Probe() {
   for (Enforcement& e : s.limits)
     if (e.limit == "processes") e.mechanism = "seccomp (1) / " + e.mechanism + " (N>1)";
   s.limits.push_back(conf.entry);
-  s.limits.push_back(MakeEnforcement("killOnClose", conf.mounts || (Privileged() && !NamespacesRefused()), "pid-namespace+pdeathsig",
+  // As PlanSpawn names it: with the init wherever it can run.
+  s.limits.push_back(MakeEnforcement("killOnClose", conf.mounts || (Privileged() && !NamespacesRefused()),
+                                     InitFd() >= 0 ? "pid-namespace+init+pdeathsig" : "pid-namespace+pdeathsig",
                                      "without root or a user namespace no PID namespace can be made: the worker dies with "
                                      "its parent, its own children may not"));
   s.limits.push_back(MakeEnforcement("inheritHandles", true, "fd-whitelist", ""));

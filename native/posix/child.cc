@@ -119,6 +119,13 @@ void SetUpFds(const ChildPlan& p) {
   }
   for (int i = 0; i < p.count; i++)
     if (dup2(high[i], i) < 0) ChildFail(p, kStepFds);
+  // As libuv does for a child's fds 0-2: blocking. A stream handed over from this process (a
+  // socket Node reads with O_NONBLOCK) would otherwise give the worker EAGAIN. The description
+  // is shared: this process's copy turns blocking too, and it no longer reads it (stopReading).
+  for (int i = 0; i < p.count && i < 3; i++) {
+    int fl = fcntl(i, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK) != 0) fcntl(i, F_SETFL, fl & ~O_NONBLOCK);
+  }
   if (syscall(SYS_close_range, static_cast<unsigned>(p.count), ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     struct rlimit rl;
     long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<long>(rl.rlim_cur) : 65536;

@@ -82,7 +82,7 @@ class Pool {
     if (StatPath(kLockDir, &st, false) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
       throw SysError("EACCES", 0, "lstat", std::string(kLockDir) + " must be a directory owned by root, not writable by others");
     int fd = open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw SysError("EACCES", errno, "open", std::string("cannot open ") + kLockFile + ": " + strerror(errno));
+    if (fd < 0) throw Errno("open", errno, std::string("cannot open ") + kLockFile);  // EMFILE is EMFILE
     close(fd);
     started_ = true;
     // Start at a random id (not one the pid would give: a later launcher with the same pid
