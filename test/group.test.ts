@@ -44,9 +44,10 @@ import { collect, firstLine, isLinux, json, requireEnforced, worker } from './he
     if (!isLinux || !isolationSupport().limits['memory.total'].enforced) this.skip();
     const g = createIsolationGroup({ memory: '512MiB' });
     const info = json<{ cgroup: string }>(await collect(g.spawn(w, ['info'])));
-    const m = /memory:(\S*\/spawn-isolated-\d+-g\d+)\/spawn-isolated-\d+-\d+/.exec(info.cgroup);
+    // v1: the memory hierarchy's line; v2: the unified one ("0::").
+    const m = /^(?:\d+:memory|0:):(\S*\/spawn-isolated-\d+-g\d+)\/spawn-isolated-\d+-\d+$/m.exec(info.cgroup);
     assert.ok(m, info.cgroup);
-    const groupDir = '/sys/fs/cgroup/memory' + m[1];
+    const groupDir = (isolationSupport().backend === 'linux-cgroup-v2' ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory') + m[1];
     assert.equal(fs.existsSync(groupDir), true);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     (loadBinding() as any).internals.settleCgroups(); // used cgroups go in the background after the exit
