@@ -139,3 +139,14 @@ export function inLauncher(dir: string, body: string, opts: { uid?: number; term
     });
   });
 }
+
+/**
+ * SPAWN_ISOLATED_TEST_SLOW (at least 1): scripts/test-vm.sh sets it, as software emulation runs
+ * several times slower than the host.
+ */
+export const slowFactor = Math.max(1, Number(process.env.SPAWN_ISOLATED_TEST_SLOW) || 1);
+
+/** A wait or deadline in a test, stretched by slowFactor. Never a bound a limit is checked against. */
+export function slow(ms: number): number {
+  return ms * slowFactor;
+}

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, firstLine, isLinux, json, requireEnforced, root, worker } from './helpers';
+import { collect, firstLine, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
 import { ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -146,14 +146,17 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       requireEnforced(this, 'cpu.cores');
       if (os.cpus().length < 2) this.skip();
       this.timeout(30_000);
-      // The control runs at the same time, so both meet whatever else keeps the machine busy.
+      // The control runs at the same time, so both meet whatever else keeps the machine busy;
+      // the bound is against the capped worker's whole life (start and exit included: slow
+      // under software emulation).
+      const t0 = Date.now();
       const [e, free] = await Promise.all([
-        spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited,
+        spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited.then((x) => ({ ...x, wall: Date.now() - t0 })),
         spawnIsolated(w, ['spin', '4000', '2'], { enforcement: 'best-effort' }).exited,
       ]);
       const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
       const freeMs = free.stats.cpuUserMs + free.stats.cpuKernelMs;
-      assert.ok(used <= 4000 * 0.5 * 1.2, `used ${used} ms of CPU in 4 s under 0.5 cores`);
+      assert.ok(used <= e.wall * 0.5 * 1.2, `used ${used} ms of CPU in ${e.wall} ms under 0.5 cores`);
       // The cap is what held it: beside it, the same two threads unlimited got clearly more
       // (about 1.5 cores on an idle 2-core machine, about 1 with another process on one core).
       assert.ok(freeMs > used * 1.3, `control: unlimited it used ${freeMs} ms in the same 4 s, capped ${used} ms (the test can fail)`);
@@ -344,7 +347,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.equal(read('memory.max'), String(256 * 2 ** 20));
         assert.equal(read('memory.oom.group'), '1');
         assert.equal(read('cpu.max'), '50000 100000');
-        assert.equal(read('pids.max'), '128');
+        // Plus one for the worker's init, when PID 1 of its namespace is one.
+        const init = /\binit\b/.test(p.enforcement.killOnClose?.mechanism ?? '') ? 1 : 0;
+        assert.equal(read('pids.max'), String(2 * 64 + init));
       } finally {
         p.kill();
         await p.exited;
@@ -410,11 +415,18 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     it('timeout: killSignal first, then SIGKILL after forceKillAfter (reason timeout either way)', async () => {
       const polite = await spawnIsolated(w, ['sleep', '30000'], { timeout: 100, stdio: 'ignore' }).exited;
       assert.deepEqual([polite.code, polite.signal, polite.reason], [null, 'SIGTERM', 'timeout']);
+      // The worker must be ignoring SIGTERM when the timeout fires: it gets three times what a
+      // start to that point took here (milliseconds on a host, seconds under software emulation).
+      const t = Date.now();
+      const probe = spawnIsolated(w, ['ignore', 'SIGTERM', '0']);
+      await firstLine(probe);
+      const timeout = Math.max(100, 3 * (Date.now() - t));
+      await probe.exited;
       const t0 = Date.now();
-      const p = spawnIsolated(w, ['ignore', 'SIGTERM', '30000'], { timeout: 100, forceKillAfter: 300 });
+      const p = spawnIsolated(w, ['ignore', 'SIGTERM', '30000'], { timeout, forceKillAfter: 300 });
       const hard = await p.exited;
       assert.deepEqual([hard.code, hard.signal, hard.reason], [null, 'SIGKILL', 'timeout']);
-      assert.ok(Date.now() - t0 >= 390, 'SIGKILL came before forceKillAfter');
+      assert.ok(Date.now() - t0 >= timeout + 290, 'SIGKILL came before forceKillAfter');
     });
 
     it('stop() and the options are validated synchronously; child_process options it does not take say why', () => {
@@ -435,23 +447,33 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
-    it('100 spawns leave no fd, zombie or cgroup behind', async function () {
+    // 100 (10 under software emulation, where each costs a second or two).
+    const spawns = Math.max(10, Math.round(100 / slowFactor));
+    it(`${spawns} spawns leave no fd, zombie or cgroup behind`, async function () {
       this.timeout(120_000);
-      // A ready v1 cgroup directory holds its "tasks" file open for the next worker: not a leak.
-      const fdsBesidesReady = () => {
-        // eslint-disable-next-line @typescript-eslint/no-explicit-any
-        const ready: string[] = (loadBinding() as any).internals.settleCgroups();
-        return oracle.fdCount() - (support.backend === 'linux-cgroup-v1' ? ready.length : 0);
+      // A ready cgroup holds an fd open for the next worker, not a leak: v1, each directory's
+      // "tasks" file; v2, the directory itself (for clone3's CLONE_INTO_CGROUP). The pool refills
+      // in the background (a fresh cgroup's fd is open before it is listed as ready), so a count
+      // is kept only when the ready list is the same before and after it.
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const ready = (): number => ((loadBinding() as any).internals.settleCgroups() as string[]).length;
+      const fdsBesidesReady = async () => {
+        for (;;) {
+          const n = ready();
+          const fds = oracle.fdCount();
+          if (ready() === n) return fds - (support.backend.startsWith('linux-cgroup-') ? n : 0);
+          await new Promise((r) => setTimeout(r, 20));
+        }
       };
       // Process-wide, once: the monitor's epoll and eventfd, the init's memfd, the id lock file.
       for (const opts of [{ memory: '256MiB', cpu: 1, processes: 4 }, { handles: 100 }]) await collect(spawnIsolated(w, ['exit', '0'], opts));
-      const before = fdsBesidesReady();
-      for (let i = 0; i < 100; i++) {
+      const before = await fdsBesidesReady();
+      for (let i = 0; i < spawns; i++) {
         const opts = i % 2 ? { memory: '256MiB', cpu: 1, processes: 4 } : { handles: 100 };
         const c = await collect(spawnIsolated(w, ['exit', String(i % 7)], opts));
         assert.equal(c.exit.code, i % 7);
       }
-      const after = fdsBesidesReady();
+      const after = await fdsBesidesReady();
       assert.ok(after <= before + 2, `fds went from ${before} to ${after} (ready cgroups aside)`);
       const zombies = zombieChildren();
       assert.deepEqual(zombies, []);
@@ -486,11 +508,18 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
           c.on('exit', () => resolve(JSON.parse(out.split('\n')[0])));
         });
       const dead = await run('die');
-      const gone = new oracle.ProcessRef(dead.worker);
+      let gone: InstanceType<typeof oracle.ProcessRef> | undefined;
       try {
-        assert.equal(gone.waitExit(10_000), true, 'the worker died with its launcher');
-      } finally {
-        gone.close();
+        gone = new oracle.ProcessRef(dead.worker);
+      } catch {
+        // already gone with its launcher (pidfd_open found no such process)
+      }
+      if (gone) {
+        try {
+          assert.equal(gone.waitExit(10_000), true, 'the worker died with its launcher');
+        } finally {
+          gone.close();
+        }
       }
       assert.equal(fs.existsSync(dead.dir), true, `a SIGKILLed launcher cannot remove ${dead.dir} itself`);
       await run('live');

@@ -25,6 +25,20 @@ std::vector<MountEntry> Mounts() {
   return ParseMountInfo(text);
 }
 
+// The leaf PrepareV2 moves a service's processes to.
+constexpr const char* kSupervisorLeaf = "spawn-isolated-supervisor";
+
+// A launcher started from another one's process (a child Node, a cluster worker) starts in the
+// leaf that one moved its processes to. Its cgroups belong beside that leaf, under the parent
+// that has the controllers enabled already: taking the leaf as its own base would move the
+// other launcher's processes (its parent's too) one level further down for every generation,
+// and hide each launcher's cgroups from the other's removal of a dead launcher's.
+std::string OutsideSupervisorLeaf(const std::string& dir) {
+  size_t slash = dir.find_last_of('/');
+  bool inLeaf = slash != std::string::npos && slash > 0 && dir.compare(slash + 1, std::string::npos, kSupervisorLeaf) == 0;
+  return inLeaf ? dir.substr(0, slash) : dir;
+}
+
 bool WritableDir(const std::string& dir) {
   std::string probe = dir + "/spawn-isolated-probe-" + std::to_string(getpid());
   if (mkdir(probe.c_str(), 0755) != 0) return false;
@@ -46,7 +60,7 @@ bool PrepareV2(const std::string& base, std::string* why) {
   std::string enable = "+memory +cpu +pids";
   int err = WriteFile(base + "/cgroup.subtree_control", enable);
   if (err == EBUSY) {
-    std::string leaf = base + "/spawn-isolated-supervisor";
+    std::string leaf = base + "/" + kSupervisorLeaf;
     mkdir(leaf.c_str(), 0755);
     std::string procs;
     ReadFile(base + "/cgroup.procs", &procs);
@@ -75,7 +89,7 @@ const CgroupLayout& Layout() {
     // v2 first: the unified hierarchy, when it holds our controllers.
     std::string unified = MountPointOf(mounts, "cgroup2", "");
     if (!unified.empty()) {
-      std::string base = env && *env ? std::string(env) : unified + own.unified;
+      std::string base = env && *env ? std::string(env) : OutsideSupervisorLeaf(unified + own.unified);
       std::string why;
       if (Exists(base) && PrepareV2(base, &why)) {
         l.v2 = true;
