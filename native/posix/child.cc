@@ -296,25 +296,36 @@ void RearmDeathSignal(const ChildPlan& p) {
   if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
 }
 
+// The Landlock ruleset (-1: none), built once its mount namespace is final and before any
+// rlimit (a low RLIMIT_NOFILE would refuse the ruleset's and the rules' fds while the
+// launcher's are still open in this process).
+int BuildLandlock(const ChildPlan& p) {
+  if (p.landlockAbi <= 0) return -1;
+  int rs = -1;
+  int err = landlock::BuildRuleset(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules, p.count, &rs);
+  if (err != 0) ChildFail(p, kStepLandlock, err);
+  return rs;
+}
+
 // No new privileges, Landlock, then seccomp (last: it may deny what the others need).
-void Lock(const ChildPlan& p) {
+void Lock(const ChildPlan& p, int landlockRs) {
   if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
-  if (p.landlockAbi > 0) {
-    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
+  if (landlockRs >= 0) {
+    int err = landlock::Restrict(landlockRs);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
 }
 
 // The worker's last steps, in its final identity.
-[[noreturn]] void ExecWorker(const ChildPlan& p, bool rearm) {
+[[noreturn]] void ExecWorker(const ChildPlan& p, bool rearm, int landlockRs) {
   DropIdentity(p);
   if (rearm) RearmDeathSignal(p);
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
-  Lock(p);
+  Lock(p, landlockRs);
   // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
   uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
@@ -325,7 +336,8 @@ void Lock(const ChildPlan& p) {
 // What the worker under an init starts with (on the stack of the namespace's first process).
 struct WorkerStart {
   const ChildPlan* plan;
-  int gate;  // read end: one byte once the init is out of reach, EOF if it never got there
+  int gate;      // read end: one byte once the init is out of reach, EOF if it never got there
+  int landlock;  // the ruleset (BuildLandlock), or -1
 };
 
 // The worker under an init: the namespace's second process. It shares the launcher's memory
@@ -341,7 +353,7 @@ int WorkerEntry(void* arg) {
   if (n != 1) _exit(127);  // the init did not start: its own process reports why
   close(start.gate);
   SetUpProcess(p);
-  ExecWorker(p, false);
+  ExecWorker(p, false, start.landlock);
 }
 
 // PID 1 becomes the init: the status pipe as its fd 0, the gate's write end as fd 1, the
@@ -391,14 +403,17 @@ int MakeGate(int gate[2]) {
   // is its pid, as with setpgid, so the tree is still one process group.
   if (setsid() < 0) setpgid(0, 0);
   if (p.initFd < 0) {  // the worker is this process
-    SetUpProcess(p);
+    // Namespaces first: its fds' and rlimits' steps then run in its final view.
     SetUpNamespaces(p);
-    ExecWorker(p, true);
+    int rs = BuildLandlock(p);
+    SetUpProcess(p);
+    ExecWorker(p, true, rs);
   }
   // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
   // as this process shares the launcher's), then become its init; the worker waits at the
   // gate until the init is non-dumpable.
   SetUpNamespaces(p);
+  int rs = BuildLandlock(p);
   int gate[2] = {-1, -1};
   if (MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
   // What the worker starts with lives at the top of its own stack: this process's stack goes
@@ -409,12 +424,16 @@ int MakeGate(int gate[2]) {
   WorkerStart* start = reinterpret_cast<WorkerStart*>(top);
   start->plan = &p;
   start->gate = gate[0];
+  start->landlock = rs;
   pid_t worker = clone(WorkerEntry, top, CLONE_VM | SIGCHLD, start);
   if (worker < 0) ChildFail(p, kStepStartWorker);
   close(gate[0]);
   DropIdentity(p);
   RearmDeathSignal(p);
-  Lock(p);
+  // No Landlock for the init: a domain of its own would scope its signals away from the
+  // worker's (each restrict_self makes a new domain), and it forwards them; it opens nothing.
+  if (rs >= 0) close(rs);
+  Lock(p, -1);
   ExecInit(p, worker, gate[1]);
 }
 

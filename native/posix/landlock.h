@@ -76,32 +76,45 @@ struct Rule {
   uint64_t rights;
 };
 
-// In the child: restrict this process (and what it execs) to `handled` rights only where the
-// rules allow them (a rule on a file keeps only file rights); with `scoped`, (ABI 6+) no
-// signals or abstract Unix sockets outside its domain. A rule's path that does not exist is
-// skipped. No-new-privs must be set already. Returns 0 or an errno.
-inline int ApplyInChild(int abi, uint64_t handled, bool scoped, const Rule* rules, int nrules) {
+// In the child, in its final mount namespace and before any rlimit: a ruleset allowing
+// `handled` rights only where the rules say (a rule on a file keeps only file rights); with
+// `scoped`, (ABI 6+) no signals or abstract Unix sockets outside its domain. A rule's path that
+// does not exist is skipped. Its fd goes to *rs, numbered at least `minFd` (above the fds the
+// worker's stdio will take). Returns 0 or an errno.
+inline int BuildRuleset(int abi, uint64_t handled, bool scoped, const Rule* rules, int nrules, int minFd, int* rs) {
   RulesetAttr attr = {handled, 0, scoped && abi >= 6 ? (kScopeSignal | kScopeAbstractUnix) : 0};
-  int rs = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0));
-  if (rs < 0) return errno;
+  int fd = static_cast<int>(syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0));
+  if (fd < 0) return errno;
   int err = 0;
   for (int i = 0; i < nrules && err == 0; i++) {
-    int fd = open(rules[i].path, O_PATH | O_CLOEXEC);
-    if (fd < 0) {
+    int pfd = open(rules[i].path, O_PATH | O_CLOEXEC);
+    if (pfd < 0) {
       if (errno != ENOENT && errno != ENXIO && errno != ENOTDIR) err = errno;
       continue;
     }
     struct stat st;
     uint64_t rights = rules[i].rights & handled;
-    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
-    PathBeneath pb = {rights, fd};
-    if (rights != 0 && syscall(__NR_landlock_add_rule, rs, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0) < 0) err = errno;
-    close(fd);
+    if (fstat(pfd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
+    PathBeneath pb = {rights, pfd};
+    if (rights != 0 && syscall(__NR_landlock_add_rule, fd, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0) < 0) err = errno;
+    close(pfd);
   }
-  if (err == 0 && syscall(__NR_landlock_restrict_self, rs, 0) != 0) err = errno;
-  close(rs);
-  return err;
+  if (err == 0 && fd < minFd) {
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, minFd);
+    if (moved < 0) err = errno;
+    close(fd);
+    fd = moved;
+  }
+  if (err != 0) {
+    if (fd >= 0) close(fd);
+    return err;
+  }
+  *rs = fd;
+  return 0;
 }
+
+// Restricts this process (and what it execs) by the ruleset. No-new-privs must be set already.
+inline int Restrict(int rs) { return syscall(__NR_landlock_restrict_self, rs, 0) != 0 ? errno : 0; }
 
 }  // namespace landlock
 }  // namespace posix
