@@ -259,9 +259,10 @@ const network: Measure = async (probe) => {
   }
 };
 
-// filesystem: { read: [] } against a file of this package (control: the default reads it).
+// filesystem: { read: [] } against a file every user may read (control: the default reads it;
+// not one of this package's, which may lie under a /tmp the worker sees as its own).
 const filesystem: Measure = async (probe) => {
-  const file = path.join(__dirname, 'index.js');
+  const file = process.platform === 'win32' ? path.join(process.env.SystemRoot ?? 'C:\\Windows', 'win.ini') : '/etc/passwd';
   const control = await run(probe, ['read', file], {});
   if (control instanceof Error || lastJson(control).read !== true) return { measured: 'not-measured', detail: `a default worker cannot read ${file} either` };
   const r = await run(probe, ['read', file], { filesystem: { read: [] } });

@@ -150,3 +150,25 @@ export const slowFactor = Math.max(1, Number(process.env.SPAWN_ISOLATED_TEST_SLO
 export function slow(ms: number): number {
   return ms * slowFactor;
 }
+
+/**
+ * How many CFS periods the kernel throttled the cpu cgroup of live process `pid` (cpu.stat
+ * nr_throttled, v1 and v2): the kernel's own evidence that a CPU cap held it. `up` walks that
+ * many levels up (a group's cgroup above its member's). -1 when it cannot be read.
+ */
+export function cpuThrottled(pid: number, up = 0): number {
+  try {
+    const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+    const v1 = lines.find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l));
+    const line = v1 ?? lines.find((l) => l.startsWith('0::'));
+    if (!line) return -1;
+    let rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+    for (let i = 0; i < up; i++) rel = path.posix.dirname(rel);
+    const controller = v1 ? /^\d+:([^:]*):/.exec(v1)![1] : '';
+    const dir = v1 ? `/sys/fs/cgroup/${controller}${rel}` : `/sys/fs/cgroup${rel}`;
+    const m = /nr_throttled (\d+)/.exec(fs.readFileSync(`${dir}/cpu.stat`, 'utf8'));
+    return m ? Number(m[1]) : -1;
+  } catch {
+    return -1;
+  }
+}

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, firstLine, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
+import { collect, cpuThrottled, firstLine, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
 import { ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -150,16 +150,21 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // the bound is against the capped worker's whole life (start and exit included: slow
       // under software emulation).
       const t0 = Date.now();
+      const capped = spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 });
+      let throttled = -1;
+      capped.on('spawn', () => setTimeout(() => (throttled = cpuThrottled(capped.pid!)), 3000));
       const [e, free] = await Promise.all([
-        spawnIsolated(w, ['spin', '4000', '2'], { cpu: 0.5 }).exited.then((x) => ({ ...x, wall: Date.now() - t0 })),
+        capped.exited.then((x) => ({ ...x, wall: Date.now() - t0 })),
         spawnIsolated(w, ['spin', '4000', '2'], { enforcement: 'best-effort' }).exited,
       ]);
       const used = e.stats.cpuUserMs + e.stats.cpuKernelMs;
       const freeMs = free.stats.cpuUserMs + free.stats.cpuKernelMs;
       assert.ok(used <= e.wall * 0.5 * 1.2, `used ${used} ms of CPU in ${e.wall} ms under 0.5 cores`);
       // The cap is what held it: beside it, the same two threads unlimited got clearly more
-      // (about 1.5 cores on an idle 2-core machine, about 1 with another process on one core).
-      assert.ok(freeMs > used * 1.3, `control: unlimited it used ${freeMs} ms in the same 4 s, capped ${used} ms (the test can fail)`);
+      // (about 1.5 cores on an idle 2-core machine, about 1 with another process on one core);
+      // on a machine so busy that the control got no more, the kernel's own count of the
+      // periods it throttled the capped worker says so.
+      assert.ok(freeMs > used * 1.3 || throttled > 0, `control: unlimited it used ${freeMs} ms in the same 4 s, capped ${used} ms, throttled ${throttled} periods (the test can fail)`);
     });
 
     it('processes: 1 refuses the worker’s child while the worker itself (and its threads) finishes normally', async function () {

@@ -101,7 +101,10 @@ function thrown(fn: () => unknown): string {
         const p = g.spawn(w, ['info'], { cpu: 1, stdio: ['ignore', 'pipe', 'ignore'] });
         let out = ''; p.stdout.on('data', (d) => (out += d));
         p.on('error', (e) => console.log('error', e.code, e.message));
+        // 'close': its output is all read ('exit' may come first, as under child_process).
+        const closed = new Promise((r) => p.on('close', r));
         const e = await p.exited.catch((err) => err);
+        await closed;
         console.log('member', e.reason, e.code, JSON.stringify(p.enforcement['cpu.cores']), out.trim());
         await g.close();
       `);
