@@ -160,3 +160,11 @@ export function collectOutput(p: IsolatedProcess, parts: ExecParts): Promise<Exe
     });
   });
 }
+
+/** `(args, options)` or `(options)`, as execFile takes them: the arguments and the options. */
+export function argsAndOptions(argsOrOptions: unknown, maybeOptions: unknown): { args: unknown; options: unknown } {
+  if (argsOrOptions !== null && argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined) {
+    return { args: [], options: argsOrOptions };
+  }
+  return { args: argsOrOptions, options: maybeOptions };
+}

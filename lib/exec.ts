@@ -1,5 +1,5 @@
 // execIsolated(): run a worker (alone, or in a group) and collect its output.
-import { collectOutput, ExecIsolatedResult, execParts, ExecSpawnOptions } from './collect';
+import { argsAndOptions, collectOutput, ExecIsolatedResult, execParts, ExecSpawnOptions } from './collect';
 import { invalidArgType } from './errors';
 import { IsolationGroup } from './group';
 import { spawnIsolated } from './spawn';
@@ -31,12 +31,7 @@ export function execIsolated(file: string, args?: readonly string[] | null, opti
 export function execIsolated(file: string, options?: ExecTextOptions): Promise<ExecIsolatedResult<string>>;
 export function execIsolated(file: string, args?: readonly string[] | null, options?: ExecIsolatedOptions): Promise<ExecIsolatedResult<string | Buffer>>;
 export function execIsolated(file: string, argsOrOptions?: readonly string[] | ExecIsolatedOptions | null, maybeOptions?: ExecIsolatedOptions): Promise<ExecIsolatedResult<string | Buffer>> {
-  let args: unknown = argsOrOptions;
-  let options: unknown = maybeOptions;
-  if (argsOrOptions !== null && argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined) {
-    args = [];
-    options = argsOrOptions;
-  }
+  const { args, options } = argsAndOptions(argsOrOptions, maybeOptions);
   const parts = execParts(options);
   if (parts.group !== undefined && !(parts.group instanceof IsolationGroup)) throw invalidArgType('options.group', 'an instance of IsolationGroup', parts.group);
   const p = parts.group instanceof IsolationGroup ? parts.group.spawn(file, (args ?? []) as string[], parts.spawnOptions) : spawnIsolated(file, (args ?? []) as string[], parts.spawnOptions);

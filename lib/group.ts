@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { collectOutput, ExecBufferSpawnOptions, ExecIsolatedResult, execParts, ExecSpawnOptions, ExecTextSpawnOptions } from './collect';
+import { argsAndOptions, collectOutput, ExecBufferSpawnOptions, ExecIsolatedResult, execParts, ExecSpawnOptions, ExecTextSpawnOptions } from './collect';
 import { codedError, invalidArgType, invalidArgValue } from './errors';
 import { EnforcementMode, IsolationOptions, memoryAtLeastFloor, NativeLimits } from './options';
 import { bool, checkKeys, cores, integer, isPlainObject, isStrict, MAX_TASKS, ownProps, taskLimit } from './validate';
@@ -102,12 +102,7 @@ export class IsolationGroup extends EventEmitter<IsolationGroupEvents> {
   exec(file: string, options?: ExecTextSpawnOptions): Promise<ExecIsolatedResult<string>>;
   exec(file: string, args?: readonly string[] | null, options?: ExecSpawnOptions): Promise<ExecIsolatedResult<string | Buffer>>;
   exec(file: string, argsOrOptions?: readonly string[] | ExecSpawnOptions | null, maybeOptions?: ExecSpawnOptions): Promise<ExecIsolatedResult<string | Buffer>> {
-    let args: unknown = argsOrOptions;
-    let options: unknown = maybeOptions;
-    if (argsOrOptions !== null && argsOrOptions !== undefined && !Array.isArray(argsOrOptions) && typeof argsOrOptions === 'object' && maybeOptions === undefined) {
-      args = [];
-      options = argsOrOptions;
-    }
+    const { args, options } = argsAndOptions(argsOrOptions, maybeOptions);
     const parts = execParts(options);
     if (parts.group !== undefined) throw invalidArgValue('options.group', parts.group, 'cannot be set for group.exec(): the worker starts in this group');
     return collectOutput(this.spawn(file, (args ?? []) as string[], parts.spawnOptions), parts);
