@@ -470,7 +470,9 @@ import { grandchildPid, openProcess } from './oracle';
         // Wine has no CPU accounting for another process: the figure is 0, never a guess.
         assert.equal(cpu, 0);
       } else {
-        assert.ok(cpu >= 400 && cpu < 2000, `a 500 ms spin reported ${cpu} ms of CPU`);
+        // A 500 ms (wall) spin: all of it on an idle machine, a part of it when other work keeps
+        // the cores busy; never nothing, never more than a thread can take in that time.
+        assert.ok(cpu >= 150 && cpu < 2000, `a 500 ms spin reported ${cpu} ms of CPU`);
       }
       assert.deepEqual(p.stats(), e.stats);
     });
