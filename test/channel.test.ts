@@ -108,6 +108,8 @@ function runDirect(channel: string, stdin: 'ignore' | 'pipe'): Promise<{ code: n
     const got: Record<string, unknown>[] = [];
     let out = '';
     p.stdout!.on('data', (d: Buffer) => (out += d));
+    // Its stdout is all read at 'close' ('exit' may come first, as under child_process).
+    const closed = new Promise((r) => p.on('close', r));
     const progressed = new Promise<void>((resolve) =>
       p.on('message', (m) => {
         got.push(m as Record<string, unknown>);
@@ -125,6 +127,7 @@ function runDirect(channel: string, stdin: 'ignore' | 'pipe'): Promise<{ code: n
     const e = await p.exited;
     assert.deepEqual(got[5], { got: { order: 1 } });
     assert.equal(e.code, 0);
+    await closed;
     assert.match(out, /"end":"EOF"/);
   });
 
