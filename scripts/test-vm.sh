@@ -94,6 +94,9 @@ rm -f "$out"/*.rc "$out"/*.txt "$out"/*.json "$out"/times
   printf 'ROOT_SPECS=%q\nDELEGATED_SPECS=%q\nROOT_SKIP=%q\nDELEGATED_SKIP=%q\n' "$ROOT_SPECS" "$DELEGATED_SPECS" "$ROOT_SKIP" "$DELEGATED_SKIP"
   printf 'GREP=%q\nTIMEOUT_MS=%q\nSLOW=%q\n' "$GREP" "$TIMEOUT_MS" "$SLOW"
 } >"$out/config.sh"
+# The delegated suite's launcher (uid 65534) reads config.sh too: mktemp made the directory 0700.
+chmod 0755 "$out"
+chmod 0644 "$out/config.sh"
 
 kvm=(--disable-kvm)
 [ "${VM_KVM:-0}" = 1 ] && kvm=()
@@ -119,7 +122,7 @@ summary=()
 for s in root delegated; do
   echo "===== $s ====="
   if [ -f "$out/$s.txt" ]; then cat "$out/$s.txt"; fi
-  counts=$(grep -hoE '^ +[0-9]+ (passing|failing|pending)' "$out/$s.txt" 2>/dev/null | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')
+  counts=$({ grep -hoE '^ +[0-9]+ (passing|failing|pending)' "$out/$s.txt" 2>/dev/null || true; } | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')
   if [ ! -f "$out/$s.rc" ]; then
     summary+=("$s: NO RESULT")
     status=1
