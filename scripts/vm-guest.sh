@@ -81,10 +81,13 @@ sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$slice/si-root.serv
 d=$slice/si-delegated.service
 home=/tmp/si-nobody
 res=$home/results
-if mkdir -p "$d" "$res" && chown 65534:65534 "$d" "$d/cgroup.procs" "$d/cgroup.subtree_control" "$d/cgroup.threads" "$home" "$res"; then
+# Files the tests hand to workers live outside /tmp (a confined worker's /tmp is its own) and
+# outside the read-only checkout: a directory of its own under /var/lib (a writable overlay).
+scratch=/var/lib/si-nobody-scratch
+if mkdir -p "$d" "$res" "$scratch" && chown 65534:65534 "$d" "$d/cgroup.procs" "$d/cgroup.subtree_control" "$d/cgroup.threads" "$home" "$res" "$scratch"; then
   # shellcheck disable=SC2016,SC2086
   sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"' sh "$d" \
-    env HOME="$home" bash "$0" "$out" run delegated "$res" $DELEGATED_SPECS
+    env HOME="$home" SPAWN_ISOLATED_TEST_SCRATCH="$scratch" bash "$0" "$out" run delegated "$res" $DELEGATED_SPECS
   cat "$res/times" >>"$out/times"
   cp "$res"/delegated.* "$out/"
 else

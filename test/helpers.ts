@@ -76,11 +76,12 @@ export const onWine = isWindows && process.env.SPAWN_ISOLATED_WINE === '1';
 
 /**
  * A scratch directory for files the tests hand to workers: never beneath /tmp, /var/tmp or
- * /dev/shm, which a confined worker sees as a tmpfs of its own. Root: under /srv; otherwise
- * under the checkout (.scratch, ignored by git). Mode 0755: a transient uid can reach it.
+ * /dev/shm, which a confined worker sees as a tmpfs of its own. SPAWN_ISOLATED_TEST_SCRATCH
+ * (the VM run sets it), else root: under /srv; otherwise under the checkout (.scratch,
+ * ignored by git). Mode 0755: a transient uid can reach it.
  */
 export function scratchDir(prefix: string): string {
-  const base = process.getuid?.() === 0 ? '/srv/spawn-isolated-tests' : path.join(root, '.scratch');
+  const base = process.env.SPAWN_ISOLATED_TEST_SCRATCH || (process.getuid?.() === 0 ? '/srv/spawn-isolated-tests' : path.join(root, '.scratch'));
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
   fs.chmodSync(base, 0o755);
   const dir = fs.mkdtempSync(path.join(base, prefix));
