@@ -178,10 +178,10 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   uint64_t all = WriteRights(abi) | (req.hasFilesystem ? kReadRights : 0);
   cp.landlockHandled = all;
   cp.landlockScoped = conf.restricted;
-  auto add = [&](const char* path, uint64_t rights) {
+  auto add = [&](const char* path, uint64_t rights, bool hold = false) {
     if (cp.nlandlockRules >= kMaxLandlockRules)
       throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.filesystem: at most " + std::to_string(kMaxLandlockRules - 16) + " paths in all");
-    cp.landlockRules[cp.nlandlockRules++] = {path, rights};
+    cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold};
   };
   if (!child.tempDir.empty()) add(child.tempDir.c_str(), all);
   if (cp.privateTmp)
@@ -189,7 +189,7 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   for (const char* dev : kWritableDevices) add(dev, FileWriteRights(abi) | kReadFile);
   if (!req.hasFilesystem) return;
   add("/proc", kReadFile | kReadDir);
-  add(req.file.c_str(), kExecute | kReadFile);
+  add(req.file.c_str(), kExecute | kReadFile, true);
   for (const std::string& p : req.fsRead) add(p.c_str(), kReadRights);
   for (const std::string& p : req.fsWrite) add(p.c_str(), all);
 }

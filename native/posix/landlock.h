@@ -71,15 +71,20 @@ constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full
 constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm", "/run/lock"};
 
 // One path and what may be done beneath it (made by the parent; the child only opens it).
+// `hold`: the child keeps the path open (close-on-exec) until its exec, so that the exec finds
+// the very inode the rule names: on a file system whose inodes do not outlive their last open
+// (9p without a cache, as a VM's shared folder) a later lookup makes a new inode, and a rule on
+// the worker's own executable would then refuse its exec.
 struct Rule {
   const char* path;
   uint64_t rights;
+  bool hold;
 };
 
 // In the child, in its final mount namespace and before any rlimit: a ruleset allowing
 // `handled` rights only where the rules say (a rule on a file keeps only file rights); with
 // `scoped`, (ABI 6+) no signals or abstract Unix sockets outside its domain. A rule's path that
-// does not exist is skipped. Its fd goes to *rs, numbered at least `minFd` (above the fds the
+// does not exist is skipped; a rule with `hold` stays open until the exec. Its fd goes to *rs, numbered at least `minFd` (above the fds the
 // worker's stdio will take). Returns 0 or an errno.
 inline int BuildRuleset(int abi, uint64_t handled, bool scoped, const Rule* rules, int nrules, int minFd, int* rs) {
   RulesetAttr attr = {handled, 0, scoped && abi >= 6 ? (kScopeSignal | kScopeAbstractUnix) : 0};
@@ -97,7 +102,14 @@ inline int BuildRuleset(int abi, uint64_t handled, bool scoped, const Rule* rule
     if (fstat(pfd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
     PathBeneath pb = {rights, pfd};
     if (rights != 0 && syscall(__NR_landlock_add_rule, fd, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0) < 0) err = errno;
-    close(pfd);
+    // A held path stays open above the worker's fds until the exec closes it.
+    if (err == 0 && rules[i].hold && pfd < minFd) {
+      int moved = fcntl(pfd, F_DUPFD_CLOEXEC, minFd);
+      if (moved < 0) err = errno;
+      close(pfd);
+      pfd = moved;
+    }
+    if (!rules[i].hold || err != 0) close(pfd);
   }
   if (err == 0 && fd < minFd) {
     int moved = fcntl(fd, F_DUPFD_CLOEXEC, minFd);
