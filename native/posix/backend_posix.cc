@@ -8,11 +8,13 @@
 #include "identity.h"
 #include "init_image.h"
 #include "monitor.h"
+#include "notify.h"
 #include "seccomp.h"
 #include "sys.h"
 #include "trash.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -182,8 +184,8 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
 }
 
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
-void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, const std::vector<std::string>& keepDirs,
-                     ChildPlan& cp, std::vector<sock_filter>& filter) {
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& child, const std::vector<std::string>& keepDirs,
+                     ChildPlan& cp, std::vector<sock_filter>& filter, std::vector<sock_filter>& initFilter) {
   cp.dropPrivileges = conf.restricted;
   cp.userns = conf.userns;
   if (conf.userns) {
@@ -213,10 +215,27 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   spec.noChildren = req.limits.processes == 1;
   spec.restricted = conf.restricted;
   spec.low = req.privileges == Privileges::Low;
+  // processes: N > 1 counted by the launcher; processes that exec placed in memory cgroups of
+  // their own (memory.process) -- unless the worker can have no child.
+  spec.notifyChildren = req.limits.processes > 1 && ExactProcesses(Layout());
+  spec.notifyExec = !child.cg.leaves.empty() && req.limits.processes != 1 && UserNotify();
+  spec.notifyFailure = req.limits.memoryProcess && child.cg.leaves.empty() && UserNotify();
+  if (spec.notifyChildren && child.cg.Empty()) throw SysError("ENOTSUP", 0, "", "processes: the worker has no cgroup to count its tree in");
   filter = BuildFilter(spec);
+  if (spec.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);
   cp.hasFilter = !filter.empty();
   cp.filter.len = static_cast<unsigned short>(filter.size());
   cp.filter.filter = filter.data();
+  child.notifies = Notifies(spec);
+  cp.notifyFd = -1;
+  // Its init asks nothing (it never forks or execs again): the same program without that.
+  FilterSpec initSpec = spec;
+  initSpec.notifyChildren = initSpec.notifyExec = initSpec.notifyFailure = false;
+  if (child.notifies) initFilter = BuildFilter(initSpec);
+  const std::vector<sock_filter>& forInit = child.notifies ? initFilter : filter;
+  cp.hasInitFilter = !forInit.empty();
+  cp.initFilter.len = static_cast<unsigned short>(forInit.size());
+  cp.initFilter.filter = const_cast<sock_filter*>(forInit.data());
 }
 
 // The child's own stack while it shares this process's memory (until its exec).
@@ -225,15 +244,17 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 // The child runs ChildMain in its namespaces. It shares this process's memory until it execs
 // (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
 // exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
-// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork). Returns the pid (and *pidfd),
+// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
+// share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
 // or -errno.
-long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, int* pidfd) {
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
-  if (cg.v2 && cg.v2dir.valid()) {
+  bool intoCgroup = cg.v2 && cg.v2dir.valid();
+  if (intoCgroup || ownMemory) {
     CloneArgs ca;
     memset(&ca, 0, sizeof(ca));
-    ca.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | nsFlags;
+    ca.flags = CLONE_PIDFD | (intoCgroup ? CLONE_INTO_CGROUP : 0) | nsFlags;
     ca.pidfd = reinterpret_cast<uint64_t>(pidfd);
     ca.exit_signal = SIGCHLD;
     ca.cgroup = static_cast<uint64_t>(cg.v2dir.get());
@@ -273,6 +294,12 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
 SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
   SysError e = Errno(std::string("spawn ") + req.file, f.err);
   e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
+  // A memory limit below what an exec needs (its arguments and environment, its first page
+  // tables and mappings): the limit, not the worker, is the problem.
+  const Limits& l = req.limits;
+  if ((l.memoryProcess || l.memoryTotal) && (f.err == ENOMEM || f.err == E2BIG) && (f.step == kStepExec || f.step == kStepInit))
+    e.message += std::string(" (options.memory") + (l.memoryProcess ? ".process" : "") + " = " +
+                 std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) + " bytes is too small to start it)";
   if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd))
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
@@ -336,7 +363,11 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty());
+  // memory.process: the worker's own memory cgroup, beneath its tree's; processes: N > 1: its
+  // tree is read from its cgroup.
+  bool leaf = l.memoryProcess && ProcessMemoryCgroups(layout);
+  bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty()) ||
+              leaf || (l.processes > 1 && ExactProcesses(layout));
   if (!need || (!layout.v2 && layout.v1.empty())) return;
   // A top-level worker takes a fresh cgroup made ahead of time; a group's member is made
   // under its group's.
@@ -344,6 +375,7 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
     child.cg = CgroupPool::Get().Take(l);
   else
     child.cg = MakeCgroup(OwnCgroupName(std::to_string(child.id)), l, layout, &child.group->cg, false);
+  if (leaf) child.cg.AddLeaf(l.memoryProcess);
 }
 
 // The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null
@@ -407,9 +439,51 @@ struct ExecImage {
   }
 };
 
+// What an executable maps private and writable at its exec (its writable PT_LOAD segments, and
+// its ELF interpreter's): what RLIMIT_DATA must hold before it runs a single instruction. 0 when
+// it is not an ELF file this can read (a script: its interpreter is not looked at).
+uint64_t WritableImage(const std::string& path, int depth = 0) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  Elf64_Ehdr eh;
+  if (pread(fd.get(), &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
+    return 0;
+  std::vector<Elf64_Phdr> ph(eh.e_phnum);
+  ssize_t want = static_cast<ssize_t>(ph.size() * sizeof(Elf64_Phdr));
+  if (pread(fd.get(), ph.data(), static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want) return 0;
+  uint64_t total = 0;
+  const uint64_t page = 4096;
+  for (const Elf64_Phdr& p : ph) {
+    if (p.p_type == PT_LOAD && (p.p_flags & PF_W)) total += ((p.p_vaddr % page) + p.p_memsz + page - 1) / page * page;
+    if (p.p_type == PT_INTERP && depth == 0 && p.p_filesz > 1 && p.p_filesz < 4096) {
+      std::string interp(p.p_filesz, '\0');
+      if (pread(fd.get(), &interp[0], interp.size(), static_cast<off_t>(p.p_offset)) == static_cast<ssize_t>(interp.size())) {
+        interp.resize(strnlen(interp.c_str(), interp.size()));
+        total += WritableImage(interp, 1);
+      }
+    }
+  }
+  return total;
+}
+
 // rlimits and affinity, set by the child before exec.
-void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) {
-  if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
+void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& child, const std::string& file, ChildPlan& cp) {
+  // memory.process without a memory cgroup of its own: RLIMIT_DATA (which also counts what is
+  // only reserved: see the README).
+  if (l.memoryProcess && child.cg.leaves.empty()) {
+    // An exec that cannot map the image is killed by the kernel before the worker runs: said
+    // here instead.
+    uint64_t image = WritableImage(file);
+    if (image > l.memoryProcess) {
+      SysError e = Errno("spawn " + file, ENOMEM);
+      e.message = "spawn " + file + " ENOMEM: options.memory.process = " + std::to_string(l.memoryProcess) +
+                  " bytes is too small to start it: its writable segments alone take " + std::to_string(image) +
+                  " bytes (memory.process is RLIMIT_DATA here, without a memory cgroup)";
+      throw e;
+    }
+    cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
+  }
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
   if (l.disk) cp.rlimits[cp.nrlimits++] = {RLIMIT_FSIZE, static_cast<rlim_t>(l.disk)};
@@ -433,7 +507,18 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
 void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
   cg.OpenTasks();
   if (cg.tasks.size() > static_cast<size_t>(kMaxCgroupFds)) throw SysError("ENOTSUP", 0, "", "too many cgroup v1 hierarchies");
-  for (const Fd& fd : cg.tasks) cp.cgroupFds[cp.ncgroupFds++] = fd.get();
+  // tasks[i] is dirs' i-th (OpenTasks' order). The memory hierarchy's (the worker's own leaf,
+  // with memory.process) is entered last (ChildPlan::memoryCgroupFd).
+  cp.memoryCgroupFd = -1;
+  size_t i = 0;
+  for (const auto& kv : cg.dirs) {
+    if (i >= cg.tasks.size()) break;
+    int fd = cg.tasks[i++].get();
+    if (kv.first == "memory")
+      cp.memoryCgroupFd = cg.leafTasks.valid() ? cg.leafTasks.get() : fd;
+    else
+      cp.cgroupFds[cp.ncgroupFds++] = fd;
+  }
 }
 
 // Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
@@ -473,10 +558,28 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // The init keeps the transient uid's reservation (its fd is above 2: see ExecInit).
   cp.lockFd = child.init && child.transientId ? child.transientId->lockFd() : -1;
   PlanCgroupEntry(child.cg, cp);
+  // Its filter asks this process: the worker sends its listener here before its exec.
+  Fd listenerRead, listenerWrite;
+  if (child.notifies) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
+    listenerRead.reset(sv[0]);
+    listenerWrite.reset(sv[1]);
+    RaiseAbove(listenerWrite, cp.count);
+    cp.notifyFd = listenerWrite.get();
+  }
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
                      (child.netns ? CLONE_NEWNET : 0);
+  // A process in a memory cgroup that shares this process's memory is a hazard: an OOM kill of
+  // it kills every process sharing its memory, this one included. The kernel's OOM killer
+  // passes over a vfork child that shares its parent's memory (the first process, and the
+  // worker without an init), but not the worker under an init (its parent, the init, has exec'd
+  // by the time it execs): that one gets a copy of this memory (a fork, as child_process does).
+  bool limited =
+      child.limits.memoryTotal || !child.cg.leaves.empty() || (child.group && (child.group->cg.configured & Cgroup::kMemoryLimit));
+  bool ownMemory = child.init && cp.memoryCgroupFd >= 0 && limited;
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child.cg, &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, ownMemory, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
@@ -484,8 +587,28 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   aliveRead.reset();
   errWrite.reset();
   statusWrite.reset();
+  listenerWrite.reset();
   io.childEnds.clear();
   ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
+  if (failed.step == 0 && child.notifies) {
+    child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
+    if (child.notifier->fd() < 0) {
+      // Never run a worker whose questions no one answers. It did not send its listener: it
+      // died before (a memory limit too small for the init's exec), or something is wrong.
+      Monitor::KillTree(child);
+      siginfo_t info;
+      syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
+      const Limits& l = req.limits;
+      if (child.cg.OomKills() > 0) {
+        SysError e = Errno(std::string("spawn ") + req.file, ENOMEM);
+        e.message = "spawn " + req.file + " ENOMEM: killed by the kernel's OOM killer before its exec (options.memory" +
+                    (l.memoryProcess ? ".process" : "") + " = " + std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) +
+                    " bytes is too small to start it)";
+        throw e;
+      }
+      throw Errno("recvmsg", EPROTO, "the worker's seccomp listener did not arrive");
+    }
+  }
   if (failed.step == 0) return;
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
   if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
@@ -518,10 +641,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   if (conf.landlockAbi > 0 || req.tempDir) MakeTempDir(*child, cp, req, image.env);
   res.tempDir = child->tempDir;
   image.Point(cp, req);
-  PlanProcessLimits(child->limits, conf, cp);
-  std::vector<sock_filter> filter;
+  PlanProcessLimits(child->limits, conf, *child, req.file, cp);
+  std::vector<sock_filter> filter, initFilter;
   std::vector<std::string> keepDirs = KeepDirs(req, *child);
-  PlanConfinement(req, conf, *child, keepDirs, cp, filter);
+  PlanConfinement(req, conf, *child, keepDirs, cp, filter, initFilter);
   cp.pdeathsig = req.killOnClose;
 
   Launch(req, conf, *child, cp, io);
@@ -580,6 +703,7 @@ Stats GetStats(uint64_t id) {
   }
   // Once the exit is reported, its cgroup may be another worker's: the stats of the exit.
   if (posted) return c->finalStats;
+  std::lock_guard<std::mutex> lock(c->cgMu);  // its leaves may change on the monitor thread
   return ReadStats(c->cg, live ? WorkerPid(*c) : 0, nullptr, live && c->init ? 1 : 0);
 }
 

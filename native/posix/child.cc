@@ -22,6 +22,12 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -46,11 +52,15 @@ const char* StepName(int s) {
     case kStepStartWorker: return "start the worker under its init";
     case kStepInit: return "exec the worker's init";
     case kStepNetwork: return "bring up the loopback interface of its network namespace";
+    case kStepMemoryCgroup: return "join its memory cgroup";
     default: return "execve";
   }
 }
 
 namespace {
+
+constexpr unsigned long kFlagNewListener = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+constexpr unsigned long kFlagWaitKillable = SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 
 // SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
 // SECBIT_KEEP_CAPS_LOCKED: no root rules, no fix-ups, no keep-caps, none of it undoable.
@@ -269,8 +279,46 @@ void RearmDeathSignal(const ChildPlan& p) {
   if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR))) _exit(127);
 }
 
-// No new privileges, Landlock, then seccomp (last: it may deny what the others need).
-void Lock(const ChildPlan& p) {
+// Sends `fd` over the datagram socket `sock` (SCM_RIGHTS): 0 or an errno.
+int SendFd(int sock, int fd) {
+  char byte = 'L';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof(ctl.buf);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : errno;
+}
+
+// The worker's filter with a listener for the launcher: 0 or an errno. Non-fatal signals do not
+// withdraw a request the launcher is answering (5.19+; without it, such a request is asked again).
+int InstallWithListener(const ChildPlan& p) {
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener | kFlagWaitKillable, &p.filter);
+  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener, &p.filter);
+  if (fd < 0) return errno;
+  int err = SendFd(p.notifyFd, static_cast<int>(fd));
+  close(static_cast<int>(fd));
+  return err;
+}
+
+// No new privileges, Landlock, then seccomp (last: it may deny what the others need). The init
+// (`init`) runs under the program without the launcher's questions.
+void Lock(const ChildPlan& p, bool init) {
   if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
@@ -278,7 +326,21 @@ void Lock(const ChildPlan& p) {
     int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
-  if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
+  if (init) {
+    if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
+    return;
+  }
+  if (p.hasFilter && p.notifyFd >= 0) {
+    int err = InstallWithListener(p);
+    if (err != 0) ChildFail(p, kStepSeccomp, err);
+  } else if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) {
+    ChildFail(p, kStepSeccomp);
+  }
+}
+
+// Enters the memory cgroup (the last step before an exec).
+void JoinMemoryCgroup(const ChildPlan& p) {
+  if (p.memoryCgroupFd >= 0 && write(p.memoryCgroupFd, "0", 1) != 1) ChildFail(p, kStepMemoryCgroup);
 }
 
 // The worker's last steps, in its final identity.
@@ -287,10 +349,11 @@ void Lock(const ChildPlan& p) {
   if (rearm) RearmDeathSignal(p);
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
-  Lock(p);
+  Lock(p, false);
   // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
   uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
+  JoinMemoryCgroup(p);
   execve(p.path, p.argv, p.envp);
   ChildFail(p, kStepExec);
 }
@@ -332,6 +395,7 @@ int WorkerEntry(void* arg) {
     ChildFail(p, kStepInit);
   }
   syscall(SYS_close_range, p.lockFd >= 0 ? 3U : 2U, ~0U, CLOSE_RANGE_CLOEXEC);
+  JoinMemoryCgroup(p);
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;
   kill(worker, SIGKILL);
@@ -387,7 +451,7 @@ int MakeGate(int gate[2]) {
   close(gate[0]);
   DropIdentity(p);
   RearmDeathSignal(p);
-  Lock(p);
+  Lock(p, true);
   ExecInit(p, worker, gate[1]);
 }
 

@@ -63,12 +63,21 @@ struct ChildPlan {
   bool loopbackUp;  // a network namespace of its own: bring its loopback interface up
   sock_fprog filter;
   bool hasFilter;
+  // The worker's filter asks the launcher (seccomp user notification): the worker sends its
+  // listener fd over notifyFd (SCM_RIGHTS) before its exec (-1: no listener). Its init runs
+  // under initFilter, the same program without what asks (it never forks or execs again).
+  int notifyFd;
+  sock_fprog initFilter;
+  bool hasInitFilter;
   bool pdeathsig;
   // cgroup v1 "tasks" files of the worker's cgroups, opened by the parent: the child writes "0"
   // (itself, one thread), which needs no system-wide lock (cgroup.procs waits for an RCU
   // grace period).
   int cgroupFds[kMaxCgroupFds];
   int ncgroupFds;
+  // The memory hierarchy's (the worker's leaf, with memory.process): entered last, right before
+  // the exec, so that a memory cgroup holds none of the work before it. -1: none.
+  int memoryCgroupFd;
   // An init as PID 1 (initFd >= 0, a memfd): this process starts the worker as its child (on
   // workerStackTop), then execs the init, which writes the worker's wait status to statusFd.
   // The worker waits, before anything else, until the init has made itself non-dumpable (the
@@ -97,6 +106,7 @@ enum Step : int {
   kStepStartWorker,
   kStepInit,
   kStepNetwork,
+  kStepMemoryCgroup,
 };
 const char* StepName(int step);
 
