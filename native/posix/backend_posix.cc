@@ -221,21 +221,28 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   spec.notifyExec = !child.cg.leaves.empty() && req.limits.processes != 1 && UserNotify();
   spec.notifyFailure = req.limits.memoryProcess && child.cg.leaves.empty() && UserNotify();
   if (spec.notifyChildren && child.cg.Empty()) throw SysError("ENOTSUP", 0, "", "processes: the worker has no cgroup to count its tree in");
-  filter = BuildFilter(spec);
-  if (spec.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);
+  child.notifies = Notifies(spec);
+  cp.notifyFd = -1;
+  // Under an init: the level's program is installed once, by the namespace's first process,
+  // before it starts the worker (which inherits it; the init needs nothing else: it never
+  // forks or execs again); the worker adds only the limits' rules. Each program installed costs
+  // the kernel an emulation of it for every system call number (its action cache) and a JIT.
+  FilterSpec own = spec;
+  if (child.init) {
+    FilterSpec level;
+    level.restricted = spec.restricted;
+    level.low = spec.low;
+    initFilter = BuildFilter(level);
+    own.restricted = own.low = false;
+  }
+  filter = BuildFilter(own);
+  if (own.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);
   cp.hasFilter = !filter.empty();
   cp.filter.len = static_cast<unsigned short>(filter.size());
   cp.filter.filter = filter.data();
-  child.notifies = Notifies(spec);
-  cp.notifyFd = -1;
-  // Its init asks nothing (it never forks or execs again): the same program without that.
-  FilterSpec initSpec = spec;
-  initSpec.notifyChildren = initSpec.notifyExec = initSpec.notifyFailure = false;
-  if (child.notifies) initFilter = BuildFilter(initSpec);
-  const std::vector<sock_filter>& forInit = child.notifies ? initFilter : filter;
-  cp.hasInitFilter = !forInit.empty();
-  cp.initFilter.len = static_cast<unsigned short>(forInit.size());
-  cp.initFilter.filter = const_cast<sock_filter*>(forInit.data());
+  cp.hasInitFilter = !initFilter.empty();
+  cp.initFilter.len = static_cast<unsigned short>(initFilter.size());
+  cp.initFilter.filter = initFilter.data();
 }
 
 // The child's own stack while it shares this process's memory (until its exec).

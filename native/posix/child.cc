@@ -316,20 +316,22 @@ int InstallWithListener(const ChildPlan& p) {
   return err;
 }
 
-// No new privileges, Landlock, then seccomp (last: it may deny what the others need). The init
-// (`init`) runs under the program without the launcher's questions.
-void Lock(const ChildPlan& p, bool init) {
-  if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
+// No new privileges, Landlock, then seccomp (last: it may deny what the others need). Under an
+// init, the first process does the first three for both (LockTree) before it starts the worker;
+// the worker (`inherited`) then only adds its own program.
+void LockTree(const ChildPlan& p) {
+  if (p.dropPrivileges || p.hasFilter || p.hasInitFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
   if (p.landlockAbi > 0) {
     int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
-  if (init) {
-    if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
-    return;
-  }
+  if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
+}
+
+void Lock(const ChildPlan& p, bool inherited) {
+  if (!inherited) LockTree(p);
   if (p.hasFilter && p.notifyFd >= 0) {
     int err = InstallWithListener(p);
     if (err != 0) ChildFail(p, kStepSeccomp, err);
@@ -343,13 +345,13 @@ void JoinMemoryCgroup(const ChildPlan& p) {
   if (p.memoryCgroupFd >= 0 && write(p.memoryCgroupFd, "0", 1) != 1) ChildFail(p, kStepMemoryCgroup);
 }
 
-// The worker's last steps, in its final identity.
-[[noreturn]] void ExecWorker(const ChildPlan& p, bool rearm) {
+// The worker's last steps, in its final identity (under an init: already locked by it).
+[[noreturn]] void ExecWorker(const ChildPlan& p, bool underInit) {
   DropIdentity(p);
-  if (rearm) RearmDeathSignal(p);
+  if (!underInit) RearmDeathSignal(p);
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
-  Lock(p, false);
+  Lock(p, underInit);
   // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
   uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
@@ -377,7 +379,7 @@ int WorkerEntry(void* arg) {
   if (n != 1) _exit(127);  // the init did not start: its own process reports why
   close(start.gate);
   SetUpProcess(p);
-  ExecWorker(p, false);
+  ExecWorker(p, true);
 }
 
 // PID 1 becomes the init: the status pipe as its fd 0, the gate's write end as fd 1, the
@@ -430,12 +432,14 @@ int MakeGate(int gate[2]) {
   if (p.initFd < 0) {  // the worker is this process
     SetUpProcess(p);
     SetUpNamespaces(p);
-    ExecWorker(p, true);
+    ExecWorker(p, false);
   }
   // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
   // as this process shares the launcher's), then become its init; the worker waits at the
-  // gate until the init is non-dumpable.
+  // gate until the init is non-dumpable. Both are locked (no new privileges, Landlock, the
+  // level's seccomp program) here, once.
   SetUpNamespaces(p);
+  LockTree(p);
   int gate[2] = {-1, -1};
   if (MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
   // What the worker starts with lives at the top of its own stack: this process's stack goes
@@ -451,7 +455,6 @@ int MakeGate(int gate[2]) {
   close(gate[0]);
   DropIdentity(p);
   RearmDeathSignal(p);
-  Lock(p, true);
   ExecInit(p, worker, gate[1]);
 }
 

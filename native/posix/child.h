@@ -63,9 +63,12 @@ struct ChildPlan {
   bool loopbackUp;  // a network namespace of its own: bring its loopback interface up
   sock_fprog filter;
   bool hasFilter;
-  // The worker's filter asks the launcher (seccomp user notification): the worker sends its
-  // listener fd over notifyFd (SCM_RIGHTS) before its exec (-1: no listener). Its init runs
-  // under initFilter, the same program without what asks (it never forks or execs again).
+  // Under an init, the namespace's first process installs initFilter (the privilege level's
+  // denials) before it starts the worker, which inherits it, and the worker adds `filter` (the
+  // limits' rules: processes, the launcher's questions) -- one large program installed once.
+  // Without an init, the worker installs `filter`, everything in one program. When the worker's
+  // program asks the launcher (seccomp user notification), it sends its listener fd over notifyFd
+  // (SCM_RIGHTS) before its exec (-1: no listener).
   int notifyFd;
   sock_fprog initFilter;
   bool hasInitFilter;

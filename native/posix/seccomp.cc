@@ -40,63 +40,150 @@ sock_filter Stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
 sock_filter RetErrno(uint32_t err) { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)); }
 sock_filter LoadNr() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)); }
-sock_filter LoadArg0() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])); }
-// The low 32 bits of the second argument (little-endian): an ioctl's request, which the kernel
-// takes as an unsigned int whatever the upper half holds.
-sock_filter LoadArg1Low() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])); }
 sock_filter RetNotify() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF); }
 
-void Notify(std::vector<sock_filter>& f, long nr) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-  f.push_back(RetNotify());
+// A program under construction: instructions, and jumps to labels resolved at the end. A jump
+// to a label is a conditional jump over one instruction followed by BPF_JA (32-bit offset), so
+// no 8-bit offset ever overflows, however large the tree.
+class Asm {
+ public:
+  int Label() {
+    labels_.push_back(-1);
+    return static_cast<int>(labels_.size()) - 1;
+  }
+  void Bind(int label) { labels_[label] = static_cast<int>(f_.size()); }
+  void Emit(sock_filter i) { f_.push_back(i); }
+  // if (A op k) goto label; else fall through.
+  void JumpIf(uint16_t op, uint32_t k, int label) {
+    Emit(Jump(BPF_JMP | op | BPF_K, k, 0, 1));
+    Goto(label);
+  }
+  // if (A op k) fall through; else goto label.
+  void JumpUnless(uint16_t op, uint32_t k, int label) {
+    Emit(Jump(BPF_JMP | op | BPF_K, k, 1, 0));
+    Goto(label);
+  }
+  void Goto(int label) {
+    fixups_.push_back({static_cast<int>(f_.size()), label});
+    Emit(Stmt(BPF_JMP | BPF_JA, 0));
+  }
+  std::vector<sock_filter> Done() {
+    for (auto& fx : fixups_) f_[fx.first].k = static_cast<uint32_t>(labels_[fx.second] - fx.first - 1);
+    return std::move(f_);
+  }
+  size_t Size() const { return f_.size(); }
+
+ private:
+  std::vector<sock_filter> f_;
+  std::vector<int> labels_;
+  std::vector<std::pair<int, int>> fixups_;
+};
+
+sock_filter RetAllow() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW); }
+sock_filter LoadArg(int arg, int half = 0) {
+  return Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * arg + 4 * half));
+}
+
+// What one system call gets: its number, and the instructions that decide it (entered with the
+// number in A; every path ends in a RET).
+struct Rule {
+  uint32_t nr;
+  std::vector<sock_filter> body;
+};
+
+// A body that only returns `ret`.
+std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
+
+// clone: namespace flags refused (restricted); a process (no CLONE_THREAD) refused (processes:
+// 1) or asked about (processes: N); threads pass.
+std::vector<sock_filter> CloneBody(bool namespaces, bool noChildren, bool notify) {
+  std::vector<sock_filter> b = {LoadArg(0)};
+  if (namespaces) {
+    b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1));
+    b.push_back(RetErrno(EPERM));
+  }
+  if (noChildren || notify) {
+    b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
+    b.push_back(noChildren ? RetErrno(EAGAIN) : RetNotify());
+  }
+  b.push_back(RetAllow());
+  return b;
+}
+
+// unshare with a namespace flag: EPERM.
+std::vector<sock_filter> UnshareBody() {
+  return {LoadArg(0), Jump(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1), RetErrno(EPERM), RetAllow()};
+}
+
+// The terminal requests below (ioctl's second argument, its low 32 bits: the kernel takes the
+// request as an unsigned int whatever the upper half holds), on any fd: EPERM.
+std::vector<sock_filter> IoctlBody(const std::vector<uint32_t>& requests) {
+  std::vector<sock_filter> b = {LoadArg(1)};
+  for (uint32_t r : requests) {
+    b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, r, 0, 1));
+    b.push_back(RetErrno(EPERM));
+  }
+  b.push_back(RetAllow());
+  return b;
 }
 
 // execve asks the launcher unless it is the worker's own (its plan's three pointers, patched in
 // by PatchExec: after that exec the address space is new, and a later caller that passed the
-// same three values would only stay in its parent's memory cgroup, a stricter budget); execveat
-// always asks. 17 instructions, the first one the execve test (PatchExec finds them by it).
-constexpr size_t kExecBlock = 17;
-void NotifyExec(std::vector<sock_filter>& f) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_execve, 0, 14));
+// same three values would only stay in its parent's memory cgroup, a stricter budget). 14
+// instructions; the k of each JEQ is patched (PatchExec finds the body by kExecMarker).
+constexpr uint32_t kExecMarker = 0x5e1fe8ecU;
+std::vector<sock_filter> ExecveBody() {
+  std::vector<sock_filter> b;
   for (int arg = 0; arg < 3; arg++)
     for (int half = 0; half < 2; half++) {
-      f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * arg + 4 * half)));
-      // To RET_USER_NOTIF (instruction 14 of the block) when it differs.
-      uint8_t toNotify = static_cast<uint8_t>(14 - (2 + 4 * arg + 2 * half) - 1);
-      f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, toNotify));
+      b.push_back(LoadArg(arg, half));
+      // To RET_USER_NOTIF (the body's last instruction) when it differs.
+      uint8_t toNotify = static_cast<uint8_t>(12 - (1 + 4 * arg + 2 * half));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kExecMarker, 0, toNotify));
     }
-  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  f.push_back(RetNotify());
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_execveat, 0, 1));
-  f.push_back(RetNotify());
+  b.push_back(RetAllow());
+  b.push_back(RetNotify());
+  return b;
 }
 
-void Deny(std::vector<sock_filter>& f, long nr, uint32_t err) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-  f.push_back(RetErrno(err));
+// exit / exit_group with a nonzero code (the kernel keeps its low byte), kill / tgkill with
+// SIGABRT (abort()): ask (seccomp.h: notifyFailure).
+std::vector<sock_filter> FailureBody(int arg, bool abort) {
+  return {LoadArg(arg), abort ? Jump(BPF_JMP | BPF_JEQ | BPF_K, SIGABRT, 0, 1) : Jump(BPF_JMP | BPF_JSET | BPF_K, 0xff, 0, 1), RetNotify(),
+          RetAllow()};
 }
 
-// System call `nr` fails with `err` when its first argument has any of `flags`. Leaves the
-// syscall number loaded again for the checks after it.
-void DenyFlags(std::vector<sock_filter>& f, long nr, uint32_t flags, uint32_t err) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 4));
-  f.push_back(LoadArg0());
-  f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, flags, 0, 1));
-  f.push_back(RetErrno(err));
-  f.push_back(LoadNr());
+// mmap(addr, length, prot, flags, ...): private (not MAP_SHARED), writable, length >= kLargeMap.
+std::vector<sock_filter> MmapBody() {
+  return {
+      LoadArg(2),
+      Jump(BPF_JMP | BPF_JSET | BPF_K, 0x2 /* PROT_WRITE */, 0, 7),
+      LoadArg(3),
+      Jump(BPF_JMP | BPF_JSET | BPF_K, 0x1 /* MAP_SHARED, MAP_SHARED_VALIDATE */, 5, 0),
+      LoadArg(1, 1),
+      Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),  // 4 GiB or more: ask
+      LoadArg(1),
+      Jump(BPF_JMP | BPF_JGE | BPF_K, kLargeMap, 0, 1),
+      RetNotify(),
+      RetAllow(),
+  };
 }
 
-// ioctl(fd, request) fails with `err` for each of `requests`, whatever the fd: a terminal passed
-// as stdio, or one the worker opens. Leaves the syscall number loaded again.
-void DenyIoctls(std::vector<sock_filter>& f, const std::vector<uint32_t>& requests, uint32_t err) {
-  uint8_t n = static_cast<uint8_t>(requests.size());
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, static_cast<uint8_t>(2 * n + 2)));
-  f.push_back(LoadArg1Low());
-  for (uint8_t i = 0; i < n; i++) {
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, requests[i], 0, 1));
-    f.push_back(RetErrno(err));
+// A binary search over the rules' numbers (sorted), each leaf group a few equality tests;
+// numbers without a rule are allowed. The kernel's per-syscall action cache (5.11+) emulates
+// the program for every number when it is installed: a tree keeps that, and each call, short.
+void Tree(Asm& a, const std::vector<Rule>& rules, size_t lo, size_t hi, std::vector<int>& bodies) {
+  if (hi - lo <= 4) {
+    for (size_t i = lo; i < hi; i++) a.JumpIf(BPF_JEQ, rules[i].nr, bodies[i]);
+    a.Emit(RetAllow());
+    return;
   }
-  f.push_back(LoadNr());
+  size_t mid = (lo + hi) / 2;
+  int right = a.Label();
+  a.JumpIf(BPF_JGE, rules[mid].nr, right);
+  Tree(a, rules, lo, mid, bodies);
+  a.Bind(right);
+  Tree(a, rules, mid, hi, bodies);
 }
 
 // Terminal requests that act as someone else: TIOCSTI pushes input that the terminal's next
@@ -182,92 +269,62 @@ const uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 
 namespace {
 
-// exit / exit_group with a nonzero code, kill / tgkill with SIGABRT: ask (seccomp.h).
-void NotifyFailure(std::vector<sock_filter>& f) {
-  struct {
-    long nr;
-    int arg;
-    bool abort;
-  } const calls[] = {{__NR_exit_group, 0, false}, {__NR_exit, 0, false}, {__NR_kill, 1, true}, {__NR_tgkill, 2, true}};
-  for (const auto& c : calls) {
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(c.nr), 0, 4));
-    f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * c.arg)));
-    // exit: any nonzero code (the kernel keeps its low byte); kill: SIGABRT.
-    if (c.abort)
-      f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, SIGABRT, 0, 1));
-    else
-      f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, 0xff, 0, 1));
-    f.push_back(RetNotify());
-    f.push_back(LoadNr());
-  }
-  // mmap(addr, length, prot, flags, ...): private (not MAP_SHARED), writable, length >= kLargeMap.
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 0, 10));
-  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])));
-  f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, 0x2 /* PROT_WRITE */, 0, 7));
-  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])));
-  f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, 0x1 /* MAP_SHARED, MAP_SHARED_VALIDATE */, 5, 0));
-  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[1]) + 4)));
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2));  // 4 GiB or more: ask
-  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
-  f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, kLargeMap, 0, 1));
-  f.push_back(RetNotify());
-  f.push_back(LoadNr());
-}
-
 std::vector<sock_filter> Build(const FilterSpec& spec) {
-  std::vector<sock_filter> f;
-  if (!spec.noChildren && !spec.restricted && !spec.low && !Notifies(spec)) return f;
-  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
-  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
-  f.push_back(LoadNr());
-#if defined(__x86_64__)
-  // x32 system calls would bypass the numbers below.
-  f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
-  f.push_back(RetErrno(ENOSYS));
-#endif
-  if (spec.notifyExec) NotifyExec(f);
-  if (spec.notifyFailure) NotifyFailure(f);
+  if (!spec.noChildren && !spec.restricted && !spec.low && !Notifies(spec)) return {};
+  std::map<uint32_t, std::vector<sock_filter>> rules;
+  auto add = [&](long nr, std::vector<sock_filter> body) { rules[static_cast<uint32_t>(nr)] = std::move(body); };
   // clone3 takes its flags in memory a filter cannot read: callers (glibc, Go) fall back to
   // clone on ENOSYS, whose flags can be checked.
-  if (spec.noChildren || spec.restricted || spec.notifyChildren) Deny(f, __NR_clone3, ENOSYS);
+  if (spec.noChildren || spec.restricted || spec.notifyChildren) add(__NR_clone3, Returns(RetErrno(ENOSYS)));
+  if (spec.restricted || spec.noChildren || spec.notifyChildren) add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren));
   if (spec.restricted) {
-    DenyFlags(f, __NR_clone, kNamespaceFlags, EPERM);
-    DenyFlags(f, __NR_unshare, kNamespaceFlags, EPERM);
-    for (long nr : kRestrictedDenied) Deny(f, nr, EPERM);
-    DenyIoctls(f, kTerminalInjection, EPERM);
+    add(__NR_unshare, UnshareBody());
+    for (long nr : kRestrictedDenied) add(nr, Returns(RetErrno(EPERM)));
+    add(__NR_ioctl, IoctlBody(kTerminalInjection));
   }
   if (spec.low)
-    for (long nr : kLowDenied) Deny(f, nr, EPERM);
-  if (spec.noChildren) {
+    for (long nr : kLowDenied) add(nr, Returns(RetErrno(EPERM)));
+  if (spec.noChildren || spec.notifyChildren) {
+    sock_filter ret = spec.noChildren ? RetErrno(EAGAIN) : RetNotify();
 #ifdef __NR_fork
-    Deny(f, __NR_fork, EAGAIN);
+    add(__NR_fork, Returns(ret));
 #endif
 #ifdef __NR_vfork
-    Deny(f, __NR_vfork, EAGAIN);
+    add(__NR_vfork, Returns(ret));
 #endif
-    // clone: allowed only with CLONE_THREAD (as Go's runtime makes its threads).
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4));
-    f.push_back(LoadArg0());
-    f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
-    f.push_back(RetErrno(EAGAIN));
-    f.push_back(LoadNr());
-  } else if (spec.notifyChildren) {
-    // The same shape, asking the launcher where processes: 1 refuses.
-#ifdef __NR_fork
-    Notify(f, __NR_fork);
-#endif
-#ifdef __NR_vfork
-    Notify(f, __NR_vfork);
-#endif
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4));
-    f.push_back(LoadArg0());
-    f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
-    f.push_back(RetNotify());
-    f.push_back(LoadNr());
   }
-  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  return f;
+  if (spec.notifyExec) {
+    add(__NR_execve, ExecveBody());
+    add(__NR_execveat, Returns(RetNotify()));
+  }
+  if (spec.notifyFailure) {
+    add(__NR_exit_group, FailureBody(0, false));
+    add(__NR_exit, FailureBody(0, false));
+    add(__NR_kill, FailureBody(1, true));
+    add(__NR_tgkill, FailureBody(2, true));
+    add(__NR_mmap, MmapBody());
+  }
+
+  Asm a;
+  a.Emit(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
+  a.Emit(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
+  a.Emit(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  a.Emit(LoadNr());
+#if defined(__x86_64__)
+  // x32 system calls would bypass the numbers below.
+  a.Emit(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
+  a.Emit(RetErrno(ENOSYS));
+#endif
+  std::vector<Rule> sorted;
+  for (auto& kv : rules) sorted.push_back({kv.first, std::move(kv.second)});
+  std::vector<int> bodies;
+  for (size_t i = 0; i < sorted.size(); i++) bodies.push_back(a.Label());
+  Tree(a, sorted, 0, sorted.size(), bodies);
+  for (size_t i = 0; i < sorted.size(); i++) {
+    a.Bind(bodies[i]);
+    for (const sock_filter& ins : sorted[i].body) a.Emit(ins);
+  }
+  return a.Done();
 }
 
 }  // namespace
@@ -285,12 +342,12 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
 }
 
 void PatchExec(std::vector<sock_filter>& prog, const void* path, const void* argv, const void* envp) {
-  for (size_t i = 0; i + kExecBlock <= prog.size(); i++) {
-    if (prog[i].code != (BPF_JMP | BPF_JEQ | BPF_K) || prog[i].k != __NR_execve || prog[i].jf != 14) continue;
-    uint64_t v[3] = {reinterpret_cast<uint64_t>(path), reinterpret_cast<uint64_t>(argv), reinterpret_cast<uint64_t>(envp)};
-    for (int arg = 0; arg < 3; arg++)
-      for (int half = 0; half < 2; half++) prog[i + 2 + 4 * arg + 2 * half].k = static_cast<uint32_t>(v[arg] >> (32 * half));
-    return;
+  uint64_t v[3] = {reinterpret_cast<uint64_t>(path), reinterpret_cast<uint64_t>(argv), reinterpret_cast<uint64_t>(envp)};
+  int n = 0;
+  for (sock_filter& ins : prog) {
+    if (ins.code != (BPF_JMP | BPF_JEQ | BPF_K) || ins.k != kExecMarker || n >= 6) continue;
+    ins.k = static_cast<uint32_t>(v[n / 2] >> (32 * (n % 2)));
+    n++;
   }
 }
 
