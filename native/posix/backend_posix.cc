@@ -276,6 +276,15 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ow
   return pid < 0 ? -errno : pid;
 }
 
+// fs.suid_dumpable (0: a process that changes its ids is not dumpable), read once.
+int SuidDumpable() {
+  static const int v = [] {
+    std::string s;
+    return ReadFile("/proc/sys/fs/suid_dumpable", &s) ? atoi(s.c_str()) : -1;
+  }();
+  return v;
+}
+
 // The child's report of a failed step (or nothing, once it has exec'd).
 struct ChildFailure {
   int step = 0, err = 0;
@@ -577,14 +586,19 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   }
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
                      (child.netns ? CLONE_NEWNET : 0);
+  // The worker under an init as a vfork child of the first process, where it cannot reach that
+  // process before its exec (ChildPlan::vforkWorker).
+  cp.vforkWorker = child.init && conf.restricted &&
+                   (Privileged() ? cp.hasUid && cp.uid != 0 && SuidDumpable() == 0 : conf.userns && cp.landlockAbi > 0);
   // A process in a memory cgroup that shares this process's memory is a hazard: an OOM kill of
   // it kills every process sharing its memory, this one included. The kernel's OOM killer
-  // passes over a vfork child that shares its parent's memory (the first process, and the
-  // worker without an init), but not the worker under an init (its parent, the init, has exec'd
-  // by the time it execs): that one gets a copy of this memory (a fork, as child_process does).
+  // passes over a vfork child that shares its parent's memory (the first process; the worker
+  // without an init, or as a vfork child of the init), but not a worker that waits at the gate
+  // (its parent has exec'd the init by the time it execs): that one gets a copy of this memory
+  // (a fork, as child_process does).
   bool limited =
       child.limits.memoryTotal || !child.cg.leaves.empty() || (child.group && (child.group->cg.configured & Cgroup::kMemoryLimit));
-  bool ownMemory = child.init && cp.memoryCgroupFd >= 0 && limited;
+  bool ownMemory = child.init && !cp.vforkWorker && cp.memoryCgroupFd >= 0 && limited;
   int pidfd = -1;
   long pid = CloneChild(cp, nsFlags, child.cg, ownMemory, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();

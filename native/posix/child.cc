@@ -319,19 +319,25 @@ int InstallWithListener(const ChildPlan& p) {
 // No new privileges, Landlock, then seccomp (last: it may deny what the others need). Under an
 // init, the first process does the first three for both (LockTree) before it starts the worker;
 // the worker (`inherited`) then only adds its own program.
-void LockTree(const ChildPlan& p) {
+void LockLandlock(const ChildPlan& p) {
+  if (p.landlockAbi <= 0) return;
+  int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
+  if (err != 0) ChildFail(p, kStepLandlock, err);
+}
+
+void LockTree(const ChildPlan& p, bool landlock) {
   if (p.dropPrivileges || p.hasFilter || p.hasInitFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
-  if (p.landlockAbi > 0) {
-    int err = landlock::ApplyInChild(p.landlockAbi, p.landlockHandled, p.landlockScoped, p.landlockRules, p.nlandlockRules);
-    if (err != 0) ChildFail(p, kStepLandlock, err);
-  }
+  if (landlock) LockLandlock(p);
   if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
 }
 
 void Lock(const ChildPlan& p, bool inherited) {
-  if (!inherited) LockTree(p);
+  if (!inherited)
+    LockTree(p, true);
+  else if (p.vforkWorker)
+    LockLandlock(p);  // its own domain: the first process is not in it
   if (p.hasFilter && p.notifyFd >= 0) {
     int err = InstallWithListener(p);
     if (err != 0) ChildFail(p, kStepSeccomp, err);
@@ -363,21 +369,23 @@ void JoinMemoryCgroup(const ChildPlan& p) {
 // What the worker under an init starts with (on the stack of the namespace's first process).
 struct WorkerStart {
   const ChildPlan* plan;
-  int gate;  // read end: one byte once the init is out of reach, EOF if it never got there
+  int gate;  // read end: one byte once the init is out of reach, EOF if it never got there (-1: none)
 };
 
-// The worker under an init: the namespace's second process. It shares the launcher's memory
-// without suspending the namespace's first process (no CLONE_VFORK: that process must exec the
-// init before the worker may go on); the launcher waits for this exec too (errFd).
+// The worker under an init: the namespace's second process. It shares the launcher's memory.
+// Either it suspends the namespace's first process until its exec (vforkWorker), or it waits at
+// the gate until that process has exec'd the init; the launcher waits for this exec too (errFd).
 int WorkerEntry(void* arg) {
   const WorkerStart& start = *static_cast<const WorkerStart*>(arg);
   const ChildPlan& p = *start.plan;
-  char go = 0;
-  ssize_t n;
-  do n = read(start.gate, &go, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1) _exit(127);  // the init did not start: its own process reports why
-  close(start.gate);
+  if (start.gate >= 0) {
+    char go = 0;
+    ssize_t n;
+    do n = read(start.gate, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(127);  // the init did not start: its own process reports why
+    close(start.gate);
+  }
   SetUpProcess(p);
   ExecWorker(p, true);
 }
@@ -392,7 +400,8 @@ int WorkerEntry(void* arg) {
   char* envp[] = {nullptr};
   // The gate and the lock are above 2 (MakeGate, the parent's RaiseAbove): placing fd 0 and 1
   // cannot overwrite them.
-  if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || dup3(gate, 1, 0) < 0 || (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
+  if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || (gate >= 0 ? dup3(gate, 1, 0) < 0 : (close(1), false)) ||
+      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
     kill(worker, SIGKILL);
     ChildFail(p, kStepInit);
   }
@@ -435,13 +444,13 @@ int MakeGate(int gate[2]) {
     ExecWorker(p, false);
   }
   // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
-  // as this process shares the launcher's), then become its init; the worker waits at the
-  // gate until the init is non-dumpable. Both are locked (no new privileges, Landlock, the
-  // level's seccomp program) here, once.
+  // as this process shares the launcher's), then become its init. Both are locked (no new
+  // privileges, the level's seccomp program and, unless the worker is a vfork child, Landlock)
+  // here, once.
   SetUpNamespaces(p);
-  LockTree(p);
+  LockTree(p, !p.vforkWorker);
   int gate[2] = {-1, -1};
-  if (MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
+  if (!p.vforkWorker && MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
   // What the worker starts with lives at the top of its own stack: this process's stack goes
   // (the launcher frees it) once this process has exec'd, maybe before the worker has run.
   constexpr size_t kStartSlot = 64;  // sizeof(WorkerStart), rounded up to keep the stack aligned
@@ -450,9 +459,12 @@ int MakeGate(int gate[2]) {
   WorkerStart* start = reinterpret_cast<WorkerStart*>(top);
   start->plan = &p;
   start->gate = gate[0];
-  pid_t worker = clone(WorkerEntry, top, CLONE_VM | SIGCHLD, start);
+  pid_t worker = clone(WorkerEntry, top, CLONE_VM | (p.vforkWorker ? CLONE_VFORK : 0) | SIGCHLD, start);
   if (worker < 0) ChildFail(p, kStepStartWorker);
-  close(gate[0]);
+  if (gate[0] >= 0) close(gate[0]);
+  // A vfork worker has exec'd (or failed: the init reaps it): Landlock for this process now, in a
+  // domain of its own, out of the worker's reach.
+  if (p.vforkWorker) LockLandlock(p);
   DropIdentity(p);
   RearmDeathSignal(p);
   ExecInit(p, worker, gate[1]);

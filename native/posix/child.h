@@ -89,6 +89,15 @@ struct ChildPlan {
   int statusFd;
   int lockFd;  // the transient uid's reservation, kept by the init as its fd 2 (-1: none)
   void* workerStackTop;
+  // The worker under an init is a vfork child of the first process (CLONE_VM | CLONE_VFORK), which
+  // goes on only once the worker has exec'd: the kernel's OOM killer passes over a vfork child
+  // that shares its parent's memory, so a worker in a memory cgroup needs no copy of the
+  // launcher's memory; there is no gate. Only where the worker cannot reach the first process
+  // meanwhile (the launcher's memory): a root launcher's first process is root until the
+  // worker has exec'd and then, with fs.suid_dumpable = 0, not dumpable; a non-root launcher's is
+  // outside the worker's Landlock domain (Landlock denies ptrace across domains). The init it
+  // execs is not dumpable from the start (it cannot read its image).
+  bool vforkWorker;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here
 };
