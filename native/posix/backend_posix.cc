@@ -183,10 +183,21 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   for (const std::string& p : req.fsWrite) add(p.c_str(), all);
 }
 
+// /proc/sys/kernel/cap_last_cap, read once (63: every bit, when it cannot be read).
+int LastCap() {
+  static const int v = [] {
+    std::string s;
+    int n = ReadFile("/proc/sys/kernel/cap_last_cap", &s) ? atoi(s.c_str()) : 63;
+    return n > 0 && n <= 63 ? n : 63;
+  }();
+  return v;
+}
+
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
 void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& child, const std::vector<std::string>& keepDirs,
                      ChildPlan& cp, std::vector<sock_filter>& filter, std::vector<sock_filter>& initFilter) {
   cp.dropPrivileges = conf.restricted;
+  cp.lastCap = LastCap();
   cp.userns = conf.userns;
   if (conf.userns) {
     snprintf(cp.uidMap, sizeof(cp.uidMap), "%u %u 1", geteuid(), geteuid());

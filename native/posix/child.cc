@@ -235,15 +235,22 @@ void SetUpNamespaces(const ChildPlan& p) {
   }
 }
 
+// Securebits, bounding set and ambient set: inherited, so under an init the first process does
+// it once for both before it starts the worker (each PR_CAPBSET_DROP makes and frees a set of
+// credentials). Only the capabilities this kernel has (cap_last_cap) are dropped.
+void DropBounding(const ChildPlan& p) {
+  if (!p.dropPrivileges) return;
+  // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
+  prctl(PR_SET_SECUREBITS, kLockedSecurebits);
+  for (int cap = 0; cap <= p.lastCap; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
 // Identity and capabilities. Root (in the launcher's namespace or in the worker's own) keeps
 // its capabilities across the id change (NO_SETUID_FIXUP) only long enough to clear them all.
-void DropIdentity(const ChildPlan& p) {
-  if (p.dropPrivileges) {
-    // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
-    prctl(PR_SET_SECUREBITS, kLockedSecurebits);
-    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  }
+// `bounded`: DropBounding was done (by this process or, inherited, by its parent).
+void DropIdentity(const ChildPlan& p, bool bounded) {
+  if (!bounded) DropBounding(p);
   if (p.hasGid || p.hasUid || p.clearGroups) {
     // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
     // still believes exist after clone; in the child this thread is the only one.
@@ -353,7 +360,7 @@ void JoinMemoryCgroup(const ChildPlan& p) {
 
 // The worker's last steps, in its final identity (under an init: already locked by it).
 [[noreturn]] void ExecWorker(const ChildPlan& p, bool underInit) {
-  DropIdentity(p);
+  DropIdentity(p, underInit);
   if (!underInit) RearmDeathSignal(p);
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
@@ -448,6 +455,7 @@ int MakeGate(int gate[2]) {
   // privileges, the level's seccomp program and, unless the worker is a vfork child, Landlock)
   // here, once.
   SetUpNamespaces(p);
+  DropBounding(p);
   LockTree(p, !p.vforkWorker);
   int gate[2] = {-1, -1};
   if (!p.vforkWorker && MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
@@ -465,7 +473,7 @@ int MakeGate(int gate[2]) {
   // A vfork worker has exec'd (or failed: the init reaps it): Landlock for this process now, in a
   // domain of its own, out of the worker's reach.
   if (p.vforkWorker) LockLandlock(p);
-  DropIdentity(p);
+  DropIdentity(p, true);
   RearmDeathSignal(p);
   ExecInit(p, worker, gate[1]);
 }

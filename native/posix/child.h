@@ -35,6 +35,7 @@ struct ChildPlan {
   bool hasAffinity;
   cpu_set_t affinity;
   bool dropPrivileges;
+  int lastCap;  // the highest capability number this kernel has (63 when unknown)
   bool hasUid, hasGid, clearGroups;
   uid_t uid;
   gid_t gid;

@@ -42,43 +42,6 @@ sock_filter RetErrno(uint32_t err) { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ER
 sock_filter LoadNr() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)); }
 sock_filter RetNotify() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF); }
 
-// A program under construction: instructions, and jumps to labels resolved at the end. A jump
-// to a label is a conditional jump over one instruction followed by BPF_JA (32-bit offset), so
-// no 8-bit offset ever overflows, however large the tree.
-class Asm {
- public:
-  int Label() {
-    labels_.push_back(-1);
-    return static_cast<int>(labels_.size()) - 1;
-  }
-  void Bind(int label) { labels_[label] = static_cast<int>(f_.size()); }
-  void Emit(sock_filter i) { f_.push_back(i); }
-  // if (A op k) goto label; else fall through.
-  void JumpIf(uint16_t op, uint32_t k, int label) {
-    Emit(Jump(BPF_JMP | op | BPF_K, k, 0, 1));
-    Goto(label);
-  }
-  // if (A op k) fall through; else goto label.
-  void JumpUnless(uint16_t op, uint32_t k, int label) {
-    Emit(Jump(BPF_JMP | op | BPF_K, k, 1, 0));
-    Goto(label);
-  }
-  void Goto(int label) {
-    fixups_.push_back({static_cast<int>(f_.size()), label});
-    Emit(Stmt(BPF_JMP | BPF_JA, 0));
-  }
-  std::vector<sock_filter> Done() {
-    for (auto& fx : fixups_) f_[fx.first].k = static_cast<uint32_t>(labels_[fx.second] - fx.first - 1);
-    return std::move(f_);
-  }
-  size_t Size() const { return f_.size(); }
-
- private:
-  std::vector<sock_filter> f_;
-  std::vector<int> labels_;
-  std::vector<std::pair<int, int>> fixups_;
-};
-
 sock_filter RetAllow() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW); }
 sock_filter LoadArg(int arg, int half = 0) {
   return Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * arg + 4 * half));
@@ -91,7 +54,7 @@ struct Rule {
   std::vector<sock_filter> body;
 };
 
-// A body that only returns `ret`.
+// A body that only returns `ret`. Bodies are short (the leaf groups' jumps are 8-bit).
 std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
 
 // clone: namespace flags refused (restricted); a process (no CLONE_THREAD) refused (processes:
@@ -169,21 +132,35 @@ std::vector<sock_filter> MmapBody() {
   };
 }
 
-// A binary search over the rules' numbers (sorted), each leaf group a few equality tests;
-// numbers without a rule are allowed. The kernel's per-syscall action cache (5.11+) emulates
-// the program for every number when it is installed: a tree keeps that, and each call, short.
-void Tree(Asm& a, const std::vector<Rule>& rules, size_t lo, size_t hi, std::vector<int>& bodies) {
+// A binary search over the rules' numbers (sorted), each leaf group a few equality tests with
+// their bodies right after them; numbers without a rule are allowed. Self-contained: every jump
+// stays inside. The kernel's per-syscall action cache (5.11+) emulates the program for every
+// number when it is installed: a tree keeps that, and each filtered call, short.
+std::vector<sock_filter> Tree(const std::vector<Rule>& rules, size_t lo, size_t hi) {
+  std::vector<sock_filter> out;
   if (hi - lo <= 4) {
-    for (size_t i = lo; i < hi; i++) a.JumpIf(BPF_JEQ, rules[i].nr, bodies[i]);
-    a.Emit(RetAllow());
-    return;
+    // The tests, RET ALLOW, then the bodies in order: test i jumps over the tests after it, the
+    // RET and the bodies before its own.
+    size_t n = hi - lo, skip = n - 1 + 1;
+    for (size_t i = lo; i < hi; i++) {
+      out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, static_cast<uint8_t>(skip), 0));
+      skip += rules[i].body.size() - 1;
+    }
+    out.push_back(RetAllow());
+    for (size_t i = lo; i < hi; i++) out.insert(out.end(), rules[i].body.begin(), rules[i].body.end());
+    return out;
   }
   size_t mid = (lo + hi) / 2;
-  int right = a.Label();
-  a.JumpIf(BPF_JGE, rules[mid].nr, right);
-  Tree(a, rules, lo, mid, bodies);
-  a.Bind(right);
-  Tree(a, rules, mid, hi, bodies);
+  std::vector<sock_filter> left = Tree(rules, lo, mid), right = Tree(rules, mid, hi);
+  if (left.size() <= 255) {
+    out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[mid].nr, static_cast<uint8_t>(left.size()), 0));
+  } else {
+    out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[mid].nr, 0, 1));
+    out.push_back(Stmt(BPF_JMP | BPF_JA, static_cast<uint32_t>(left.size())));
+  }
+  out.insert(out.end(), left.begin(), left.end());
+  out.insert(out.end(), right.begin(), right.end());
+  return out;
 }
 
 // Terminal requests that act as someone else: TIOCSTI pushes input that the terminal's next
@@ -305,26 +282,21 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
     add(__NR_mmap, MmapBody());
   }
 
-  Asm a;
-  a.Emit(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
-  a.Emit(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
-  a.Emit(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
-  a.Emit(LoadNr());
+  std::vector<sock_filter> f;
+  f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
+  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
+  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  f.push_back(LoadNr());
 #if defined(__x86_64__)
   // x32 system calls would bypass the numbers below.
-  a.Emit(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
-  a.Emit(RetErrno(ENOSYS));
+  f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
+  f.push_back(RetErrno(ENOSYS));
 #endif
   std::vector<Rule> sorted;
   for (auto& kv : rules) sorted.push_back({kv.first, std::move(kv.second)});
-  std::vector<int> bodies;
-  for (size_t i = 0; i < sorted.size(); i++) bodies.push_back(a.Label());
-  Tree(a, sorted, 0, sorted.size(), bodies);
-  for (size_t i = 0; i < sorted.size(); i++) {
-    a.Bind(bodies[i]);
-    for (const sock_filter& ins : sorted[i].body) a.Emit(ins);
-  }
-  return a.Done();
+  std::vector<sock_filter> tree = Tree(sorted, 0, sorted.size());
+  f.insert(f.end(), tree.begin(), tree.end());
+  return f;
 }
 
 }  // namespace
