@@ -173,7 +173,9 @@ void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& res
     if (r.reusable && ready + reset.size() < kMaxReady) {
       Cgroup cg;
       cg.dirs = r.dirs;
-      if (!cg.Pids().empty()) continue;  // still going: again later
+      // One hierarchy tells (nothing of the tree can move itself: its cgroup file systems are
+      // read-only to it, and we move only whole trees).
+      if (!cg.TreePids().empty()) continue;  // still going: again later
       cg.pooled = true;
       cg.configured = r.configured;
       cg.tasks = std::move(r.tasks);
