@@ -318,13 +318,21 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
   return f;
 }
 
-SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
+SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, ChildFailure f) {
+  // A memory limit below what an exec needs (its arguments and environment, its first page
+  // tables and mappings): the limit, not the worker, is the problem. The kernel says E2BIG
+  // when it cannot charge the pages it copies the arguments to: with arguments far below what
+  // it ever refuses as too long (128 KiB is one string's maximum), that is the limit too.
+  const Limits& l = req.limits;
+  bool exec = f.step == kStepExec || f.step == kStepInit;
+  size_t argBytes = 0;
+  for (const std::string& a : req.args) argBytes += a.size() + 1;
+  for (const std::string& v : req.env) argBytes += v.size() + 1;
+  bool memory = (l.memoryProcess || l.memoryTotal) && exec && (f.err == ENOMEM || (f.err == E2BIG && argBytes < (128u << 10)));
+  if (memory) f.err = ENOMEM;
   SysError e = Errno(std::string("spawn ") + req.file, f.err);
   e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
-  // A memory limit below what an exec needs (its arguments and environment, its first page
-  // tables and mappings): the limit, not the worker, is the problem.
-  const Limits& l = req.limits;
-  if ((l.memoryProcess || l.memoryTotal) && (f.err == ENOMEM || f.err == E2BIG) && (f.step == kStepExec || f.step == kStepInit))
+  if (memory)
     e.message += std::string(" (options.memory") + (l.memoryProcess ? ".process" : "") + " = " +
                  std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) + " bytes is too small to start it)";
   if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd))
