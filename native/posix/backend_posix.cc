@@ -607,8 +607,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
                      (child.netns ? CLONE_NEWNET : 0);
   // The worker under an init as a vfork child of the first process, where it cannot reach that
   // process before its exec (ChildPlan::vforkWorker).
-  cp.vforkWorker = child.init && conf.restricted &&
-                   (Privileged() ? cp.hasUid && cp.uid != 0 && SuidDumpable() == 0 : conf.userns && cp.landlockAbi > 0);
+  cp.vforkWorker =
+      child.init && conf.restricted && (Privileged() ? cp.hasUid && cp.uid != 0 && SuidDumpable() == 0 : conf.userns && cp.landlockAbi > 0);
   // A process in a memory cgroup that shares this process's memory is a hazard: an OOM kill of
   // it kills every process sharing its memory, this one included. The kernel's OOM killer
   // passes over a vfork child that shares its parent's memory (the first process; the worker

@@ -117,6 +117,8 @@ std::vector<sock_filter> FailureBody(int arg, bool abort) {
 }
 
 // mmap(addr, length, prot, flags, ...): private (not MAP_SHARED), writable, length >= kLargeMap.
+// One instruction a line.
+// clang-format off
 std::vector<sock_filter> MmapBody() {
   return {
       LoadArg(2),
@@ -131,6 +133,7 @@ std::vector<sock_filter> MmapBody() {
       RetAllow(),
   };
 }
+// clang-format on
 
 // A binary search over the rules' numbers (sorted), each leaf group a few equality tests with
 // their bodies right after them; numbers without a rule are allowed. Self-contained: every jump
@@ -253,7 +256,8 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
   // clone3 takes its flags in memory a filter cannot read: callers (glibc, Go) fall back to
   // clone on ENOSYS, whose flags can be checked.
   if (spec.noChildren || spec.restricted || spec.notifyChildren) add(__NR_clone3, Returns(RetErrno(ENOSYS)));
-  if (spec.restricted || spec.noChildren || spec.notifyChildren) add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren));
+  if (spec.restricted || spec.noChildren || spec.notifyChildren)
+    add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren));
   if (spec.restricted) {
     add(__NR_unshare, UnshareBody());
     for (long nr : kRestrictedDenied) add(nr, Returns(RetErrno(EPERM)));

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 namespace si {
 namespace posix {
 
