@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 // npm run bench: spawnIsolated against child_process.spawn, side by side in one run, launching
-// the same Go worker. Prints a table (median and p10-p90 over repeated runs) and the machine.
-//   node bench/bench.js [--quick] [--json FILE]
+// the same Go worker with the same stdio ('ignore' and 'pipe'). Prints each table (median and
+// p10-p90 over repeated runs, interleaved) and the machine:
+//   - spawn-to-exit latency, one at a time;
+//   - throughput, 8 in flight;
+//   - CPU the whole machine spends per spawn (/proc/stat around N sequential spawns: the kernel's
+//     deferred work for namespaces and cgroups, in kernel threads, counts too), Linux;
+//   - the parent's threads and RSS with many live workers, stdout throughput, limit latency.
+//   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,parent,stdout,limit]
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -14,6 +20,24 @@ const quick = process.argv.includes('--quick');
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
 const worker = build(...hostTarget());
 const ALL_LIMITS = { memory: '256MiB', cpu: { cores: 1, time: '60s', affinity: [0] }, processes: 4, handles: 1000 };
+const only = process.argv.includes('--only') ? new Set(process.argv[process.argv.indexOf('--only') + 1].split(',')) : undefined;
+const want = (section) => !only || only.has(section);
+
+// The cases compared, each with the stdio it runs with: child_process.spawn and spawnIsolated
+// launch the same worker with the same stdio.
+const CASES = {
+  "child_process.spawn ('ignore')": { kind: 'child_process.spawn', stdio: 'ignore' },
+  "child_process.spawn ('pipe')": { kind: 'child_process.spawn', stdio: 'pipe' },
+  "default ('ignore')": { kind: 'spawnIsolated', stdio: 'ignore' },
+  "default ('pipe')": { kind: 'spawnIsolated', stdio: 'pipe' },
+  "all limits ('ignore')": { kind: 'spawnIsolated', stdio: 'ignore', limits: ALL_LIMITS },
+  "all limits ('pipe')": { kind: 'spawnIsolated', stdio: 'pipe', limits: ALL_LIMITS },
+  "'inherit' privileges ('pipe')": { kind: 'spawnIsolated', stdio: 'pipe', limits: { privileges: 'inherit' } },
+  "network: 'none' ('pipe')": { kind: 'spawnIsolated', stdio: 'pipe', limits: { network: 'none' } },
+};
+// Which child_process case each is compared with (the same stdio).
+const baseOf = (name) => `child_process.spawn ('${CASES[name].stdio}')`;
+const launch = (name) => launchers[CASES[name].kind](['exit', '0'], CASES[name]);
 
 const hr = () => Number(process.hrtime.bigint()) / 1e6;
 const median = (xs) => quantile(xs, 0.5);
@@ -50,16 +74,56 @@ const launchers = {
 };
 
 async function latency(runs) {
-  const cases = {
-    'child_process.spawn': () => launchers['child_process.spawn'](['exit', '0']),
-    'spawnIsolated (no limits)': () => launchers.spawnIsolated(['exit', '0']),
-    "spawnIsolated (no limits, 'inherit')": () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }),
-    'spawnIsolated (all limits)': () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }),
-  };
-  const res = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
-  for (let i = 0; i < 5; i++) for (const f of Object.values(cases)) await f(); // warm-up
-  for (let i = 0; i < runs; i++) for (const [k, f] of Object.entries(cases)) res[k].push(await f()); // interleaved
+  const res = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  for (let i = 0; i < 5; i++) for (const k of Object.keys(CASES)) await launch(k); // warm-up
+  for (let i = 0; i < runs; i++) for (const k of Object.keys(CASES)) res[k].push(await launch(k)); // interleaved
   return Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)]));
+}
+
+// Busy jiffies of the whole machine (user, nice, system, irq, softirq, steal), in ms.
+function machineBusyMs() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+// CPU of this process and of its reaped children (every process of every tree is reaped by
+// this process or by an init it reaps), in ms: what other work on a shared machine cannot add
+// to. Not counted: the kernel's deferred work in its own threads (RCU, workqueues).
+function treeCpuMs() {
+  const s = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ').map(Number);
+  return ((f[11] + f[12] + f[13] + f[14]) * 1000) / 100;
+}
+
+// CPU per spawn: around `count` sequential spawns of each case, cases interleaved round by
+// round, the whole machine's (/proc/stat: with the kernel's deferred work, and whatever else the
+// machine runs) and this process tree's; the median of the rounds.
+async function cpuPerSpawn(count, rounds) {
+  const machine = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  const tree = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (const k of Object.keys(CASES)) {
+      for (let i = 0; i < 5; i++) await launch(k);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the kernel's deferred work of the last case
+      const m0 = machineBusyMs();
+      const t0 = treeCpuMs();
+      for (let i = 0; i < count; i++) await launch(k);
+      machine[k].push((machineBusyMs() - m0) / count);
+      tree[k].push((treeCpuMs() - t0) / count);
+    }
+  }
+  const sum = (res) => Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)]));
+  return { machine: sum(machine), tree: sum(tree) };
+}
+
+function table(title, unit, results) {
+  console.log(`\n${title}`);
+  console.log(`  case                                   median ${unit.padEnd(4)}  p10-p90          vs child_process, same stdio`);
+  for (const [k, v] of Object.entries(results)) {
+    // < 1 is faster for latency and CPU, > 1 is faster for throughput.
+    const ratio = v.median / results[baseOf(k)].median;
+    console.log(`  ${k.padEnd(38)} ${fmt(v.median, unit === '/s' ? 0 : 2).padStart(9)}    ${(fmt(v.p10, unit === '/s' ? 0 : 2) + '-' + fmt(v.p90, unit === '/s' ? 0 : 2)).padEnd(16)} ${fmt(ratio)}x`);
+  }
 }
 
 async function throughput(total, inFlight, f) {
@@ -146,53 +210,54 @@ function fmt(x, d = 2) {
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, ${machine.kernel}, Node ${machine.node}, backend ${machine.backend}${machine.root ? ' (root)' : ''}\n`);
   const results = { machine };
 
-  const runs = quick ? 15 : 60;
-  results.latency = await latency(runs);
-  const base = results.latency['child_process.spawn'].median;
-  console.log(`spawn-to-exit latency of a worker that exits at once (${runs} interleaved runs each):`);
-  console.log('  launcher                               median ms   p10-p90 ms      ratio');
-  for (const [k, v] of Object.entries(results.latency)) {
-    console.log(`  ${k.padEnd(38)} ${fmt(v.median).padStart(9)}   ${fmt(v.p10)}-${fmt(v.p90)}`.padEnd(70) + `${fmt(v.median / base)}x`);
+  if (want('latency')) {
+    const runs = quick ? 15 : 60;
+    results.latency = await latency(runs);
+    table(`spawn-to-exit latency of a worker that exits at once (${runs} interleaved runs each):`, 'ms', results.latency);
   }
 
-  // Rounds, each running every launcher in turn: drift on a busy 2-core machine (other
-  // processes, the kernel's deferred cgroup and namespace work) falls on all of them alike.
-  const total = quick ? 80 : 200;
-  const rounds = quick ? 3 : 7;
-  const tcases = {
-    'child_process.spawn': () => launchers['child_process.spawn'](['exit', '0']),
-    spawnIsolated: () => launchers.spawnIsolated(['exit', '0']),
-    'spawnIsolated (all limits)': () => launchers.spawnIsolated(['exit', '0'], { limits: ALL_LIMITS }),
-    "spawnIsolated ('inherit')": () => launchers.spawnIsolated(['exit', '0'], { limits: { privileges: 'inherit' } }),
-  };
-  const trates = Object.fromEntries(Object.keys(tcases).map((k) => [k, []]));
-  for (let r = 0; r < rounds; r++) for (const [k, f] of Object.entries(tcases)) trates[k].push(await throughput(total, 8, f));
-  results.throughput = Object.fromEntries(Object.entries(trates).map(([k, v]) => [k, summary(v)]));
-  const tbase = results.throughput['child_process.spawn'].median;
-  console.log(`\nspawn throughput, 8 in flight, ${total} launches per round, ${rounds} interleaved rounds:`);
-  console.log('  launcher                               median /s   p10-p90 /s      ratio');
-  for (const [k, v] of Object.entries(results.throughput)) {
-    console.log(`  ${k.padEnd(38)} ${fmt(v.median, 0).padStart(9)}   ${fmt(v.p10, 0)}-${fmt(v.p90, 0)}`.padEnd(70) + `${fmt(v.median / tbase)}x`);
+  if (want('throughput')) {
+    // Rounds, each running every case in turn: drift on a busy 2-core machine (other
+    // processes, the kernel's deferred cgroup and namespace work) falls on all of them alike.
+    const total = quick ? 80 : 200;
+    const rounds = quick ? 3 : 7;
+    const trates = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+    for (let r = 0; r < rounds; r++) for (const k of Object.keys(CASES)) trates[k].push(await throughput(total, 8, () => launch(k)));
+    results.throughput = Object.fromEntries(Object.entries(trates).map(([k, v]) => [k, summary(v)]));
+    table(`spawn throughput, 8 in flight, ${total} launches per round, ${rounds} interleaved rounds:`, '/s', results.throughput);
   }
 
-  console.log('\nparent cost with N sleeping workers (threads of this Node process; RSS growth per worker):');
-  results.parentCost = {};
-  for (const n of quick ? [1, 100] : [1, 100, 500]) {
-    const a = await parentCost('child_process.spawn', n);
-    const b = await parentCost('spawnIsolated', n);
-    results.parentCost[n] = { 'child_process.spawn': a, spawnIsolated: b };
-    console.log(`  N=${String(n).padEnd(4)} child_process: ${a.threads} threads, ${fmt(a.rssKiBPerWorker, 1)} KiB/worker   spawnIsolated: ${b.threads} threads, ${fmt(b.rssKiBPerWorker, 1)} KiB/worker`);
+  if (want('cpu') && process.platform === 'linux') {
+    const count = quick ? 50 : 150;
+    const rounds = quick ? 3 : 7;
+    results.cpu = await cpuPerSpawn(count, rounds);
+    table(`CPU the whole machine spends per spawn (/proc/stat, ${count} sequential spawns, median of ${rounds} interleaved rounds):`, 'ms', results.cpu.machine);
+    table(`CPU of this process tree per spawn (its own and its reaped children's, same runs):`, 'ms', results.cpu.tree);
   }
 
-  const bytes = (quick ? 50 : 200) * 1e6;
-  const reps = quick ? 2 : 5;
-  const tp = { 'child_process.spawn': [], spawnIsolated: [] };
-  for (let i = 0; i < reps; i++) for (const k of Object.keys(tp)) tp[k].push(await stdoutThroughput(k, bytes));
-  results.stdout = Object.fromEntries(Object.entries(tp).map(([k, v]) => [k, summary(v)]));
-  const r = results.stdout.spawnIsolated.median / results.stdout['child_process.spawn'].median;
-  console.log(`\nstdout throughput, ${bytes / 1e6} MB, ${reps} runs: child_process ${fmt(results.stdout['child_process.spawn'].median, 0)} MB/s, spawnIsolated ${fmt(results.stdout.spawnIsolated.median, 0)} MB/s (${fmt(r)}x)`);
+  if (want('parent')) {
+    console.log('\nparent cost with N sleeping workers (threads of this Node process; RSS growth per worker):');
+    results.parentCost = {};
+    for (const n of quick ? [1, 100] : [1, 100, 500]) {
+      const a = await parentCost('child_process.spawn', n);
+      const b = await parentCost('spawnIsolated', n);
+      results.parentCost[n] = { 'child_process.spawn': a, spawnIsolated: b };
+      console.log(`  N=${String(n).padEnd(4)} child_process: ${a.threads} threads, ${fmt(a.rssKiBPerWorker, 1)} KiB/worker   spawnIsolated: ${b.threads} threads, ${fmt(b.rssKiBPerWorker, 1)} KiB/worker`);
+    }
+  }
 
-  if (support.limits['memory.total'].enforced) {
+  if (want('stdout')) {
+    const bytes = (quick ? 50 : 200) * 1e6;
+    const reps = quick ? 2 : 5;
+    const tp = { 'child_process.spawn': [], spawnIsolated: [] };
+    for (let i = 0; i < reps; i++) for (const k of Object.keys(tp)) tp[k].push(await stdoutThroughput(k, bytes));
+    results.stdout = Object.fromEntries(Object.entries(tp).map(([k, v]) => [k, summary(v)]));
+    const r = results.stdout.spawnIsolated.median / results.stdout['child_process.spawn'].median;
+    console.log(`\nstdout throughput, ${bytes / 1e6} MB, ${reps} runs: child_process ${fmt(results.stdout['child_process.spawn'].median, 0)} MB/s, spawnIsolated ${fmt(results.stdout.spawnIsolated.median, 0)} MB/s (${fmt(r)}x)`);
+  }
+
+  if (!want('limit')) {
+  } else if (support.limits['memory.total'].enforced) {
     results.limitLatency = await limitLatency(quick ? 3 : 10);
     const l = results.limitLatency;
     console.log(`\nmemory limit crossed -> 'exit' event: median ${fmt(l.median, 0)} ms (p10-p90 ${fmt(l.p10, 0)}-${fmt(l.p90, 0)} ms; from the worker's last timestamp)`);

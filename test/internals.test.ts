@@ -43,6 +43,9 @@ const internals = (): any => (loadBinding() as any).internals;
           break;
         case 0x06: // BPF_RET | BPF_K
           return k >>> 0;
+        case 0x05: // BPF_JMP | BPF_JA (the filter's far jumps: a binary search over syscall numbers)
+          pc += k >>> 0;
+          break;
         case 0x15: // BPF_JMP | BPF_JEQ | BPF_K
           pc += acc === k >>> 0 ? jt : jf;
           break;

@@ -3,9 +3,9 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isolationSupport, spawnIsolated } from '../lib';
+import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, cpuThrottled, firstLine, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
+import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
 import { ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -91,29 +91,6 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.deepEqual(json(c), { done: 32 });
     });
 
-    it('memory.process (RLIMIT_DATA): the allocation failure is reported as reason memory', async function () {
-      requireEnforced(this, 'memory.process');
-      const c = await collect(spawnIsolated(w, ['alloc', '2048'], { memory: { process: '256MiB' }, go: false }));
-      assert.equal(c.exit.reason, 'memory', `exit ${JSON.stringify(c.exit)} stderr ${c.stderr.slice(0, 200)}`);
-      assert.match(c.stderr, /out of memory/);
-      const control = await spawnIsolated(w, ['exit', '2'], { memory: { process: '256MiB' } }).exited;
-      assert.deepEqual([control.code, control.reason], [2, 'exit'], 'an exit 2 far below the limit is not a memory kill');
-    });
-
-    it('memory.process: the worker’s own status is kept; a plain exit or a kill from outside is never called memory', async function () {
-      requireEnforced(this, 'memory.process');
-      // Go allocating fast under 128 MiB (peak RSS near 60 MiB): 8 at once, each caught.
-      const hits = await Promise.all(Array.from({ length: 8 }, () => spawnIsolated(w, ['alloc', '2048'], { memory: { process: '128MiB' }, go: false, stdio: 'ignore' }).exited));
-      for (const hit of hits) assert.deepEqual([hit.code, hit.signal, hit.reason], [2, null, 'memory'], 'Go ends with exit 2 when refused memory: that status, not a made-up SIGKILL');
-      const small = await spawnIsolated(w, ['exit', '3'], { memory: { process: '64MiB' }, stdio: 'ignore' }).exited;
-      assert.deepEqual([small.code, small.signal, small.reason], [3, null, 'exit']);
-      const p = spawnIsolated(w, ['sleep', '30000'], { memory: { process: '64MiB' }, stdio: 'ignore' });
-      await new Promise<void>((r) => p.once('spawn', () => r()));
-      process.kill(p.pid!, 'SIGKILL'); // from outside, not through the library
-      const outside = await p.exited;
-      assert.deepEqual([outside.code, outside.signal, outside.reason], [null, 'SIGKILL', 'signal']);
-    });
-
     it('cpu.time: under load, every worker that spends its budget is reported as cpu-time (the kernel’s own clock)', async function () {
       requireEnforced(this, 'cpu.time');
       this.timeout(60_000);
@@ -179,25 +156,6 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(spin.code, 0, 'threads still work');
     });
 
-    it('processes: N > 1 is a pids.max budget of N x 64 tasks, read back from the worker’s own cgroup', async function () {
-      requireEnforced(this, 'processes');
-      const p = spawnIsolated(w, ['sleep', '60000'], { processes: 4 });
-      await new Promise((r) => p.on('spawn', () => r(undefined)));
-      try {
-        const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l) || l.startsWith('0::'));
-        assert.ok(line, 'the worker is in a pids cgroup');
-        const rel = line.slice(line.lastIndexOf(':') + 1);
-        const file = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}/pids.max` : `/sys/fs/cgroup/pids${rel}/pids.max`;
-        // Plus one for the worker's init, when PID 1 of its namespace is one.
-        const init = /\binit\b/.test(p.enforcement.killOnClose?.mechanism ?? '') ? 1 : 0;
-        assert.equal(fs.readFileSync(file, 'utf8').trim(), String(4 * 64 + init));
-        assert.deepEqual(p.enforcement.processes, { enforced: true, mechanism: support.backend === 'linux-cgroup-v2' ? 'cgroup-v2' : 'cgroup-v1' });
-      } finally {
-        p.kill();
-        await p.exited;
-      }
-    });
-
     it('handles: 64 stops the worker opening a 65th', async function () {
       requireEnforced(this, 'handles');
       const r = json<{ opened: number; error: string }>(await collect(spawnIsolated(w, ['openfiles', '200'], { handles: 64 })));
@@ -212,6 +170,160 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       const info = json<Info>(c);
       assert.equal(info.gomaxprocs, 1, 'Go sees one CPU');
       assert.equal(info.GOMAXPROCS, '1');
+    });
+  });
+
+  describe('memory.process sized for Go workers, processes counted exactly', () => {
+    const MiB = 2 ** 20;
+    const memcg = () => /^cgroup-v[12]/.test(support.limits['memory.process'].mechanism ?? '');
+    const run = async (args: string[], options: IsolationOptions) => {
+      const c = await collect(spawnIsolated(w, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] }));
+      return { ...c, end: [c.exit.code, c.exit.signal, c.exit.reason], events: c.limits.map((l) => (l as { limit: string }).limit) };
+    };
+
+    it('Go workers of different sizes run under memory.process a little above their use; past it they end with reason memory', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      // A Go program that only exits maps ~40 MiB it never touches (RLIMIT_DATA refused it
+      // under 32 MiB: "out of memory allocating heap arena map", exit 2); it uses a few MiB.
+      assert.deepEqual((await run(['exit', '3'], { memory: { process: '32MiB' } })).end, [3, null, 'exit']);
+      assert.deepEqual((await run(['exit', '3'], { memory: { process: '8MiB' } })).end, [3, null, 'exit']);
+      // At and around their need (bench/memory-margin.js measures the margin: 2-3 MiB here).
+      for (const [mib, limit] of [[64, '72MiB'], [100, '128MiB'], [200, '216MiB']] as const) {
+        const fits = await run(['alloc', String(mib)], { memory: { process: limit } });
+        assert.deepEqual(fits.end, [0, null, 'exit'], `alloc ${mib} under ${limit}: ${fits.stderr.slice(0, 200)}`);
+        assert.deepEqual(json(fits), { done: mib });
+      }
+      for (const [mib, limit] of [[64, '56MiB'], [200, '128MiB']] as const) {
+        const over = await run(['alloc', String(mib)], { memory: { process: limit } });
+        assert.deepEqual(over.end, [null, 'SIGKILL', 'memory'], `alloc ${mib} under ${limit}`);
+        assert.deepEqual(over.events, ['memory']);
+        assert.ok(over.exit.stats.peakMemory <= (Number.parseInt(limit, 10) + 1) * MiB, `peak ${over.exit.stats.peakMemory / MiB} MiB`);
+      }
+      const control = await run(['alloc', '200'], {});
+      assert.deepEqual(control.end, [0, null, 'exit'], 'without the limit the same worker finishes (the test can fail)');
+      // A plain failure far from the limit, or a kill from outside, is never called memory.
+      assert.deepEqual((await run(['exit', '2'], { memory: { process: '64MiB' } })).end, [2, null, 'exit']);
+      const p = spawnIsolated(w, ['sleep', '30000'], { memory: { process: '64MiB' }, stdio: 'ignore' });
+      await new Promise<void>((r) => p.once('spawn', () => r()));
+      process.kill(p.pid!, 'SIGKILL');
+      const outside = await p.exited;
+      assert.deepEqual([outside.code, outside.signal, outside.reason], [null, 'SIGKILL', 'signal']);
+    });
+
+    it('memory.process is per process: a child that execs gets a budget of its own (memory.total shares one)', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      const each = await run(['hold', '80', 'child', 'alloc', '80'], { memory: { process: '128MiB' } });
+      assert.deepEqual(each.end, [0, null, 'exit']);
+      assert.deepEqual(json(each), { started: true, error: '' }, '80 MiB in the worker and 80 MiB in its child, each under 128 MiB');
+      const tree = await run(['hold', '80', 'child', 'alloc', '80'], { memory: { total: '128MiB' } });
+      assert.equal(tree.exit.reason, 'memory', 'the same 160 MiB under one 128 MiB budget for the tree (the test can fail)');
+      // A child past its own budget ends the tree, as on Windows.
+      const over = await run(['hold', '16', 'child', 'alloc', '200'], { memory: { process: '128MiB' } });
+      assert.equal(over.exit.reason, 'memory');
+      assert.deepEqual(over.events, ['memory']);
+    });
+
+    it('a limit too small to start a worker is an error (ENOMEM) or reason memory, never a bare exit 2 or 127, and never touches its launcher', async function () {
+      requireEnforced(this, 'memory.process');
+      // In a launcher of its own: were the OOM killer to pick a process that still shares its
+      // launcher's memory, the launcher would die with it (the harness then has no result).
+      const scratch = fs.mkdtempSync(path.join(tmp, 'small-'));
+      const got = (await inLauncher(
+        scratch,
+        `const out = {};
+         for (const lim of ['4KiB', '64KiB', '1MiB', '4MiB']) {
+           for (const privileges of ['restricted', 'inherit']) {
+             const r = await run(['exit', '3'], { memory: { process: lim }, privileges });
+             out[lim + ' ' + privileges] = r.error ? r.code : [r.exit.code, r.exit.signal, r.exit.reason].join(' ');
+           }
+         }
+         return out;`,
+      )) as Record<string, string>;
+      for (const [k, v] of Object.entries(got)) assert.ok(v === 'ENOMEM' || / memory$/.test(v) || v === '3  exit', `${k}: ${v}`);
+      if (memcg()) assert.equal(got['4MiB restricted'], '3  exit', 'a trivial Go worker runs under 4 MiB');
+    });
+
+    (process.getuid!() === 0 ? it : it.skip)('without a memory cgroup (a non-root launcher here): RLIMIT_DATA, with the refusal read by the launcher', async function () {
+      const scratch = fs.mkdtempSync(path.join(tmp, 'rlimit-'));
+      fs.chmodSync(scratch, 0o777);
+      const got = (await inLauncher(
+        scratch,
+        `const end = (r) => r.error ? (r.code === 'ENOMEM' ? r.code : r.code + ': ' + r.error) : [r.exit.code, r.exit.signal, r.exit.reason].join(' ');
+         const go = false, stdio = 'ignore';
+         const hits = await Promise.all(Array.from({ length: 6 }, () => run(['alloc', '2048'], { memory: { process: '256MiB' }, go })));
+         return {
+           mechanism: (await run(['exit', '0'], { memory: { process: '64MiB' } })).enforcement['memory.process'].mechanism,
+           tiny: end(await run(['exit', '3'], { memory: { process: '64KiB' } })),
+           start: end(await run(['exit', '3'], { memory: { process: '16MiB' } })),
+           plain: end(await run(['exit', '3'], { memory: { process: '64MiB' } })),
+           plain2: end(await run(['exit', '2'], { memory: { process: '96MiB' } })),
+           hits: hits.map(end),
+           fits: end(await run(['alloc', '100'], { memory: { process: '200MiB' }, go })),
+         };`,
+        { uid: 65534 },
+      )) as Record<string, string | string[]>;
+      if (got.mechanism !== 'rlimit-data') this.skip();
+      assert.equal(got.tiny, 'ENOMEM', 'its writable segments do not fit: said before it starts');
+      assert.equal(got.start, '2  memory', 'Go dies at start ("out of memory allocating heap arena map"): reason memory, not a bare exit 2');
+      assert.equal(got.plain, '3  exit', 'a failure with room to spare is its own');
+      assert.equal(got.plain2, '2  exit', 'exit 2 with room to spare is its own');
+      assert.deepEqual(got.hits, Array(6).fill('2  memory'), 'Go ends with exit 2 when refused memory: that status, reason memory');
+      assert.equal(got.fits, '0  exit');
+    });
+
+    it('processes: 3 with 10 children started at once: exactly 3 alive, the rest refused with EAGAIN and a processes event', async function () {
+      requireEnforced(this, 'processes');
+      if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();
+      const p = spawnIsolated(w, ['children', '10', '1500', 'census'], { processes: 3, stdio: ['ignore', 'pipe', 'pipe'] });
+      let most = 0;
+      const sample = setInterval(() => (most = Math.max(most, p.stats().processes.active)), 5);
+      const c = await collect(p).finally(() => clearInterval(sample));
+      assert.deepEqual(p.enforcement.processes, { enforced: true, mechanism: `seccomp-notify+${support.backend === 'linux-cgroup-v2' ? 'cgroup-v2' : 'cgroup-v1'}` });
+      const lines = c.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { started?: number; errors?: string[]; alive?: number });
+      const r = lines.find((l) => l.started !== undefined)!;
+      assert.equal(r.started, 2, 'the worker and 2 children');
+      assert.equal(r.errors!.length, 8);
+      for (const e of r.errors!) assert.match(e, /resource temporarily unavailable/);
+      assert.ok(Math.max(...lines.filter((l) => l.alive !== undefined).map((l) => l.alive!)) <= 3, 'as the children saw their namespace');
+      assert.ok(most <= 3 && most >= 2, `sampled from here: at most ${most} alive`);
+      const events = c.limits as { limit: string; pid?: number }[];
+      assert.equal(events.length, 8, JSON.stringify(events));
+      for (const e of events) assert.equal(e.limit, 'processes');
+      assert.deepEqual([c.exit.code, c.exit.reason], [0, 'exit'], 'refusals do not end the worker');
+      const control = await collect(spawnIsolated(w, ['children', '10', '100'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.equal(json<{ started: number }>(control).started, 10, 'without the limit all 10 start (the test can fail)');
+      // pids.max stays as the backstop for threads: N x 64 tasks (+1 for the init).
+      const q = spawnIsolated(w, ['sleep', '60000'], { processes: 4 });
+      await new Promise((res) => q.on('spawn', () => res(undefined)));
+      try {
+        const line = fs.readFileSync(`/proc/${q.pid}/cgroup`, 'utf8').split('\n').find((l) => /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l) || l.startsWith('0::'));
+        const rel = line!.slice(line!.lastIndexOf(':') + 1);
+        const file = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}/pids.max` : `/sys/fs/cgroup/pids${rel}/pids.max`;
+        const init = /\binit\b/.test(q.enforcement.killOnClose?.mechanism ?? '') ? 1 : 0;
+        assert.equal(fs.readFileSync(file, 'utf8').trim(), String(4 * 64 + init));
+      } finally {
+        q.kill();
+        await q.exited;
+      }
+    });
+
+    it('processes: N holds under a storm of short-lived children (never more than N alive, as each child counts its namespace)', async function () {
+      requireEnforced(this, 'processes');
+      if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();
+      this.timeout(120_000);
+      for (const n of [2, 3, 5]) {
+        for (let round = 0; round < 3; round++) {
+          const c = await collect(spawnIsolated(w, ['children', '150', '0', 'census'], { processes: n, stdio: ['ignore', 'pipe', 'pipe'] }));
+          const lines = c.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { started?: number; alive?: number });
+          const alive = lines.filter((l) => l.alive !== undefined).map((l) => l.alive!);
+          const started = lines.find((l) => l.started !== undefined)!.started!;
+          assert.equal(alive.length, started);
+          assert.ok(started >= n - 1, `processes: ${n}: only ${started} started`);
+          assert.ok(Math.max(...alive) <= n, `processes: ${n}: a child saw ${Math.max(...alive)} alive`);
+        }
+      }
     });
   });
 

@@ -8,11 +8,13 @@
 #include "identity.h"
 #include "init_image.h"
 #include "monitor.h"
+#include "notify.h"
 #include "seccomp.h"
 #include "sys.h"
 #include "trash.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -202,10 +204,21 @@ void PointTempAtPrivateTmp(std::vector<std::string>& env) {
       if (e.rfind(var, 0) == 0) e = std::string(var) + "/tmp";
 }
 
+// /proc/sys/kernel/cap_last_cap, read once (63: every bit, when it cannot be read).
+int LastCap() {
+  static const int v = [] {
+    std::string s;
+    int n = ReadFile("/proc/sys/kernel/cap_last_cap", &s) ? atoi(s.c_str()) : 63;
+    return n > 0 && n <= 63 ? n : 63;
+  }();
+  return v;
+}
+
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
-void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Child& child, const std::vector<KeepSpec>& keepDirs,
-                     ChildPlan& cp, std::vector<sock_filter>& filter) {
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& child, const std::vector<KeepSpec>& keepDirs,
+                     ChildPlan& cp, std::vector<sock_filter>& filter, std::vector<sock_filter>& initFilter) {
   cp.dropPrivileges = conf.restricted;
+  cp.lastCap = LastCap();
   cp.userns = conf.userns;
   if (conf.userns) {
     snprintf(cp.uidMap, sizeof(cp.uidMap), "%u %u 1", geteuid(), geteuid());
@@ -235,10 +248,35 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, const Chi
   spec.restricted = conf.restricted;
   spec.low = req.privileges == Privileges::Low;
   spec.noUnixSockets = child.netns;
-  filter = BuildFilter(spec);
+  // processes: N > 1 counted by the launcher; processes that exec placed in memory cgroups of
+  // their own (memory.process) -- unless the worker can have no child.
+  spec.notifyChildren = req.limits.processes > 1 && ExactProcesses(Layout());
+  spec.notifyExec = !child.cg.leaves.empty() && req.limits.processes != 1 && UserNotify();
+  spec.notifyFailure = req.limits.memoryProcess && child.cg.leaves.empty() && UserNotify();
+  if (spec.notifyChildren && child.cg.Empty()) throw SysError("ENOTSUP", 0, "", "processes: the worker has no cgroup to count its tree in");
+  child.notifies = Notifies(spec);
+  cp.notifyFd = -1;
+  // Under an init: the level's program is installed once, by the namespace's first process,
+  // before it starts the worker (which inherits it; the init needs nothing else: it never
+  // forks or execs again); the worker adds only the limits' rules. Each program installed costs
+  // the kernel an emulation of it for every system call number (its action cache) and a JIT.
+  FilterSpec own = spec;
+  if (child.init) {
+    FilterSpec level;
+    level.restricted = spec.restricted;
+    level.low = spec.low;
+    level.noUnixSockets = spec.noUnixSockets;
+    initFilter = BuildFilter(level);
+    own.restricted = own.low = own.noUnixSockets = false;
+  }
+  filter = BuildFilter(own);
+  if (own.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);
   cp.hasFilter = !filter.empty();
   cp.filter.len = static_cast<unsigned short>(filter.size());
   cp.filter.filter = filter.data();
+  cp.hasInitFilter = !initFilter.empty();
+  cp.initFilter.len = static_cast<unsigned short>(initFilter.size());
+  cp.initFilter.filter = initFilter.data();
 }
 
 // The child's own stack while it shares this process's memory (until its exec).
@@ -247,15 +285,17 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 // The child runs ChildMain in its namespaces. It shares this process's memory until it execs
 // (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
 // exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
-// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork). Returns the pid (and *pidfd),
+// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
+// share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
 // or -errno.
 long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
-  if (cg.v2 && cg.v2dir.valid()) {
+  bool intoCgroup = cg.v2 && cg.v2dir.valid();
+  if (intoCgroup || ownMemory) {
     CloneArgs ca;
     memset(&ca, 0, sizeof(ca));
-    ca.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | nsFlags;
+    ca.flags = CLONE_PIDFD | (intoCgroup ? CLONE_INTO_CGROUP : 0) | nsFlags;
     ca.pidfd = reinterpret_cast<uint64_t>(pidfd);
     ca.exit_signal = SIGCHLD;
     ca.cgroup = static_cast<uint64_t>(cg.v2dir.get());
@@ -268,6 +308,15 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ow
   int flags = (ownMemory ? 0 : CLONE_VM | CLONE_VFORK) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
+}
+
+// fs.suid_dumpable (0: a process that changes its ids is not dumpable), read once.
+int SuidDumpable() {
+  static const int v = [] {
+    std::string s;
+    return ReadFile("/proc/sys/fs/suid_dumpable", &s) ? atoi(s.c_str()) : -1;
+  }();
+  return v;
 }
 
 // The child's report of a failed step (or nothing, once it has exec'd).
@@ -292,7 +341,18 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
   return f;
 }
 
-SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, const ChildFailure& f) {
+SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, ChildFailure f) {
+  // A memory limit below what an exec needs (its arguments and environment, its first page
+  // tables and mappings): the limit, not the worker, is the problem. The kernel says E2BIG
+  // when it cannot charge the pages it copies the arguments to: with arguments far below what
+  // it ever refuses as too long (128 KiB is one string's maximum), that is the limit too.
+  const Limits& l = req.limits;
+  bool exec = f.step == kStepExec || f.step == kStepInit;
+  size_t argBytes = 0;
+  for (const std::string& a : req.args) argBytes += a.size() + 1;
+  for (const std::string& v : req.env) argBytes += v.size() + 1;
+  bool memory = (l.memoryProcess || l.memoryTotal) && exec && (f.err == ENOMEM || (f.err == E2BIG && argBytes < (128u << 10)));
+  if (memory) f.err = ENOMEM;
   SysError e = Errno(std::string("spawn ") + req.file, f.err);
   e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
   // The hint only where a uid's rights can be why: an executable file (some x bit) or a directory
@@ -301,6 +361,9 @@ SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinem
   const char* target = f.step == kStepExec ? req.file.c_str() : cp.cwd;
   bool uidMatters = target != nullptr && stat(target, &st) == 0 &&
                     (f.step == kStepExec ? S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0 : S_ISDIR(st.st_mode));
+  if (memory)
+    e.message += std::string(" (options.memory") + (l.memoryProcess ? ".process" : "") + " = " +
+                 std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) + " bytes is too small to start it)";
   if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
@@ -372,7 +435,11 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
     child.group = Groups().Find(req.group);
     if (!child.group) throw SysError("ERR_INVALID_STATE", 0, "", "the isolation group is closed");
   }
-  bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty());
+  // memory.process: the worker's own memory cgroup, beneath its tree's; processes: N > 1: its
+  // tree is read from its cgroup.
+  bool leaf = l.memoryProcess && ProcessMemoryCgroups(layout);
+  bool need = l.memoryTotal || l.cpuCores > 0 || (NeedsPids(l) && layout.Has("pids")) || (child.group && !child.group->cg.Empty()) ||
+              leaf || (l.processes > 1 && ExactProcesses(layout));
   if (!need || (!layout.v2 && layout.v1.empty())) return;
   // A top-level worker takes a fresh cgroup made ahead of time; a group's member is made
   // under its group's.
@@ -380,6 +447,7 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
     child.cg = CgroupPool::Get().Take(l);
   else
     child.cg = MakeCgroup(OwnCgroupName(std::to_string(child.id)), l, layout, &child.group->cg, false);
+  if (leaf) child.cg.AddLeaf(l.memoryProcess);
 }
 
 // The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null
@@ -443,9 +511,51 @@ struct ExecImage {
   }
 };
 
+// What an executable maps private and writable at its exec (its writable PT_LOAD segments, and
+// its ELF interpreter's): what RLIMIT_DATA must hold before it runs a single instruction. 0 when
+// it is not an ELF file this can read (a script: its interpreter is not looked at).
+uint64_t WritableImage(const std::string& path, int depth = 0) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  Elf64_Ehdr eh;
+  if (pread(fd.get(), &eh, sizeof(eh), 0) != static_cast<ssize_t>(sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
+    return 0;
+  std::vector<Elf64_Phdr> ph(eh.e_phnum);
+  ssize_t want = static_cast<ssize_t>(ph.size() * sizeof(Elf64_Phdr));
+  if (pread(fd.get(), ph.data(), static_cast<size_t>(want), static_cast<off_t>(eh.e_phoff)) != want) return 0;
+  uint64_t total = 0;
+  const uint64_t page = 4096;
+  for (const Elf64_Phdr& p : ph) {
+    if (p.p_type == PT_LOAD && (p.p_flags & PF_W)) total += ((p.p_vaddr % page) + p.p_memsz + page - 1) / page * page;
+    if (p.p_type == PT_INTERP && depth == 0 && p.p_filesz > 1 && p.p_filesz < 4096) {
+      std::string interp(p.p_filesz, '\0');
+      if (pread(fd.get(), &interp[0], interp.size(), static_cast<off_t>(p.p_offset)) == static_cast<ssize_t>(interp.size())) {
+        interp.resize(strnlen(interp.c_str(), interp.size()));
+        total += WritableImage(interp, 1);
+      }
+    }
+  }
+  return total;
+}
+
 // rlimits and affinity, set by the child before exec.
-void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) {
-  if (l.memoryProcess) cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
+void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& child, const std::string& file, ChildPlan& cp) {
+  // memory.process without a memory cgroup of its own: RLIMIT_DATA (which also counts what is
+  // only reserved: see the README).
+  if (l.memoryProcess && child.cg.leaves.empty()) {
+    // An exec that cannot map the image is killed by the kernel before the worker runs: said
+    // here instead.
+    uint64_t image = WritableImage(file);
+    if (image > l.memoryProcess) {
+      SysError e = Errno("spawn " + file, ENOMEM);
+      e.message = "spawn " + file + " ENOMEM: options.memory.process = " + std::to_string(l.memoryProcess) +
+                  " bytes is too small to start it: its writable segments alone take " + std::to_string(image) +
+                  " bytes (memory.process is RLIMIT_DATA here, without a memory cgroup)";
+      throw e;
+    }
+    cp.rlimits[cp.nrlimits++] = {RLIMIT_DATA, static_cast<rlim_t>(l.memoryProcess)};
+  }
   if (l.cpuTimeMs) cp.rlimits[cp.nrlimits++] = {RLIMIT_CPU, static_cast<rlim_t>((l.cpuTimeMs + 999) / 1000)};
   if (l.handles) cp.rlimits[cp.nrlimits++] = {RLIMIT_NOFILE, static_cast<rlim_t>(l.handles)};
   if (l.disk) cp.rlimits[cp.nrlimits++] = {RLIMIT_FSIZE, static_cast<rlim_t>(l.disk)};
@@ -469,7 +579,18 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, ChildPlan& cp) 
 void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
   cg.OpenTasks();
   if (cg.tasks.size() > static_cast<size_t>(kMaxCgroupFds)) throw SysError("ENOTSUP", 0, "", "too many cgroup v1 hierarchies");
-  for (const Fd& fd : cg.tasks) cp.cgroupFds[cp.ncgroupFds++] = fd.get();
+  // tasks[i] is dirs' i-th (OpenTasks' order). The memory hierarchy's (the worker's own leaf,
+  // with memory.process) is entered last (ChildPlan::memoryCgroupFd).
+  cp.memoryCgroupFd = -1;
+  size_t i = 0;
+  for (const auto& kv : cg.dirs) {
+    if (i >= cg.tasks.size()) break;
+    int fd = cg.tasks[i++].get();
+    if (kv.first == "memory")
+      cp.memoryCgroupFd = cg.leafTasks.valid() ? cg.leafTasks.get() : fd;
+    else
+      cp.cgroupFds[cp.ncgroupFds++] = fd;
+  }
 }
 
 // Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
@@ -479,23 +600,6 @@ void RaiseAbove(Fd& fd, int min) {
   int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, min);
   if (moved < 0) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
   fd.reset(moved);
-}
-
-// A v1 memory cgroup is entered before the exec, and the exec is charged to it. A child sharing
-// this process's memory (vfork) would be the OOM killer's pick when the exec does not fit (a
-// limit too small; a group at its budget while a member starts), and the kernel kills every
-// process sharing that memory: this one. Such a child gets memory of its own (a fork, which
-// costs a copy of this process's page tables: ~35 ms for a 1 GB launcher). A worker of its own
-// whose limit leaves ample room for the exec (its arguments and environment, the init, and at
-// most 1 MiB a reused cgroup may hold) still shares it.
-bool NeedsOwnMemory(const SpawnRequest& req, const Cgroup& cg, const ChildPlan& cp) {
-  if (cg.v2 || cg.Dir("memory").empty()) return false;
-  if (req.group != 0) return true;
-  if (req.limits.memoryTotal == 0) return false;
-  uint64_t bytes = 0;
-  for (char* const* a = cp.argv; *a != nullptr; a++) bytes += strlen(*a) + 1 + sizeof(char*);
-  for (char* const* e = cp.envp; *e != nullptr; e++) bytes += strlen(*e) + 1 + sizeof(char*);
-  return req.limits.memoryTotal < (16u << 20) + 4 * bytes;
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -526,10 +630,33 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // The init keeps the transient uid's reservation (its fd is above 2: see ExecInit).
   cp.lockFd = child.init && child.transientId ? child.transientId->lockFd() : -1;
   PlanCgroupEntry(child.cg, cp);
+  // Its filter asks this process: the worker sends its listener here before its exec.
+  Fd listenerRead, listenerWrite;
+  if (child.notifies) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
+    listenerRead.reset(sv[0]);
+    listenerWrite.reset(sv[1]);
+    RaiseAbove(listenerWrite, cp.count);
+    cp.notifyFd = listenerWrite.get();
+  }
   uint64_t nsFlags = (child.pidns ? CLONE_NEWPID : 0) | (conf.mounts ? CLONE_NEWNS | CLONE_NEWIPC : 0) | (conf.userns ? CLONE_NEWUSER : 0) |
                      (child.netns ? CLONE_NEWNET : 0);
+  // The worker under an init as a vfork child of the first process, where it cannot reach that
+  // process before its exec (ChildPlan::vforkWorker).
+  cp.vforkWorker =
+      child.init && conf.restricted && (Privileged() ? cp.hasUid && cp.uid != 0 && SuidDumpable() == 0 : conf.userns && cp.landlockAbi > 0);
+  // A process in a memory cgroup that shares this process's memory is a hazard: an OOM kill of
+  // it kills every process sharing its memory, this one included. The kernel's OOM killer
+  // passes over a vfork child that shares its parent's memory (the first process; the worker
+  // without an init, or as a vfork child of the init), but not a worker that waits at the gate
+  // (its parent has exec'd the init by the time it execs): that one gets a copy of this memory
+  // (a fork, as child_process does).
+  bool limited =
+      child.limits.memoryTotal || !child.cg.leaves.empty() || (child.group && (child.group->cg.configured & Cgroup::kMemoryLimit));
+  bool ownMemory = child.init && !cp.vforkWorker && cp.memoryCgroupFd >= 0 && limited;
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child.cg, NeedsOwnMemory(req, child.cg, cp), &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, ownMemory, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
@@ -537,8 +664,28 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   aliveRead.reset();
   errWrite.reset();
   statusWrite.reset();
+  listenerWrite.reset();
   io.childEnds.clear();
   ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
+  if (failed.step == 0 && child.notifies) {
+    child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
+    if (child.notifier->fd() < 0) {
+      // Never run a worker whose questions no one answers. It did not send its listener: it
+      // died before (a memory limit too small for the init's exec), or something is wrong.
+      Monitor::KillTree(child);
+      siginfo_t info;
+      syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
+      const Limits& l = req.limits;
+      if (child.cg.OomKills() > 0) {
+        SysError e = Errno(std::string("spawn ") + req.file, ENOMEM);
+        e.message = "spawn " + req.file + " ENOMEM: killed by the kernel's OOM killer before its exec (options.memory" +
+                    (l.memoryProcess ? ".process" : "") + " = " + std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) +
+                    " bytes is too small to start it)";
+        throw e;
+      }
+      throw Errno("recvmsg", EPROTO, "the worker's seccomp listener did not arrive");
+    }
+  }
   if (failed.step == 0) return;
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
   if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
@@ -576,10 +723,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
     PointTempAtPrivateTmp(image.env);
   res.tempDir = child->tempDir;
   image.Point(cp, req);
-  PlanProcessLimits(child->limits, conf, cp);
-  std::vector<sock_filter> filter;
+  PlanProcessLimits(child->limits, conf, *child, req.file, cp);
+  std::vector<sock_filter> filter, initFilter;
   std::vector<KeepSpec> keepDirs = KeepDirs(req, *child);
-  PlanConfinement(req, conf, *child, keepDirs, cp, filter);
+  PlanConfinement(req, conf, *child, keepDirs, cp, filter, initFilter);
   cp.pdeathsig = req.killOnClose;
 
   Launch(req, conf, *child, cp, io);
@@ -638,6 +785,7 @@ Stats GetStats(uint64_t id) {
   }
   // Once the exit is reported, its cgroup may be another worker's: the stats of the exit.
   if (posted) return c->finalStats;
+  std::lock_guard<std::mutex> lock(c->cgMu);  // its leaves may change on the monitor thread
   return ReadStats(c->cg, live ? WorkerPid(*c) : 0, nullptr, live && c->init ? 1 : 0);
 }
 

@@ -154,13 +154,23 @@ void AddProcs(const std::string& dir, std::vector<pid_t>& out) {
 std::vector<pid_t> Cgroup::Pids() const {
   std::vector<pid_t> out;
   for (auto& kv : dirs) AddProcs(kv.second, out);
+  for (const std::string& l : leaves) AddProcs(l, out);
   return out;
 }
 
 std::vector<pid_t> Cgroup::TreePids() const {
   if (v2 || dirs.size() <= 1) return Pids();
   std::vector<pid_t> out;
-  AddProcs((dirs.count("memory") ? dirs.find("memory") : dirs.begin())->second, out);
+  // One hierarchy where every process of the tree is in this cgroup itself: memory's, unless
+  // the processes are in its leaves (then accounting's, made with every worker cgroup).
+  auto it = dirs.find("memory");
+  if (it == dirs.end() || !leaves.empty()) {
+    auto acct = dirs.find("cpuacct");
+    it = acct != dirs.end() ? acct : dirs.begin();
+  }
+  AddProcs(it->second, out);
+  if (it->first == "memory")
+    for (const std::string& l : leaves) AddProcs(l, out);
   return out;
 }
 
@@ -180,6 +190,13 @@ void Cgroup::KillAll() const {
 }
 
 bool Cgroup::Remove() {
+  for (auto it = leaves.begin(); it != leaves.end();) {
+    if (rmdir(it->c_str()) == 0 || errno == ENOENT)
+      it = leaves.erase(it);
+    else
+      ++it;
+  }
+  if (!leaves.empty()) return false;
   for (auto it = dirs.begin(); it != dirs.end();) {
     if (rmdir(it->second.c_str()) == 0 || errno == ENOENT)
       it = dirs.erase(it);
@@ -209,7 +226,66 @@ uint64_t Cgroup::TaskLimitHits() const {
 uint64_t Cgroup::OomKills() const {
   std::string d = Dir("memory");
   if (d.empty()) return 0;
-  return (v2 ? ReadKey(d + "/memory.events", "oom_kill") : ReadKey(d + "/memory.oom_control", "oom_kill")) - oomBase;
+  // v2's memory.events counts its whole subtree; v1 counts each cgroup by itself.
+  if (v2) return ReadKey(d + "/memory.events", "oom_kill") - oomBase;
+  uint64_t n = ReadKey(d + "/memory.oom_control", "oom_kill") - oomBase + leafOomsGone;
+  for (const std::string& l : leaves) n += ReadKey(l + "/memory.oom_control", "oom_kill");
+  return n;
+}
+
+std::string Cgroup::AddLeaf(uint64_t bytes) {
+  std::string parent = Dir("memory");
+  if (parent.empty()) throw SysError("ENOTSUP", 0, "", "no memory cgroup to make a per-process cgroup in");
+  // v2: the leaves get the memory controller; this cgroup then holds no process itself.
+  if (v2 && leaves.empty()) {
+    int err = WriteFile(parent + "/cgroup.subtree_control", "+memory");
+    if (err != 0) throw Errno("write", err, parent + "/cgroup.subtree_control");
+  }
+  std::string d = parent + "/" + (leaves.empty() ? std::string("w") : "e" + std::to_string(++nextLeaf));
+  if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
+  auto undo = OnScopeExit([&] { rmdir(d.c_str()); });
+  auto set = [&](const char* file, const std::string& value) {
+    int err = WriteFile(d + "/" + file, value);
+    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
+  };
+  std::string v = std::to_string(bytes);
+  if (v2) {
+    set("memory.max", v);
+    if (Exists(d + "/memory.swap.max")) set("memory.swap.max", "0");
+    set("memory.oom.group", "1");
+  } else {
+    set("memory.limit_in_bytes", v);
+    if (Layout().memsw) set("memory.memsw.limit_in_bytes", v);
+  }
+  if (leaves.empty()) {
+    if (v2) {
+      v2dir.reset(open(d.c_str(), O_DIRECTORY | O_CLOEXEC));
+      if (!v2dir.valid()) throw Errno("open", errno, d);
+    } else {
+      leafTasks.reset(open((d + "/tasks").c_str(), O_WRONLY | O_CLOEXEC));
+      if (!leafTasks.valid()) throw Errno("open", errno, d + "/tasks");
+    }
+  }
+  undo.Dismiss();
+  leaves.push_back(d);
+  return d;
+}
+
+void Cgroup::PruneLeaves() {
+  for (size_t i = 1; i < leaves.size();) {
+    std::string procs;
+    if (!ReadFile(leaves[i] + "/cgroup.procs", &procs) || procs.find_first_not_of(" \n") != std::string::npos) {
+      i++;
+      continue;
+    }
+    uint64_t ooms = v2 ? 0 : ReadKey(leaves[i] + "/memory.oom_control", "oom_kill");
+    if (rmdir(leaves[i].c_str()) != 0 && errno != ENOENT) {
+      i++;
+      continue;
+    }
+    leafOomsGone += ooms;
+    leaves.erase(leaves.begin() + static_cast<long>(i));
+  }
 }
 
 namespace {

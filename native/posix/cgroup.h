@@ -46,6 +46,14 @@ struct Cgroup {
   static constexpr unsigned kMemoryLimit = 1, kCpuLimit = 2, kPidsLimit = 4;
   // The kernel's counters that cannot be reset, as they were when a reused cgroup was reset.
   uint64_t oomBase = 0, taskHitsBase = 0;
+  // memory.process: per-process memory cgroups beneath this one (v1: in the memory hierarchy;
+  // v2: with +memory in this one's subtree_control), each limited to memory.process. leaves[0]
+  // is the worker's (its init's too); the rest are made when a process of the tree execs
+  // (notify.h). A cgroup that had leaves is never reused.
+  std::vector<std::string> leaves;
+  Fd leafTasks;               // v1: leaves[0]'s "tasks" file, for the child to enter
+  uint64_t leafOomsGone = 0;  // v1: OOM kills counted in leaves already removed
+  uint64_t nextLeaf = 0;
 
   std::string Dir(const std::string& ctrl) const;
   bool Empty() const { return dirs.empty(); }
@@ -63,6 +71,12 @@ struct Cgroup {
   void RemoveNow();
   // Nothing of the tree is left in it (v2: cgroup.events says unpopulated).
   bool TreeGone() const;
+  // A per-process memory cgroup beneath this one, limited to `bytes` (see leaves): its
+  // directory. The first one is the worker's (v1: leafTasks opened; v2: v2dir is it).
+  std::string AddLeaf(uint64_t bytes);
+  // Removes the leaves other than the worker's that hold no process any more (their OOM
+  // kills are kept in leafOomsGone first).
+  void PruneLeaves();
   // Forks refused at pids.max (v1 and v2 both count them in pids.events).
   uint64_t TaskLimitHits() const;
   uint64_t OomKills() const;

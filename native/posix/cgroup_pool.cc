@@ -40,12 +40,14 @@ void RemoveTree(const std::string& dir) {
   rmdir(dir.c_str());
 }
 
-// True when every directory is gone (removed, or never there).
-bool RemoveDirs(std::map<std::string, std::string>& dirs) {
+// True when every directory is gone (removed, or never there); leaves first.
+bool RemoveDirs(std::map<std::string, std::string>& dirs, std::vector<std::string>& leaves) {
   Cgroup cg;
   cg.dirs = std::move(dirs);
+  cg.leaves = std::move(leaves);
   bool gone = cg.Remove();
   dirs = std::move(cg.dirs);
+  leaves = std::move(cg.leaves);
   return gone;
 }
 
@@ -107,7 +109,9 @@ Cgroup CgroupPool::Take(const Limits& l) {
 void CgroupPool::Retire(Cgroup& cg) {
   if (cg.Empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  retired_.push_back(Retired{cg.dirs, cg.pooled && !cg.v2, cg.configured, std::move(cg.tasks)});
+  // One that had per-process leaves is removed, not reset (its leaves go first).
+  retired_.push_back(
+      Retired{cg.dirs, cg.leaves, cg.pooled && !cg.v2 && cg.leaves.empty() && cg.nextLeaf == 0, cg.configured, std::move(cg.tasks)});
   cv_.notify_one();
 }
 
@@ -121,6 +125,7 @@ void CgroupPool::Settle() {
   for (Retired& r : retired) {
     Cgroup cg;
     cg.dirs = std::move(r.dirs);
+    cg.leaves = std::move(r.leaves);
     cg.RemoveNow();
   }
 }
@@ -138,7 +143,7 @@ void CgroupPool::Drain() {
   if (!lock.owns_lock()) return;  // the housekeeping thread is busy: a later launcher cleans up
   for (Cgroup& cg : ready_) cg.Remove();
   ready_.clear();
-  for (Retired& r : retired_) RemoveDirs(r.dirs);  // one try: what is still busy, a later launcher removes
+  for (Retired& r : retired_) RemoveDirs(r.dirs, r.leaves);  // one try: what is still busy, a later launcher removes
   retired_.clear();
 }
 
@@ -168,7 +173,9 @@ void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& res
     if (r.reusable && ready + reset.size() < kMaxReady) {
       Cgroup cg;
       cg.dirs = r.dirs;
-      if (!cg.Pids().empty()) continue;  // still going: again later
+      // One hierarchy tells (nothing of the tree can move itself: its cgroup file systems are
+      // read-only to it, and we move only whole trees).
+      if (!cg.TreePids().empty()) continue;  // still going: again later
       cg.pooled = true;
       cg.configured = r.configured;
       cg.tasks = std::move(r.tasks);
@@ -178,7 +185,7 @@ void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& res
         continue;
       }
     }
-    RemoveDirs(r.dirs);
+    RemoveDirs(r.dirs, r.leaves);
   }
 }
 

@@ -40,6 +40,7 @@ class CgroupPool {
   void RemoveStale();
   struct Retired {
     std::map<std::string, std::string> dirs;
+    std::vector<std::string> leaves;  // removed first
     bool reusable = false;
     unsigned configured = 0;
     std::vector<Fd> tasks;

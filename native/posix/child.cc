@@ -22,6 +22,12 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
@@ -46,11 +52,15 @@ const char* StepName(int s) {
     case kStepStartWorker: return "start the worker under its init";
     case kStepInit: return "exec the worker's init";
     case kStepNetwork: return "bring up the loopback interface of its network namespace";
+    case kStepMemoryCgroup: return "join its memory cgroup";
     default: return "execve";
   }
 }
 
 namespace {
+
+constexpr unsigned long kFlagNewListener = SECCOMP_FILTER_FLAG_NEW_LISTENER;
+constexpr unsigned long kFlagWaitKillable = SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
 
 // SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
 // SECBIT_KEEP_CAPS_LOCKED: no root rules, no fix-ups, no keep-caps, none of it undoable.
@@ -252,15 +262,22 @@ void SetUpNamespaces(const ChildPlan& p) {
   }
 }
 
+// Securebits, bounding set and ambient set: inherited, so under an init the first process does
+// it once for both before it starts the worker (each PR_CAPBSET_DROP makes and frees a set of
+// credentials). Only the capabilities this kernel has (cap_last_cap) are dropped.
+void DropBounding(const ChildPlan& p) {
+  if (!p.dropPrivileges) return;
+  // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
+  prctl(PR_SET_SECUREBITS, kLockedSecurebits);
+  for (int cap = 0; cap <= p.lastCap; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
 // Identity and capabilities. Root (in the launcher's namespace or in the worker's own) keeps
 // its capabilities across the id change (NO_SETUID_FIXUP) only long enough to clear them all.
-void DropIdentity(const ChildPlan& p) {
-  if (p.dropPrivileges) {
-    // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
-    prctl(PR_SET_SECUREBITS, kLockedSecurebits);
-    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  }
+// `bounded`: DropBounding was done (by this process or, inherited, by its parent).
+void DropIdentity(const ChildPlan& p, bool bounded) {
+  if (!bounded) DropBounding(p);
   if (p.hasGid || p.hasUid || p.clearGroups) {
     // Raw system calls: glibc's wrappers would broadcast to the parent's threads, which it
     // still believes exist after clone; in the child this thread is the only one.
@@ -307,28 +324,87 @@ int BuildLandlock(const ChildPlan& p) {
   return rs;
 }
 
-// No new privileges, Landlock, then seccomp (last: it may deny what the others need).
-void Lock(const ChildPlan& p, int landlockRs) {
-  if (p.dropPrivileges || p.hasFilter || p.landlockAbi > 0) {
+// Sends `fd` over the datagram socket `sock` (SCM_RIGHTS): 0 or an errno.
+int SendFd(int sock, int fd) {
+  char byte = 'L';
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof(ctl.buf);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : errno;
+}
+
+// The worker's filter with a listener for the launcher: 0 or an errno. Non-fatal signals do not
+// withdraw a request the launcher is answering (5.19+; without it, such a request is asked again).
+int InstallWithListener(const ChildPlan& p) {
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener | kFlagWaitKillable, &p.filter);
+  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener, &p.filter);
+  if (fd < 0) return errno;
+  int err = SendFd(p.notifyFd, static_cast<int>(fd));
+  close(static_cast<int>(fd));
+  return err;
+}
+
+// No new privileges and, under an init, the level's seccomp program: the namespace's first
+// process does both once for itself and the worker (LockTree) before it starts the worker.
+// Landlock is the worker's alone (its own domain, restricted in Lock): the init has none, as a
+// domain of its own would scope its signals away from the worker's, and it forwards them; a
+// worker in a domain cannot ptrace a process outside it.
+void LockTree(const ChildPlan& p) {
+  if (p.dropPrivileges || p.hasFilter || p.hasInitFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
+  if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
+}
+
+// No new privileges, Landlock, then seccomp (last: it may deny what the others need). Under an
+// init (`inherited`) the first two of those are already in place.
+void Lock(const ChildPlan& p, bool inherited, int landlockRs) {
+  if (!inherited) LockTree(p);
   if (landlockRs >= 0) {
     int err = landlock::Restrict(landlockRs);
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
-  if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) ChildFail(p, kStepSeccomp);
+  if (p.hasFilter && p.notifyFd >= 0) {
+    int err = InstallWithListener(p);
+    if (err != 0) ChildFail(p, kStepSeccomp, err);
+  } else if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) {
+    ChildFail(p, kStepSeccomp);
+  }
 }
 
-// The worker's last steps, in its final identity.
-[[noreturn]] void ExecWorker(const ChildPlan& p, bool rearm, int landlockRs) {
-  DropIdentity(p);
-  if (rearm) RearmDeathSignal(p);
+// Enters the memory cgroup (the last step before an exec).
+void JoinMemoryCgroup(const ChildPlan& p) {
+  if (p.memoryCgroupFd >= 0 && write(p.memoryCgroupFd, "0", 1) != 1) ChildFail(p, kStepMemoryCgroup);
+}
+
+// The worker's last steps, in its final identity (under an init: partly locked by it already).
+[[noreturn]] void ExecWorker(const ChildPlan& p, bool underInit, int landlockRs) {
+  DropIdentity(p, underInit);
+  if (!underInit) RearmDeathSignal(p);
   // After the identity change: the worker's own rights decide whether it may enter its cwd.
   if (p.cwd != nullptr && chdir(p.cwd) != 0) ChildFail(p, kStepCwd);
-  Lock(p, landlockRs);
+  Lock(p, underInit, landlockRs);
   // As child_process leaves it: no signal blocked (the parent blocked them all for the clone).
   uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
+  JoinMemoryCgroup(p);
   execve(p.path, p.argv, p.envp);
   ChildFail(p, kStepExec);
 }
@@ -336,24 +412,26 @@ void Lock(const ChildPlan& p, int landlockRs) {
 // What the worker under an init starts with (on the stack of the namespace's first process).
 struct WorkerStart {
   const ChildPlan* plan;
-  int gate;      // read end: one byte once the init is out of reach, EOF if it never got there
+  int gate;      // read end: one byte once the init is out of reach, EOF if it never got there (-1: none)
   int landlock;  // the ruleset (BuildLandlock), or -1
 };
 
-// The worker under an init: the namespace's second process. It shares the launcher's memory
-// without suspending the namespace's first process (no CLONE_VFORK: that process must exec the
-// init before the worker may go on); the launcher waits for this exec too (errFd).
+// The worker under an init: the namespace's second process. It shares the launcher's memory.
+// Either it suspends the namespace's first process until its exec (vforkWorker), or it waits at
+// the gate until that process has exec'd the init; the launcher waits for this exec too (errFd).
 int WorkerEntry(void* arg) {
   const WorkerStart& start = *static_cast<const WorkerStart*>(arg);
   const ChildPlan& p = *start.plan;
-  char go = 0;
-  ssize_t n;
-  do n = read(start.gate, &go, 1);
-  while (n < 0 && errno == EINTR);
-  if (n != 1) _exit(127);  // the init did not start: its own process reports why
-  close(start.gate);
+  if (start.gate >= 0) {
+    char go = 0;
+    ssize_t n;
+    do n = read(start.gate, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(127);  // the init did not start: its own process reports why
+    close(start.gate);
+  }
   SetUpProcess(p);
-  ExecWorker(p, false, start.landlock);
+  ExecWorker(p, true, start.landlock);
 }
 
 // PID 1 becomes the init: the status pipe as its fd 0, the gate's write end as fd 1, the
@@ -366,11 +444,13 @@ int WorkerEntry(void* arg) {
   char* envp[] = {nullptr};
   // The gate and the lock are above 2 (MakeGate, the parent's RaiseAbove): placing fd 0 and 1
   // cannot overwrite them.
-  if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || dup3(gate, 1, 0) < 0 || (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
+  if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || (gate >= 0 ? dup3(gate, 1, 0) < 0 : (close(1), false)) ||
+      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
     kill(worker, SIGKILL);
     ChildFail(p, kStepInit);
   }
   syscall(SYS_close_range, p.lockFd >= 0 ? 3U : 2U, ~0U, CLOSE_RANGE_CLOEXEC);
+  JoinMemoryCgroup(p);
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;
   kill(worker, SIGKILL);
@@ -407,15 +487,17 @@ int MakeGate(int gate[2]) {
     SetUpNamespaces(p);
     int rs = BuildLandlock(p);
     SetUpProcess(p);
-    ExecWorker(p, true, rs);
+    ExecWorker(p, false, rs);
   }
   // PID 1 of the namespace: start the worker as its child (sharing this memory until its exec,
-  // as this process shares the launcher's), then become its init; the worker waits at the
-  // gate until the init is non-dumpable.
+  // as this process shares the launcher's), then become its init. Both are locked (no new
+  // privileges, the level's seccomp program) here, once; Landlock is the worker's alone.
   SetUpNamespaces(p);
   int rs = BuildLandlock(p);
+  DropBounding(p);
+  LockTree(p);
   int gate[2] = {-1, -1};
-  if (MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
+  if (!p.vforkWorker && MakeGate(gate) != 0) ChildFail(p, kStepStartWorker);
   // What the worker starts with lives at the top of its own stack: this process's stack goes
   // (the launcher frees it) once this process has exec'd, maybe before the worker has run.
   constexpr size_t kStartSlot = 64;  // sizeof(WorkerStart), rounded up to keep the stack aligned
@@ -425,15 +507,12 @@ int MakeGate(int gate[2]) {
   start->plan = &p;
   start->gate = gate[0];
   start->landlock = rs;
-  pid_t worker = clone(WorkerEntry, top, CLONE_VM | SIGCHLD, start);
+  pid_t worker = clone(WorkerEntry, top, CLONE_VM | (p.vforkWorker ? CLONE_VFORK : 0) | SIGCHLD, start);
   if (worker < 0) ChildFail(p, kStepStartWorker);
-  close(gate[0]);
-  DropIdentity(p);
+  if (gate[0] >= 0) close(gate[0]);
+  DropIdentity(p, true);
   RearmDeathSignal(p);
-  // No Landlock for the init: a domain of its own would scope its signals away from the
-  // worker's (each restrict_self makes a new domain), and it forwards them; it opens nothing.
   if (rs >= 0) close(rs);
-  Lock(p, -1);
   ExecInit(p, worker, gate[1]);
 }
 

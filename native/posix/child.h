@@ -42,6 +42,7 @@ struct ChildPlan {
   bool hasAffinity;
   cpu_set_t affinity;
   bool dropPrivileges;
+  int lastCap;  // the highest capability number this kernel has (63 when unknown)
   bool hasUid, hasGid, clearGroups;
   uid_t uid;
   gid_t gid;
@@ -70,12 +71,24 @@ struct ChildPlan {
   bool loopbackUp;  // a network namespace of its own: bring its loopback interface up
   sock_fprog filter;
   bool hasFilter;
+  // Under an init, the namespace's first process installs initFilter (the privilege level's
+  // denials) before it starts the worker, which inherits it, and the worker adds `filter` (the
+  // limits' rules: processes, the launcher's questions) -- one large program installed once.
+  // Without an init, the worker installs `filter`, everything in one program. When the worker's
+  // program asks the launcher (seccomp user notification), it sends its listener fd over notifyFd
+  // (SCM_RIGHTS) before its exec (-1: no listener).
+  int notifyFd;
+  sock_fprog initFilter;
+  bool hasInitFilter;
   bool pdeathsig;
   // cgroup v1 "tasks" files of the worker's cgroups, opened by the parent: the child writes "0"
   // (itself, one thread), which needs no system-wide lock (cgroup.procs waits for an RCU
   // grace period).
   int cgroupFds[kMaxCgroupFds];
   int ncgroupFds;
+  // The memory hierarchy's (the worker's leaf, with memory.process): entered last, right before
+  // the exec, so that a memory cgroup holds none of the work before it. -1: none.
+  int memoryCgroupFd;
   // An init as PID 1 (initFd >= 0, a memfd): this process starts the worker as its child (on
   // workerStackTop), then execs the init, which writes the worker's wait status to statusFd.
   // The worker waits, before anything else, until the init has made itself non-dumpable (the
@@ -84,6 +97,15 @@ struct ChildPlan {
   int statusFd;
   int lockFd;  // the transient uid's reservation, kept by the init as its fd 2 (-1: none)
   void* workerStackTop;
+  // The worker under an init is a vfork child of the first process (CLONE_VM | CLONE_VFORK), which
+  // goes on only once the worker has exec'd: the kernel's OOM killer passes over a vfork child
+  // that shares its parent's memory, so a worker in a memory cgroup needs no copy of the
+  // launcher's memory; there is no gate. Only where the worker cannot reach the first process
+  // meanwhile (the launcher's memory): a root launcher's first process is root until the
+  // worker has exec'd and then, with fs.suid_dumpable = 0, not dumpable; a non-root launcher's is
+  // outside the worker's Landlock domain (Landlock denies ptrace across domains). The init it
+  // execs is not dumpable from the start (it cannot read its image).
+  bool vforkWorker;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here
 };
@@ -104,6 +126,7 @@ enum Step : int {
   kStepStartWorker,
   kStepInit,
   kStepNetwork,
+  kStepMemoryCgroup,
 };
 const char* StepName(int step);
 

@@ -1,5 +1,8 @@
 #include "confine.h"
 
+#include <stdio.h>
+#include <sys/utsname.h>
+
 #include <atomic>
 
 #include "landlock.h"
@@ -29,6 +32,22 @@ std::string NamespacesRefusedWhy() {
 int LandlockAbi() {
   static const int abi = landlock::Abi();
   return abi;
+}
+
+bool UserNotify() {
+  static const bool ok = [] {
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+    return major > 5 || (major == 5 && minor >= 5);
+  }();
+  return ok;
+}
+
+bool ProcessMemoryCgroups(const CgroupLayout& l) { return l.v2 || l.v1.count("memory") > 0; }
+
+bool ExactProcesses(const CgroupLayout& l) {
+  return UserNotify() && (l.v2 || l.v1.count("memory") || l.v1.count("cpuacct") || l.v1.count("pids"));
 }
 
 Confinement Confine(Privileges privileges, bool hasUid) {
@@ -100,7 +119,11 @@ Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& 
           why("pids") + ", and the worker has no identity of its own to count with RLIMIT_NPROC");
   };
   if (lim.memoryTotal) cg("memory.total", "memory");
-  if (lim.memoryProcess) Add(p, "memory.process", true, "rlimit-data", "");
+  // memory.process: a memory cgroup of each process's own (the worker's made with it; one for
+  // each process that execs, placed by the launcher when its filter asks), else RLIMIT_DATA.
+  if (lim.memoryProcess)
+    Add(p, "memory.process", true,
+        ProcessMemoryCgroups(l) ? cgMech + (lim.processes != 1 && UserNotify() ? "+seccomp-notify" : "") : "rlimit-data", "");
   if (lim.cpuCores > 0) cg("cpu.cores", "cpu");
   if (lim.cpuTimeMs) Add(p, "cpu.time", true, "rlimit-cpu", "");
   if (!lim.affinity.empty()) Add(p, "cpu.affinity", true, "sched-setaffinity", "");
@@ -109,6 +132,8 @@ Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& 
   } else {
     if (lim.processes == 1)
       Add(p, "processes", true, "seccomp", "");
+    else if (lim.processes > 1 && ExactProcesses(l))
+      Add(p, "processes", true, "seccomp-notify+" + cgMech, "");
     else if (lim.processes > 1)
       tasks("processes");
     if (lim.threads) tasks("threads");

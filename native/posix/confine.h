@@ -27,6 +27,17 @@ Confinement Confine(Privileges privileges, bool hasUid);
 // The Landlock ABI this kernel offers (0: none).
 int LandlockAbi();
 
+// seccomp user notification with the CONTINUE answer (Linux 5.5+): processes: N > 1 counted
+// exactly, and per-process memory cgroups for processes that exec.
+bool UserNotify();
+
+// memory.process is held by per-process memory cgroups here (else RLIMIT_DATA).
+bool ProcessMemoryCgroups(const CgroupLayout& l);
+
+// processes: N > 1 is counted exactly here (seccomp user notification; the tree read from its
+// cgroup); else it is a task budget (pids.max / RLIMIT_NPROC through `threads`).
+bool ExactProcesses(const CgroupLayout& l);
+
 // A host that refused new namespaces (remembered for this process's later workers).
 bool NamespacesRefused();
 void SetNamespacesRefused();

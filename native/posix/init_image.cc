@@ -46,7 +46,10 @@ int MakeMemfd() {
     if (n <= 0) return -1;
     off += static_cast<size_t>(n);
   }
-  if (fchmod(fd, 0555) != 0) return -1;
+  // Execute only: a process that execs a file it cannot read is not dumpable from its first
+  // instruction (the kernel's would_dump), so the worker can never ptrace the init, not even
+  // before the init's own PR_SET_DUMPABLE.
+  if (fchmod(fd, 0111) != 0) return -1;
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) return -1;
   return owned.release();
 }

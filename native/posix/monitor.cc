@@ -37,6 +37,8 @@ constexpr int kMaxEvents = 32;
 constexpr double kCpuTimeSlackMs = 50;
 // memory.process: one Go heap arena, or a quarter of the limit (see ProcessMemoryReason).
 constexpr uint64_t kArenaBytes = 64ull << 20;
+// epoll keys: a worker's id for its pidfd, with this bit for its seccomp listener.
+constexpr uint64_t kNotifyKey = 1ull << 63;
 
 // VmData and VmHWM (the peak RSS of its own memory, since its exec) of `pid`, in one read.
 void MemorySample(pid_t pid, uint64_t* data, uint64_t* hwm) {
@@ -56,7 +58,7 @@ double Ms(const struct timeval& tv) { return tv.tv_sec * 1000.0 + tv.tv_usec / 1
 // group), and forks refused at the task limit.
 // How often a live worker is sampled (-1: never).
 int SamplePeriod(const Child& c) {
-  if (c.limits.memoryProcess) return kDataSampleMs;
+  if (c.limits.memoryProcess) return c.cg.leaves.empty() ? kDataSampleMs : kSampleMs;
   return ((c.limits.memoryTotal || c.group) && !c.cg.v2) || NeedsPids(c.limits) ? kSampleMs : -1;
 }
 
@@ -99,14 +101,15 @@ std::string EvidenceReason(Child& c, const WorkerEnd& end, const struct rusage& 
                       : Ms(ru.ru_utime) + Ms(ru.ru_stime) + kCpuTimeSlackMs >= limitMs)
       return "cpu-time";
   }
-  if (c.limits.memoryProcess && failed && end.signal != SIGKILL) {
+  if (c.limits.memoryProcess && c.cg.leaves.empty() && failed && end.signal != SIGKILL) {
     // RLIMIT_DATA makes allocations fail; the worker then ends its own way (Go: exit 2), never
-    // by SIGKILL. Evidence: its data size (our VmData samples of the worker itself) came within
-    // one Go heap arena (or a quarter of the limit, when smaller) of the limit. Not the peak
-    // RSS of rusage: it includes the launcher's RSS at the spawn (the mm the child had before
-    // its exec), as it does for any child on Linux.
+    // by SIGKILL. Evidence, read by the launcher while the process waited (notify.h): a large
+    // private writable mapping it asked for that its data size left no room for, or a failing
+    // exit with less room left than a large one. Without the launcher's questions (Linux before
+    // 5.5), VmData samples within one Go heap arena (or a quarter of the limit) of the limit.
+    if (c.dataRefused) return "memory";
     uint64_t margin = std::min<uint64_t>(kArenaBytes, c.limits.memoryProcess / 4);
-    if (c.peakData + margin >= c.limits.memoryProcess) return "memory";
+    if (!c.notifier && c.peakData + margin >= c.limits.memoryProcess) return "memory";
   }
   // A file grew past options.disk (RLIMIT_FSIZE): SIGXFSZ ended it (Go ignores the signal and
   // sees EFBIG instead, and ends its own way).
@@ -134,6 +137,7 @@ Registry<Group>& Groups() {
 }
 
 void RetireCgroup(Child& c) {
+  std::lock_guard<std::mutex> lock(c.cgMu);
   if (!c.cgRetired.exchange(true)) CgroupPool::Get().Retire(c.cg);
 }
 
@@ -231,6 +235,10 @@ void Monitor::Add(std::shared_ptr<Child> c) {
   ev.events = EPOLLIN;
   ev.data.u64 = c->id;
   epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->pidfd.get(), &ev);
+  if (c->notifier) {
+    ev.data.u64 = c->id | kNotifyKey;
+    epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->notifier->fd(), &ev);
+  }
   reg_.Add(std::move(c));
   Wake();
 }
@@ -240,7 +248,26 @@ std::shared_ptr<Child> Monitor::Remove(uint64_t id) {
   if (!c) return nullptr;
   std::lock_guard<std::mutex> lock(mu());
   if (!c->ended) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
+  // Its tree may go on (killOnClose: false): its requests are answered until it is gone.
+  if (c->notifier && !c->ended) detached_[id] = c;
   return c;
+}
+
+void Monitor::Notified(uint64_t id, uint32_t events) {
+  std::shared_ptr<Child> c = Find(id);
+  if (!c) {
+    std::lock_guard<std::mutex> lock(mu());
+    auto it = detached_.find(id);
+    if (it != detached_.end()) c = it->second;
+  }
+  if (!c || !c->notifier) return;
+  if (events & EPOLLIN) c->notifier->Serve(*c);
+  if (events & (EPOLLHUP | EPOLLERR)) {
+    // Every process under its filter is gone.
+    epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->notifier->fd(), nullptr);
+    std::lock_guard<std::mutex> lock(mu());
+    detached_.erase(id);
+  }
 }
 
 bool Monitor::Terminate(Child& c, const std::string& reason) {
@@ -301,6 +328,10 @@ void Monitor::Run() {
         }
         continue;
       }
+      if (evs[i].data.u64 & kNotifyKey) {
+        Notified(evs[i].data.u64 & ~kNotifyKey, evs[i].events);
+        continue;
+      }
       std::shared_ptr<Child> c = Find(evs[i].data.u64);
       if (c) Reap(*c);
     }
@@ -322,14 +353,21 @@ void Monitor::Tick() {
       continue;
     }
     if (c->ended) continue;
-    if (c->limits.memoryProcess) {
+    if (c->limits.memoryProcess && c->cg.leaves.size() > 1) {
+      // Leaves of processes that have ended go (their OOM kills are kept).
+      std::lock_guard<std::mutex> lock(c->cgMu);
+      if (!c->cgRetired) c->cg.PruneLeaves();
+    }
+    if (c->limits.memoryProcess && c->cg.leaves.empty()) {
       uint64_t data = 0, hwm = 0;
       MemorySample(WorkerPid(*c), &data, &hwm);
       c->peakData = std::max(c->peakData, data);
       c->peakRss = std::max(c->peakRss, hwm);
     }
-    // cgroup v1 kills one process on OOM, not the group: end the rest ourselves.
-    if ((c->limits.memoryTotal || c->group) && !c->cg.v2 && c->cg.OomKills() > 0) {
+    // cgroup v1 kills one process on OOM, not the group: end the rest ourselves. A process over
+    // memory.process (its own leaf) ends the tree on v2 too, as on Windows.
+    bool leaves = c->limits.memoryProcess && !c->cg.leaves.empty();
+    if ((((c->limits.memoryTotal || c->group) && !c->cg.v2) || leaves) && c->cg.OomKills() > 0) {
       PostLimit(*c, "memory");
       Terminate(*c, "memory");
     }

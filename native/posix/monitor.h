@@ -15,6 +15,7 @@
 #include "../worker.h"
 #include "cgroup.h"
 #include "identity.h"
+#include "notify.h"
 
 namespace si {
 namespace posix {
@@ -35,6 +36,9 @@ struct Child : WorkerBase {
   Fd pidfd;
   Cgroup cg;  // not to be read once retired (RetireCgroup): it may be another worker's then
   std::atomic<bool> cgRetired{false};
+  std::mutex cgMu;                     // the monitor thread's changes to cg (its leaves) against its retirement
+  std::unique_ptr<Notifier> notifier;  // its seccomp listener, when its filter asks (notify.h)
+  bool notifies = false;               // its filter asks (a listener is expected)
   bool pidns = false;
   bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
   bool netns = false;   // a network namespace of its own (network: 'none')
@@ -43,6 +47,7 @@ struct Child : WorkerBase {
   pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
+  bool dataRefused = false;    // RLIMIT_DATA refused (or may have refused) a process of the tree an allocation (notify.h)
   uint64_t peakRss = 0;        // sampled VmHWM (its own peak RSS), the peak without a memory cgroup
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
   bool threadsPosted = false;  // the 'limit' event for the task limit went out
@@ -85,9 +90,13 @@ class Monitor {
   void Tick();
   void Reap(Child& c);
   void Post(Child& c);
+  void Notified(uint64_t id, uint32_t events);
 
   Fd epfd_, wake_;
   Registry<Child> reg_;
+  // Released workers still running (killOnClose: false) whose requests are still answered,
+  // until their listener hangs up. Guarded by mu().
+  std::map<uint64_t, std::shared_ptr<Child>> detached_;
 };
 
 }  // namespace posix

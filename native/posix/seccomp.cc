@@ -7,6 +7,7 @@
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/syscall.h>
 
@@ -19,6 +20,13 @@
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
 #endif
+#ifndef SECCOMP_RET_USER_NOTIF
+#define SECCOMP_RET_USER_NOTIF 0x7fc00000U
+#endif
+
+#include <map>
+#include <mutex>
+#include <string.h>
 
 namespace si {
 namespace posix {
@@ -32,37 +40,130 @@ sock_filter Stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter Jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
 sock_filter RetErrno(uint32_t err) { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)); }
 sock_filter LoadNr() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)); }
-sock_filter LoadArg0() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])); }
-// The low 32 bits of the second argument (little-endian): an ioctl's request, which the kernel
-// takes as an unsigned int whatever the upper half holds.
-sock_filter LoadArg1Low() { return Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])); }
+sock_filter RetNotify() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF); }
 
-void Deny(std::vector<sock_filter>& f, long nr, uint32_t err) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-  f.push_back(RetErrno(err));
+sock_filter RetAllow() { return Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW); }
+sock_filter LoadArg(int arg, int half = 0) {
+  return Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * arg + 4 * half));
 }
 
-// System call `nr` fails with `err` when its first argument has any of `flags`. Leaves the
-// syscall number loaded again for the checks after it.
-void DenyFlags(std::vector<sock_filter>& f, long nr, uint32_t flags, uint32_t err) {
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 4));
-  f.push_back(LoadArg0());
-  f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, flags, 0, 1));
-  f.push_back(RetErrno(err));
-  f.push_back(LoadNr());
-}
+// What one system call gets: its number, and the instructions that decide it (entered with the
+// number in A; every path ends in a RET).
+struct Rule {
+  uint32_t nr;
+  std::vector<sock_filter> body;
+};
 
-// ioctl(fd, request) fails with `err` for each of `requests`, whatever the fd: a terminal passed
-// as stdio, or one the worker opens. Leaves the syscall number loaded again.
-void DenyIoctls(std::vector<sock_filter>& f, const std::vector<uint32_t>& requests, uint32_t err) {
-  uint8_t n = static_cast<uint8_t>(requests.size());
-  f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, static_cast<uint8_t>(2 * n + 2)));
-  f.push_back(LoadArg1Low());
-  for (uint8_t i = 0; i < n; i++) {
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, requests[i], 0, 1));
-    f.push_back(RetErrno(err));
+// A body that only returns `ret`. Bodies are short (the leaf groups' jumps are 8-bit).
+std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
+
+// clone: namespace flags refused (restricted); a process (no CLONE_THREAD) refused (processes:
+// 1) or asked about (processes: N); threads pass.
+std::vector<sock_filter> CloneBody(bool namespaces, bool noChildren, bool notify) {
+  std::vector<sock_filter> b = {LoadArg(0)};
+  if (namespaces) {
+    b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1));
+    b.push_back(RetErrno(EPERM));
   }
-  f.push_back(LoadNr());
+  if (noChildren || notify) {
+    b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
+    b.push_back(noChildren ? RetErrno(EAGAIN) : RetNotify());
+  }
+  b.push_back(RetAllow());
+  return b;
+}
+
+// unshare with a namespace flag: EPERM.
+std::vector<sock_filter> UnshareBody() {
+  return {LoadArg(0), Jump(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1), RetErrno(EPERM), RetAllow()};
+}
+
+// The terminal requests below (ioctl's second argument, its low 32 bits: the kernel takes the
+// request as an unsigned int whatever the upper half holds), on any fd: EPERM.
+std::vector<sock_filter> IoctlBody(const std::vector<uint32_t>& requests) {
+  std::vector<sock_filter> b = {LoadArg(1)};
+  for (uint32_t r : requests) {
+    b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, r, 0, 1));
+    b.push_back(RetErrno(EPERM));
+  }
+  b.push_back(RetAllow());
+  return b;
+}
+
+// execve asks the launcher unless it is the worker's own (its plan's three pointers, patched in
+// by PatchExec: after that exec the address space is new, and a later caller that passed the
+// same three values would only stay in its parent's memory cgroup, a stricter budget). 14
+// instructions; the k of each JEQ is patched (PatchExec finds the body by kExecMarker).
+constexpr uint32_t kExecMarker = 0x5e1fe8ecU;
+std::vector<sock_filter> ExecveBody() {
+  std::vector<sock_filter> b;
+  for (int arg = 0; arg < 3; arg++)
+    for (int half = 0; half < 2; half++) {
+      b.push_back(LoadArg(arg, half));
+      // To RET_USER_NOTIF (the body's last instruction) when it differs.
+      uint8_t toNotify = static_cast<uint8_t>(12 - (1 + 4 * arg + 2 * half));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kExecMarker, 0, toNotify));
+    }
+  b.push_back(RetAllow());
+  b.push_back(RetNotify());
+  return b;
+}
+
+// exit / exit_group with a nonzero code (the kernel keeps its low byte), kill / tgkill with
+// SIGABRT (abort()): ask (seccomp.h: notifyFailure).
+std::vector<sock_filter> FailureBody(int arg, bool abort) {
+  return {LoadArg(arg), abort ? Jump(BPF_JMP | BPF_JEQ | BPF_K, SIGABRT, 0, 1) : Jump(BPF_JMP | BPF_JSET | BPF_K, 0xff, 0, 1), RetNotify(),
+          RetAllow()};
+}
+
+// mmap(addr, length, prot, flags, ...): private (not MAP_SHARED), writable, length >= kLargeMap.
+// One instruction a line.
+// clang-format off
+std::vector<sock_filter> MmapBody() {
+  return {
+      LoadArg(2),
+      Jump(BPF_JMP | BPF_JSET | BPF_K, 0x2 /* PROT_WRITE */, 0, 7),
+      LoadArg(3),
+      Jump(BPF_JMP | BPF_JSET | BPF_K, 0x1 /* MAP_SHARED, MAP_SHARED_VALIDATE */, 5, 0),
+      LoadArg(1, 1),
+      Jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),  // 4 GiB or more: ask
+      LoadArg(1),
+      Jump(BPF_JMP | BPF_JGE | BPF_K, kLargeMap, 0, 1),
+      RetNotify(),
+      RetAllow(),
+  };
+}
+// clang-format on
+
+// A binary search over the rules' numbers (sorted), each leaf group a few equality tests with
+// their bodies right after them; numbers without a rule are allowed. Self-contained: every jump
+// stays inside. The kernel's per-syscall action cache (5.11+) emulates the program for every
+// number when it is installed: a tree keeps that, and each filtered call, short.
+std::vector<sock_filter> Tree(const std::vector<Rule>& rules, size_t lo, size_t hi) {
+  std::vector<sock_filter> out;
+  if (hi - lo <= 4) {
+    // The tests, RET ALLOW, then the bodies in order: test i jumps over the tests after it, the
+    // RET and the bodies before its own.
+    size_t n = hi - lo, skip = n - 1 + 1;
+    for (size_t i = lo; i < hi; i++) {
+      out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, static_cast<uint8_t>(skip), 0));
+      skip += rules[i].body.size() - 1;
+    }
+    out.push_back(RetAllow());
+    for (size_t i = lo; i < hi; i++) out.insert(out.end(), rules[i].body.begin(), rules[i].body.end());
+    return out;
+  }
+  size_t mid = (lo + hi) / 2;
+  std::vector<sock_filter> left = Tree(rules, lo, mid), right = Tree(rules, mid, hi);
+  if (left.size() <= 255) {
+    out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[mid].nr, static_cast<uint8_t>(left.size()), 0));
+  } else {
+    out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[mid].nr, 0, 1));
+    out.push_back(Stmt(BPF_JMP | BPF_JA, static_cast<uint32_t>(left.size())));
+  }
+  out.insert(out.end(), left.begin(), left.end());
+  out.insert(out.end(), right.begin(), right.end());
+  return out;
 }
 
 // Terminal requests that act as someone else: TIOCSTI pushes input that the terminal's next
@@ -146,9 +247,49 @@ const uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
 #error "spawn-isolated: seccomp filters are written for x86_64 and aarch64"
 #endif
 
-std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
+namespace {
+
+std::vector<sock_filter> Build(const FilterSpec& spec) {
+  if (!spec.noChildren && !spec.restricted && !spec.low && !spec.noUnixSockets && !Notifies(spec)) return {};
+  std::map<uint32_t, std::vector<sock_filter>> rules;
+  auto add = [&](long nr, std::vector<sock_filter> body) { rules[static_cast<uint32_t>(nr)] = std::move(body); };
+  // clone3 takes its flags in memory a filter cannot read: callers (glibc, Go) fall back to
+  // clone on ENOSYS, whose flags can be checked.
+  if (spec.noChildren || spec.restricted || spec.notifyChildren) add(__NR_clone3, Returns(RetErrno(ENOSYS)));
+  if (spec.restricted || spec.noChildren || spec.notifyChildren)
+    add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren));
+  if (spec.restricted) {
+    add(__NR_unshare, UnshareBody());
+    for (long nr : kRestrictedDenied) add(nr, Returns(RetErrno(EPERM)));
+    add(__NR_ioctl, IoctlBody(kTerminalInjection));
+  }
+  if (spec.low)
+    for (long nr : kLowDenied) add(nr, Returns(RetErrno(EPERM)));
+  // network: 'none': a Unix socket reaches by path what its network namespace keeps out (a
+  // host service's socket file); socketpair still works.
+  if (spec.noUnixSockets) add(__NR_socket, {LoadArg(0), Jump(BPF_JMP | BPF_JEQ | BPF_K, 1 /* AF_UNIX */, 0, 1), RetErrno(EACCES), RetAllow()});
+  if (spec.noChildren || spec.notifyChildren) {
+    sock_filter ret = spec.noChildren ? RetErrno(EAGAIN) : RetNotify();
+#ifdef __NR_fork
+    add(__NR_fork, Returns(ret));
+#endif
+#ifdef __NR_vfork
+    add(__NR_vfork, Returns(ret));
+#endif
+  }
+  if (spec.notifyExec) {
+    add(__NR_execve, ExecveBody());
+    add(__NR_execveat, Returns(RetNotify()));
+  }
+  if (spec.notifyFailure) {
+    add(__NR_exit_group, FailureBody(0, false));
+    add(__NR_exit, FailureBody(0, false));
+    add(__NR_kill, FailureBody(1, true));
+    add(__NR_tgkill, FailureBody(2, true));
+    add(__NR_mmap, MmapBody());
+  }
+
   std::vector<sock_filter> f;
-  if (!spec.noChildren && !spec.restricted && !spec.low && !spec.noUnixSockets) return f;
   f.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
   f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
   f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
@@ -158,42 +299,35 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
   f.push_back(RetErrno(ENOSYS));
 #endif
-  // clone3 takes its flags in memory a filter cannot read: callers (glibc, Go) fall back to
-  // clone on ENOSYS, whose flags can be checked.
-  if (spec.noChildren || spec.restricted) Deny(f, __NR_clone3, ENOSYS);
-  if (spec.restricted) {
-    DenyFlags(f, __NR_clone, kNamespaceFlags, EPERM);
-    DenyFlags(f, __NR_unshare, kNamespaceFlags, EPERM);
-    for (long nr : kRestrictedDenied) Deny(f, nr, EPERM);
-    DenyIoctls(f, kTerminalInjection, EPERM);
-  }
-  if (spec.low)
-    for (long nr : kLowDenied) Deny(f, nr, EPERM);
-  // network: 'none': a Unix socket reaches by path what its network namespace keeps out (a
-  // host service's socket file); socketpair still works.
-  if (spec.noUnixSockets) {
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 4));
-    f.push_back(LoadArg0());
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, 1 /* AF_UNIX */, 0, 1));
-    f.push_back(RetErrno(EACCES));
-    f.push_back(LoadNr());
-  }
-  if (spec.noChildren) {
-#ifdef __NR_fork
-    Deny(f, __NR_fork, EAGAIN);
-#endif
-#ifdef __NR_vfork
-    Deny(f, __NR_vfork, EAGAIN);
-#endif
-    // clone: allowed only with CLONE_THREAD (as Go's runtime makes its threads).
-    f.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4));
-    f.push_back(LoadArg0());
-    f.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
-    f.push_back(RetErrno(EAGAIN));
-    f.push_back(LoadNr());
-  }
-  f.push_back(Stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  std::vector<Rule> sorted;
+  for (auto& kv : rules) sorted.push_back({kv.first, std::move(kv.second)});
+  std::vector<sock_filter> tree = Tree(sorted, 0, sorted.size());
+  f.insert(f.end(), tree.begin(), tree.end());
   return f;
+}
+
+}  // namespace
+
+std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
+  // Every spawn with the same spec runs the same program: built once.
+  static std::mutex mu;
+  static std::map<unsigned, std::vector<sock_filter>>* cache = new std::map<unsigned, std::vector<sock_filter>>();
+  unsigned key = (spec.noChildren ? 1u : 0u) | (spec.restricted ? 2u : 0u) | (spec.low ? 4u : 0u) | (spec.notifyChildren ? 8u : 0u) |
+                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, Build(spec)).first;
+  return it->second;
+}
+
+void PatchExec(std::vector<sock_filter>& prog, const void* path, const void* argv, const void* envp) {
+  uint64_t v[3] = {reinterpret_cast<uint64_t>(path), reinterpret_cast<uint64_t>(argv), reinterpret_cast<uint64_t>(envp)};
+  int n = 0;
+  for (sock_filter& ins : prog) {
+    if (ins.code != (BPF_JMP | BPF_JEQ | BPF_K) || ins.k != kExecMarker || n >= 6) continue;
+    ins.k = static_cast<uint32_t>(v[n / 2] >> (32 * (n % 2)));
+    n++;
+  }
 }
 
 }  // namespace posix

@@ -8,9 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 namespace si {
 namespace posix {
 
@@ -45,13 +42,23 @@ SysError Errno(const std::string& syscall, int e, const std::string& context) {
   return SysError(ErrnoCode(e), e, syscall, msg);
 }
 
+// Plain read(2)s: these are small kernel files (cgroup, /proc), read on every spawn and exit;
+// no stream machinery.
 bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream f(path);
-  if (!f) return false;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
-  return true;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      bool ok = n == 0;
+      close(fd);
+      return ok;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
 }
 
 int WriteFile(const std::string& path, const std::string& value) {
@@ -73,14 +80,20 @@ uint64_t ReadU64(const std::string& path, uint64_t dflt) {
 uint64_t ReadKey(const std::string& path, const std::string& key) {
   std::string s;
   if (!ReadFile(path, &s)) return 0;
-  // Line by line: a line whose value is not a number (/proc/PID/status's "Name:") is skipped.
-  std::istringstream in(s);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string k;
-    uint64_t v = 0;
-    if (fields >> k && k == key && fields >> v) return v;
+  // Line by line: the first line whose first word is `key` and whose value is a number (a line
+  // like /proc/PID/status's "Name:" is skipped).
+  size_t at = 0;
+  while (at < s.size()) {
+    size_t end = s.find('\n', at);
+    if (end == std::string::npos) end = s.size();
+    size_t k = s.find_first_not_of(" \t", at);
+    if (k < end && s.compare(k, key.size(), key) == 0 && k + key.size() < end && (s[k + key.size()] == ' ' || s[k + key.size()] == '\t')) {
+      const char* v = s.c_str() + k + key.size();
+      char* stop = nullptr;
+      uint64_t n = std::strtoull(v, &stop, 10);
+      if (stop != v) return n;
+    }
+    at = end + 1;
   }
   return 0;
 }

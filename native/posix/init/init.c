@@ -7,7 +7,9 @@
 //            (int32), 4 bytes of padding and the worker's CPU time as the kernel's RLIMIT_CPU
 //            check counts it (CPUCLOCK_PROF, uint64 ns), read while the worker was a zombie
 //   fd 1:    the gate: the worker waits (before its exec) for one byte here, written once this
-//            process is non-dumpable, so the worker never runs while the init is within reach
+//            process is non-dumpable, so the worker never runs while the init is within reach;
+//            not open when the worker has exec'd already (the launcher's vfork start: it never
+//            had this process within reach, see native/posix/child.cc)
 //   fd 2:    held, never used: the transient uid's reservation (an OFD lock), or not open
 //   all other fds are closed; every signal is blocked (the exec'ing process blocked them).
 //
@@ -83,9 +85,10 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   // Not dumpable: the worker runs as the same uid, and must not read or write this process's
   // memory (/proc/1/mem, ptrace) to forge the status it reports or stop its forwarding.
   if (sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0) != 0) quit(125);
-  // Only now may the worker go on to its exec.
+  // Only now may the worker go on to its exec (no gate: it has exec'd already).
   char go = 'g';
-  if (sys(__NR_write, GATE_FD, (long)&go, 1, 0) != 1) quit(125);
+  long wrote = sys(__NR_write, GATE_FD, (long)&go, 1, 0);
+  if (wrote != 1 && wrote != -9 /* EBADF */) quit(125);
   sys(__NR_close, GATE_FD, 0, 0, 0);
   u64 all = ~0UL;
   // Blocked already; again, in case of an exec'ing process that did not.

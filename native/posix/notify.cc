@@ -1,0 +1,281 @@
+#include "notify.h"
+
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include "monitor.h"
+#include "seccomp.h"
+
+namespace si {
+namespace posix {
+namespace {
+
+// The kernel's seccomp_notif / seccomp_notif_resp (linux/seccomp.h, 5.0+), spelled out so that
+// the addon also builds against older headers.
+struct NotifData {
+  int32_t nr;
+  uint32_t arch;
+  uint64_t ip;
+  uint64_t args[6];
+};
+struct NotifRequest {
+  uint64_t id;
+  uint32_t pid;
+  uint32_t flags;
+  NotifData data;
+};
+struct NotifResponse {
+  uint64_t id;
+  int64_t val;
+  int32_t error;
+  uint32_t flags;
+};
+constexpr unsigned long kNotifRecv = _IOWR('!', 0, NotifRequest);
+constexpr unsigned long kNotifSend = _IOWR('!', 1, NotifResponse);
+constexpr uint32_t kFlagContinue = 1;  // SECCOMP_USER_NOTIF_FLAG_CONTINUE (5.5)
+
+// 'processes' events: one per refusal, from a budget of kEventBurst that refills at
+// kEventsPerSecond: a worker that keeps trying to fork is refused every time, but cannot flood
+// the launcher's event loop with events.
+constexpr double kEventBurst = 64;
+constexpr double kEventsPerSecond = 100;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::vector<pid_t> ParsePids(const std::string& s) {
+  std::vector<pid_t> out;
+  std::istringstream in(s);
+  pid_t p;
+  while (in >> p) out.push_back(p);
+  return out;
+}
+
+bool Has(const std::vector<pid_t>& v, pid_t p) { return std::find(v.begin(), v.end(), p) != v.end(); }
+
+pid_t Tgid(pid_t tid) {
+  std::string s;
+  if (!ReadFile("/proc/" + std::to_string(tid) + "/status", &s)) return 0;
+  size_t at = s.find("\nTgid:");
+  return at == std::string::npos ? 0 : static_cast<pid_t>(strtol(s.c_str() + at + 6, nullptr, 10));
+}
+
+// The live processes `tid` (of `tgid`) created (its own children list: the kernel links a child
+// to the thread that created it).
+std::vector<pid_t> ChildrenOf(pid_t tgid, pid_t tid) {
+  std::string s;
+  ReadFile("/proc/" + std::to_string(tgid) + "/task/" + std::to_string(tid) + "/children", &s);
+  return ParsePids(s);
+}
+
+// Whether `tid` may still be inside a process-creating call: running (the kernel cannot say),
+// or blocked in one. False once it is gone or blocked elsewhere.
+bool MaybeCreating(pid_t tid) {
+  std::string s;
+  if (!ReadFile("/proc/" + std::to_string(tid) + "/syscall", &s)) return false;
+  if (s.rfind("running", 0) == 0) return true;
+  long nr = strtol(s.c_str(), nullptr, 10);
+  if (nr == __NR_clone) return true;
+#ifdef __NR_fork
+  if (nr == __NR_fork || nr == __NR_vfork) return true;
+#endif
+#ifdef __NR_clone3
+  if (nr == __NR_clone3) return true;
+#endif
+  return false;
+}
+
+// A live process: not a zombie, not exiting (PF_EXITING: it has begun to exit and has left
+// cgroup.procs already).
+bool Live(pid_t pid) {
+  std::string s;
+  if (!ReadFile("/proc/" + std::to_string(pid) + "/stat", &s)) return false;
+  size_t r = s.rfind(')');
+  if (r == std::string::npos || r + 2 >= s.size()) return false;
+  char state = s[r + 2];
+  if (state == 'Z' || state == 'X' || state == 'x') return false;
+  std::istringstream in(s.substr(r + 2));
+  std::string f;
+  for (int i = 0; i < 7 && in >> f; i++) {
+  }
+  return (strtoull(f.c_str(), nullptr, 10) & 0x4 /* PF_EXITING */) == 0;
+}
+
+bool Respond(int fd, uint64_t id, int err) {
+  NotifResponse r;
+  memset(&r, 0, sizeof(r));
+  r.id = id;
+  if (err == 0)
+    r.flags = kFlagContinue;
+  else
+    r.error = -err;
+  return ioctl(fd, kNotifSend, &r) == 0;
+}
+
+// The processes of the tree, our init aside.
+std::vector<pid_t> TreeProcesses(Child& c) {
+  std::vector<pid_t> all = c.cg.TreePids();
+  if (c.init) all.erase(std::remove(all.begin(), all.end(), c.pid), all.end());
+  return all;
+}
+
+}  // namespace
+
+void Notifier::Serve(Child& c) {
+  NotifRequest req;
+  memset(&req, 0, sizeof(req));
+  if (ioctl(fd_.get(), kNotifRecv, &req) != 0) return;  // withdrawn (the caller was killed)
+  pid_t tid = static_cast<pid_t>(req.pid);
+  std::lock_guard<std::mutex> lock(c.cgMu);
+  if (c.cgRetired) {
+    // The tree is going: nothing to count or place any more; exits and execs go on.
+    bool creation = req.data.nr == __NR_clone;
+#ifdef __NR_fork
+    creation = creation || req.data.nr == __NR_fork || req.data.nr == __NR_vfork;
+#endif
+    Respond(fd_.get(), req.id, creation ? EAGAIN : 0);
+    return;
+  }
+  switch (req.data.nr) {
+#ifdef __NR_fork
+    case __NR_fork:
+    case __NR_vfork:
+#endif
+    case __NR_clone: Creation(c, req.id, tid); return;
+    case __NR_execve:
+    case __NR_execveat: Exec(c, req.id, tid); return;
+    case __NR_exit_group:
+    case __NR_exit:
+    case __NR_kill:
+    case __NR_tgkill: DataRequest(c, req.id, tid, 0); return;
+    case __NR_mmap: DataRequest(c, req.id, tid, req.data.args[1]); return;
+    default: Respond(fd_.get(), req.id, ENOSYS);  // the filter asks about nothing else
+  }
+}
+
+void Notifier::Settle(pid_t asking, std::vector<pid_t>& born, bool probe) {
+  for (auto it = admitted_.begin(); it != admitted_.end();) {
+    pid_t tid = it->first;
+    // It asks again, or is gone: its last call has returned (a process it made is in the
+    // cgroup, which the kernel joins before the call returns, or has ended).
+    bool known = tid == asking || !Exists("/proc/" + std::to_string(tid));
+    if (!known) {
+      // A live child it made that the tree did not have when it was admitted (live children it
+      // took over from a sibling thread that ended were in the tree already; zombies, its own
+      // or taken over, tell nothing: they are left to the checks below). Counted even if the
+      // cgroup does not list it yet (the kernel links a child to its parent first).
+      for (pid_t kid : ChildrenOf(it->second.tgid, tid)) {
+        if (Has(it->second.before, kid) || !Live(kid)) continue;
+        known = true;
+        if (!Has(born, kid)) born.push_back(kid);
+      }
+    }
+    if (!known && probe) known = !MaybeCreating(tid);
+    it = known ? admitted_.erase(it) : std::next(it);
+  }
+}
+
+void Notifier::Creation(Child& c, uint64_t id, pid_t tid) {
+  uint32_t limit = c.limits.processes;
+  // What is known of the admitted creations first, the tree after: a creation found to have
+  // returned had put its process in the cgroup by then, so the tree read next holds it.
+  std::vector<pid_t> born;
+  auto count = [&](bool probe) {
+    Settle(tid, born, probe);
+    std::vector<pid_t> alive = TreeProcesses(c);
+    for (pid_t kid : born)
+      if (!Has(alive, kid) && Live(kid)) alive.push_back(kid);
+    return alive;
+  };
+  std::vector<pid_t> alive = count(false);
+  // Over the budget with creations still counted apart: look closer at where their threads are.
+  if (alive.size() + admitted_.size() >= limit && !admitted_.empty()) alive = count(true);
+  if (alive.size() + admitted_.size() < limit) {
+    Admitted a;
+    a.tgid = Tgid(tid);
+    a.before = alive;
+    if (a.tgid > 0 && Respond(fd_.get(), id, 0)) admitted_[tid] = std::move(a);
+    return;
+  }
+  Respond(fd_.get(), id, EAGAIN);
+  int64_t now = NowMs();
+  events_ = std::min(kEventBurst, events_ + (now - lastEventMs_) * kEventsPerSecond / 1000.0);
+  lastEventMs_ = now;
+  if (events_ >= 1) {
+    events_ -= 1;
+    c.sink->Post(LimitEvent(c.id, "processes", Tgid(tid), alive.size() + admitted_.size()));
+  }
+}
+
+void Notifier::Exec(Child& c, uint64_t id, pid_t tid) {
+  pid_t tgid = Tgid(tid);
+  Cgroup& cg = c.cg;
+  // Already alone (with our init, in the worker's) in a leaf of its own: it keeps it.
+  for (const std::string& leaf : cg.leaves) {
+    std::string members;
+    ReadFile(leaf + (cg.v2 ? "/cgroup.procs" : "/tasks"), &members);
+    if (!Has(ParsePids(members), cg.v2 ? tgid : tid)) continue;
+    std::string procs;
+    ReadFile(leaf + "/cgroup.procs", &procs);
+    bool alone = true;
+    for (pid_t p : ParsePids(procs)) alone = alone && (p == tgid || (c.init && p == c.pid));
+    if (alone) {
+      Respond(fd_.get(), id, 0);
+      return;
+    }
+    break;
+  }
+  // A leaf of its own, entered before its new image maps anything. Should that fail, it execs
+  // where it is: in its parent's leaf, under a budget it shares (never none).
+  try {
+    std::string leaf = cg.AddLeaf(c.limits.memoryProcess);
+    WriteFile(leaf + (cg.v2 ? "/cgroup.procs" : "/tasks"), std::to_string(tid));
+  } catch (const SysError&) {
+  }
+  Respond(fd_.get(), id, 0);
+}
+
+void Notifier::DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes) {
+  // Its data size as it asks (or gives up: its mappings are there while it waits for this).
+  std::string s;
+  if (ReadFile("/proc/" + std::to_string(tid) + "/status", &s)) {
+    size_t at = s.find("VmData:");
+    uint64_t data = at == std::string::npos ? 0 : strtoull(s.c_str() + at + 7, nullptr, 10) * 1024;
+    // A large mapping that does not fit is refused by the kernel once this answer lets it go on;
+    // a process that gives up with less than kLargeMap of room may have been refused a smaller
+    // one (larger ones were seen here).
+    if (data + (bytes ? bytes : kLargeMap) > c.limits.memoryProcess) c.dataRefused = true;
+  }
+  Respond(fd_.get(), id, 0);
+}
+
+Fd ReceiveListener(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof(ctl.buf);
+  if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1) return Fd();
+  struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
+  if (h == nullptr || h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int))) return Fd();
+  int fd;
+  memcpy(&fd, CMSG_DATA(h), sizeof(int));
+  return Fd(fd);
+}
+
+}  // namespace posix
+}  // namespace si

@@ -1,0 +1,58 @@
+// The launcher's answers to a worker tree's seccomp user notifications (seccomp.h:
+// notifyChildren, notifyExec), given on the monitor thread, one at a time:
+//
+// - processes: N > 1. A process-creating fork / vfork / clone is admitted only while the tree
+//   has fewer than N processes, counting the creations admitted whose outcome is not known yet
+//   (so two concurrent forks at N-1 cannot both pass); over it, the call fails with EAGAIN and a
+//   'processes' limit event is posted. The tree is read from its cgroup (cgroup.procs); an
+//   admitted creation stops being counted apart once its new process is seen among its creating
+//   thread's children, or once that thread is known to have left the call (it asks again, it is
+//   gone, or it is inside another system call).
+// - memory.process by per-process memory cgroups. A process that execs is first moved to a
+//   memory cgroup of its own (Cgroup::AddLeaf), so its new image is charged there from its first
+//   page; a process already alone in its leaf keeps it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <vector>
+
+#include "sys.h"
+
+namespace si {
+namespace posix {
+
+struct Child;
+
+class Notifier {
+ public:
+  explicit Notifier(Fd listener) : fd_(std::move(listener)) {}
+  int fd() const { return fd_.get(); }
+  // Receives and answers one pending request of `c`'s tree (the fd was readable).
+  void Serve(Child& c);
+
+ private:
+  struct Admitted {
+    pid_t tgid = 0;
+    std::vector<pid_t> before;  // the tree's processes when it was admitted
+  };
+  void Creation(Child& c, uint64_t id, pid_t tid);
+  void Exec(Child& c, uint64_t id, pid_t tid);
+  // RLIMIT_DATA evidence: a request of `bytes` (0: a failing exit, which a request of up to
+  // kLargeMap may have preceded) that the caller's data size leaves no room for.
+  void DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes);
+  // Forgets admitted creations whose outcome is known; adds the processes they made to `born`.
+  void Settle(pid_t asking, std::vector<pid_t>& born, bool probe);
+
+  Fd fd_;
+  std::map<pid_t, Admitted> admitted_;  // by creating thread
+  double events_ = 64;                  // 'processes' events that may be posted now (notify.cc: kEventBurst)
+  int64_t lastEventMs_ = 0;
+};
+
+// The listener fd a worker sent over `sock` (SCM_RIGHTS) before its exec; invalid if none came.
+Fd ReceiveListener(int sock);
+
+}  // namespace posix
+}  // namespace si
