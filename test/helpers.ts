@@ -109,7 +109,12 @@ export function inLauncher(dir: string, body: string, opts: { uid?: number; term
      const w = ${JSON.stringify(worker())};
      function run(args, opts) {
        return new Promise((resolve) => {
-         const p = spawnIsolated(w, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+         let p;
+         try {
+           p = spawnIsolated(w, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+         } catch (e) {
+           return resolve({ error: e.message, code: e.code, sync: true }); // bad options throw synchronously
+         }
          let out = '', err = '';
          if (p.stdout) p.stdout.on('data', (d) => (out += d));
          if (p.stderr) p.stderr.on('data', (d) => (err += d));
