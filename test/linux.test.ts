@@ -247,7 +247,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       if (memcg()) assert.equal(got['4MiB restricted'], '3  exit', 'a trivial Go worker runs under 4 MiB');
     });
 
-    (process.getuid!() === 0 ? it : it.skip)('without a memory cgroup (a non-root launcher here): RLIMIT_DATA, with the refusal read by the launcher', async function () {
+    (process.getuid?.() === 0 ? it : it.skip)('without a memory cgroup (a non-root launcher here): RLIMIT_DATA, with the refusal read by the launcher', async function () {
       const scratch = fs.mkdtempSync(path.join(tmp, 'rlimit-'));
       fs.chmodSync(scratch, 0o777);
       const got = (await inLauncher(
