@@ -355,6 +355,27 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(c.exit.reason, 'memory', 'the tree ends with reason memory once its processes hold more than they may');
     });
 
+    it('threads of one process that each exec (and fail) get it one memory cgroup, not one per thread', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      const p = spawnIsolated(w, ['attack', 'exec-threads', '20', '1500'], { memory: { process: '64MiB' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        const first = await firstLine<{ errors: Record<string, number>; sleeper: string }>(p);
+        assert.deepEqual(first, { sleeper: 'ok', errors: { 'no such file or directory': 20 } });
+        const line = fs
+          .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
+        const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+        const leaf = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`;
+        const leaves = fs.readdirSync(path.dirname(leaf)).filter((d) => /^(w|e\d+)$/.test(d));
+        assert.ok(leaves.length <= 2, `${leaves.length} memory cgroups for 2 processes: ${leaves.join(' ')}`);
+      } finally {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+    });
+
     it('clone(CLONE_PARENT) from many threads at once: never more than N processes alive', async function () {
       requireEnforced(this, 'processes');
       if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();
