@@ -370,10 +370,34 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         const leaf = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`;
         const leaves = fs.readdirSync(path.dirname(leaf)).filter((d) => /^(w|e\d+)$/.test(d));
         assert.ok(leaves.length <= 2, `${leaves.length} memory cgroups for 2 processes: ${leaves.join(' ')}`);
+        p.kill('SIGKILL');
+        await p.exited;
+        // Its cgroups go once its tree is gone (in the background: a little after the exit).
+        for (let waited = 0; fs.existsSync(path.dirname(leaf)) && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(!fs.existsSync(path.dirname(leaf)), `${path.dirname(leaf)} left behind`);
       } finally {
         p.kill('SIGKILL');
         await p.exited;
       }
+    });
+
+    it('children killed while their execve waits on the launcher leave it answering, with no cgroup behind', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      const p = spawnIsolated(w, ['attack', 'exec-kill', '300'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] });
+      const line = fs
+        .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
+      const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+      const tree = path.dirname(support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`);
+      const c = await collect(p);
+      assert.deepEqual([c.exit.code, c.exit.reason, json(c)], [0, 'exit', { made: 300 }], c.stderr.slice(0, 300));
+      for (let waited = 0; fs.existsSync(tree) && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!fs.existsSync(tree), `${tree} left behind`);
+      // The launcher still answers: a child that execs under the same limits runs.
+      const after = await collect(spawnIsolated(w, ['child', 'exit', '0'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.deepEqual(json(after), { started: true, error: '' });
     });
 
     it('clone(CLONE_PARENT) from many threads at once: never more than N processes alive', async function () {
