@@ -329,6 +329,96 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     });
   });
 
+  describe('attacks on memory.process and processes: N from inside a worker', () => {
+    const MiB = 2 ** 20;
+    const memcg = () => /^cgroup-v[12]/.test(support.limits['memory.process'].mechanism ?? '');
+    const lines = (c: { stdout: Buffer }) =>
+      c.stdout
+        .toString()
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const heldBy = (c: { stdout: Buffer }) => Math.max(0, ...lines(c).map((l) => Number(l.held ?? 0)));
+
+    it('memfds handed down a chain of processes that exec hold no more than processes x memory.process', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      this.timeout(60_000);
+      // 8 links of 40 MiB each: every link stays under its own 64 MiB, the last holds 320 MiB.
+      const chain = ['attack', 'memfd-chain', '40', '8'];
+      const control = await collect(spawnIsolated(w, chain, { processes: 3, stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.equal(heldBy(control), 320, `without memory.process the chain holds 320 MiB (the test can fail): ${control.stderr.slice(0, 300)}`);
+      const c = await collect(spawnIsolated(w, chain, { processes: 3, memory: { process: '64MiB' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+      const held = heldBy(c);
+      assert.ok(held * MiB <= 3 * 64 * MiB, `a tree of at most 3 processes of 64 MiB each held ${held} MiB in memfds (exit ${JSON.stringify([c.exit.code, c.exit.signal, c.exit.reason])})`);
+      assert.equal(c.exit.reason, 'memory', 'the tree ends with reason memory once its processes hold more than they may');
+    });
+
+    it('threads of one process that each exec (and fail) get it one memory cgroup, not one per thread', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      const p = spawnIsolated(w, ['attack', 'exec-threads', '20', '1500'], { memory: { process: '64MiB' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        const first = await firstLine<{ errors: Record<string, number>; sleeper: string }>(p);
+        assert.deepEqual(first, { sleeper: 'ok', errors: { 'no such file or directory': 20 } });
+        const line = fs
+          .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
+        const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+        const leaf = support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`;
+        const leaves = fs.readdirSync(path.dirname(leaf)).filter((d) => /^(w|e\d+)$/.test(d));
+        assert.ok(leaves.length <= 2, `${leaves.length} memory cgroups for 2 processes: ${leaves.join(' ')}`);
+        p.kill('SIGKILL');
+        await p.exited;
+        // Its cgroups go once its tree is gone (in the background: a little after the exit).
+        for (let waited = 0; fs.existsSync(path.dirname(leaf)) && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(!fs.existsSync(path.dirname(leaf)), `${path.dirname(leaf)} left behind`);
+      } finally {
+        p.kill('SIGKILL');
+        await p.exited;
+      }
+    });
+
+    it('children killed while their execve waits on the launcher leave it answering, with no cgroup behind', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      const p = spawnIsolated(w, ['attack', 'exec-kill', '300'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] });
+      const line = fs
+        .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
+      const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
+      const tree = path.dirname(support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`);
+      const c = await collect(p);
+      assert.deepEqual([c.exit.code, c.exit.reason, json(c)], [0, 'exit', { made: 300 }], c.stderr.slice(0, 300));
+      for (let waited = 0; fs.existsSync(tree) && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!fs.existsSync(tree), `${tree} left behind`);
+      // The launcher still answers: a child that execs under the same limits runs.
+      const after = await collect(spawnIsolated(w, ['child', 'exit', '0'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.deepEqual(json(after), { started: true, error: '' });
+    });
+
+    it('clone(CLONE_PARENT) from many threads at once: never more than N processes alive', async function () {
+      requireEnforced(this, 'processes');
+      if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();
+      const control = json<{ made: number }>(await collect(spawnIsolated(w, ['attack', 'clone-parent', '12', '300'], { stdio: ['ignore', 'pipe', 'pipe'] })));
+      assert.equal(control.made, 12, 'without the limit all 12 are made (the test can fail)');
+      for (let round = 0; round < 3; round++) {
+        const p = spawnIsolated(w, ['attack', 'clone-parent', '12', '300'], { processes: 3, stdio: ['ignore', 'pipe', 'pipe'] });
+        let most = 0;
+        const sample = setInterval(() => (most = Math.max(most, p.stats().processes.active)), 2);
+        const c = await collect(p).finally(() => clearInterval(sample));
+        const r = json<{ made: number; alive: number; errors: Record<string, number> }>(c);
+        assert.ok(r.made <= 2, `${r.made} made: ${JSON.stringify(r)}`);
+        assert.ok(r.alive <= 3, `${r.alive} alive: ${JSON.stringify(r)}`);
+        assert.ok(most <= 3, `sampled: ${most}`);
+        assert.deepEqual([c.exit.code, c.exit.reason], [0, 'exit']);
+      }
+    });
+  });
+
   describe('fds and privileges', () => {
     it('a non-close-on-exec fd of the parent does not reach the worker; a listed one does, at fd 3', async () => {
       const secret = path.join(tmp, 'secret');

@@ -226,6 +226,29 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       }
     });
 
+    it('socket(AF_UNIX) is refused under it whatever was spawned before it in the same launcher (and only under it)', async function () {
+      // In a launcher of its own: the seccomp programs are built once per process and kept.
+      const dir = scratchDir('unix-order-');
+      try {
+        const got = (await inLauncher(
+          dir,
+          `const unix = async (opts) => (await run(['attack', 'connect', 'unix:/nonexistent/s'], opts)).r['unix:/nonexistent/s'];
+           const out = {};
+           out.first = await unix({});
+           out.none = await unix({ network: 'none' });
+           out.after = await unix({});
+           out.noneLow = await unix({ network: 'none', privileges: 'low' });
+           out.lowAfter = await unix({ privileges: 'low' });
+           return out;`,
+        )) as Record<string, string>;
+        assert.match(got.none, /permission denied/, JSON.stringify(got));
+        assert.match(got.noneLow, /permission denied/, JSON.stringify(got));
+        for (const k of ['first', 'after', 'lowAfter']) assert.match(got[k], /no such file/, `${k}: ${JSON.stringify(got)}`);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it('is validated, and reported in enforcement', async () => {
       assert.throws(() => spawnIsolated(w, [], { network: 'off' as 'none' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.network/ });
       const p = spawnIsolated(w, ['exit', '0'], { network: 'none' });

@@ -447,7 +447,18 @@ void MakeWorkerCgroup(const SpawnRequest& req, Child& child) {
     child.cg = CgroupPool::Get().Take(l);
   else
     child.cg = MakeCgroup(OwnCgroupName(std::to_string(child.id)), l, layout, &child.group->cg, false);
-  if (leaf) child.cg.AddLeaf(l.memoryProcess);
+  if (leaf) {
+    child.cg.AddLeaf(l.memoryProcess);
+    // What a process leaves charged to its memory cgroup outlives its place there: a memfd, a
+    // tmpfs file or a SysV segment that another process keeps, once the one that wrote it has
+    // exec'd (into a cgroup of its own) or ended. Handed down a chain of processes that exec,
+    // such memory would grow without bound while every process stays under its own limit. With
+    // a processes budget the tree as a whole may hold no more than N processes at the limit.
+    if (!l.memoryTotal && l.processes > 1) {
+      uint64_t cap = l.memoryProcess > UINT64_MAX / l.processes ? UINT64_MAX / 2 : l.memoryProcess * l.processes;
+      child.cg.LimitMemory(cap);
+    }
+  }
 }
 
 // The worker's fds 0..n-1: new socket pairs for pipes (the parent's ends go to JS), the null

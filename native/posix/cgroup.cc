@@ -271,6 +271,26 @@ std::string Cgroup::AddLeaf(uint64_t bytes) {
   return d;
 }
 
+void Cgroup::LimitMemory(uint64_t bytes) {
+  std::string d = Dir("memory");
+  if (d.empty()) return;
+  auto set = [&](const char* file, const std::string& value) {
+    int err = WriteFile(d + "/" + file, value);
+    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
+  };
+  std::string v = std::to_string(bytes);
+  if (v2) {
+    set("memory.max", v);
+    // No swap to escape into (the file exists only with swap accounting).
+    if (Exists(d + "/memory.swap.max")) set("memory.swap.max", "0");
+    set("memory.oom.group", "1");
+  } else {
+    set("memory.limit_in_bytes", v);
+    if (Layout().memsw) set("memory.memsw.limit_in_bytes", v);
+  }
+  configured |= kMemoryLimit;
+}
+
 void Cgroup::PruneLeaves() {
   for (size_t i = 1; i < leaves.size();) {
     std::string procs;
@@ -329,19 +349,7 @@ void Configure(Cgroup& cg, const Limits& l) {
     int err = WriteFile(d + "/" + file, value);
     if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
   };
-  if (l.memoryTotal) {
-    std::string v = std::to_string(l.memoryTotal);
-    if (cg.v2) {
-      set("memory", "memory.max", v);
-      // No swap to escape into (the file exists only with swap accounting).
-      if (Exists(cg.Dir("memory") + "/memory.swap.max")) set("memory", "memory.swap.max", "0");
-      set("memory", "memory.oom.group", "1");
-    } else {
-      set("memory", "memory.limit_in_bytes", v);
-      if (Layout().memsw) set("memory", "memory.memsw.limit_in_bytes", v);
-    }
-    cg.configured |= Cgroup::kMemoryLimit;
-  }
+  if (l.memoryTotal) cg.LimitMemory(l.memoryTotal);
   if (l.cpuCores > 0) {
     long period = kCpuPeriodUs;
     long quota = std::max(kMinCpuQuotaUs, static_cast<long>(std::llround(l.cpuCores * period)));

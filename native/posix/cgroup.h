@@ -74,6 +74,9 @@ struct Cgroup {
   // A per-process memory cgroup beneath this one, limited to `bytes` (see leaves): its
   // directory. The first one is the worker's (v1: leafTasks opened; v2: v2dir is it).
   std::string AddLeaf(uint64_t bytes);
+  // Limits the whole tree's memory (memory.max / memory.limit_in_bytes, + memsw): what
+  // memory.total writes.
+  void LimitMemory(uint64_t bytes);
   // Removes the leaves other than the worker's that hold no process any more (their OOM
   // kills are kept in leafOomsGone first).
   void PruneLeaves();

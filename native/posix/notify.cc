@@ -234,9 +234,12 @@ void Notifier::Exec(Child& c, uint64_t id, pid_t tid) {
   }
   // A leaf of its own, entered before its new image maps anything. Should that fail, it execs
   // where it is: in its parent's leaf, under a budget it shares (never none).
+  // Its whole process moves (cgroup.procs, v1 too: a thread id written there moves its thread
+  // group): were only the calling thread moved (v1's "tasks"), an exec that fails would leave
+  // the process split across cgroups, and each of its threads could have a cgroup made for it.
   try {
     std::string leaf = cg.AddLeaf(c.limits.memoryProcess);
-    WriteFile(leaf + (cg.v2 ? "/cgroup.procs" : "/tasks"), std::to_string(tid));
+    WriteFile(leaf + "/cgroup.procs", std::to_string(tid));
   } catch (const SysError&) {
   }
   Respond(fd_.get(), id, 0);
