@@ -356,6 +356,28 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('with many inherited fds, a memory-limited worker still joins its memory cgroup and writes nothing to a listed fd', async function () {
+      requireEnforced(this, 'memory.total');
+      // 40 listed fds: the worker's fds 3..42, above where this process's own fds (a cgroup's
+      // "tasks" file among them) may be numbered; the child must not write to one of those.
+      const listed = path.join(tmp, 'listed-rw');
+      fs.writeFileSync(listed, '');
+      const fd = fs.openSync(listed, 'r+');
+      try {
+        for (const privileges of ['inherit', 'restricted'] as const) {
+          const c = await collect(spawnIsolated(w, ['info'], { inheritHandles: Array(40).fill(fd), memory: { total: '256MiB' }, privileges }));
+          assert.equal(c.exit.code, 0, c.stderr);
+          const info = json<Info>(c);
+          const v2 = support.limits['memory.total'].mechanism === 'cgroup-v2';
+          const mem = info.cgroup.split('\n').find((l) => (v2 ? /^0::/ : /:memory:/).test(l)) ?? '';
+          assert.match(mem, /spawn-isolated-/, `${privileges}: the worker is outside its memory cgroup (${mem})`);
+          assert.equal(fs.readFileSync(listed, 'utf8'), '', `${privileges}: the child wrote to a listed fd`);
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+
     it('a worker starts with every signal at its default and none blocked, as under child_process (Node ignores SIGPIPE)', async () => {
       // cat, not the Go worker: Go's runtime installs its own handlers at start, hiding what it
       // was handed; cat changes nothing, so /proc/self/status shows the inherited dispositions.
