@@ -313,7 +313,7 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   static std::mutex mu;
   static std::map<unsigned, std::vector<sock_filter>>* cache = new std::map<unsigned, std::vector<sock_filter>>();
   unsigned key = (spec.noChildren ? 1u : 0u) | (spec.restricted ? 2u : 0u) | (spec.low ? 4u : 0u) | (spec.notifyChildren ? 8u : 0u) |
-                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u);
+                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u) | (spec.noUnixSockets ? 64u : 0u);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache->find(key);
   if (it == cache->end()) it = cache->emplace(key, Build(spec)).first;
