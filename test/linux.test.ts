@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -275,6 +275,39 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(got.fits, '0  exit');
     });
 
+    (process.getuid?.() === 0 ? it : it.skip)('without a memory cgroup: an exec that fails under the RLIMIT_DATA evidence filter is an error, not a launcher that hangs', function () {
+      this.timeout(120_000);
+      // A non-root launcher here has no memory cgroup: memory.process is RLIMIT_DATA, whose
+      // filter asks the launcher about a failing exit. The child's exit after a failed exec
+      // must not wait for an answer the launcher cannot give yet (it is still in the spawn).
+      const scratch = fs.mkdtempSync(path.join(tmp, 'execfail-'));
+      fs.chmodSync(scratch, 0o755);
+      const bad = path.join(scratch, 'not-a-program');
+      fs.writeFileSync(bad, Buffer.from([0, 1, 2, 3, 4, 5, 6, 7]), { mode: 0o755 });
+      fs.chmodSync(bad, 0o755);
+      const script = path.join(scratch, 'launcher.js');
+      fs.writeFileSync(
+        script,
+        `const { isolationSupport, spawnIsolated } = require(${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))});
+         const out = { mechanism: isolationSupport().limits['memory.process'].mechanism };
+         (async () => {
+           for (const privileges of ['restricted', 'inherit']) {
+             const p = spawnIsolated(${JSON.stringify(bad)}, [], { stdio: 'ignore', memory: { process: '64MiB' }, privileges });
+             out[privileges] = await new Promise((r) => { p.on('error', (e) => r(e.code)); p.exited.then(() => r('exited'), () => r('rejected')); });
+           }
+           console.log(JSON.stringify(out));
+         })();`,
+        { mode: 0o644 },
+      );
+      const r = spawnSync(process.execPath, [script], { uid: 65534, gid: 65534, cwd: '/', timeout: 30_000, killSignal: 'SIGKILL', encoding: 'utf8' });
+      assert.equal(r.signal, null, `the launcher hung (killed after 30 s): ${r.stdout} ${r.stderr}`);
+      assert.ok(r.stdout.trim(), `the launcher printed nothing: ${r.stderr}`);
+      const got = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, string>;
+      if (got.mechanism !== 'rlimit-data') this.skip();
+      assert.equal(got.restricted, 'ENOEXEC');
+      assert.equal(got.inherit, 'ENOEXEC');
+    });
+
     it('processes: 3 with 10 children started at once: exactly 3 alive, the rest refused with EAGAIN and a processes event', async function () {
       requireEnforced(this, 'processes');
       if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();
@@ -442,6 +475,28 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.notEqual(paths[String(leaky)], secret, 'the parent’s inheritable fd leaked');
       } finally {
         fs.closeSync(leaky);
+        fs.closeSync(fd);
+      }
+    });
+
+    it('with many inherited fds, a memory-limited worker still joins its memory cgroup and writes nothing to a listed fd', async function () {
+      requireEnforced(this, 'memory.total');
+      // 40 listed fds: the worker's fds 3..42, above where this process's own fds (a cgroup's
+      // "tasks" file among them) may be numbered; the child must not write to one of those.
+      const listed = path.join(tmp, 'listed-rw');
+      fs.writeFileSync(listed, '');
+      const fd = fs.openSync(listed, 'r+');
+      try {
+        for (const privileges of ['inherit', 'restricted'] as const) {
+          const c = await collect(spawnIsolated(w, ['info'], { inheritHandles: Array(40).fill(fd), memory: { total: '256MiB' }, privileges }));
+          assert.equal(c.exit.code, 0, c.stderr);
+          const info = json<Info>(c);
+          const v2 = support.limits['memory.total'].mechanism === 'cgroup-v2';
+          const mem = info.cgroup.split('\n').find((l) => (v2 ? /^0::/ : /:memory:/).test(l)) ?? '';
+          assert.match(mem, /spawn-isolated-/, `${privileges}: the worker is outside its memory cgroup (${mem})`);
+          assert.equal(fs.readFileSync(listed, 'utf8'), '', `${privileges}: the child wrote to a listed fd`);
+        }
+      } finally {
         fs.closeSync(fd);
       }
     });

@@ -249,6 +249,32 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       }
     });
 
+    it("denies socket(AF_UNIX) to a worker with network: 'none' and only to it, whatever was spawned before (same level, both orders)", async () => {
+      const net = await import('node:net');
+      fs.chmodSync(tmp, 0o755);
+      const sock = path.join(tmp, `host-${process.pid}.sock`);
+      const server = net.createServer((c) => c.end());
+      await new Promise<void>((r) => server.listen(sock, r));
+      fs.chmodSync(sock, 0o777);
+      const target = `unix:${sock}`;
+      try {
+        // The same level with and without network: 'none', each order: the program with the
+        // denial must never be the one without it (or the reverse).
+        for (let round = 0; round < 2; round++) {
+          const plain = await attack(['connect', target]);
+          const none = await attack(['connect', target], { network: 'none' });
+          assert.equal(plain[target], 'ok', `round ${round}: control: ${JSON.stringify(plain)}`);
+          assert.notEqual(none[target], 'ok', `round ${round}: a host service's Unix socket was reached under network: 'none'`);
+          const noneFirst = await attack(['connect', target], { network: 'none', privileges: 'low' });
+          const plainAfter = await attack(['connect', target], { privileges: 'low' });
+          assert.notEqual(noneFirst[target], 'ok', `round ${round}: low: reached under network: 'none'`);
+          assert.equal(plainAfter[target], 'ok', `round ${round}: low: control: ${JSON.stringify(plainAfter)}`);
+        }
+      } finally {
+        server.close();
+      }
+    });
+
     it('is validated, and reported in enforcement', async () => {
       assert.throws(() => spawnIsolated(w, [], { network: 'off' as 'none' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.network/ });
       const p = spawnIsolated(w, ['exit', '0'], { network: 'none' });

@@ -585,6 +585,15 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& ch
   }
 }
 
+// Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
+// puts the worker's fds at 0..count-1 and must not overwrite its own.
+void RaiseAbove(Fd& fd, int min) {
+  if (fd.get() >= min) return;
+  int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, min);
+  if (moved < 0) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
+  fd.reset(moved);
+}
+
 // The v1 cgroups' "tasks" files, for the child to enter (ChildPlan::cgroupFds); a pooled
 // cgroup holds them open already.
 void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
@@ -596,21 +605,16 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
   size_t i = 0;
   for (const auto& kv : cg.dirs) {
     if (i >= cg.tasks.size()) break;
-    int fd = cg.tasks[i++].get();
-    if (kv.first == "memory")
-      cp.memoryCgroupFd = cg.leafTasks.valid() ? cg.leafTasks.get() : fd;
-    else
-      cp.cgroupFds[cp.ncgroupFds++] = fd;
+    Fd& fd = cg.tasks[i++];
+    if (kv.first == "memory") {
+      // Written after the child has put the worker's fds at 0..count-1: above them.
+      Fd& mem = cg.leafTasks.valid() ? cg.leafTasks : fd;
+      RaiseAbove(mem, cp.count);
+      cp.memoryCgroupFd = mem.get();
+    } else {
+      cp.cgroupFds[cp.ncgroupFds++] = fd.get();
+    }
   }
-}
-
-// Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
-// puts the worker's fds at 0..count-1 and must not overwrite its own.
-void RaiseAbove(Fd& fd, int min) {
-  if (fd.get() >= min) return;
-  int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, min);
-  if (moved < 0) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
-  fd.reset(moved);
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The

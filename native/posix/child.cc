@@ -68,12 +68,19 @@ constexpr unsigned long kLockedSecurebits = 0x2f;
 // Signals 1..31 (the standard ones, as libuv resets them); real-time ones are left alone.
 constexpr int kSignalsToDefault = 32;
 
-[[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1) {
+[[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1, int code = 127) {
   int msg[2] = {step, err < 0 ? errno : err};
   ssize_t n = write(p.errFd, msg, sizeof(msg));
   (void)n;
-  _exit(127);
+  _exit(code);
 }
+
+// A failure once the worker's own program may be in place (seccomp.h: notifyFailure asks the
+// launcher about an exit with a nonzero code): exit 0, which that program lets through. The
+// launcher cannot answer yet (it receives the listener only after the exec, and is suspended
+// in the vfork meanwhile), so a nonzero exit would wait for it forever; it reads the failure
+// from errFd, never from the exit status.
+[[noreturn]] void ChildFailFiltered(const ChildPlan& p, int step, int err = -1) { ChildFail(p, step, err, 0); }
 
 bool WriteAll(const char* path, const char* s) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -383,15 +390,15 @@ void Lock(const ChildPlan& p, bool inherited, int landlockRs) {
   }
   if (p.hasFilter && p.notifyFd >= 0) {
     int err = InstallWithListener(p);
-    if (err != 0) ChildFail(p, kStepSeccomp, err);
+    if (err != 0) ChildFailFiltered(p, kStepSeccomp, err);  // the program may be in place (SendFd failed)
   } else if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) {
     ChildFail(p, kStepSeccomp);
   }
 }
 
-// Enters the memory cgroup (the last step before an exec).
+// Enters the memory cgroup (the last step before an exec; the worker's program is in place).
 void JoinMemoryCgroup(const ChildPlan& p) {
-  if (p.memoryCgroupFd >= 0 && write(p.memoryCgroupFd, "0", 1) != 1) ChildFail(p, kStepMemoryCgroup);
+  if (p.memoryCgroupFd >= 0 && write(p.memoryCgroupFd, "0", 1) != 1) ChildFailFiltered(p, kStepMemoryCgroup);
 }
 
 // The worker's last steps, in its final identity (under an init: partly locked by it already).
@@ -406,7 +413,7 @@ void JoinMemoryCgroup(const ChildPlan& p) {
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
   JoinMemoryCgroup(p);
   execve(p.path, p.argv, p.envp);
-  ChildFail(p, kStepExec);
+  ChildFailFiltered(p, kStepExec);
 }
 
 // What the worker under an init starts with (on the stack of the namespace's first process).
