@@ -65,7 +65,7 @@ export interface IsolatedExit {
 
 /** Payload of the `'limit'` event. */
 export interface LimitEvent {
-  limit: 'memory' | 'cpu-time' | 'processes' | 'threads' | 'handles';
+  limit: 'memory' | 'cpu-time' | 'processes' | 'threads' | 'handles' | 'disk';
   /** The process that hit it, when known. */
   pid?: number;
   /** For `'handles'`: the count seen. */
@@ -80,7 +80,7 @@ export interface StopOptions {
   grace?: Duration;
 }
 
-const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles']);
+const LIMIT_REASONS = new Set(['memory', 'cpu-time', 'threads', 'handles', 'disk']);
 const KILL_REASONS = new Set(['killed', 'timeout', 'aborted']);
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

@@ -364,7 +364,13 @@ SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinem
   if (memory)
     e.message += std::string(" (options.memory") + (l.memoryProcess ? ".process" : "") + " = " +
                  std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) + " bytes is too small to start it)";
-  if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
+  // Under options.filesystem an executable everyone may run is refused by Landlock: what the
+  // exec opens besides the file itself (a dynamic loader, an interpreter) is not listed.
+  bool othersRun = f.step == kStepExec && uidMatters && (st.st_mode & 0005) == 0005;
+  if (req.hasFilesystem && f.err == EACCES && othersRun)
+    e.message += " (options.filesystem: the worker reads only what it lists; a dynamically linked program also needs its "
+                 "loader and libraries, e.g. read: ['/lib', '/lib64', '/usr/lib'], and a script its interpreter)";
+  else if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
   return e;

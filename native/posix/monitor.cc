@@ -406,7 +406,7 @@ void Monitor::Reap(Child& c) {
   }
   if (reason.empty()) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
-  if (reason == "memory" || reason == "cpu-time") PostLimit(c, reason.c_str());
+  if (reason == "memory" || reason == "cpu-time" || reason == "disk") PostLimit(c, reason.c_str());
   c.finalStats = ReadStats(c.cg, 0, &ru);
   // Without a memory cgroup the only honest peak is what sampling saw of the worker's own
   // memory (its rusage counts the launcher's memory, which it shared until its exec).
