@@ -247,6 +247,17 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       if (memcg()) assert.equal(got['4MiB restricted'], '3  exit', 'a trivial Go worker runs under 4 MiB');
     });
 
+    (process.getuid?.() === 0 ? it : it.skip)('a non-root launcher on a hybrid host (v1 controllers, an empty cgroup2 beside them) is told why in v1 terms', async function () {
+      const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' - ')[1]?.split(' ')[0]);
+      if (!mounts.includes('cgroup') || !mounts.includes('cgroup2')) this.skip(); // not a hybrid host
+      const scratch = fs.mkdtempSync(path.join(tmp, 'hybrid-'));
+      fs.chmodSync(scratch, 0o777);
+      const got = (await inLauncher(scratch, `return require(lib).isolationSupport().limits['cpu.cores'];`, { uid: 65534 })) as { enforced: boolean; reason?: string };
+      assert.equal(got.enforced, false);
+      assert.match(String(got.reason), /cannot create cgroups under \/sys\/fs\/cgroup\//, 'the v1 hierarchy it could not write');
+      assert.doesNotMatch(String(got.reason), /v2/, 'not the empty unified hierarchy');
+    });
+
     (process.getuid?.() === 0 ? it : it.skip)('without a memory cgroup (a non-root launcher here): RLIMIT_DATA, with the refusal read by the launcher', async function () {
       const scratch = fs.mkdtempSync(path.join(tmp, 'rlimit-'));
       fs.chmodSync(scratch, 0o777);

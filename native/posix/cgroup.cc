@@ -51,11 +51,13 @@ bool WritableDir(const std::string& dir) {
 bool PrepareV2(const std::string& base, std::string* why) {
   std::string avail;
   ReadFile(base + "/cgroup.controllers", &avail);
-  for (const char* c : {"memory", "cpu", "pids"}) {
-    if (avail.find(c) == std::string::npos) {
-      *why = std::string("cgroup v2 controller '") + c + "' is not delegated to " + base;
-      return false;
-    }
+  std::string missing;
+  for (const char* c : {"memory", "cpu", "pids"})
+    if (avail.find(c) == std::string::npos) missing += std::string(missing.empty() ? "" : ", ") + c;
+  if (!missing.empty()) {
+    *why = "the cgroup v2 controllers this backend needs (memory, cpu, pids) are not all delegated to " + base +
+           " (missing: " + missing + ")";
+    return false;
   }
   std::string enable = "+memory +cpu +pids";
   int err = WriteFile(base + "/cgroup.subtree_control", enable);
@@ -98,6 +100,10 @@ const CgroupLayout& Layout() {
       }
       l.why = why;
     }
+    // A hybrid host (v1 controllers, an empty unified hierarchy beside them): the v1 hierarchies
+    // are where a limit would be, so their reason is the one to give.
+    bool hybrid = !unified.empty() && std::any_of(mounts.begin(), mounts.end(), [](const MountEntry& m) { return m.type == "cgroup"; });
+    if (hybrid) l.why.clear();
     for (const char* c : {"memory", "cpu", "cpuacct", "pids"}) {
       auto path = own.byController.find(c);
       if (path == own.byController.end()) continue;
