@@ -239,6 +239,29 @@ uint64_t Cgroup::OomKills() const {
   return n;
 }
 
+namespace {
+
+// The memory limit of cgroup directory `d`: `bytes`, no swap, and (v2) the whole cgroup ended
+// by an OOM kill in it.
+void WriteMemoryLimit(const std::string& d, uint64_t bytes, bool v2) {
+  auto set = [&](const char* file, const std::string& value) {
+    int err = WriteFile(d + "/" + file, value);
+    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
+  };
+  std::string v = std::to_string(bytes);
+  if (v2) {
+    set("memory.max", v);
+    // No swap to escape into (the file exists only with swap accounting).
+    if (Exists(d + "/memory.swap.max")) set("memory.swap.max", "0");
+    set("memory.oom.group", "1");
+  } else {
+    set("memory.limit_in_bytes", v);
+    if (Layout().memsw) set("memory.memsw.limit_in_bytes", v);
+  }
+}
+
+}  // namespace
+
 std::string Cgroup::AddLeaf(uint64_t bytes) {
   std::string parent = Dir("memory");
   if (parent.empty()) throw SysError("ENOTSUP", 0, "", "no memory cgroup to make a per-process cgroup in");
@@ -250,19 +273,7 @@ std::string Cgroup::AddLeaf(uint64_t bytes) {
   std::string d = parent + "/" + (leaves.empty() ? std::string("w") : "e" + std::to_string(++nextLeaf));
   if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
   auto undo = OnScopeExit([&] { rmdir(d.c_str()); });
-  auto set = [&](const char* file, const std::string& value) {
-    int err = WriteFile(d + "/" + file, value);
-    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
-  };
-  std::string v = std::to_string(bytes);
-  if (v2) {
-    set("memory.max", v);
-    if (Exists(d + "/memory.swap.max")) set("memory.swap.max", "0");
-    set("memory.oom.group", "1");
-  } else {
-    set("memory.limit_in_bytes", v);
-    if (Layout().memsw) set("memory.memsw.limit_in_bytes", v);
-  }
+  WriteMemoryLimit(d, bytes, v2);
   if (leaves.empty()) {
     if (v2) {
       v2dir.reset(open(d.c_str(), O_DIRECTORY | O_CLOEXEC));
@@ -280,20 +291,7 @@ std::string Cgroup::AddLeaf(uint64_t bytes) {
 void Cgroup::LimitMemory(uint64_t bytes) {
   std::string d = Dir("memory");
   if (d.empty()) return;
-  auto set = [&](const char* file, const std::string& value) {
-    int err = WriteFile(d + "/" + file, value);
-    if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
-  };
-  std::string v = std::to_string(bytes);
-  if (v2) {
-    set("memory.max", v);
-    // No swap to escape into (the file exists only with swap accounting).
-    if (Exists(d + "/memory.swap.max")) set("memory.swap.max", "0");
-    set("memory.oom.group", "1");
-  } else {
-    set("memory.limit_in_bytes", v);
-    if (Layout().memsw) set("memory.memsw.limit_in_bytes", v);
-  }
+  WriteMemoryLimit(d, bytes, v2);
   configured |= kMemoryLimit;
 }
 
