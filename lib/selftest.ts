@@ -201,8 +201,12 @@ const terminal: Measure = async (probe) => {
   const p = spawnIsolated(probe, ['terminal'], { enforcement: 'best-effort', stdio: ['inherit', 'pipe', 'ignore'], timeout: '60s' });
   let text = '';
   p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  // Its output is all read at 'close' (after stdout ends), not at the exit, which a busy
+  // machine can report first.
+  const closed = new Promise<void>((resolve) => p.once('close', () => resolve()));
   const e = await p.exited.catch((err: Error) => err);
   if (e instanceof Error) return { measured: 'refused', detail: e.message };
+  await closed;
   const out = lastJson({ stdout: text } as Run) as { ttyOpen?: boolean; terminals?: number; pushed?: number };
   if (out.ttyOpen === undefined) return { measured: 'not-measured', detail: `the probe said nothing (${ended(e)})` };
   const held = !out.ttyOpen && out.pushed === 0;
