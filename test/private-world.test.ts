@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
+import { loadBinding } from '../lib/native';
 import { collect, inLauncher, isLinux, json, root, scratchDir, slow, worker } from './helpers';
 
 type Results = Record<string, string>;
@@ -181,6 +182,40 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
         }
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('its mount namespace is held by the launcher until its exit is reported, then let go: nothing keeps it', async () => {
+      // Held so that the exit does not wait for the namespace's teardown (an RCU grace period
+      // in the init's exit); let go on the housekeeping thread once the exit is reported.
+      const mine = fs.readlinkSync('/proc/self/ns/mnt');
+      const holders = (ns: string) =>
+        fs.readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`) === ns;
+          } catch {
+            return false;
+          }
+        }).length;
+      for (const options of [{}, { memory: '64MiB' }]) {
+        const p = spawnIsolated(w, ['sleep', '60000'], { stdio: 'ignore', ...options });
+        const ns = fs.readlinkSync(`/proc/${p.pid}/ns/mnt`);
+        assert.notEqual(ns, mine, 'a mount namespace of its own');
+        assert.equal(holders(ns), 1, `${JSON.stringify(options)}: the launcher holds ${ns} while the worker runs`);
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGKILL');
+        await exited;
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        (loadBinding() as any).internals.settleCgroups(); // the housekeeping thread's queue, now
+        assert.equal(holders(ns), 0, `${JSON.stringify(options)}: the launcher let ${ns} go`);
+        const inIt = fs.readdirSync('/proc').filter((d) => {
+          try {
+            return /^\d+$/.test(d) && fs.readlinkSync(`/proc/${d}/ns/mnt`) === ns;
+          } catch {
+            return false;
+          }
+        });
+        assert.deepEqual(inIt, [], `${JSON.stringify(options)}: no process is left in it`);
       }
     });
 

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -31,6 +32,9 @@
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
+#endif
+#ifndef PIDFD_GET_MNT_NAMESPACE
+#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
 #endif
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -623,6 +627,21 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
   }
 }
 
+// The worker's mount namespace, held until its exit is reported (Child::mountNs): the kernel
+// tears a mount namespace down when its last reference goes and first waits for an RCU grace
+// period (about 0.1 ms here), which would otherwise run in its init's exit, before the exit can
+// be reported. Nothing else can reach it: the fd is close-on-exec, and its processes are gone
+// by then. Where it cannot be had (a kernel before 6.11 without the pidfd ioctl and /proc
+// refusing), the init's exit tears it down as before.
+void HoldMountNamespace(Child& child) {
+  int fd = ioctl(child.pidfd.get(), PIDFD_GET_MNT_NAMESPACE, 0);
+  if (fd < 0 && errno != ESRCH) {
+    std::string path = "/proc/" + std::to_string(child.pid) + "/ns/mnt";
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (fd >= 0) child.mountNs.reset(fd);
+}
+
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
 // alive pipe: the child sees it hang up if this process died before the child's exec.
 void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
@@ -707,7 +726,10 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
       throw Errno("recvmsg", EPROTO, "the worker's seccomp listener did not arrive");
     }
   }
-  if (failed.step == 0) return;
+  if (failed.step == 0) {
+    if (conf.mounts) HoldMountNamespace(child);
+    return;
+  }
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
   if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
     throw NamespacesRefusedError();
@@ -818,6 +840,7 @@ void Release(uint64_t id) {
       // It runs on, within its limits: its cgroup, temp dir and transient uid stay its own.
       if (c->transientId) c->transientId->Keep();
       c->tempDir.clear();
+      c->mountNs.reset();  // its own processes hold it
       return;
     }
     Monitor::KillTree(*c);

@@ -87,11 +87,7 @@ Cgroup CgroupPool::Take(const Limits& l) {
   Cgroup cg;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!started_) {
-      started_ = true;
-      RemoveStale();  // once, before this process's first worker cgroup
-      std::thread([this] { Run(); }).detach();
-    }
+    StartLocked();
     fillFailed_ = false;
     if (!ready_.empty()) {
       cg = std::move(ready_.front());
@@ -115,13 +111,31 @@ void CgroupPool::Retire(Cgroup& cg) {
   cv_.notify_one();
 }
 
+void CgroupPool::StartLocked() {
+  if (started_) return;
+  started_ = true;
+  RemoveStale();  // once, before this process's first worker cgroup
+  std::thread([this] { Run(); }).detach();
+}
+
+void CgroupPool::LetGo(Fd ns) {
+  if (!ns.valid()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  StartLocked();  // a launcher without cgroups has no other use for the thread
+  letGo_.push_back(std::move(ns));
+  cv_.notify_one();
+}
+
 void CgroupPool::Settle() {
   std::vector<Retired> retired;
+  std::vector<Fd> letGo;
   {
     std::unique_lock<std::mutex> lock(mu_);
     idle_.wait(lock, [this] { return !busy_; });  // its batch is back, reset or still busy
     retired.swap(retired_);
+    letGo.swap(letGo_);
   }
+  letGo.clear();
   for (Retired& r : retired) {
     Cgroup cg;
     cg.dirs = std::move(r.dirs);
@@ -193,14 +207,17 @@ void CgroupPool::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     bool fill = ready_.size() < kReady && !fillFailed_;
-    if (!fill && retired_.empty()) {
+    if (!fill && retired_.empty() && letGo_.empty()) {
       cv_.wait(lock);
       continue;
     }
     std::vector<Retired> retired;
     retired.swap(retired_);
+    std::vector<Fd> letGo;
+    letGo.swap(letGo_);
     busy_ = true;
     lock.unlock();
+    letGo.clear();  // first: the cgroups they were charged to are reset or removed below
     std::vector<Cgroup> reset;
     Recycle(retired, reset);
     Cgroup fresh;

@@ -25,6 +25,10 @@ class CgroupPool {
   // kept ready again (a pooled v1 cgroup) or removed. Exactly once per cgroup: after this, its
   // files may belong to another worker. Takes its tasks fds; its other members stay readable.
   void Retire(Cgroup& cg);
+  // A worker's mount namespace (an fd that may hold its last reference) is let go in the
+  // background, before any cgroup retired with it or later is reset or removed (its private
+  // tmpfs pages are charged to the worker's memory cgroup).
+  void LetGo(Fd ns);
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
   void Settle();
@@ -36,6 +40,7 @@ class CgroupPool {
  private:
   CgroupPool();
   void Run();
+  void StartLocked();  // the housekeeping thread, once (mu_ held)
   Cgroup MakeFresh();
   void RemoveStale();
   struct Retired {
@@ -52,6 +57,7 @@ class CgroupPool {
   CondVar cv_;
   std::deque<Cgroup> ready_;
   std::vector<Retired> retired_;  // used cgroups
+  std::vector<Fd> letGo_;         // namespaces to let go (LetGo)
   uint64_t next_ = 0;
   bool started_ = false;
   bool fillFailed_ = false;

@@ -138,7 +138,9 @@ Registry<Group>& Groups() {
 
 void RetireCgroup(Child& c) {
   std::lock_guard<std::mutex> lock(c.cgMu);
-  if (!c.cgRetired.exchange(true)) CgroupPool::Get().Retire(c.cg);
+  if (c.cgRetired.exchange(true)) return;
+  CgroupPool::Get().LetGo(std::move(c.mountNs));
+  CgroupPool::Get().Retire(c.cg);
 }
 
 pid_t WorkerPid(Child& c) {

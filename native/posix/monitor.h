@@ -44,6 +44,10 @@ struct Child : WorkerBase {
   bool netns = false;   // a network namespace of its own (network: 'none')
   bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
   Fd statusRead;        // the init's report of the worker's wait status
+  // Its mount namespace, held from its exec until its exit is reported (HoldMountNamespace):
+  // the last reference's teardown waits for an RCU grace period, on the housekeeping thread
+  // then instead of in the init's exit, which the exit event waits for.
+  Fd mountNs;
   pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
