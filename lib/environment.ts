@@ -18,6 +18,16 @@ function fromObjectPrototype(obj: object, k: string): boolean {
   return false;
 }
 
+/** Every enumerable key of `obj`, own or inherited, except those `Object.prototype` gives. */
+function forInKeys(obj: Record<string, unknown>): string[] {
+  const keys: string[] = [];
+  for (const k in obj) {
+    if (!Object.prototype.hasOwnProperty.call(obj, k) && fromObjectPrototype(obj, k)) continue;
+    keys.push(k);
+  }
+  return keys;
+}
+
 /**
  * The worker's environment, as child_process builds it: every enumerable key of `options.env`
  * (or `process.env`), own or inherited, except what `Object.prototype` gives (a polluted
@@ -27,8 +37,10 @@ export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<stri
   const source = v === undefined || v === null ? process.env : v;
   if (!isPlainObject(source)) throw invalidArgType('options.env', 'of type object', v);
   const env = Object.create(null) as Record<string, string>;
-  for (const k in source) {
-    if (!Object.prototype.hasOwnProperty.call(source, k) && fromObjectPrototype(source, k)) continue;
+  // process.env's keys are all its own (each lookup on it asks the C++ side: its own keys once,
+  // then no per-key ownership check); any other object is walked as child_process walks it.
+  const keys = source === process.env ? Object.keys(source) : forInKeys(source);
+  for (const k of keys) {
     const val = source[k];
     // Only the launcher names a worker's channel (and only when it made one).
     if (val === undefined || k.toUpperCase() === CHANNEL_ENV) continue;

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { isolationSupport, parseByteSize, parseDuration, spawnIsolated } from '../lib';
 import { goEnvironment } from '../lib/environment';
 import { normalizeOptions } from '../lib/options';
-import { worker } from './helpers';
+import { collect, json, worker } from './helpers';
 
 function throwsCode(fn: () => unknown, code: string, name: string | RegExp, ctor: ErrorConstructor = TypeError): void {
   assert.throws(fn, (err: Error & { code?: string }) => {
@@ -163,5 +163,34 @@ describe('option validation (every platform)', () => {
     assert.equal(parseByteSize('  64 MiB  ', 'x'), 64 * 2 ** 20);
     // Quadratic parsing of 80,000 blanks takes many seconds; linear, a few ms (room for a busy machine).
     assert.ok(Date.now() - t0 < 2000, `took ${Date.now() - t0} ms`);
+  });
+});
+
+describe('the worker environment (every platform)', () => {
+  const w = worker();
+  it("is process.env's own variables (or options.env's), never what a polluted Object.prototype adds", async () => {
+    const proto = Object.prototype as Record<string, unknown>;
+    const own = `SI_OWN_${process.pid}`;
+    const evil = `SI_POLLUTED_${process.pid}`;
+    process.env[own] = 'mine';
+    proto[evil] = 'injected';
+    try {
+      for (const options of [{}, { env: { ...process.env } }]) {
+        const env = normalizeOptions(w, [], options).env;
+        assert.equal(env[own], 'mine', `${Object.keys(options)}: its own variable`);
+        assert.equal(Object.prototype.hasOwnProperty.call(env, evil), false, `${Object.keys(options)}: the polluted one`);
+      }
+      // An object's inherited variables (not Object.prototype's) are passed, as by child_process.
+      const inherited = normalizeOptions(w, [], { env: Object.create({ FROM_PARENT: 'p' }) as Record<string, string> }).env;
+      assert.equal(inherited.FROM_PARENT, 'p');
+      // And the worker's own view.
+      const c = await collect(spawnIsolated(w, ['env'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const vars = json<string[]>(c);
+      assert.ok(vars.includes(`${own}=mine`), 'the worker gets its own variable');
+      assert.ok(!vars.some((v) => v.startsWith(`${evil}=`)), 'and not the polluted one');
+    } finally {
+      delete process.env[own];
+      delete proto[evil];
+    }
   });
 });
