@@ -464,6 +464,30 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('fds and privileges', () => {
+    it('spawns while signals keep arriving: every worker runs and exits as it should, and every signal is still handled', async function () {
+      // A restricted worker's first process shares this thread's memory (and errno) without a
+      // vfork until its init is up; this thread waits meanwhile with every signal blocked, and
+      // the signals arrive once it is done.
+      this.timeout(120_000);
+      let handled = 0;
+      const onSignal = () => handled++;
+      process.on('SIGUSR2', onSignal);
+      const storm = spawn('sh', ['-c', `while kill -USR2 ${process.pid}; do :; done`], { stdio: 'ignore' });
+      try {
+        const spawns = Math.max(20, Math.round(100 / slowFactor));
+        for (let i = 0; i < spawns; i++) {
+          const options = ([{}, { memory: '64MiB' }, { privileges: 'low' }, { processes: 4 }] as IsolationOptions[])[i % 4];
+          const c = await collect(spawnIsolated(w, ['exit', String(i % 7)], options));
+          assert.deepEqual([c.exit.code, c.exit.reason], [i % 7, 'exit'], `spawn ${i} ${JSON.stringify(options)}: ${c.stderr}`);
+        }
+      } finally {
+        storm.kill('SIGKILL');
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      process.off('SIGUSR2', onSignal);
+      assert.ok(handled > 0, 'the signals reached their handler');
+    });
+
     it('a non-close-on-exec fd of the parent does not reach the worker; a listed one does, at fd 3', async () => {
       const secret = path.join(tmp, 'secret');
       const listed = path.join(tmp, 'listed');

@@ -62,9 +62,16 @@ bool ReadFile(const std::string& path, std::string* out) {
 }
 
 int WriteFile(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  int fd;
+  do fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  while (fd < 0 && errno == EINTR);
   if (fd < 0) return errno;
-  ssize_t n = write(fd, value.data(), value.size());
+  // Again when a signal to this process interrupted it: a cgroup's memory limit is refused with
+  // EINTR whenever one is pending (the kernel checks before it reclaims anything), and the
+  // launcher's signals (a Node service's SIGCHLD, SIGUSR2, ...) must not fail a spawn.
+  ssize_t n;
+  do n = write(fd, value.data(), value.size());
+  while (n < 0 && errno == EINTR);
   int err = n < 0 ? errno : 0;
   close(fd);
   return err;
