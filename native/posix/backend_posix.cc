@@ -288,11 +288,13 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 
 // The child runs ChildMain in its namespaces. It shares this process's memory until it execs
 // (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
-// exec, and this thread resumes once it has exec'd or failed. A v2 cgroup is entered at birth
+// exec, and this thread resumes once it has exec'd or failed -- or, with `vfork` false (the relay:
+// ChildPlan::relayFd), at once, to wait in a read with every signal blocked; its stack is the
+// caller's then, kept until the child has exec'd or ended. A v2 cgroup is entered at birth
 // instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
 // share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
 // or -errno.
-long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, int* pidfd) {
+long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, bool vfork, ChildStack& stack, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
   bool intoCgroup = cg.v2 && cg.v2dir.valid();
@@ -307,9 +309,8 @@ long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ow
     if (pid == 0) ChildMain(cp);
     return pid < 0 ? -errno : pid;
   }
-  ChildStack stack(kChildStackBytes);
   if (!stack.ok()) return -errno;
-  int flags = (ownMemory ? 0 : CLONE_VM | CLONE_VFORK) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
+  int flags = CLONE_VM | (vfork ? CLONE_VFORK : 0) | CLONE_PIDFD | static_cast<int>(nsFlags) | SIGCHLD;
   pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildPlan*>(&cp), pidfd);
   return pid < 0 ? -errno : pid;
 }
@@ -328,12 +329,19 @@ struct ChildFailure {
   int step = 0, err = 0;
 };
 
-// Waits until the child has exec'd (its copy of the error pipe closes) or says why not.
+// Waits until the child has exec'd (every copy of the error pipe's write end is closed) or says
+// why not. With the relay (ChildPlan::relayFd), the init holds one copy as its fd 1 and writes
+// its byte there first, then closes it: a report, if any, came before (a step reports before
+// the init runs).
 ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
   int msg[2] = {0, 0};
   ssize_t n;
   do n = read(errRead.get(), msg, sizeof(msg));
   while (n < 0 && errno == EINTR);
+  if (n == 1 && reinterpret_cast<const char*>(msg)[0] == kInitUp) {
+    do n = read(errRead.get(), msg, sizeof(msg));
+    while (n < 0 && errno == EINTR);
+  }
   aliveWrite.reset();
   ChildFailure f;
   if (n == static_cast<ssize_t>(sizeof(msg))) {
@@ -619,7 +627,7 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
     if (kv.first == "memory") {
       // Written after the child has put the worker's fds at 0..count-1: above them.
       Fd& mem = cg.leafTasks.valid() ? cg.leafTasks : fd;
-      RaiseAbove(mem, cp.count);
+      RaiseAbove(mem, std::max(cp.count, 3));
       cp.memoryCgroupFd = mem.get();
     } else {
       cp.cgroupFds[cp.ncgroupFds++] = fd.get();
@@ -695,8 +703,15 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   bool limited =
       child.limits.memoryTotal || !child.cg.leaves.empty() || (child.group && (child.group->cg.configured & Cgroup::kMemoryLimit));
   bool ownMemory = child.init && !cp.vforkWorker && cp.memoryCgroupFd >= 0 && limited;
+  // The relay (ChildPlan::relayFd): this thread waits in the error pipe's read, every signal
+  // blocked, until the init is up, instead of in the vfork; the first process's stack is kept
+  // until then.
+  std::unique_ptr<SignalsBlocked> relayBlocked;
+  cp.relayFd = cp.vforkWorker ? cp.errFd : -1;
+  if (cp.vforkWorker) relayBlocked = std::make_unique<SignalsBlocked>();
+  ChildStack firstStack(kChildStackBytes, !(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory);
   int pidfd = -1;
-  long pid = CloneChild(cp, nsFlags, child.cg, ownMemory, &pidfd);
+  long pid = CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd);
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
@@ -707,6 +722,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   listenerWrite.reset();
   io.childEnds.clear();
   ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
+  relayBlocked.reset();
   if (failed.step == 0 && child.notifies) {
     child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
     if (child.notifier->fd() < 0) {

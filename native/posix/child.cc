@@ -441,9 +441,11 @@ int WorkerEntry(void* arg) {
   ExecWorker(p, true, start.landlock);
 }
 
-// PID 1 becomes the init: the status pipe as its fd 0, the gate's write end as fd 1, the
-// transient uid's reservation (or nothing) as fd 2, nothing else kept, signals still blocked
-// (it reads them from a signalfd). If it cannot, the worker goes too.
+// PID 1 becomes the init: the status pipe as its fd 0, the gate's (or the relay's) write end as
+// fd 1, the transient uid's reservation (or nothing) as fd 2, the memory cgroup's tasks file (or
+// nothing) as fd 3 (the init enters it itself, once it no longer shares the launcher's memory),
+// nothing else kept, signals still blocked (it reads them from a signalfd). If it cannot, the
+// worker goes too.
 [[noreturn]] void ExecInit(const ChildPlan& p, pid_t worker, int gate) {
   char pid[24], name[] = "spawn-isolated-init";
   FormatPid(worker, pid, sizeof(pid));
@@ -451,13 +453,17 @@ int WorkerEntry(void* arg) {
   char* envp[] = {nullptr};
   // The gate and the lock are above 2 (MakeGate, the parent's RaiseAbove): placing fd 0 and 1
   // cannot overwrite them.
+  // The memory cgroup's fd is at 3 or above (the parent's RaiseAbove, with 3 fds or more for
+  // the worker): placing fds 0-2 cannot overwrite it.
+  int memcg = p.memoryCgroupFd;
   if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || (gate >= 0 ? dup3(gate, 1, 0) < 0 : (close(1), false)) ||
-      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0)) {
+      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0) ||
+      (memcg >= 0 && (memcg == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup3(memcg, 3, 0) < 0))) {
     kill(worker, SIGKILL);
     ChildFail(p, kStepInit);
   }
-  syscall(SYS_close_range, p.lockFd >= 0 ? 3U : 2U, ~0U, CLOSE_RANGE_CLOEXEC);
-  JoinMemoryCgroup(p);
+  syscall(SYS_close_range, memcg >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (p.lockFd < 0) fcntl(2, F_SETFD, FD_CLOEXEC);
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;
   kill(worker, SIGKILL);
@@ -520,7 +526,7 @@ int MakeGate(int gate[2]) {
   DropIdentity(p, true);
   RearmDeathSignal(p);
   if (rs >= 0) close(rs);
-  ExecInit(p, worker, gate[1]);
+  ExecInit(p, worker, p.vforkWorker ? p.relayFd : gate[1]);
 }
 
 int ChildEntry(void* plan) { ChildMain(*static_cast<const ChildPlan*>(plan)); }

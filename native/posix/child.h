@@ -106,9 +106,20 @@ struct ChildPlan {
   // outside the worker's Landlock domain (Landlock denies ptrace across domains). The init it
   // execs is not dumpable from the start (it cannot read its image).
   bool vforkWorker;
+  // With vforkWorker, the launcher is not suspended until this process's exec (no CLONE_VFORK;
+  // it blocks every signal and reads the error pipe instead): the init gets `relayFd` (errFd) as
+  // its fd 1, where a gate's init writes its "go", writes kInitUp there once up and out of reach
+  // and then sleeps, so the launcher wakes on the init's CPU, not queued behind the worker, which
+  // has begun running by then. The init, not this process, enters the memory cgroup: a process
+  // that shares the launcher's memory and is not a vfork child must never be in one (an OOM
+  // kill of it would kill the launcher).
+  int relayFd;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here
 };
+
+// The init's byte on its fd 1 (init.c).
+constexpr char kInitUp = 'g';
 
 enum Step : int {
   kStepCgroup = 1,
@@ -131,8 +142,10 @@ enum Step : int {
 const char* StepName(int step);
 
 // Runs in the new child; never returns (exec, or _exit(127) after reporting on errFd). The child
-// may share the parent's memory (CLONE_VM | CLONE_VFORK): it writes nothing but its own stack,
-// and the parent has every signal blocked across the clone.
+// may share the parent's memory (CLONE_VM, with CLONE_VFORK or with the parent's thread blocked
+// in a read, every signal blocked: see ChildPlan::relayFd): it writes nothing but its own stack
+// and the errno of the parent's thread, which that thread does not read before the child has
+// exec'd or ended.
 [[noreturn]] void ChildMain(const ChildPlan& p);
 
 // The entry point for clone(2): ChildMain on a ChildPlan.

@@ -432,9 +432,11 @@ void Monitor::Post(Child& c) {
   // Its tree is gone: its temp directory leaves its path before 'exit' is reported (so the
   // caller never finds it after awaiting the exit), and is removed in the background.
   DiscardTempDir(c);
-  c.sink->Post(std::move(ev));
-  // Reported: its cgroup goes back to the pool (removal can wait for an RCU grace period).
+  // Its cgroup goes back to the pool and its mount namespace is let go, in the background
+  // (each can wait for an RCU grace period), before the exit is reported: once the caller has
+  // it, none of the worker's fds is this process's to close any more (settleCgroups closes them).
   RetireCgroup(c);
+  c.sink->Post(std::move(ev));
 }
 
 }  // namespace posix

@@ -11,7 +11,12 @@
 //            not open when the worker has exec'd already (the launcher's vfork start: it never
 //            had this process within reach, see native/posix/child.cc)
 //   fd 2:    held, never used: the transient uid's reservation (an OFD lock), or not open
+//   fd 3:    the worker's memory cgroup ("tasks" or a leaf's), entered first, or not open: the
+//            process that exec'd this one shared the launcher's memory, and must not be in it
 //   all other fds are closed; every signal is blocked (the exec'ing process blocked them).
+//
+// The launcher may be waiting for fd 1's byte (the relay, when the worker exec'd before this
+// process did): written once this process is out of reach, just before it sleeps.
 //
 // It forwards every signal it receives to the worker, reaps every process that ends in the
 // namespace (orphans are re-parented to it), and exits once the worker has: then the kernel
@@ -52,6 +57,8 @@ static long sys(long n, long a, long b, long c, long d) { return sys5(n, a, b, c
 
 #define STATUS_FD 0
 #define GATE_FD 1
+#define MEMORY_CGROUP_FD 3
+#define EBADF 9
 #define WNOHANG 1
 #define WEXITED 4
 #define WNOWAIT 0x01000000
@@ -82,13 +89,17 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   char** argv = (char**)(sp + 1);
   long worker = argc > 1 ? parse_pid(argv[1]) : -1;
   if (worker <= 1) quit(125);
+  // Before its byte: once the launcher has it, this process is in all of the worker's cgroups.
+  long joined = sys(__NR_write, MEMORY_CGROUP_FD, (long)"0", 1, 0);
+  if (joined != 1 && joined != -EBADF) quit(125);
+  sys(__NR_close, MEMORY_CGROUP_FD, 0, 0, 0);
   // Not dumpable: the worker runs as the same uid, and must not read or write this process's
   // memory (/proc/1/mem, ptrace) to forge the status it reports or stop its forwarding.
   if (sys(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0) != 0) quit(125);
   // Only now may the worker go on to its exec (no gate: it has exec'd already).
   char go = 'g';
   long wrote = sys(__NR_write, GATE_FD, (long)&go, 1, 0);
-  if (wrote != 1 && wrote != -9 /* EBADF */) quit(125);
+  if (wrote != 1 && wrote != -EBADF) quit(125);
   sys(__NR_close, GATE_FD, 0, 0, 0);
   u64 all = ~0UL;
   // Blocked already; again, in case of an exec'ing process that did not.
