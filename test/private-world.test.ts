@@ -318,6 +318,26 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
     });
   });
 
+  describe('Landlock for every confined worker', () => {
+    it('writes the devices programs expect, and no host file its uid could (control: inherit can)', async function () {
+      // The device rules are made from fds the launcher opened once; a world-writable host file
+      // is open to any uid, so only Landlock refuses it.
+      const devices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom'];
+      const dir = fs.mkdtempSync(path.join(tmp, 'devices-'));
+      fs.chmodSync(dir, 0o755);
+      const open = path.join(dir, 'world-writable');
+      fs.writeFileSync(open, 'x');
+      fs.chmodSync(open, 0o666);
+      for (const options of [{}, { privileges: 'low' as const }, { memory: '64MiB' }]) {
+        const r = await attack(['write', ...devices, open], options);
+        for (const d of devices) assert.equal(r[d], 'ok', `${JSON.stringify(options)} ${d}`);
+        assert.match(r[open], /permission denied/, `${JSON.stringify(options)}: ${JSON.stringify(r)}`);
+      }
+      const control = await attack(['write', open], { privileges: 'inherit' });
+      assert.equal(control[open], 'ok', 'control: the file is writable without Landlock, so the check can fail');
+    });
+  });
+
   describe('filesystem: { read, write }', () => {
     it('reads only the read list, writes only the write list (and its own places); control: without it, both work', async function () {
       const ro = path.join(tmp, 'fs-ro');

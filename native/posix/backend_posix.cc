@@ -173,6 +173,26 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
   return keep;
 }
 
+// The devices every Landlock-confined worker may write (landlock::kWritableDevices), opened
+// (O_PATH) once for the life of this process: a rule names the inode, and each child would
+// otherwise look the same six paths up again (-1: missing here, the child tries the path).
+const std::vector<int>& DeviceFds() {
+  static const std::vector<int> fds = [] {
+    std::vector<int> v;
+    for (const char* dev : landlock::kWritableDevices) {
+      int fd = open(dev, O_PATH | O_CLOEXEC);
+      if (fd >= 0 && fd < 3) {  // never one of the standard fds, should this process lack one
+        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        close(fd);
+        fd = moved;
+      }
+      v.push_back(fd);
+    }
+    return v;
+  }();
+  return fds;
+}
+
 // Where a Landlock-confined worker may write (and, with options.filesystem, read): its
 // tempDir, its private /tmp, /var/tmp and /dev/shm, a few devices; with filesystem also /proc,
 // its executable and the caller's lists.
@@ -187,12 +207,15 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   auto add = [&](const char* path, uint64_t rights, bool hold = false) {
     if (cp.nlandlockRules >= kMaxLandlockRules)
       throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.filesystem: at most " + std::to_string(kMaxLandlockRules - 16) + " paths in all");
-    cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold};
+    cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold, -1};
   };
   if (!child.tempDir.empty()) add(child.tempDir.c_str(), all);
   if (cp.privateTmp)
     for (const char* d : kPrivateDirs) add(d, all);
-  for (const char* dev : kWritableDevices) add(dev, FileWriteRights(abi) | kReadFile);
+  for (size_t i = 0; i < DeviceFds().size(); i++) {
+    add(kWritableDevices[i], FileWriteRights(abi) | kReadFile);
+    cp.landlockRules[cp.nlandlockRules - 1].fd = DeviceFds()[i];
+  }
   if (!req.hasFilesystem) return;
   add("/proc", kReadFile | kReadDir);
   add(req.file.c_str(), kExecute | kReadFile, true);
@@ -897,6 +920,7 @@ void ReleaseGroup(uint64_t id) {
 }
 
 Support Probe() {
+  DeviceFds();  // opened as the module loads (see InitModule), not by a first spawn
   // What a worker asking for every limit with the default privileges would get here now.
   const CgroupLayout& l = Layout();
   Support s;

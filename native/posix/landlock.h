@@ -75,10 +75,13 @@ constexpr const char* kPrivateDirs[] = {"/tmp", "/var/tmp", "/dev/shm", "/run/lo
 // the very inode the rule names: on a file system whose inodes do not outlive their last open
 // (9p without a cache, as a VM's shared folder) a later lookup makes a new inode, and a rule on
 // the worker's own executable would then refuse its exec.
+// `fd`: the path opened (O_PATH) by the parent, which keeps it; the child uses it instead of
+// looking the path up (-1: it opens `path` itself).
 struct Rule {
   const char* path;
   uint64_t rights;
   bool hold;
+  int fd;
 };
 
 // In the child, in its final mount namespace and before any rlimit: a ruleset allowing
@@ -92,7 +95,8 @@ inline int BuildRuleset(int abi, uint64_t handled, bool scoped, const Rule* rule
   if (fd < 0) return errno;
   int err = 0;
   for (int i = 0; i < nrules && err == 0; i++) {
-    int pfd = open(rules[i].path, O_PATH | O_CLOEXEC);
+    bool own = rules[i].fd < 0;
+    int pfd = own ? open(rules[i].path, O_PATH | O_CLOEXEC) : rules[i].fd;
     if (pfd < 0) {
       if (errno != ENOENT && errno != ENXIO && errno != ENOTDIR) err = errno;
       continue;
@@ -102,6 +106,7 @@ inline int BuildRuleset(int abi, uint64_t handled, bool scoped, const Rule* rule
     if (fstat(pfd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
     PathBeneath pb = {rights, pfd};
     if (rights != 0 && syscall(__NR_landlock_add_rule, fd, 1 /* LANDLOCK_RULE_PATH_BENEATH */, &pb, 0) < 0) err = errno;
+    if (!own) continue;  // the parent's
     // A held path stays open above the worker's fds until the exec closes it.
     if (err == 0 && rules[i].hold && pfd < minFd) {
       int moved = fcntl(pfd, F_DUPFD_CLOEXEC, minFd);
