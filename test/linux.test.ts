@@ -465,9 +465,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
 
   describe('fds and privileges', () => {
     it('spawns while signals keep arriving: every worker runs and exits as it should, and every signal is still handled', async function () {
-      // A restricted worker's first process shares this thread's memory (and errno) without a
-      // vfork until its init is up; this thread waits meanwhile with every signal blocked, and
-      // the signals arrive once it is done.
+      // A pending signal made the kernel refuse a cgroup's memory limit (EINTR), which failed the
+      // spawn; and while a restricted worker's first process shares this thread's memory, the
+      // thread waits with every signal blocked: they must all still be handled afterwards.
       this.timeout(120_000);
       let handled = 0;
       const onSignal = () => handled++;
@@ -746,6 +746,36 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
+    it('a launcher that asks for no limit makes no cgroup, even once its workers have exited (control: one with a limit does)', async function () {
+      if (!support.limits['memory.total'].enforced) this.skip();
+      const got = (await inLauncher(
+        tmp,
+        `const ours = () => {
+           const found = [];
+           const prefix = 'spawn-isolated-' + process.pid + '-';
+           const walk = (dir, depth) => {
+             let ents;
+             try { ents = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
+             for (const e of ents) {
+               if (!e.isDirectory()) continue;
+               if (e.name.startsWith(prefix)) found.push(dir + '/' + e.name);
+               else if (depth < 4) walk(dir + '/' + e.name, depth + 1);
+             }
+           };
+           walk('/sys/fs/cgroup', 0);
+           return found;
+         };
+         const plain = await run(['exit', '0']);
+         await new Promise((r) => setTimeout(r, 300)); // the housekeeping thread's time
+         const none = ours();
+         const limited = await run(['exit', '0'], { memory: '64MiB' });
+         return { plain: plain.exit, none, limited: limited.exit, some: ours() };`,
+      )) as { plain: { code: number }; none: string[]; limited: { code: number }; some: string[] };
+      assert.deepEqual([got.plain.code, got.limited.code], [0, 0]);
+      assert.deepEqual(got.none, [], 'cgroups made for a launcher that asked for no limit');
+      assert.ok(got.some.length > 0, 'control: a memory limit makes (and keeps ready) cgroups, so the check can fail');
+    });
+
     // 100 (10 under software emulation, where each costs a second or two).
     const spawns = Math.max(10, Math.round(100 / slowFactor));
     it(`${spawns} spawns leave no fd, zombie or cgroup behind`, async function () {

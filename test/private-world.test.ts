@@ -4,7 +4,7 @@
 // worker under test (the Go worker's `attack` command); controls run only attacks that are
 // harmless when they succeed.
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -315,6 +315,70 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       const p = spawnIsolated(w, ['exit', '0'], { network: 'none' });
       await p.exited;
       assert.deepEqual(p.enforcement.network, { enforced: true, mechanism: 'net-namespace' });
+    });
+  });
+
+  describe("the namespace's first process, which shares the launcher's memory without a vfork", () => {
+    it("is never in the worker's memory cgroup (its init enters it); an init that never comes up is a spawn error", async function () {
+      if (!isRoot) this.skip(); // a root launcher's transient-uid worker is where it applies here (a vfork child)
+      const memory = (pid: number) =>
+        fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .split('\n')
+          .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'));
+      const fifo = path.join(tmp, `hold-${Date.now()}`);
+      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const pidFile = path.join(tmp, `launcher-${Date.now()}.pid`);
+      // The first process waits on the FIFO right before it execs the init (a test-only hook).
+      const launcher = inLauncher(
+        tmp,
+        `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
+         fs.writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));
+         const held = await run(['sleep', '300'], { memory: '64MiB' });
+         const killed = await run(['exit', '0'], { memory: '64MiB' });
+         return { held, killed };`,
+      );
+      const firstOf = async (not = 0): Promise<number> => {
+        for (let waited = 0; waited < 20_000; waited += 20) {
+          const launcherPid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
+          for (const d of launcherPid ? fs.readdirSync('/proc') : []) {
+            if (!/^\d+$/.test(d)) continue;
+            try {
+              const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+              if (Number(d) !== not && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === launcherPid) return Number(d);
+            } catch {
+              // gone
+            }
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        throw new Error('no first process appeared');
+      };
+      const launcherPid = () => Number(fs.readFileSync(pidFile, 'utf8'));
+      let done = false;
+      launcher.then(
+        () => (done = true),
+        () => (done = true),
+      );
+      try {
+      const first = await firstOf();
+      assert.equal(memory(first), memory(launcherPid()), "held before its init's exec: in the launcher's memory cgroup, not the worker's");
+      fs.writeFileSync(fifo, 'g'); // let it go on
+      let moved = false;
+      for (let waited = 0; !moved && waited < 5000; waited += 10) {
+        moved = memory(first) !== memory(launcherPid());
+        if (!moved) await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(moved, 'its init enters the memory cgroup of its worker (the check can fail)');
+      // The next one is killed while held: its init never comes up.
+      process.kill(await firstOf(first), 'SIGKILL');
+      const r = (await launcher) as { held: { exit: { code: number } }; killed: { code?: string; error?: string } };
+      assert.equal(r.held.exit.code, 0, JSON.stringify(r.held));
+      assert.equal(r.killed.code, 'EPROTO', JSON.stringify(r.killed));
+      } finally {
+        // A failed check leaves a first process waiting on the FIFO, and its launcher with it.
+        if (!done && fs.existsSync(pidFile)) spawnSync('pkill', ['-KILL', '-P', String(launcherPid())]);
+      }
     });
   });
 

@@ -355,23 +355,30 @@ struct ChildFailure {
 // Waits until the child has exec'd (every copy of the error pipe's write end is closed) or says
 // why not. With the relay (ChildPlan::relayFd), the init holds one copy as its fd 1 and writes
 // its byte there first, then closes it: a report, if any, came before (a step reports before
-// the init runs).
-ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead) {
+// the init runs), and the pipe's end without that byte is an init that never came up (it could
+// not enter the memory cgroup, or was killed).
+ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead, bool relay) {
   int msg[2] = {0, 0};
   ssize_t n;
   do n = read(errRead.get(), msg, sizeof(msg));
   while (n < 0 && errno == EINTR);
-  if (n == 1 && reinterpret_cast<const char*>(msg)[0] == kInitUp) {
+  bool up = n == 1 && reinterpret_cast<const char*>(msg)[0] == kInitUp;
+  if (up) {
     do n = read(errRead.get(), msg, sizeof(msg));
     while (n < 0 && errno == EINTR);
   }
   aliveWrite.reset();
   ChildFailure f;
   if (n == static_cast<ssize_t>(sizeof(msg))) {
-    siginfo_t info;
-    syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
     f.step = msg[0];
     f.err = msg[1];
+  } else if (relay && !up) {
+    f.step = kStepInit;
+    f.err = EPROTO;
+  }
+  if (f.step != 0) {
+    siginfo_t info;
+    syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
   return f;
 }
@@ -719,8 +726,10 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
       child.init && conf.restricted && (Privileged() ? cp.hasUid && cp.uid != 0 && SuidDumpable() == 0 : conf.userns && cp.landlockAbi > 0);
   // A process in a memory cgroup that shares this process's memory is a hazard: an OOM kill of
   // it kills every process sharing its memory, this one included. The kernel's OOM killer
-  // passes over a vfork child that shares its parent's memory (the first process; the worker
-  // without an init, or as a vfork child of the init), but not a worker that waits at the gate
+  // passes over a vfork child that shares its parent's memory (the first process, where it is
+  // one; the worker without an init, or as a vfork child of the first process); a first process
+  // that is not one (the relay) never enters the memory cgroup (its init does); nor does a
+  // worker that waits at the gate
   // (its parent has exec'd the init by the time it execs): that one gets a copy of this memory
   // (a fork, as child_process does).
   bool limited =
@@ -731,6 +740,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // until then.
   std::unique_ptr<SignalsBlocked> relayBlocked;
   cp.relayFd = cp.vforkWorker ? cp.errFd : -1;
+  static const char* const holdFirst = getenv("SPAWN_ISOLATED_TEST_HOLD_FIRST");  // tests only
+  cp.holdFirst = cp.vforkWorker ? holdFirst : nullptr;
   if (cp.vforkWorker) relayBlocked = std::make_unique<SignalsBlocked>();
   ChildStack firstStack(kChildStackBytes, !(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory);
   int pidfd = -1;
@@ -744,7 +755,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   statusWrite.reset();
   listenerWrite.reset();
   io.childEnds.clear();
-  ChildFailure failed = AwaitExec(child, aliveWrite, errRead);
+  ChildFailure failed = AwaitExec(child, aliveWrite, errRead, cp.relayFd >= 0);
   relayBlocked.reset();
   if (failed.step == 0 && child.notifies) {
     child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
@@ -879,7 +890,8 @@ void Release(uint64_t id) {
       // It runs on, within its limits: its cgroup, temp dir and transient uid stay its own.
       if (c->transientId) c->transientId->Keep();
       c->tempDir.clear();
-      c->mountNs.reset();  // its own processes hold it
+      std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
+      if (!c->cgRetired) c->mountNs.reset();      // its own processes hold it
       return;
     }
     Monitor::KillTree(*c);

@@ -87,6 +87,10 @@ Cgroup CgroupPool::Take(const Limits& l) {
   Cgroup cg;
   {
     std::unique_lock<std::mutex> lock(mu_);
+    if (!taken_) {
+      taken_ = true;
+      RemoveStale();  // once, before this process's first worker cgroup
+    }
     StartLocked();
     fillFailed_ = false;
     if (!ready_.empty()) {
@@ -114,14 +118,13 @@ void CgroupPool::Retire(Cgroup& cg) {
 void CgroupPool::StartLocked() {
   if (started_) return;
   started_ = true;
-  RemoveStale();  // once, before this process's first worker cgroup
   std::thread([this] { Run(); }).detach();
 }
 
 void CgroupPool::LetGo(Fd ns) {
   if (!ns.valid()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  StartLocked();  // a launcher without cgroups has no other use for the thread
+  StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
   letGo_.push_back(std::move(ns));
   cv_.notify_one();
 }
@@ -206,7 +209,9 @@ void CgroupPool::Recycle(std::vector<Retired>& retired, std::vector<Cgroup>& res
 void CgroupPool::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    bool fill = ready_.size() < kReady && !fillFailed_;
+    // Cgroups kept ready only for a launcher that has used one (not one that only lets
+    // namespaces go).
+    bool fill = taken_ && ready_.size() < kReady && !fillFailed_;
     if (!fill && retired_.empty() && letGo_.empty()) {
       cv_.wait(lock);
       continue;

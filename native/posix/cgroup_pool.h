@@ -59,7 +59,8 @@ class CgroupPool {
   std::vector<Retired> retired_;  // used cgroups
   std::vector<Fd> letGo_;         // namespaces to let go (LetGo)
   uint64_t next_ = 0;
-  bool started_ = false;
+  bool started_ = false;  // the housekeeping thread
+  bool taken_ = false;    // a cgroup was taken: stale ones removed, ready ones kept
   bool fillFailed_ = false;
   bool busy_ = false;  // the housekeeping thread holds a batch outside the lock
   CondVar idle_;       // the last attempt to make one failed: wait for the next Take()

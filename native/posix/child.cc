@@ -50,7 +50,7 @@ const char* StepName(int s) {
     case kStepMounts: return "mount its own /proc and make cgroups read-only";
     case kStepLandlock: return "install the Landlock ruleset";
     case kStepStartWorker: return "start the worker under its init";
-    case kStepInit: return "exec the worker's init";
+    case kStepInit: return "start the worker's init";
     case kStepNetwork: return "bring up the loopback interface of its network namespace";
     case kStepMemoryCgroup: return "join its memory cgroup";
     default: return "execve";
@@ -434,7 +434,9 @@ int WorkerEntry(void* arg) {
     ssize_t n;
     do n = read(start.gate, &go, 1);
     while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(127);  // the init did not start: its own process reports why
+    // The init did not start (its own process reports why when its exec failed) or quit before
+    // it was out of reach: said here too (the first report wins).
+    if (n != 1) ChildFail(p, kStepInit, EPROTO);
     close(start.gate);
   }
   SetUpProcess(p);
@@ -464,6 +466,12 @@ int WorkerEntry(void* arg) {
   }
   syscall(SYS_close_range, memcg >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   if (p.lockFd < 0) fcntl(2, F_SETFD, FD_CLOEXEC);
+  if (p.holdFirst != nullptr) {
+    char byte;
+    int hold = open(p.holdFirst, O_RDONLY | O_CLOEXEC);
+    if (hold >= 0 && read(hold, &byte, 1) < 0) byte = 0;
+    if (hold >= 0) close(hold);
+  }
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;
   kill(worker, SIGKILL);

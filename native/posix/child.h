@@ -114,6 +114,9 @@ struct ChildPlan {
   // that shares the launcher's memory and is not a vfork child must never be in one (an OOM
   // kill of it would kill the launcher).
   int relayFd;
+  // Tests only (SPAWN_ISOLATED_TEST_HOLD_FIRST, a FIFO): with the relay, this process waits for a
+  // byte there right before it execs the init, for a test to look at it meanwhile.
+  const char* holdFirst;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
   int errFd;    // write end, close-on-exec: failures are reported here
 };
@@ -144,8 +147,8 @@ const char* StepName(int step);
 // Runs in the new child; never returns (exec, or _exit(127) after reporting on errFd). The child
 // may share the parent's memory (CLONE_VM, with CLONE_VFORK or with the parent's thread blocked
 // in a read, every signal blocked: see ChildPlan::relayFd): it writes nothing but its own stack
-// and the errno of the parent's thread, which that thread does not read before the child has
-// exec'd or ended.
+// and the per-thread libc state of the parent's thread (errno), which that thread does not use
+// before the child has exec'd or ended.
 [[noreturn]] void ChildMain(const ChildPlan& p);
 
 // The entry point for clone(2): ChildMain on a ChildPlan.

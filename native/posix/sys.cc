@@ -32,6 +32,12 @@ const char* ErrnoCode(int e) {
     case ENOSYS: return "ENOSYS";
     case EBUSY: return "EBUSY";
     case ESRCH: return "ESRCH";
+    case EPROTO: return "EPROTO";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case ENOSPC: return "ENOSPC";
+    case EEXIST: return "EEXIST";
+    case ECHILD: return "ECHILD";
     default: return "UNKNOWN";
   }
 }

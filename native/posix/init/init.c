@@ -8,8 +8,9 @@
 //            check counts it (CPUCLOCK_PROF, uint64 ns), read while the worker was a zombie
 //   fd 1:    the gate: the worker waits (before its exec) for one byte here, written once this
 //            process is non-dumpable, so the worker never runs while the init is within reach;
-//            not open when the worker has exec'd already (the launcher's vfork start: it never
-//            had this process within reach, see native/posix/child.cc)
+//            when the worker has exec'd already (a vfork child of the process that exec'd this
+//            one: it never had this process within reach, see native/posix/child.cc), the
+//            launcher's error pipe instead, where the byte says that this process is up
 //   fd 2:    held, never used: the transient uid's reservation (an OFD lock), or not open
 //   fd 3:    the worker's memory cgroup ("tasks" or a leaf's), entered first, or not open: the
 //            process that exec'd this one shared the launcher's memory, and must not be in it
