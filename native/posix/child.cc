@@ -77,8 +77,8 @@ constexpr int kSignalsToDefault = 32;
 
 // A failure once the worker's own program may be in place (seccomp.h: notifyFailure asks the
 // launcher about an exit with a nonzero code): exit 0, which that program lets through. The
-// launcher cannot answer yet (it receives the listener only after the exec, and is suspended
-// in the vfork meanwhile), so a nonzero exit would wait for it forever; it reads the failure
+// launcher cannot answer yet (it receives the listener only after the exec, and waits for the
+// exec meanwhile, in the vfork or in the error pipe's read), so a nonzero exit would wait for it forever; it reads the failure
 // from errFd, never from the exit status.
 [[noreturn]] void ChildFailFiltered(const ChildPlan& p, int step, int err = -1) { ChildFail(p, step, err, 0); }
 
