@@ -750,21 +750,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       if (!support.limits['memory.total'].enforced) this.skip();
       const got = (await inLauncher(
         tmp,
-        `const ours = () => {
-           const found = [];
-           const prefix = 'spawn-isolated-' + process.pid + '-';
-           const walk = (dir, depth) => {
-             let ents;
-             try { ents = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
-             for (const e of ents) {
-               if (!e.isDirectory()) continue;
-               if (e.name.startsWith(prefix)) found.push(dir + '/' + e.name);
-               else if (depth < 4) walk(dir + '/' + e.name, depth + 1);
-             }
-           };
-           walk('/sys/fs/cgroup', 0);
-           return found;
-         };
+        `const { ownCgroupDirs: ours } = require(${JSON.stringify(path.join(__dirname, 'leaks.js'))});
          const plain = await run(['exit', '0']);
          await new Promise((r) => setTimeout(r, 300)); // the housekeeping thread's time
          const none = ours();

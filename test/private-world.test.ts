@@ -338,18 +338,12 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
          const killed = await run(['exit', '0'], { memory: '64MiB' });
          return { held, killed };`,
       );
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const oracle = require('./oracle-linux') as typeof import('./oracle-linux');
       const firstOf = async (not = 0): Promise<number> => {
         for (let waited = 0; waited < 20_000; waited += 20) {
-          const launcherPid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) : 0;
-          for (const d of launcherPid ? fs.readdirSync('/proc') : []) {
-            if (!/^\d+$/.test(d)) continue;
-            try {
-              const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-              if (Number(d) !== not && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === launcherPid) return Number(d);
-            } catch {
-              // gone
-            }
-          }
+          const first = fs.existsSync(pidFile) ? oracle.childrenOf(Number(fs.readFileSync(pidFile, 'utf8'))).find((p) => p !== not) : undefined;
+          if (first !== undefined) return first;
           await new Promise((r) => setTimeout(r, 20));
         }
         throw new Error('no first process appeared');

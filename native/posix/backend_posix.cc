@@ -179,15 +179,8 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
 const std::vector<int>& DeviceFds() {
   static const std::vector<int> fds = [] {
     std::vector<int> v;
-    for (const char* dev : landlock::kWritableDevices) {
-      int fd = open(dev, O_PATH | O_CLOEXEC);
-      if (fd >= 0 && fd < 3) {  // never one of the standard fds, should this process lack one
-        int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        close(fd);
-        fd = moved;
-      }
-      v.push_back(fd);
-    }
+    // Never one of the standard fds, should this process lack one.
+    for (const char* dev : landlock::kWritableDevices) v.push_back(KeepAtLeast(open(dev, O_PATH | O_CLOEXEC), 3));
     return v;
   }();
   return fds;
@@ -204,18 +197,15 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
   uint64_t all = WriteRights(abi) | (req.hasFilesystem ? kReadRights : 0);
   cp.landlockHandled = all;
   cp.landlockScoped = conf.restricted;
-  auto add = [&](const char* path, uint64_t rights, bool hold = false) {
+  auto add = [&](const char* path, uint64_t rights, bool hold = false, int fd = -1) {
     if (cp.nlandlockRules >= kMaxLandlockRules)
       throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.filesystem: at most " + std::to_string(kMaxLandlockRules - 16) + " paths in all");
-    cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold, -1};
+    cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold, fd};
   };
   if (!child.tempDir.empty()) add(child.tempDir.c_str(), all);
   if (cp.privateTmp)
     for (const char* d : kPrivateDirs) add(d, all);
-  for (size_t i = 0; i < DeviceFds().size(); i++) {
-    add(kWritableDevices[i], FileWriteRights(abi) | kReadFile);
-    cp.landlockRules[cp.nlandlockRules - 1].fd = DeviceFds()[i];
-  }
+  for (size_t i = 0; i < DeviceFds().size(); i++) add(kWritableDevices[i], FileWriteRights(abi) | kReadFile, false, DeviceFds()[i]);
   if (!req.hasFilesystem) return;
   add("/proc", kReadFile | kReadDir);
   add(req.file.c_str(), kExecute | kReadFile, true);
@@ -636,10 +626,8 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& ch
 // Moves `fd` to the lowest free number >= `min` when it is below (close-on-exec kept): the child
 // puts the worker's fds at 0..count-1 and must not overwrite its own.
 void RaiseAbove(Fd& fd, int min) {
-  if (fd.get() >= min) return;
-  int moved = fcntl(fd.get(), F_DUPFD_CLOEXEC, min);
-  if (moved < 0) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
-  fd.reset(moved);
+  fd.reset(KeepAtLeast(fd.release(), min));
+  if (!fd.valid()) throw Errno("fcntl", errno, "F_DUPFD_CLOEXEC");
 }
 
 // The v1 cgroups' "tasks" files, for the child to enter (ChildPlan::cgroupFds); a pooled

@@ -78,8 +78,8 @@ constexpr int kSignalsToDefault = 32;
 // A failure once the worker's own program may be in place (seccomp.h: notifyFailure asks the
 // launcher about an exit with a nonzero code): exit 0, which that program lets through. The
 // launcher cannot answer yet (it receives the listener only after the exec, and waits for the
-// exec meanwhile, in the vfork or in the error pipe's read), so a nonzero exit would wait for it forever; it reads the failure
-// from errFd, never from the exit status.
+// exec meanwhile, in the vfork or in the error pipe's read), so a nonzero exit would wait for it
+// forever; it reads the failure from errFd, never from the exit status.
 [[noreturn]] void ChildFailFiltered(const ChildPlan& p, int step, int err = -1) { ChildFail(p, step, err, 0); }
 
 bool WriteAll(const char* path, const char* s) {
@@ -453,10 +453,9 @@ int WorkerEntry(void* arg) {
   FormatPid(worker, pid, sizeof(pid));
   char* argv[] = {name, pid, nullptr};
   char* envp[] = {nullptr};
-  // The gate and the lock are above 2 (MakeGate, the parent's RaiseAbove): placing fd 0 and 1
-  // cannot overwrite them.
-  // The memory cgroup's fd is at 3 or above (the parent's RaiseAbove, with 3 fds or more for
-  // the worker): placing fds 0-2 cannot overwrite it.
+  // The gate (or relay), the lock and the memory cgroup's fd are above 2 (MakeGate, the parent's
+  // RaiseAbove) and the init's memfd above 3: placing fds 0-3 in turn overwrites none of them
+  // before it is placed.
   int memcg = p.memoryCgroupFd;
   if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || (gate >= 0 ? dup3(gate, 1, 0) < 0 : (close(1), false)) ||
       (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0) ||
@@ -466,11 +465,14 @@ int WorkerEntry(void* arg) {
   }
   syscall(SYS_close_range, memcg >= 0 ? 4U : 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   if (p.lockFd < 0) fcntl(2, F_SETFD, FD_CLOEXEC);
-  if (p.holdFirst != nullptr) {
+  if (p.holdFirst != nullptr) {  // tests only: until a byte comes (or the FIFO's end)
     char byte;
     int hold = open(p.holdFirst, O_RDONLY | O_CLOEXEC);
-    if (hold >= 0 && read(hold, &byte, 1) < 0) byte = 0;
-    if (hold >= 0) close(hold);
+    if (hold >= 0) {
+      ssize_t got = read(hold, &byte, 1);
+      (void)got;
+      close(hold);
+    }
   }
   syscall(SYS_execveat, p.initFd, "", argv, envp, AT_EMPTY_PATH);
   int err = errno;

@@ -52,8 +52,7 @@ class Pool {
     std::lock_guard<std::mutex> lock(mu_);
     if (!started_) Start();
     // Above fd 2: the worker's init keeps it as its fd 2 (ExecInit places 0 and 1 first).
-    Fd fd(open(kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW));
-    if (fd.valid() && fd.get() < 3) fd.reset(fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+    Fd fd(KeepAtLeast(open(kLockFile, O_RDWR | O_CLOEXEC | O_NOFOLLOW), 3));
     if (!fd.valid()) throw Errno("open", errno, std::string("cannot open ") + kLockFile);
     for (uint32_t tried = 0; tried < kTransientCount; tried++) {
       uint32_t i = next_;

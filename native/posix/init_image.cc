@@ -88,13 +88,8 @@ bool Probe(int fd) {
 
 int InitFd() {
   static const int fd = [] {
-    int f = MakeMemfd();
-    if (f >= 0 && f < 4) {
-      // Above the fds the exec'ing process places for the init (0-3: child.cc ExecInit).
-      int moved = fcntl(f, F_DUPFD_CLOEXEC, 4);
-      close(f);
-      f = moved;
-    }
+    // Above the fds the exec'ing process places for the init (0-3: child.cc ExecInit).
+    int f = KeepAtLeast(MakeMemfd(), 4);
     if (f >= 0 && !Probe(f)) {
       close(f);
       f = -1;

@@ -67,6 +67,13 @@ bool ReadFile(const std::string& path, std::string* out) {
   }
 }
 
+int KeepAtLeast(int fd, int min) {
+  if (fd < 0 || fd >= min) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, min);
+  FdTraits::Close(fd);
+  return moved;
+}
+
 int WriteFile(const std::string& path, const std::string& value) {
   int fd;
   do fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);

@@ -34,6 +34,11 @@ using Fd = Scoped<FdTraits>;
 const char* ErrnoCode(int e);
 SysError Errno(const std::string& syscall, int e, const std::string& context = "");
 
+// `fd` when it is -1 or at least `min`; else a close-on-exec copy numbered at least `min`, the
+// original closed (-1, errno kept, when none is free). For an fd that must stay clear of the
+// ones a child places below `min`.
+int KeepAtLeast(int fd, int min);
+
 bool ReadFile(const std::string& path, std::string* out);
 // 0 or the errno of the failed open / write.
 int WriteFile(const std::string& path, const std::string& value);
