@@ -40,18 +40,26 @@ export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<stri
   // process.env's keys are all its own (each lookup on it asks the C++ side: its own keys once,
   // then no per-key ownership check); any other object is walked as child_process walks it.
   const keys = source === process.env ? Object.keys(source) : forInKeys(source);
+  const eqFrom = platform === 'win32' ? 1 : 0;
   for (const k of keys) {
     const val = source[k];
     // Only the launcher names a worker's channel (and only when it made one).
-    if (val === undefined || k.toUpperCase() === CHANNEL_ENV) continue;
-    const name = `options.env.${k}`;
-    noNul(name, k);
-    if (k.length === 0 || k.indexOf('=', platform === 'win32' ? 1 : 0) !== -1) {
-      throw invalidArgValue(name, k, "must be a variable name without '='");
-    }
-    env[k] = noNul(name, String(val));
+    if (val === undefined || (k.length === CHANNEL_ENV.length && k.toUpperCase() === CHANNEL_ENV)) continue;
+    const s = String(val);
+    // The checks of a good entry make no string (an error's option name is made when thrown):
+    // this loop runs for every variable of every spawn.
+    if (k.length === 0 || k.indexOf('=', eqFrom) !== -1 || k.includes('\u0000') || s.includes('\u0000')) badEnvEntry(k, s, eqFrom);
+    env[k] = s;
   }
   return env;
+}
+
+/** Throws the error for an entry normalizeEnv refuses, as it checks: name, then value. */
+function badEnvEntry(k: string, s: string, eqFrom: number): never {
+  const name = `options.env.${k}`;
+  noNul(name, k);
+  if (k.length === 0 || k.indexOf('=', eqFrom) !== -1) throw invalidArgValue(name, k, "must be a variable name without '='");
+  throw invalidArgValue(name, s, 'must be a string without null bytes');
 }
 
 /** Environment names compare without case on Windows. */
@@ -66,18 +74,18 @@ function hasVar(env: Record<string, string>, name: string, platform: NodeJS.Plat
  * cgroup) cgroup CPU limits: tell it. The caller's own values always win.
  */
 export function goEnvironment(n: { env: Record<string, string>; limits: NativeLimits; go: boolean }, platform: NodeJS.Platform = process.platform): Record<string, string> {
-  // No prototype: nothing read from it later (PATH for the executable's lookup) can be inherited.
-  const env = Object.assign(Object.create(null) as Record<string, string>, n.env);
-  if (!n.go) return env;
   const l = n.limits;
   let procs: number | undefined;
-  if (l.cpuCores !== undefined) procs = Math.max(1, Math.ceil(l.cpuCores));
-  if (l.affinity !== undefined) procs = Math.min(procs ?? Infinity, l.affinity.length);
-  if (procs !== undefined && !hasVar(env, 'GOMAXPROCS', platform)) env.GOMAXPROCS = String(procs);
-  const mems = [l.memoryProcess, l.memoryTotal].filter((x): x is number => x !== undefined);
-  if (mems.length > 0 && !hasVar(env, 'GOMEMLIMIT', platform)) {
-    env.GOMEMLIMIT = String(Math.floor(Math.min(...mems) * 0.9));
-  }
+  if (n.go && l.cpuCores !== undefined) procs = Math.max(1, Math.ceil(l.cpuCores));
+  if (n.go && l.affinity !== undefined) procs = Math.min(procs ?? Infinity, l.affinity.length);
+  const mems = n.go ? [l.memoryProcess, l.memoryTotal].filter((x): x is number => x !== undefined) : [];
+  const addProcs = procs !== undefined && !hasVar(n.env, 'GOMAXPROCS', platform);
+  const addMem = mems.length > 0 && !hasVar(n.env, 'GOMEMLIMIT', platform);
+  // No prototype: nothing read from it later (PATH for the executable's lookup) can be
+  // inherited. Copied only when something is added (n.env is left as it was).
+  const env = !addProcs && !addMem && Object.getPrototypeOf(n.env) === null ? n.env : Object.assign(Object.create(null) as Record<string, string>, n.env);
+  if (addProcs) env.GOMAXPROCS = String(procs);
+  if (addMem) env.GOMEMLIMIT = String(Math.floor(Math.min(...mems) * 0.9));
   return env;
 }
 
