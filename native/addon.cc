@@ -43,20 +43,20 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   d.owned.insert(res.id);
   d.UpdateRef(env);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("id", static_cast<double>(res.id));
-  o.Set("pid", static_cast<double>(res.pid));
+  o.Set(Key(env, "id"), static_cast<double>(res.id));
+  o.Set(Key(env, "pid"), static_cast<double>(res.pid));
   Napi::Array pipes = Napi::Array::New(env, 3);
   for (uint32_t i = 0; i < 3; i++) pipes.Set(i, res.pipes[i].empty() ? env.Null() : Napi::String::New(env, res.pipes[i]));
-  o.Set("pipes", pipes);
+  o.Set(Key(env, "pipes"), pipes);
   Napi::Array inh = Napi::Array::New(env, res.inherited.size());
   for (uint32_t i = 0; i < res.inherited.size(); i++) inh.Set(i, static_cast<double>(res.inherited[i]));
-  o.Set("inherited", inh);
-  o.Set("enforcement", EnforcementToJs(env, res.enforcement));
-  o.Set("gracefulStop", res.gracefulStop);
-  o.Set("channel", res.channel.empty() ? env.Null() : Napi::String::New(env, res.channel));
-  o.Set("tempDir", res.tempDir.empty() ? env.Null() : Napi::String::New(env, res.tempDir));
-  o.Set("sessionId", res.sessionId < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(res.sessionId)));
-  o.Set("user", res.user.empty() ? env.Null() : Napi::String::New(env, res.user));
+  o.Set(Key(env, "inherited"), inh);
+  o.Set(Key(env, "enforcement"), EnforcementToJs(env, res.enforcement));
+  o.Set(Key(env, "gracefulStop"), res.gracefulStop);
+  o.Set(Key(env, "channel"), res.channel.empty() ? env.Null() : Napi::String::New(env, res.channel));
+  o.Set(Key(env, "tempDir"), res.tempDir.empty() ? env.Null() : Napi::String::New(env, res.tempDir));
+  o.Set(Key(env, "sessionId"), res.sessionId < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(res.sessionId)));
+  o.Set(Key(env, "user"), res.user.empty() ? env.Null() : Napi::String::New(env, res.user));
   return o;
 }
 
@@ -83,14 +83,14 @@ Napi::Value LookupUserJs(const Napi::CallbackInfo& info) {
     throw ToJsError(env, e);
   }
   Napi::Object o = Napi::Object::New(env);
-  o.Set("name", u.name);
-  o.Set("uid", u.uid);
-  o.Set("gid", u.gid);
-  o.Set("home", u.home);
-  o.Set("shell", u.shell);
+  o.Set(Key(env, "name"), u.name);
+  o.Set(Key(env, "uid"), u.uid);
+  o.Set(Key(env, "gid"), u.gid);
+  o.Set(Key(env, "home"), u.home);
+  o.Set(Key(env, "shell"), u.shell);
   Napi::Array groups = Napi::Array::New(env, u.groups.size());
   for (uint32_t i = 0; i < u.groups.size(); i++) groups.Set(i, u.groups[i]);
-  o.Set("groups", groups);
+  o.Set(Key(env, "groups"), groups);
   return o;
 }
 
@@ -200,10 +200,10 @@ Napi::Value ProbeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Support s = backend::Probe();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("backend", s.backend);
-  o.Set("spawn", s.spawn);
-  if (!s.spawnReason.empty()) o.Set("spawnReason", s.spawnReason);
-  o.Set("limits", EnforcementToJs(env, s.limits));
+  o.Set(Key(env, "backend"), s.backend);
+  o.Set(Key(env, "spawn"), s.spawn);
+  if (!s.spawnReason.empty()) o.Set(Key(env, "spawnReason"), s.spawnReason);
+  o.Set(Key(env, "limits"), EnforcementToJs(env, s.limits));
   return o;
 }
 

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "events.h"
+
 namespace si {
 namespace js {
 
@@ -27,46 +29,76 @@ Napi::Error ToJsError(Napi::Env env, const SysError& e) {
   return err;
 }
 
+Napi::Value Key(Napi::Env env, const char* name) {
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (d == nullptr) return Napi::String::New(env, name);
+  if (d->keyStrings.IsEmpty()) d->keyStrings = Napi::Persistent(Napi::Array::New(env));
+  Napi::Array strings = d->keyStrings.Value();
+  auto it = d->keyIndex.find(name);
+  if (it != d->keyIndex.end()) return strings.Get(it->second);
+  Napi::String s = Napi::String::New(env, name);
+  uint32_t i = strings.Length();
+  strings.Set(i, s);
+  d->keyIndex.emplace(name, i);
+  return s;
+}
+
 Napi::Object StatsToJs(Napi::Env env, const Stats& s) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("cpuUserMs", s.cpuUserMs);
-  o.Set("cpuKernelMs", s.cpuKernelMs);
-  o.Set("peakMemory", static_cast<double>(s.peakMemory));
+  o.Set(Key(env, "cpuUserMs"), s.cpuUserMs);
+  o.Set(Key(env, "cpuKernelMs"), s.cpuKernelMs);
+  o.Set(Key(env, "peakMemory"), static_cast<double>(s.peakMemory));
   Napi::Object p = Napi::Object::New(env);
-  p.Set("active", s.active);
-  p.Set("total", s.total);
-  o.Set("processes", p);
+  p.Set(Key(env, "active"), s.active);
+  p.Set(Key(env, "total"), s.total);
+  o.Set(Key(env, "processes"), p);
   return o;
 }
 
 Napi::Array EnforcementToJs(Napi::Env env, const std::vector<Enforcement>& list) {
+  std::string id;
+  for (const Enforcement& e : list) {
+    id += e.limit;
+    id += '\0';
+    id += e.mechanism;
+    id += '\0';
+    id += e.enforced ? '1' : '0';
+    id += e.reason;
+    id += '\0';
+  }
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (d != nullptr && !d->lastEnforcementJs.IsEmpty() && d->lastEnforcement == id) return d->lastEnforcementJs.Value();
   Napi::Array enf = Napi::Array::New(env, list.size());
   for (uint32_t i = 0; i < list.size(); i++) {
     Napi::Object e = Napi::Object::New(env);
-    e.Set("limit", list[i].limit);
-    e.Set("mechanism", list[i].mechanism);
-    e.Set("enforced", list[i].enforced);
-    if (!list[i].reason.empty()) e.Set("reason", list[i].reason);
+    e.Set(Key(env, "limit"), list[i].limit);
+    e.Set(Key(env, "mechanism"), list[i].mechanism);
+    e.Set(Key(env, "enforced"), list[i].enforced);
+    if (!list[i].reason.empty()) e.Set(Key(env, "reason"), list[i].reason);
     enf.Set(i, e);
+  }
+  if (d != nullptr) {
+    d->lastEnforcement = std::move(id);
+    d->lastEnforcementJs = Napi::Persistent(enf);
   }
   return enf;
 }
 
 Napi::Object EventToJs(Napi::Env env, const Event& ev) {
   Napi::Object o = Napi::Object::New(env);
-  o.Set("id", static_cast<double>(ev.id));
+  o.Set(Key(env, "id"), static_cast<double>(ev.id));
   if (ev.type == Event::Exit) {
-    o.Set("type", "exit");
-    o.Set("exitCode", static_cast<double>(ev.exitCode));
-    o.Set("signal", ev.signal);
-    o.Set("terminated", ev.terminated);
-    o.Set("reason", ev.reason);
-    o.Set("stats", StatsToJs(env, ev.stats));
+    o.Set(Key(env, "type"), "exit");
+    o.Set(Key(env, "exitCode"), static_cast<double>(ev.exitCode));
+    o.Set(Key(env, "signal"), ev.signal);
+    o.Set(Key(env, "terminated"), ev.terminated);
+    o.Set(Key(env, "reason"), ev.reason);
+    o.Set(Key(env, "stats"), StatsToJs(env, ev.stats));
   } else {
-    o.Set("type", "limit");
-    o.Set("limit", ev.limit);
-    o.Set("pid", static_cast<double>(ev.pid));
-    o.Set("value", static_cast<double>(ev.value));
+    o.Set(Key(env, "type"), "limit");
+    o.Set(Key(env, "limit"), ev.limit);
+    o.Set(Key(env, "pid"), static_cast<double>(ev.pid));
+    o.Set(Key(env, "value"), static_cast<double>(ev.value));
   }
   return o;
 }
@@ -77,11 +109,20 @@ Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list) {
   return out;
 }
 
-Napi::Value Prop(Napi::Object o, const char* name) { return o.HasOwnProperty(name) ? o.Get(name) : o.Env().Undefined(); }
+Napi::Value Prop(Napi::Object o, const char* name) {
+  Napi::Value k = Key(o.Env(), name);
+  return o.HasOwnProperty(k) ? o.Get(k) : o.Env().Undefined();
+}
 
 std::string GetString(Napi::Env env, Napi::Value v, const std::string& what) {
   if (!v.IsString()) ThrowTypeError(env, "ERR_INVALID_ARG_TYPE", "The \"" + what + "\" property must be of type string");
-  std::string s = v.As<Napi::String>().Utf8Value();
+  // One call for a string that fits the buffer (most do: an env entry, an argument); two, to
+  // size it first, for a longer one. A write that stopped short of a UTF-8 character leaves at
+  // most 3 bytes unused: one that left more was complete.
+  char buf[512];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof(buf), &n) != napi_ok) throw Napi::Error::New(env);
+  std::string s = n + 4 < sizeof(buf) ? std::string(buf, n) : v.As<Napi::String>().Utf8Value();
   if (s.find('\0') != std::string::npos)
     ThrowTypeError(env, "ERR_INVALID_ARG_VALUE", "The \"" + what + "\" property must be a string without null bytes");
   return s;

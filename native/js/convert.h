@@ -26,6 +26,10 @@ Napi::Array EnforcementToJs(Napi::Env env, const std::vector<Enforcement>& list)
 Napi::Object EventToJs(Napi::Env env, const Event& ev);
 Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list);
 
+// `name` as a JS string, made once per environment (`name` must be a string literal: it is
+// keyed by its address).
+Napi::Value Key(Napi::Env env, const char* name);
+
 // ---- from JS. Own properties only: a polluted Object.prototype must not reach a request.
 Napi::Value Prop(Napi::Object o, const char* name);
 std::string GetString(Napi::Env env, Napi::Value v, const std::string& what);

@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
+#include <unordered_map>
 
 #include "../contract.h"
 
@@ -44,6 +46,15 @@ struct AddonData {
   std::set<uint64_t> owned;   // not yet released
   std::set<uint64_t> groups;  // groups not yet released
   bool refd = false;
+  // Property names as JS strings, made once (Key): naming a property by a C string makes and
+  // looks up a new string each time, and a spawn reads and writes dozens of them.
+  // (Node-API before v10 refers to objects only: the strings are held in an array.)
+  Napi::Reference<Napi::Array> keyStrings;
+  std::unordered_map<const char*, uint32_t> keyIndex;
+  // The last spawn's enforcement list and its JS array: most spawns of a service report the
+  // same one, and the array is only read (enforcementMap copies it).
+  std::string lastEnforcement;
+  Napi::Reference<Napi::Array> lastEnforcementJs;
 
   // Refs the TSFN while some live worker is ref'd, unrefs it otherwise.
   void UpdateRef(Napi::Env env);
