@@ -616,6 +616,24 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('a root launcher clones confined workers from one thread whose bounding set is empty; its other threads, and child_process, keep theirs', async function () {
+      if (process.getuid!() !== 0) this.skip();
+      const bnd = (status: string) => /^CapBnd:\s+(\w+)/m.exec(status)?.[1];
+      const own = bnd(fs.readFileSync('/proc/self/status', 'utf8'));
+      assert.notEqual(own, '0000000000000000', 'control: this process runs with a bounding set');
+      // The worker's is empty (dropped by the thread it was cloned from, or by its first process).
+      const r = json<Info>(await collect(spawnIsolated(w, ['info'])));
+      assert.equal(r.CapBnd, '0000000000000000');
+      const threads = fs.readdirSync('/proc/self/task').map((t) => ({ tid: Number(t), bnd: bnd(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8')) }));
+      const emptied = threads.filter((t) => t.bnd === '0000000000000000');
+      assert.equal(emptied.length, 1, `exactly one thread with an empty bounding set: ${JSON.stringify(threads)}`);
+      assert.notEqual(emptied[0].tid, process.pid, 'never the main thread');
+      assert.equal(threads.find((t) => t.tid === process.pid)?.bnd, own);
+      // child_process, from this (main) thread, still passes the full set on.
+      const cp = spawnSync('grep', ['^CapBnd', '/proc/self/status'], { encoding: 'utf8' });
+      assert.equal(bnd(cp.stdout), own);
+    });
+
     it('uid / gid drop the worker to that user with no supplementary groups', async function () {
       if (process.getuid!() !== 0) this.skip();
       const info = json<Info>(await collect(spawnIsolated(w, ['info'], { uid: 65534, gid: 65534, cwd: '/' })));

@@ -276,7 +276,10 @@ void DropBounding(const ChildPlan& p) {
   if (!p.dropPrivileges) return;
   // Locked: no root rules, no fix-ups, no keep-caps, for this process and what it execs.
   prctl(PR_SET_SECUREBITS, kLockedSecurebits);
-  for (int cap = 0; cap <= p.lastCap; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  // Each capability still in the set (none, when cloned by the bounded thread: reading is free,
+  // dropping changes credentials).
+  for (int cap = 0; cap <= p.lastCap; cap++)
+    if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 }
 
