@@ -56,6 +56,8 @@ uint32_t AuditArch();
 // Removes every used cgroup now (they go in the background otherwise); the names of the fresh
 // ones kept ready.
 std::vector<std::string> SettleCgroups();
+// The paths whose fds the launcher keeps open (ReadKept / WriteKept).
+std::vector<std::string> KeptFiles();
 #endif
 
 }  // namespace internals

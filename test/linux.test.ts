@@ -780,6 +780,23 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(got.some.length > 0, 'control: a memory limit makes (and keeps ready) cgroups, so the check can fail');
     });
 
+    it('the cgroup files the launcher keeps open are in cgroups that exist: a removed cgroup takes its fds with it', async function () {
+      if (!support.limits['memory.process'].enforced || !support.backend.startsWith('linux-cgroup-')) this.skip();
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const internals = (loadBinding() as any).internals;
+      // memory.process gives each worker a leaf cgroup, and a cgroup that had leaves is removed,
+      // never reused; the others are reset and kept ready.
+      for (let i = 0; i < 6; i++) {
+        const c = await collect(spawnIsolated(w, ['exit', '0'], i % 2 ? { memory: { process: '64MiB' } } : { memory: '256MiB', processes: 4 }));
+        assert.equal(c.exit.code, 0);
+      }
+      internals.settleCgroups();
+      const kept: string[] = internals.keptFiles();
+      assert.ok(kept.some((p) => /\/memory\.(oom_control|events)$/.test(p)), `control: the exit's reads are kept: ${kept.join(' ')}`);
+      assert.deepEqual(kept.filter((p) => !fs.existsSync(path.dirname(p))), [], 'fds kept for files of removed cgroups');
+      assert.ok(kept.length <= 256, `at most 256 kept: ${kept.length}`);
+    });
+
     // 100 (10 under software emulation, where each costs a second or two).
     const spawns = Math.max(10, Math.round(100 / slowFactor));
     it(`${spawns} spawns leave no fd, zombie or cgroup behind`, async function () {
@@ -790,11 +807,16 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // is kept only when the ready list is the same before and after it.
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const ready = (): number => ((loadBinding() as any).internals.settleCgroups() as string[]).length;
+      // Nor are the cgroup files the launcher keeps open (at most 256; the test above checks
+      // that each is a file of a cgroup that exists).
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const kept = (): number => ((loadBinding() as any).internals.keptFiles() as string[]).length;
       const fdsBesidesReady = async () => {
         for (;;) {
           const n = ready();
+          const k = kept();
           const fds = oracle.fdCount();
-          if (ready() === n) return fds - (support.backend.startsWith('linux-cgroup-') ? n : 0);
+          if (ready() === n && kept() === k) return fds - (support.backend.startsWith('linux-cgroup-') ? n : 0) - k;
           await new Promise((r) => setTimeout(r, 20));
         }
       };

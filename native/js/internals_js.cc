@@ -146,6 +146,9 @@ Napi::Object Internals(Napi::Env env) {
           return out;
         }));
   o.Set("auditArch", Napi::Number::New(env, internals::AuditArch()));
+  o.Set("keptFiles", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return ToJsStrings(info.Env(), internals::KeptFiles());
+        }));
   o.Set("settleCgroups", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return ToJsStrings(info.Env(), internals::SettleCgroups());
         }));

@@ -148,6 +148,8 @@ namespace {
 // Adds the pids of `dir`'s cgroup.procs to `out` (each once).
 void AddProcs(const std::string& dir, std::vector<pid_t>& out) {
   std::string s;
+  // Opened each time, never kept: v1 serves a pidlist made at an open's first read to every
+  // later read of that open file for up to a second (a kept fd would see exited processes).
   ReadFile(dir + "/cgroup.procs", &s);
   std::istringstream in(s);
   pid_t p;
@@ -197,14 +199,14 @@ void Cgroup::KillAll() const {
 
 bool Cgroup::Remove() {
   for (auto it = leaves.begin(); it != leaves.end();) {
-    if (rmdir(it->c_str()) == 0 || errno == ENOENT)
+    if (RemoveDir(*it) == 0 || errno == ENOENT)
       it = leaves.erase(it);
     else
       ++it;
   }
   if (!leaves.empty()) return false;
   for (auto it = dirs.begin(); it != dirs.end();) {
-    if (rmdir(it->second.c_str()) == 0 || errno == ENOENT)
+    if (RemoveDir(it->second) == 0 || errno == ENOENT)
       it = dirs.erase(it);
     else
       ++it;
@@ -220,22 +222,22 @@ void Cgroup::RemoveNow() {
 }
 
 bool Cgroup::TreeGone() const {
-  if (v2) return ReadKey(Dir("unified") + "/cgroup.events", "populated") == 0;
+  if (v2) return ReadKeyKept(Dir("unified") + "/cgroup.events", "populated") == 0;
   return TreePids().empty();
 }
 
 uint64_t Cgroup::TaskLimitHits() const {
   std::string d = Dir("pids");
-  return d.empty() ? 0 : ReadKey(d + "/pids.events", "max") - taskHitsBase;
+  return d.empty() ? 0 : ReadKeyKept(d + "/pids.events", "max") - taskHitsBase;
 }
 
 uint64_t Cgroup::OomKills() const {
   std::string d = Dir("memory");
   if (d.empty()) return 0;
   // v2's memory.events counts its whole subtree; v1 counts each cgroup by itself.
-  if (v2) return ReadKey(d + "/memory.events", "oom_kill") - oomBase;
-  uint64_t n = ReadKey(d + "/memory.oom_control", "oom_kill") - oomBase + leafOomsGone;
-  for (const std::string& l : leaves) n += ReadKey(l + "/memory.oom_control", "oom_kill");
+  if (v2) return ReadKeyKept(d + "/memory.events", "oom_kill") - oomBase;
+  uint64_t n = ReadKeyKept(d + "/memory.oom_control", "oom_kill") - oomBase + leafOomsGone;
+  for (const std::string& l : leaves) n += ReadKeyKept(l + "/memory.oom_control", "oom_kill");
   return n;
 }
 
@@ -245,7 +247,7 @@ namespace {
 // by an OOM kill in it.
 void WriteMemoryLimit(const std::string& d, uint64_t bytes, bool v2) {
   auto set = [&](const char* file, const std::string& value) {
-    int err = WriteFile(d + "/" + file, value);
+    int err = WriteKept(d + "/" + file, value);
     if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
   };
   std::string v = std::to_string(bytes);
@@ -272,7 +274,7 @@ std::string Cgroup::AddLeaf(uint64_t bytes) {
   }
   std::string d = parent + "/" + (leaves.empty() ? std::string("w") : "e" + std::to_string(++nextLeaf));
   if (mkdir(d.c_str(), 0755) != 0) throw Errno("mkdir", errno, d);
-  auto undo = OnScopeExit([&] { rmdir(d.c_str()); });
+  auto undo = OnScopeExit([&] { RemoveDir(d); });
   WriteMemoryLimit(d, bytes, v2);
   if (leaves.empty()) {
     if (v2) {
@@ -302,8 +304,8 @@ void Cgroup::PruneLeaves() {
       i++;
       continue;
     }
-    uint64_t ooms = v2 ? 0 : ReadKey(leaves[i] + "/memory.oom_control", "oom_kill");
-    if (rmdir(leaves[i].c_str()) != 0 && errno != ENOENT) {
+    uint64_t ooms = v2 ? 0 : ReadKeyKept(leaves[i] + "/memory.oom_control", "oom_kill");
+    if (RemoveDir(leaves[i]) != 0 && errno != ENOENT) {
       i++;
       continue;
     }
@@ -320,14 +322,14 @@ bool Cgroup::Reset() {
   if (v2) return false;  // v2's memory.peak cannot be reset for all readers: made afresh instead
   auto write = [&](const std::string& ctrl, const char* file, const char* value) {
     std::string d = Dir(ctrl);
-    return d.empty() || WriteFile(d + "/" + file, value) == 0;
+    return d.empty() || WriteKept(d + "/" + file, value) == 0;
   };
   // What the last tree left charged (kernel memory, page cache) would count against the next
   // one's limit. A little (what a worker that exits leaves, about 0.5 MiB here) is reclaimed
   // under the next one's pressure; more, and the cgroup is made afresh instead (reclaiming it
   // here with memory.force_empty costs more CPU than a new cgroup).
   std::string mem = Dir("memory");
-  if (!mem.empty() && ReadU64(mem + "/memory.usage_in_bytes") > kReuseResidualBytes) return false;
+  if (!mem.empty() && ReadU64Kept(mem + "/memory.usage_in_bytes") > kReuseResidualBytes) return false;
   // memsw first: the memory limit may never be above it.
   if (configured & kMemoryLimit) {
     if (Layout().memsw && !write("memory", "memory.memsw.limit_in_bytes", "-1")) return false;
@@ -337,8 +339,8 @@ bool Cgroup::Reset() {
   if ((configured & kPidsLimit) && !write("pids", "pids.max", "max")) return false;
   configured = 0;
   if (!write("memory", "memory.max_usage_in_bytes", "0") || !write("cpuacct", "cpuacct.usage", "0")) return false;
-  oomBase = mem.empty() ? 0 : ReadKey(mem + "/memory.oom_control", "oom_kill");
-  taskHitsBase = Dir("pids").empty() ? 0 : ReadKey(Dir("pids") + "/pids.events", "max");
+  oomBase = mem.empty() ? 0 : ReadKeyKept(mem + "/memory.oom_control", "oom_kill");
+  taskHitsBase = Dir("pids").empty() ? 0 : ReadKeyKept(Dir("pids") + "/pids.events", "max");
   return true;
 }
 
@@ -350,7 +352,7 @@ void Configure(Cgroup& cg, const Limits& l) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {
     std::string d = cg.Dir(ctrl);
     if (d.empty()) return;
-    int err = WriteFile(d + "/" + file, value);
+    int err = WriteKept(d + "/" + file, value);
     if (err != 0) throw Errno("write", err, d + "/" + file + " = " + value);
   };
   if (l.memoryTotal) cg.LimitMemory(l.memoryTotal);

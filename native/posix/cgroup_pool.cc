@@ -37,7 +37,7 @@ void RemoveTree(const std::string& dir) {
     closedir(d);
     for (const std::string& s : subdirs) RemoveTree(s);
   }
-  rmdir(dir.c_str());
+  RemoveDir(dir);
 }
 
 // True when every directory is gone (removed, or never there); leaves first.

@@ -38,5 +38,7 @@ std::vector<std::string> SettleCgroups() {
   return posix::CgroupPool::Get().ReadyDirs();
 }
 
+std::vector<std::string> KeptFiles() { return posix::KeptPaths(); }
+
 }  // namespace internals
 }  // namespace si

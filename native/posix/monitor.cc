@@ -170,18 +170,18 @@ Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru, uint32
   Stats s;
   if (!cg.Empty()) {
     std::string mem = cg.Dir("memory"), acct = cg.Dir(cg.v2 ? "cpu" : "cpuacct");
-    if (!mem.empty()) s.peakMemory = cg.v2 ? ReadU64(mem + "/memory.peak") : ReadU64(mem + "/memory.max_usage_in_bytes");
+    if (!mem.empty()) s.peakMemory = cg.v2 ? ReadU64Kept(mem + "/memory.peak") : ReadU64Kept(mem + "/memory.max_usage_in_bytes");
     if (!acct.empty()) {
       if (cg.v2) {
-        s.cpuUserMs = ReadKey(acct + "/cpu.stat", "user_usec") / 1000.0;
-        s.cpuKernelMs = ReadKey(acct + "/cpu.stat", "system_usec") / 1000.0;
+        s.cpuUserMs = ReadKeyKept(acct + "/cpu.stat", "user_usec") / 1000.0;
+        s.cpuKernelMs = ReadKeyKept(acct + "/cpu.stat", "system_usec") / 1000.0;
       } else {
         // cpuacct.usage is the precise total (the scheduler's runtime); usage_user / usage_sys
         // come from tick sampling, which overcounts a busy tree on a busy machine: they only
         // split the total.
-        double total = ReadU64(acct + "/cpuacct.usage") / 1e6;
-        double user = static_cast<double>(ReadU64(acct + "/cpuacct.usage_user"));
-        double sys = static_cast<double>(ReadU64(acct + "/cpuacct.usage_sys"));
+        double total = ReadU64Kept(acct + "/cpuacct.usage") / 1e6;
+        double user = static_cast<double>(ReadU64Kept(acct + "/cpuacct.usage_user"));
+        double sys = static_cast<double>(ReadU64Kept(acct + "/cpuacct.usage_sys"));
         s.cpuUserMs = user + sys > 0 ? total * user / (user + sys) : total;
         s.cpuKernelMs = total - s.cpuUserMs;
       }

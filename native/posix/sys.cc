@@ -7,6 +7,12 @@
 #include <sys/mman.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cstdlib>
+#include <unistd.h>
+#include <string>
+#include <mutex>
+#include <map>
+#include <vector>
 
 namespace si {
 namespace posix {
@@ -90,18 +96,13 @@ int WriteFile(const std::string& path, const std::string& value) {
   return err;
 }
 
-uint64_t ReadU64(const std::string& path, uint64_t dflt) {
-  std::string s;
-  if (!ReadFile(path, &s)) return dflt;
-  return std::strtoull(s.c_str(), nullptr, 10);
-}
+namespace {
 
-// "key value" lines (memory.events, cpu.stat, memory.oom_control).
-uint64_t ReadKey(const std::string& path, const std::string& key) {
-  std::string s;
-  if (!ReadFile(path, &s)) return 0;
-  // Line by line: the first line whose first word is `key` and whose value is a number (a line
-  // like /proc/PID/status's "Name:" is skipped).
+uint64_t ParseU64(const std::string& s) { return std::strtoull(s.c_str(), nullptr, 10); }
+
+// The first line of `s` whose first word is `key` and whose value is a number (a line like
+// /proc/PID/status's "Name:" is skipped): that value, else 0.
+uint64_t ParseKey(const std::string& s, const std::string& key) {
   size_t at = 0;
   while (at < s.size()) {
     size_t end = s.find('\n', at);
@@ -116,6 +117,130 @@ uint64_t ReadKey(const std::string& path, const std::string& key) {
     at = end + 1;
   }
   return 0;
+}
+
+// The kept fds (ReadKept, WriteKept), by path and open mode.
+class KeptFiles {
+ public:
+  static KeptFiles& Get() {
+    static KeptFiles* const k = new KeptFiles();  // never destroyed: used by background threads until exit
+    return *k;
+  }
+  // A kept fd for `path` (opened now when it is not kept yet); -1 when none is kept (too many).
+  int Find(const std::string& path, int mode) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fds_.find(Key(path, mode));
+    if (it != fds_.end()) return it->second.get();
+    if (fds_.size() >= kMaxKeptFiles) return -1;
+    int fd;
+    do fd = open(path.c_str(), mode | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -1;
+    fds_.emplace(Key(path, mode), Fd(fd));
+    return fd;
+  }
+  // Closes `path`'s kept fd (it went stale).
+  void Drop(const std::string& path, int mode) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fds_.erase(Key(path, mode));
+  }
+  // Closes every kept fd beneath `dir`.
+  void DropBeneath(const std::string& dir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string prefix = dir + "/";
+    for (auto it = fds_.lower_bound(prefix); it != fds_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) it = fds_.erase(it);
+  }
+  std::vector<std::string> Paths() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out;
+    for (auto& kv : fds_) out.push_back(kv.first.substr(0, kv.first.find('\0')));
+    return out;
+  }
+
+ private:
+  static std::string Key(const std::string& path, int mode) {
+    std::string k = path;
+    k += '\0';
+    k += mode == O_RDONLY ? 'r' : 'w';
+    return k;
+  }
+  std::mutex mu_;
+  std::map<std::string, Fd> fds_;
+};
+
+// A read of the whole of `fd` from its start: true, or false with errno.
+bool PreadAll(int fd, std::string* out) {
+  out->clear();
+  char buf[4096];
+  off_t at = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf, sizeof(buf), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out->append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+}
+
+// A kept fd's error that means it no longer names the file (its cgroup was removed).
+bool Stale(int err) { return err == ENODEV || err == ENOENT || err == EBADF; }
+
+}  // namespace
+
+uint64_t ReadU64(const std::string& path, uint64_t dflt) {
+  std::string s;
+  if (!ReadFile(path, &s)) return dflt;
+  return ParseU64(s);
+}
+
+// "key value" lines (memory.events, cpu.stat, memory.oom_control).
+uint64_t ReadKey(const std::string& path, const std::string& key) {
+  std::string s;
+  if (!ReadFile(path, &s)) return 0;
+  return ParseKey(s, key);
+}
+
+bool ReadKept(const std::string& path, std::string* out) {
+  int fd = KeptFiles::Get().Find(path, O_RDONLY);
+  if (fd < 0) return ReadFile(path, out);
+  if (PreadAll(fd, out)) return true;
+  int err = errno;
+  KeptFiles::Get().Drop(path, O_RDONLY);
+  return Stale(err) ? ReadFile(path, out) : false;
+}
+
+int WriteKept(const std::string& path, const std::string& value) {
+  int fd = KeptFiles::Get().Find(path, O_WRONLY);
+  if (fd < 0) return WriteFile(path, value);
+  // Again on EINTR, as WriteFile (a pending signal fails a memory limit's write).
+  ssize_t n;
+  do n = pwrite(fd, value.data(), value.size(), 0);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) return 0;
+  int err = errno;
+  if (!Stale(err)) return err;
+  KeptFiles::Get().Drop(path, O_WRONLY);
+  return WriteFile(path, value);
+}
+
+uint64_t ReadU64Kept(const std::string& path, uint64_t dflt) {
+  std::string s;
+  if (!ReadKept(path, &s)) return dflt;
+  return ParseU64(s);
+}
+
+uint64_t ReadKeyKept(const std::string& path, const std::string& key) {
+  std::string s;
+  if (!ReadKept(path, &s)) return 0;
+  return ParseKey(s, key);
+}
+
+std::vector<std::string> KeptPaths() { return KeptFiles::Get().Paths(); }
+
+int RemoveDir(const std::string& dir) {
+  KeptFiles::Get().DropBeneath(dir);
+  return rmdir(dir.c_str());
 }
 
 // fstatat through the system call: glibc 2.33 turned stat() into a new symbol, and the shipped
