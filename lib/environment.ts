@@ -45,21 +45,21 @@ export function normalizeEnv(v: unknown, platform: NodeJS.Platform): Record<stri
     const val = source[k];
     // Only the launcher names a worker's channel (and only when it made one).
     if (val === undefined || (k.length === CHANNEL_ENV.length && k.toUpperCase() === CHANNEL_ENV)) continue;
-    const s = String(val);
     // The checks of a good entry make no string (an error's option name is made when thrown):
-    // this loop runs for every variable of every spawn.
-    if (k.length === 0 || k.indexOf('=', eqFrom) !== -1 || k.includes('\u0000') || s.includes('\u0000')) badEnvEntry(k, s, eqFrom);
+    // this loop runs for every variable of every spawn. The name first, then the value.
+    if (k.length === 0 || k.indexOf('=', eqFrom) !== -1 || k.includes('\u0000')) badEnvName(k, eqFrom);
+    const s = String(val);
+    if (s.includes('\u0000')) throw invalidArgValue(`options.env.${k}`, s, 'must be a string without null bytes');
     env[k] = s;
   }
   return env;
 }
 
-/** Throws the error for an entry normalizeEnv refuses, as it checks: name, then value. */
-function badEnvEntry(k: string, s: string, eqFrom: number): never {
+/** Throws the error for a name normalizeEnv refuses, as it checks: a null byte, then the form. */
+function badEnvName(k: string, eqFrom: number): never {
   const name = `options.env.${k}`;
   noNul(name, k);
-  if (k.length === 0 || k.indexOf('=', eqFrom) !== -1) throw invalidArgValue(name, k, "must be a variable name without '='");
-  throw invalidArgValue(name, s, 'must be a string without null bytes');
+  throw invalidArgValue(name, k, "must be a variable name without '='");
 }
 
 /** Environment names compare without case on Windows. */

@@ -20,6 +20,16 @@ function throwsCode(fn: () => unknown, code: string, name: string | RegExp, ctor
 describe('option validation (every platform)', () => {
   const w = worker();
 
+  it('with several bad options, the first checked is the error (cwd before the temp dir; a variable\'s name before its value)', () => {
+    throwsCode(() => normalizeOptions(w, [], { cwd: 5, keepTempDir: true }), 'ERR_INVALID_ARG_TYPE', 'options.cwd');
+    throwsCode(() => normalizeOptions(w, [], { stdio: 'bogus', profile: 'private' }), 'ERR_INVALID_ARG_VALUE', 'stdio');
+    // A value whose conversion throws is never converted when its name is refused.
+    throwsCode(() => normalizeOptions(w, [], { env: { 'A=B': Object.create(null) } }), 'ERR_INVALID_ARG_VALUE', 'options.env.A=B');
+    throwsCode(() => normalizeOptions(w, [], { env: { 'A\u0000B': 'x' } }), 'ERR_INVALID_ARG_VALUE', /null bytes/);
+    throwsCode(() => normalizeOptions(w, [], { env: { A: 'x\u0000y' } }), 'ERR_INVALID_ARG_VALUE', /options\.env\.A.*null bytes/);
+    throwsCode(() => normalizeOptions(w, [], { env: { '': 'x' } }), 'ERR_INVALID_ARG_VALUE', "without '='");
+  });
+
   it('parses byte sizes in binary and decimal units', () => {
     assert.equal(parseByteSize(1234, 'x'), 1234);
     assert.equal(parseByteSize('512MiB', 'x'), 512 * 1024 * 1024);

@@ -18,8 +18,15 @@ import { collect, firstLine, isLinux, isWindows, json, onWine, worker } from './
   }
 
   it('the worker writes to its own TEMP / TMPDIR, which is gone once it has ended', async () => {
+    // Made before the worker starts, there while it runs (a worker that waits: one that exits at
+    // once may be gone, and its directory with it, by the time spawnIsolated returns).
+    const held = spawnIsolated(w, ['sleep', '600000'], { ...relaxed, tempDir: true });
+    assert.ok(held.tempDir && fs.existsSync(held.tempDir), 'made before it starts');
+    held.kill('SIGKILL');
+    await held.exited;
+    assert.equal(fs.existsSync(held.tempDir), false, 'left behind by a killed worker');
     const p = spawnIsolated(w, ['tempfile'], { ...relaxed, tempDir: true });
-    assert.ok(p.tempDir && fs.existsSync(p.tempDir), 'made before it starts');
+    assert.ok(p.tempDir);
     const c = await collect(p);
     assert.equal(c.exit.code, 0, String(c.stdout) + c.stderr);
     const got = json<{ file: string; dir: string }>(c);

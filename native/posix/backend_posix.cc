@@ -311,50 +311,63 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 // instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
 // share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
 // or -errno.
-// A thread of this process whose capability bounding set is empty, where the first process of
-// a confined worker is cloned: a child starts with its parent thread's credentials, so it has
-// nothing left to drop (DropBounding checks each capability and drops only what remains: 41
-// credential changes, and as many RCU frees, cost ~60 µs of CPU per spawn, measured; a hand-off
-// to this thread costs two wake-ups). This thread's effective capabilities are the process's;
-// the bounding set only limits what an exec could gain, and this thread never execs. Made at
-// the first such spawn, by any JS environment, and never ended: a child's parent-death signal
-// follows the thread that cloned it, which lives as long as the process.
+// A thread whose capability bounding set is empty, where the first process of a confined worker
+// is cloned: a child starts with its parent thread's credentials, so it has nothing left to drop
+// (DropBounding checks each capability and drops only what remains: 41 credential changes, and
+// as many RCU frees, cost ~60 µs of CPU per spawn, measured; a hand-off to this thread costs two
+// wake-ups). Its effective capabilities are the process's; the bounding set only limits what an
+// exec gains, and it never execs.
+// One per JS thread that spawns (thread_local: made at its first confined spawn, ended with it),
+// so that what held for children of the spawning thread still holds:
+//  - a child's parent-death signal follows the thread that cloned it, and that thread ends when
+//    the JS thread does (a worker_thread's killOnClose workers die with it, as before);
+//  - a child that shares this process's memory runs on its parent thread's per-thread libc state
+//    (errno) until its exec (ChildMain): a JS thread spawns one worker at a time and waits for
+//    that exec, so no two such children, nor another clone, ever share this thread's.
 class BoundedCloner {
  public:
-  static BoundedCloner& Get() {
-    static BoundedCloner* const c = new BoundedCloner();  // never destroyed: its thread outlives every environment
-    return *c;
+  static BoundedCloner& ForThisThread() {
+    thread_local BoundedCloner c;
+    return c;
   }
 
   // Runs `f` on the thread (on the caller's when the thread could not be made); its result.
   long Run(const std::function<long()>& f) {
     if (!started_) return f();
     std::unique_lock<std::mutex> lk(mu_);
-    free_.wait(lk, [&] { return job_ == nullptr; });
     job_ = &f;
     done_ = false;
     work_.notify_one();
     finished_.wait(lk, [&] { return done_; });
-    long r = result_;
     job_ = nullptr;
-    free_.notify_one();
-    return r;
+    return result_;
+  }
+
+  ~BoundedCloner() {
+    if (!started_) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+      work_.notify_one();
+    }
+    pthread_join(thread_, nullptr);
   }
 
  private:
   BoundedCloner() {
     SignalsBlocked blocked;  // inherited by the thread, and by every child it clones
-    pthread_t t;
-    started_ = pthread_create(&t, nullptr, &Main, this) == 0;
-    if (started_) pthread_detach(t);
+    started_ = pthread_create(&thread_, nullptr, &Main, this) == 0;
   }
+  BoundedCloner(const BoundedCloner&) = delete;
+  BoundedCloner& operator=(const BoundedCloner&) = delete;
 
   static void* Main(void* arg) {
     auto* self = static_cast<BoundedCloner*>(arg);
     for (int cap = 0; cap <= LastCap(); cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     std::unique_lock<std::mutex> lk(self->mu_);
     for (;;) {
-      self->work_.wait(lk, [&] { return self->job_ != nullptr && !self->done_; });
+      self->work_.wait(lk, [&] { return self->stop_ || (self->job_ != nullptr && !self->done_); });
+      if (self->stop_) return nullptr;
       self->result_ = (*self->job_)();
       self->done_ = true;
       self->finished_.notify_one();
@@ -362,11 +375,12 @@ class BoundedCloner {
   }
 
   std::mutex mu_;
-  CondVar work_, finished_, free_;
+  CondVar work_, finished_;
   const std::function<long()>* job_ = nullptr;
-  bool done_ = false;
+  bool done_ = false, stop_ = false;
   long result_ = 0;
   bool started_ = false;
+  pthread_t thread_;
 };
 
 long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, bool vfork, ChildStack& stack, int* pidfd) {
@@ -794,10 +808,13 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   cp.holdFirst = cp.vforkWorker ? holdFirst : nullptr;
   if (cp.vforkWorker) relayBlocked = std::make_unique<SignalsBlocked>();
   ChildStack firstStack(kChildStackBytes, !(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory);
+  int stackErr = errno;
   int pidfd = -1;
+  // The stack's failure is this thread's to report (its errno is this thread's).
+  if (!(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory && !firstStack.ok()) throw Errno("mmap", stackErr, "the child's stack");
   // A child that drops the bounding set in this user namespace is cloned with it dropped.
   auto clone = [&]() -> long { return CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd); };
-  long pid = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER) ? BoundedCloner::Get().Run(clone) : clone();
+  long pid = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER) ? BoundedCloner::ForThisThread().Run(clone) : clone();
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);

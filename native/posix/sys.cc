@@ -119,30 +119,59 @@ uint64_t ParseKey(const std::string& s, const std::string& key) {
   return 0;
 }
 
-// The kept fds (ReadKept, WriteKept), by path and open mode.
+// A read of the whole of `fd` from its start: true, or false with errno.
+bool PreadAll(int fd, std::string* out) {
+  out->clear();
+  char buf[4096];
+  off_t at = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf, sizeof(buf), at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out->append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+}
+
+// A kept fd's error that means it no longer names the file (its cgroup was removed).
+bool Stale(int err) { return err == ENODEV || err == ENOENT || err == EBADF; }
+
+// The kept fds (ReadKept, WriteKept), by path and open mode. Each read or write through a kept
+// fd is made under the lock: no other thread can close it (a stale fd dropped, a directory
+// removed) while it is in use, nor its number be reused meanwhile.
 class KeptFiles {
  public:
   static KeptFiles& Get() {
     static KeptFiles* const k = new KeptFiles();  // never destroyed: used by background threads until exit
     return *k;
   }
-  // A kept fd for `path` (opened now when it is not kept yet); -1 when none is kept (too many).
-  int Find(const std::string& path, int mode) {
+  // `path` read through its kept fd (opened now when not kept yet): 1, or 0 with errno. -1: not
+  // through a kept fd (too many kept, it cannot be opened, or its fd went stale): the caller
+  // opens it itself.
+  int Read(const std::string& path, std::string* out) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = fds_.find(Key(path, mode));
-    if (it != fds_.end()) return it->second.get();
-    if (fds_.size() >= kMaxKeptFiles) return -1;
-    int fd;
-    do fd = open(path.c_str(), mode | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
+    int fd = FindLocked(path, O_RDONLY);
     if (fd < 0) return -1;
-    fds_.emplace(Key(path, mode), Fd(fd));
-    return fd;
+    if (PreadAll(fd, out)) return 1;
+    int err = errno;
+    fds_.erase(Key(path, O_RDONLY));
+    errno = err;
+    return Stale(err) ? -1 : 0;
   }
-  // Closes `path`'s kept fd (it went stale).
-  void Drop(const std::string& path, int mode) {
+  // `value` written through `path`'s kept fd: 0, or an errno; -1 as for Read.
+  int Write(const std::string& path, const std::string& value) {
     std::lock_guard<std::mutex> lock(mu_);
-    fds_.erase(Key(path, mode));
+    int fd = FindLocked(path, O_WRONLY);
+    if (fd < 0) return -1;
+    // Again on EINTR, as WriteFile (a pending signal fails a memory limit's write).
+    ssize_t n;
+    do n = pwrite(fd, value.data(), value.size(), 0);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0) return 0;
+    int err = errno;
+    fds_.erase(Key(path, O_WRONLY));
+    return Stale(err) ? -1 : err;
   }
   // Closes every kept fd beneath `dir`.
   void DropBeneath(const std::string& dir) {
@@ -164,27 +193,21 @@ class KeptFiles {
     k += mode == O_RDONLY ? 'r' : 'w';
     return k;
   }
+  // `path`'s kept fd (opened now when it is not kept yet); -1 when none is kept (too many).
+  int FindLocked(const std::string& path, int mode) {
+    auto it = fds_.find(Key(path, mode));
+    if (it != fds_.end()) return it->second.get();
+    if (fds_.size() >= kMaxKeptFiles) return -1;
+    int fd;
+    do fd = open(path.c_str(), mode | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return -1;
+    fds_.emplace(Key(path, mode), Fd(fd));
+    return fd;
+  }
   std::mutex mu_;
   std::map<std::string, Fd> fds_;
 };
-
-// A read of the whole of `fd` from its start: true, or false with errno.
-bool PreadAll(int fd, std::string* out) {
-  out->clear();
-  char buf[4096];
-  off_t at = 0;
-  for (;;) {
-    ssize_t n = pread(fd, buf, sizeof(buf), at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) return true;
-    out->append(buf, static_cast<size_t>(n));
-    at += n;
-  }
-}
-
-// A kept fd's error that means it no longer names the file (its cgroup was removed).
-bool Stale(int err) { return err == ENODEV || err == ENOENT || err == EBADF; }
 
 }  // namespace
 
@@ -202,26 +225,13 @@ uint64_t ReadKey(const std::string& path, const std::string& key) {
 }
 
 bool ReadKept(const std::string& path, std::string* out) {
-  int fd = KeptFiles::Get().Find(path, O_RDONLY);
-  if (fd < 0) return ReadFile(path, out);
-  if (PreadAll(fd, out)) return true;
-  int err = errno;
-  KeptFiles::Get().Drop(path, O_RDONLY);
-  return Stale(err) ? ReadFile(path, out) : false;
+  int r = KeptFiles::Get().Read(path, out);
+  return r < 0 ? ReadFile(path, out) : r == 1;
 }
 
 int WriteKept(const std::string& path, const std::string& value) {
-  int fd = KeptFiles::Get().Find(path, O_WRONLY);
-  if (fd < 0) return WriteFile(path, value);
-  // Again on EINTR, as WriteFile (a pending signal fails a memory limit's write).
-  ssize_t n;
-  do n = pwrite(fd, value.data(), value.size(), 0);
-  while (n < 0 && errno == EINTR);
-  if (n >= 0) return 0;
-  int err = errno;
-  if (!Stale(err)) return err;
-  KeptFiles::Get().Drop(path, O_WRONLY);
-  return WriteFile(path, value);
+  int r = KeptFiles::Get().Write(path, value);
+  return r < 0 ? WriteFile(path, value) : r;
 }
 
 uint64_t ReadU64Kept(const std::string& path, uint64_t dflt) {
@@ -240,7 +250,11 @@ std::vector<std::string> KeptPaths() { return KeptFiles::Get().Paths(); }
 
 int RemoveDir(const std::string& dir) {
   KeptFiles::Get().DropBeneath(dir);
-  return rmdir(dir.c_str());
+  if (rmdir(dir.c_str()) != 0) return -1;
+  // Again: a file another thread read between the first and the rmdir (its fd would only go
+  // stale, and hold a slot).
+  KeptFiles::Get().DropBeneath(dir);
+  return 0;
 }
 
 // fstatat through the system call: glibc 2.33 turned stat() into a new symbol, and the shipped
