@@ -81,6 +81,13 @@ void Cleanup(AddonData* d) {
   for (uint64_t id : d->groups) backend::ReleaseGroup(id);
   d->groups.clear();
   d->live.clear();
+  // The references this environment's data holds go now, while the environment can still take
+  // them back: Node-API's own teardown runs after this hook, and which of its reference list
+  // and this data it finalizes first is not the same in every Node version.
+  d->keyStrings.Reset();
+  d->keyIndex.clear();
+  d->lastEnforcementJs.Reset();
+  d->lastEnforcement.clear();
 }
 
 }  // namespace js

@@ -331,13 +331,21 @@ class BoundedCloner {
     return c;
   }
 
-  // Runs `f` on the thread (on the caller's when the thread could not be made); its result.
-  long Run(const std::function<long()>& f) {
-    if (!started_) return f();
-    std::unique_lock<std::mutex> lk(mu_);
+  // Starts `f` on the thread (runs it here when the thread could not be made); Finish() waits
+  // for it and gives its result. `f` must outlive Finish().
+  void Start(const std::function<long()>& f) {
+    if (!started_) {
+      result_ = f();
+      return;
+    }
+    std::lock_guard<std::mutex> lk(mu_);
     job_ = &f;
     done_ = false;
     work_.notify_one();
+  }
+  long Finish() {
+    if (!started_) return result_;
+    std::unique_lock<std::mutex> lk(mu_);
     finished_.wait(lk, [&] { return done_; });
     job_ = nullptr;
     return result_;
@@ -422,8 +430,9 @@ struct ChildFailure {
 // why not. With the relay (ChildPlan::relayFd), the init holds one copy as its fd 1 and writes
 // its byte there first, then closes it: a report, if any, came before (a step reports before
 // the init runs), and the pipe's end without that byte is an init that never came up (it could
-// not enter the memory cgroup, or was killed).
-ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead, bool relay) {
+// not enter the memory cgroup, or was killed). The caller waits for a child that failed
+// (waitid), once it knows the clone's result.
+ChildFailure AwaitExec(Fd& aliveWrite, Fd& errRead, bool relay) {
   int msg[2] = {0, 0};
   ssize_t n;
   do n = read(errRead.get(), msg, sizeof(msg));
@@ -441,10 +450,6 @@ ChildFailure AwaitExec(Child& child, Fd& aliveWrite, Fd& errRead, bool relay) {
   } else if (relay && !up) {
     f.step = kStepInit;
     f.err = EPROTO;
-  }
-  if (f.step != 0) {
-    siginfo_t info;
-    syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
   return f;
 }
@@ -812,19 +817,40 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   int pidfd = -1;
   // The stack's failure is this thread's to report (its errno is this thread's).
   if (!(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory && !firstStack.ok()) throw Errno("mmap", stackErr, "the child's stack");
-  // A child that drops the bounding set in this user namespace is cloned with it dropped.
-  auto clone = [&]() -> long { return CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd); };
-  long pid = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER) ? BoundedCloner::ForThisThread().Run(clone) : clone();
+  // The parent's copies of the child's ends are closed as soon as the clone is made, by the
+  // thread that made it: the report's read then ends at the child's exec, its report or its
+  // end, whether or not this thread has heard of the clone's result yet.
+  const std::function<long()> clone = [&]() -> long {
+    long r = CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd);
+    aliveRead.reset();
+    errWrite.reset();
+    statusWrite.reset();
+    listenerWrite.reset();
+    io.childEnds.clear();
+    return r;
+  };
+  long pid;
+  ChildFailure failed;
+  if (cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER)) {
+    // A child that drops the bounding set in this user namespace is cloned with it dropped.
+    // This thread reads the child's report meanwhile (one wake-up less before the spawn returns);
+    // a clone that failed closed the write end too, and its result is looked at first.
+    BoundedCloner& cloner = BoundedCloner::ForThisThread();
+    cloner.Start(clone);
+    failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
+    pid = cloner.Finish();
+  } else {
+    pid = clone();
+    if (pid >= 0) failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
+  }
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
   child.pidfd.reset(pidfd);
-  aliveRead.reset();
-  errWrite.reset();
-  statusWrite.reset();
-  listenerWrite.reset();
-  io.childEnds.clear();
-  ChildFailure failed = AwaitExec(child, aliveWrite, errRead, cp.relayFd >= 0);
+  if (failed.step != 0) {
+    siginfo_t info;
+    syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
+  }
   relayBlocked.reset();
   if (failed.step == 0 && child.notifies) {
     child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
