@@ -820,13 +820,17 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // The parent's copies of the child's ends are closed as soon as the clone is made, by the
   // thread that made it: the report's read then ends at the child's exec, its report or its
   // end, whether or not this thread has heard of the clone's result yet.
+  // The parent's write end of the report pipe is closed as soon as the clone is made, by the
+  // thread that made it: the report's read then ends at the child's exec, its report or its end,
+  // whether or not this thread has heard of the clone's result yet. A plain close(2), which
+  // leaves errno alone when it succeeds: Fd's close restores errno, a write to the cloning
+  // thread's errno, which a child that shares this process's memory is using until its exec.
+  // The parent's copies of the child's other ends are closed after the report (nothing waits
+  // for them before).
   const std::function<long()> clone = [&]() -> long {
     long r = CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd);
-    aliveRead.reset();
-    errWrite.reset();
-    statusWrite.reset();
-    listenerWrite.reset();
-    io.childEnds.clear();
+    int w = errWrite.release();
+    if (w >= 0) close(w);
     return r;
   };
   long pid;
@@ -836,13 +840,22 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     // This thread reads the child's report meanwhile (one wake-up less before the spawn returns);
     // a clone that failed closed the write end too, and its result is looked at first.
     BoundedCloner& cloner = BoundedCloner::ForThisThread();
+    bool finished = false;
+    auto finish = OnScopeExit([&] {
+      if (!finished) cloner.Finish();  // never leave the cloner using this frame
+    });
     cloner.Start(clone);
     failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
     pid = cloner.Finish();
+    finished = true;
   } else {
     pid = clone();
     if (pid >= 0) failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
   }
+  aliveRead.reset();
+  statusWrite.reset();
+  listenerWrite.reset();
+  io.childEnds.clear();
   if (pid < 0 && nsFlags != 0 && (-pid == EPERM || -pid == ENOSPC || -pid == EUSERS || -pid == EINVAL)) throw NamespacesRefusedError();
   if (pid < 0) throw Errno("clone", static_cast<int>(-pid), req.file);
   child.pid = static_cast<pid_t>(pid);
