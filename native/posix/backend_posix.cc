@@ -303,19 +303,11 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
 // The child's own stack while it shares this process's memory (until its exec).
 constexpr size_t kChildStackBytes = 256 * 1024;
 
-// The child runs ChildMain in its namespaces. It shares this process's memory until it execs
-// (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
-// exec, and this thread resumes once it has exec'd or failed -- or, with `vfork` false (the relay:
-// ChildPlan::relayFd), at once, to wait in a read with every signal blocked; its stack is the
-// caller's then, kept until the child has exec'd or ended. A v2 cgroup is entered at birth
-// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
-// share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
-// or -errno.
 // A thread whose capability bounding set is empty, where the first process of a confined worker
 // is cloned: a child starts with its parent thread's credentials, so it has nothing left to drop
 // (DropBounding checks each capability and drops only what remains: 41 credential changes, and
-// as many RCU frees, cost ~60 µs of CPU per spawn, measured; a hand-off to this thread costs two
-// wake-ups). Its effective capabilities are the process's; the bounding set only limits what an
+// as many RCU frees, cost ~60 µs of CPU per spawn, measured; a hand-off to this thread costs a
+// wake-up). Its effective capabilities are the process's; the bounding set only limits what an
 // exec gains, and it never execs.
 // One per JS thread that spawns (thread_local: made at its first confined spawn, ended with it),
 // so that what held for children of the spawning thread still holds:
@@ -391,6 +383,14 @@ class BoundedCloner {
   pthread_t thread_;
 };
 
+// The child runs ChildMain in its namespaces. It shares this process's memory until it execs
+// (CLONE_VM | CLONE_VFORK, as posix_spawn does): no page tables copied, nothing to unmap at its
+// exec, and this thread resumes once it has exec'd or failed -- or, with `vfork` false (the relay:
+// ChildPlan::relayFd), at once, to wait in a read with every signal blocked; its stack is the
+// caller's then, kept until the child has exec'd or ended. A v2 cgroup is entered at birth
+// instead (CLONE_INTO_CGROUP, which only clone3 takes: a fork); so is a child that must not
+// share this memory (`ownMemory`: see ChildPlan::memoryCgroupFd). Returns the pid (and *pidfd),
+// or -errno.
 long CloneChild(const ChildPlan& cp, uint64_t nsFlags, const Cgroup& cg, bool ownMemory, bool vfork, ChildStack& stack, int* pidfd) {
   SignalsBlocked blocked;
   long pid;
@@ -812,14 +812,12 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   static const char* const holdFirst = getenv("SPAWN_ISOLATED_TEST_HOLD_FIRST");  // tests only
   cp.holdFirst = cp.vforkWorker ? holdFirst : nullptr;
   if (cp.vforkWorker) relayBlocked = std::make_unique<SignalsBlocked>();
-  ChildStack firstStack(kChildStackBytes, !(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory);
-  int stackErr = errno;
-  int pidfd = -1;
+  // A clone3 (a fork: into its cgroup at birth, or with memory of its own) needs no stack.
+  bool forked = (child.cg.v2 && child.cg.v2dir.valid()) || ownMemory;
+  ChildStack firstStack(kChildStackBytes, !forked);
   // The stack's failure is this thread's to report (its errno is this thread's).
-  if (!(child.cg.v2 && child.cg.v2dir.valid()) && !ownMemory && !firstStack.ok()) throw Errno("mmap", stackErr, "the child's stack");
-  // The parent's copies of the child's ends are closed as soon as the clone is made, by the
-  // thread that made it: the report's read then ends at the child's exec, its report or its
-  // end, whether or not this thread has heard of the clone's result yet.
+  if (!forked && !firstStack.ok()) throw Errno("mmap", errno, "the child's stack");
+  int pidfd = -1;
   // The parent's write end of the report pipe is closed as soon as the clone is made, by the
   // thread that made it: the report's read then ends at the child's exec, its report or its end,
   // whether or not this thread has heard of the clone's result yet. A plain close(2), which

@@ -211,19 +211,6 @@ class KeptFiles {
 
 }  // namespace
 
-uint64_t ReadU64(const std::string& path, uint64_t dflt) {
-  std::string s;
-  if (!ReadFile(path, &s)) return dflt;
-  return ParseU64(s);
-}
-
-// "key value" lines (memory.events, cpu.stat, memory.oom_control).
-uint64_t ReadKey(const std::string& path, const std::string& key) {
-  std::string s;
-  if (!ReadFile(path, &s)) return 0;
-  return ParseKey(s, key);
-}
-
 bool ReadKept(const std::string& path, std::string* out) {
   int r = KeptFiles::Get().Read(path, out);
   return r < 0 ? ReadFile(path, out) : r == 1;

@@ -42,22 +42,20 @@ int KeepAtLeast(int fd, int min);
 bool ReadFile(const std::string& path, std::string* out);
 // 0 or the errno of the failed open / write.
 int WriteFile(const std::string& path, const std::string& value);
-uint64_t ReadU64(const std::string& path, uint64_t dflt = 0);
-// The value of `key` in a file of "key value" lines (memory.events, cpu.stat, pids.events).
-uint64_t ReadKey(const std::string& path, const std::string& key);
 bool Exists(const std::string& path);
 
 // Control files read or written at every spawn and exit (cgroup files: an open costs ~5 µs, a
 // pread or pwrite on an open fd under 1 µs, measured): each opened once and kept, process-wide,
 // until its directory is removed (RemoveDir). At most kMaxKeptFiles are kept; past that a file
 // is opened each time. A kept fd that went stale (its directory removed elsewhere) is dropped
-// and the path opened again. Same results as the functions above, except for files whose
+// and the path opened again. Same results as ReadFile / WriteFile, except for files whose
 // content an open file keeps (v1's cgroup.procs and tasks serve one pidlist per open): never
 // for those.
 constexpr size_t kMaxKeptFiles = 256;  // ~12 per cgroup: the pool's (16) and some in use
 bool ReadKept(const std::string& path, std::string* out);
 int WriteKept(const std::string& path, const std::string& value);
 uint64_t ReadU64Kept(const std::string& path, uint64_t dflt = 0);
+// The value of `key` in a file of "key value" lines (memory.events, cpu.stat, pids.events).
 uint64_t ReadKeyKept(const std::string& path, const std::string& key);
 // rmdir(dir), once every kept file beneath it is closed: 0 or -1 with errno.
 int RemoveDir(const std::string& dir);
