@@ -58,7 +58,10 @@ export function firstLine<T = Record<string, unknown>>(p: IsolatedProcess): Prom
     };
     p.stdout?.on('data', onData);
     p.on('error', reject);
-    p.exited.then(() => reject(new Error(`worker exited before printing a line (got ${JSON.stringify(buf)})`)), reject);
+    // 'close', not the exit: a worker that prints and exits at once may be reported gone before
+    // its output is read; 'close' comes once its streams are done.
+    p.once('close', () => reject(new Error(`worker exited before printing a line (got ${JSON.stringify(buf)})`)));
+    p.exited.catch(reject);
   });
 }
 
