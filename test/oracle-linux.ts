@@ -47,7 +47,3 @@ export function childrenOf(pid: number): number[] {
   }
   return out;
 }
-
-export function fdCount(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
