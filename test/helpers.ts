@@ -161,6 +161,16 @@ export function slow(ms: number): number {
 }
 
 /**
+ * The worker's own pid under its init (`pid`, PID 1 of its namespace): the init's first child.
+ * Its cgroups are the worker's from before its exec; the init may still be on its way into the
+ * memory one just after the spawn returns (it joins it once up).
+ */
+export function workerOf(pid: number): number {
+  const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return kids ? Number(kids.split(' ')[0]) : pid;
+}
+
+/**
  * How many CFS periods the kernel throttled the cpu cgroup of live process `pid` (cpu.stat
  * nr_throttled, v1 and v2): the kernel's own evidence that a CPU cap held it. `up` walks that
  * many levels up (a group's cgroup above its member's). -1 when it cannot be read.

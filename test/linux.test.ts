@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, worker } from './helpers';
+import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, worker, workerOf } from './helpers';
 import { ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -430,7 +430,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       if (!memcg()) this.skip();
       const p = spawnIsolated(w, ['attack', 'exec-kill', '300'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] });
       const line = fs
-        .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+        .readFileSync(`/proc/${workerOf(p.pid!)}/cgroup`, 'utf8')
         .split('\n')
         .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
       const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
@@ -616,7 +616,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
-    it('a root launcher clones confined workers from one thread whose bounding set is empty; its other threads, and child_process, keep theirs', async function () {
+    it('a root launcher clones confined workers from at most 16 threads whose bounding set is empty; its other threads, and child_process, keep theirs', async function () {
       if (process.getuid!() !== 0) this.skip();
       const bnd = (status: string) => /^CapBnd:\s+(\w+)/m.exec(status)?.[1];
       const own = bnd(fs.readFileSync('/proc/self/status', 'utf8'));
@@ -624,10 +624,14 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // The worker's is empty (dropped by the thread it was cloned from, or by its first process).
       const r = json<Info>(await collect(spawnIsolated(w, ['info'])));
       assert.equal(r.CapBnd, '0000000000000000');
+      // A burst: a cloner that still follows its last first process (to the init's exec) clones
+      // nothing more, so another is made, up to 16 for this JS thread.
+      const burst = Array.from({ length: 24 }, () => spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }));
       const threads = fs.readdirSync('/proc/self/task').map((t) => ({ tid: Number(t), bnd: bnd(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8')) }));
+      for (const p of burst) assert.equal((await p.exited).code, 0);
       const emptied = threads.filter((t) => t.bnd === '0000000000000000');
-      assert.equal(emptied.length, 1, `exactly one thread with an empty bounding set: ${JSON.stringify(threads)}`);
-      assert.notEqual(emptied[0].tid, process.pid, 'never the main thread');
+      assert.ok(emptied.length >= 1 && emptied.length <= 16, `1 to 16 threads with an empty bounding set: ${JSON.stringify(threads)}`);
+      assert.ok(!emptied.some((t) => t.tid === process.pid), 'never the main thread');
       assert.equal(threads.find((t) => t.tid === process.pid)?.bnd, own);
       // child_process, from this (main) thread, still passes the full set on.
       const cp = spawnSync('grep', ['^CapBnd', '/proc/self/status'], { encoding: 'utf8' });
@@ -865,7 +869,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
          const { spawnIsolated } = require(${lib});
          const p = spawnIsolated(${JSON.stringify(w)}, ['sleep', '60000'], { memory: '64MiB', stdio: 'ignore' });
          p.on('spawn', () => {
-           const line = fs.readFileSync('/proc/' + p.pid + '/cgroup', 'utf8').split('\\n').find((l) => /:memory:/.test(l) || l.startsWith('0::'));
+           // The worker's own cgroups (its init, p.pid, may still be on its way into the memory one).
+           const kid = fs.readFileSync('/proc/' + p.pid + '/task/' + p.pid + '/children', 'utf8').trim().split(' ')[0] || p.pid;
+           const line = fs.readFileSync('/proc/' + kid + '/cgroup', 'utf8').split('\\n').find((l) => /:memory:/.test(l) || l.startsWith('0::'));
            const v2 = line.startsWith('0::');
            const dir = (v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory') + line.slice(line.lastIndexOf(':') + 1);
            process.stdout.write(JSON.stringify({ dir, worker: p.pid }) + '\\n');

@@ -319,7 +319,7 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   });
 
   describe("the namespace's first process, which shares the launcher's memory without a vfork", () => {
-    it("is never in the worker's memory cgroup (its init enters it); an init that never comes up is a spawn error", async function () {
+    it("is never in the worker's memory cgroup (its init enters it); the spawn returns once the worker has exec'd, which sees PID 1 named as the init; an init that never comes up ends the worker", async function () {
       if (!isRoot) this.skip(); // a root launcher's transient-uid worker is where it applies here (a vfork child)
       const memory = (pid: number) =>
         fs
@@ -329,13 +329,22 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       const fifo = path.join(tmp, `hold-${Date.now()}`);
       assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
       const pidFile = path.join(tmp, `launcher-${Date.now()}.pid`);
+      const returned = path.join(tmp, `returned-${Date.now()}`);
+      const pid1 = path.join(tmp, `pid1-${Date.now()}`);
       // The first process waits on the FIFO right before it execs the init (a test-only hook).
+      // The spawn call returns once the worker has exec'd, while its first process is held.
       const launcher = inLauncher(
         tmp,
         `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
          fs.writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));
-         const held = await run(['sleep', '300'], { memory: '64MiB' });
-         const killed = await run(['exit', '0'], { memory: '64MiB' });
+         const out = fs.openSync(${JSON.stringify(pid1)}, 'w');
+         const running = run(['pid1', '300'], { memory: '64MiB', stdio: ['ignore', out, 'pipe'] });
+         fs.closeSync(out);
+         fs.writeFileSync(${JSON.stringify(returned)}, '');
+         const held = await running;
+         const killing = run(['exit', '0'], { memory: '64MiB' });
+         fs.writeFileSync(${JSON.stringify(returned)} + '2', '');
+         const killed = await killing;
          return { held, killed };`,
       );
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -356,6 +365,14 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       );
       try {
       const first = await firstOf();
+      // Its worker has exec'd (the first process's vfork child) and the call has returned.
+      for (let waited = 0; !fs.existsSync(returned) && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(fs.existsSync(returned), 'the spawn returned while the first process is held before its init');
+      // The worker runs meanwhile, and sees its PID 1 by the init's name already (the Go module
+      // checks it: Channel(), Read().KillOnClose).
+      const seen = () => (fs.existsSync(pid1) ? fs.readFileSync(pid1, 'utf8') : '');
+      for (let waited = 0; !seen() && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(seen(), 'memfd:spawn-iso\n', 'PID 1 as the worker sees it while the init is not exec\'d yet');
       assert.equal(memory(first), memory(launcherPid()), "held before its init's exec: in the launcher's memory cgroup, not the worker's");
       fs.writeFileSync(fifo, 'g'); // let it go on
       let moved = false;
@@ -364,15 +381,76 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
         if (!moved) await new Promise((r) => setTimeout(r, 10));
       }
       assert.ok(moved, 'its init enters the memory cgroup of its worker (the check can fail)');
-      // The next one is killed while held: its init never comes up.
-      process.kill(await firstOf(first), 'SIGKILL');
-      const r = (await launcher) as { held: { exit: { code: number } }; killed: { code?: string; error?: string } };
+      // The next one is killed while held: its init never comes up, and its worker (which had
+      // exec'd, and whose spawn had returned) ends with the namespace, killed.
+      const next = await firstOf(first);
+      for (let waited = 0; !fs.existsSync(returned + '2') && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      process.kill(next, 'SIGKILL');
+      const r = (await launcher) as { held: { exit: { code: number } }; killed: { error?: string; exit?: { code: number | null; signal: string | null } } };
       assert.equal(r.held.exit.code, 0, JSON.stringify(r.held));
-      assert.equal(r.killed.code, 'EPROTO', JSON.stringify(r.killed));
+      assert.equal(r.killed.error, undefined, JSON.stringify(r.killed));
+      assert.equal(r.killed.exit?.signal, 'SIGKILL', JSON.stringify(r.killed));
+      assert.equal((r.killed.exit as { reason?: string }).reason, 'signal', JSON.stringify(r.killed));
       } finally {
         // A failed check leaves a first process waiting on the FIFO, and its launcher with it.
         if (!done && fs.existsSync(pidFile)) spawnSync('pkill', ['-KILL', '-P', String(launcherPid())]);
       }
+    });
+
+    it('stopped (SIGSTOP) before its init exists, it holds up neither the next spawns nor the end of the JS thread that spawned it', async function () {
+      if (!isRoot) this.skip(); // the root launcher's path, where a cloner thread follows the first process to its exec
+      this.timeout(60_000);
+      const fifo = path.join(tmp, `hold-stop-${Date.now()}`);
+      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const r = (await inLauncher(
+        tmp,
+        `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
+         const { Worker } = require('node:worker_threads');
+         // A worker_thread spawns; its first process waits on the FIFO (no writer yet), before its init.
+         const wt = new Worker(\`
+           const { parentPort, workerData } = require('node:worker_threads');
+           const { spawnIsolated } = require(workerData.lib);
+           // killOnClose: false, so that the end of this thread does not end it (a killed one
+           // would let its cloner go anyway).
+           const p = spawnIsolated(workerData.w, ['sleep', '60000'], { stdio: 'ignore', killOnClose: false });
+           parentPort.postMessage(p.pid);
+           parentPort.on('message', () => {
+             // Twenty more from the same thread, while that one is stopped: each runs.
+             let n = 0;
+             for (let i = 0; i < 20; i++) spawnIsolated(workerData.w, ['exit', '0'], { stdio: 'ignore' }).exited.then((e) => { if (e.code === 0 && ++n === 20) parentPort.postMessage('ran'); });
+           });
+           setInterval(() => {}, 1000);
+         \`, { eval: true, workerData: { lib, w } });
+         const first = await new Promise((res) => wt.once('message', res));
+         process.kill(first, 'SIGSTOP');
+         let state = '';
+         for (let i = 0; i < 500 && state !== 'T'; i++) {
+           state = fs.readFileSync('/proc/' + first + '/stat', 'utf8').split(') ')[1][0];
+           if (state !== 'T') await new Promise((res) => setTimeout(res, 10));
+         }
+         // Its FIFO now has a writer and a byte for it and for each later first process (the hook
+         // holds every one): only the stop holds it.
+         const fd = fs.openSync(${JSON.stringify(fifo)}, fs.constants.O_RDWR);
+         fs.writeSync(fd, 'g'.repeat(64));
+         wt.postMessage('more');
+         const ran = await Promise.race([new Promise((res) => wt.once('message', res)), new Promise((res) => setTimeout(res, 20000, 'timed out').unref())]);
+         const t0 = Date.now();
+         const ended = await Promise.race([wt.terminate().then(() => 'ended'), new Promise((res) => setTimeout(res, 20000, 'timed out').unref())]);
+         fs.closeSync(fd);
+         // It went on (continued) and became the init, and runs on.
+         let exe = '';
+         try {
+           exe = fs.readlinkSync('/proc/' + first + '/exe');
+         } catch (e) {
+           exe = String(e);
+         }
+         process.kill(first, 'SIGKILL');
+         return { state, ran, ended, ms: Date.now() - t0, exe };`,
+      )) as { state: string; ran: string; ended: string; exe: string };
+      assert.equal(r.state, 'T', `the first process was stopped before its init: ${JSON.stringify(r)}`);
+      assert.equal(r.ran, 'ran', `20 more spawns from the same thread ran: ${JSON.stringify(r)}`);
+      assert.equal(r.ended, 'ended', `the JS thread ended: ${JSON.stringify(r)}`);
+      assert.match(r.exe, /memfd:spawn-isolated-init/, `it went on to exec its init: ${JSON.stringify(r)}`);
     });
   });
 

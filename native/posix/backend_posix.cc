@@ -303,24 +303,67 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
 // The child's own stack while it shares this process's memory (until its exec).
 constexpr size_t kChildStackBytes = 256 * 1024;
 
+// What the namespace's first process reads until its exec when it shares this process's memory
+// (its copy of the plan, its stack), and the launcher's ends of its pipes. Kept until it has
+// exec'd or ended: by the spawning call, or, once the worker has exec'd (ChildPlan::
+// announceWorker), by the thread that cloned it, until the error pipe's end (AwaitInit).
+struct FirstProcess {
+  // Only what the first process reads after its worker's vfork has returned may be used then:
+  // the plan's own fields (ids, fds, flags), never what its pointers point to (the spawning
+  // call's memory: the worker's image, filters, mounts), which is gone once the call returns.
+  FirstProcess(const ChildPlan& p, bool needStack) : plan(p), stack(kChildStackBytes, needStack) {}
+  // Every copy of the error pipe's write end is closed once the init is up (it closes its fd 1
+  // after its byte) or the first process has ended; a failure reported meanwhile was the init's
+  // own (its worker is killed with it, and its end is reported as the worker's exit).
+  void AwaitInit() {
+    char buf[64];
+    ssize_t n;
+    do n = read(errRead.get(), buf, sizeof(buf));
+    while (n > 0 || (n < 0 && errno == EINTR));
+  }
+  ChildPlan plan;
+  ChildStack stack;
+  // The launcher's end of the alive pipe (the first process checks it once more, after its
+  // ids change), the error pipe's read end, and a pidfd of the first process.
+  Fd aliveWrite, errRead, pidfd;
+};
+
 // A thread whose capability bounding set is empty, where the first process of a confined worker
 // is cloned: a child starts with its parent thread's credentials, so it has nothing left to drop
 // (DropBounding checks each capability and drops only what remains: 41 credential changes, and
 // as many RCU frees, cost ~60 µs of CPU per spawn, measured; a hand-off to this thread costs a
 // wake-up). Its effective capabilities are the process's; the bounding set only limits what an
 // exec gains, and it never execs.
-// One per JS thread that spawns (thread_local: made at its first confined spawn, ended with it),
-// so that what held for children of the spawning thread still holds:
+// A few per JS thread that spawns (thread_local: the first made at its first confined spawn,
+// another only when each is still following a first process, at most kMaxCloners; all ended
+// with the JS thread), so that what held for children of the spawning thread still holds:
 //  - a child's parent-death signal follows the thread that cloned it, and that thread ends when
 //    the JS thread does (a worker_thread's killOnClose workers die with it, as before);
 //  - a child that shares this process's memory runs on its parent thread's per-thread libc state
-//    (errno) until its exec (ChildMain): a JS thread spawns one worker at a time and waits for
-//    that exec, so no two such children, nor another clone, ever share this thread's.
+//    (errno) until its exec (ChildMain): a JS thread spawns one worker at a time, and a cloner
+//    clones nothing more until the last child it cloned has exec'd or ended (the spawn waits
+//    for that exec, or hands the cloner the wait: Follow), so no two such children, nor another
+//    clone, ever share a thread's.
 class BoundedCloner {
  public:
+  // A first process follows in ~0.1 ms, but one can be stopped from outside (SIGSTOP) before
+  // its exec: it keeps its cloner until it goes on, and the crew grows instead, up to this.
+  static constexpr size_t kMaxCloners = 16;
+  // One of this JS thread's cloners that follows no first process (a new one while there are
+  // fewer than kMaxCloners; else the next in turn, whose Start waits).
   static BoundedCloner& ForThisThread() {
-    thread_local BoundedCloner c;
-    return c;
+    struct Crew {
+      std::vector<std::unique_ptr<BoundedCloner>> all;
+      size_t turn = 0;
+    };
+    thread_local Crew crew;
+    for (auto& c : crew.all)
+      if (!c->Following()) return *c;
+    if (crew.all.size() < kMaxCloners) {
+      crew.all.emplace_back(new BoundedCloner());
+      return *crew.all.back();
+    }
+    return *crew.all[crew.turn++ % crew.all.size()];
   }
 
   // Starts `f` on the thread (runs it here when the thread could not be made); Finish() waits
@@ -330,9 +373,25 @@ class BoundedCloner {
       result_ = f();
       return;
     }
-    std::lock_guard<std::mutex> lk(mu_);
+    std::unique_lock<std::mutex> lk(mu_);
+    idle_.wait(lk, [&] { return !following_; });  // its last child has exec'd or ended
     job_ = &f;
     done_ = false;
+    work_.notify_one();
+  }
+  // The thread that runs the jobs (false: Start ran it on the caller's).
+  bool Threaded() const { return started_; }
+  bool Following() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return following_;
+  }
+  // After Finish: the thread waits until the first process has exec'd or ended, then frees
+  // what it read; the next Start waits for that.
+  void Follow(std::unique_ptr<FirstProcess> first) {
+    std::lock_guard<std::mutex> lk(mu_);
+    followPidfd_ = first->pidfd.get();
+    follow_ = std::move(first);
+    following_ = true;
     work_.notify_one();
   }
   long Finish() {
@@ -348,6 +407,9 @@ class BoundedCloner {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
+      // A first process stopped before its exec would keep the thread (and this JS thread's
+      // end) waiting: it goes on.
+      if (followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGCONT, nullptr, 0);
       work_.notify_one();
     }
     pthread_join(thread_, nullptr);
@@ -366,7 +428,20 @@ class BoundedCloner {
     for (int cap = 0; cap <= LastCap(); cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
     std::unique_lock<std::mutex> lk(self->mu_);
     for (;;) {
-      self->work_.wait(lk, [&] { return self->stop_ || (self->job_ != nullptr && !self->done_); });
+      self->work_.wait(lk, [&] { return self->stop_ || self->follow_ || (self->job_ != nullptr && !self->done_); });
+      if (self->follow_) {
+        std::unique_ptr<FirstProcess> first = std::move(self->follow_);
+        lk.unlock();
+        first->AwaitInit();
+        lk.lock();
+        self->followPidfd_ = -1;
+        lk.unlock();
+        first.reset();
+        lk.lock();
+        self->following_ = false;
+        self->idle_.notify_all();
+        continue;
+      }
       if (self->stop_) return nullptr;
       self->result_ = (*self->job_)();
       self->done_ = true;
@@ -375,9 +450,11 @@ class BoundedCloner {
   }
 
   std::mutex mu_;
-  CondVar work_, finished_;
+  CondVar work_, finished_, idle_;
   const std::function<long()>* job_ = nullptr;
-  bool done_ = false, stop_ = false;
+  std::unique_ptr<FirstProcess> follow_;
+  bool done_ = false, stop_ = false, following_ = false;
+  int followPidfd_ = -1;  // the followed first process's (FirstProcess::pidfd), under mu_
   long result_ = 0;
   bool started_ = false;
   pthread_t thread_;
@@ -424,26 +501,33 @@ int SuidDumpable() {
 // The child's report of a failed step (or nothing, once it has exec'd).
 struct ChildFailure {
   int step = 0, err = 0;
+  bool workerExecd = false;  // the first process said so (its init is not up yet)
 };
 
 // Waits until the child has exec'd (every copy of the error pipe's write end is closed) or says
 // why not. With the relay (ChildPlan::relayFd), the init holds one copy as its fd 1 and writes
 // its byte there first, then closes it: a report, if any, came before (a step reports before
 // the init runs), and the pipe's end without that byte is an init that never came up (it could
-// not enter the memory cgroup, or was killed). The caller waits for a child that failed
-// (waitid), once it knows the clone's result.
+// not enter the memory cgroup, or was killed). With ChildPlan::announceWorker, the first
+// process's message that the worker has exec'd ends the wait first (a report of the worker's
+// failure comes before it); the rest, and `aliveWrite`, are then the caller's to hand on. The
+// caller waits for a child that failed (waitid), once it knows the clone's result.
 ChildFailure AwaitExec(Fd& aliveWrite, Fd& errRead, bool relay) {
   int msg[2] = {0, 0};
   ssize_t n;
   do n = read(errRead.get(), msg, sizeof(msg));
   while (n < 0 && errno == EINTR);
+  ChildFailure f;
+  if (n == static_cast<ssize_t>(sizeof(msg)) && msg[0] == kWorkerExecd) {
+    f.workerExecd = true;  // the first process is on its way to the init (ChildPlan::announceWorker)
+    return f;
+  }
   bool up = n == 1 && reinterpret_cast<const char*>(msg)[0] == kInitUp;
   if (up) {
     do n = read(errRead.get(), msg, sizeof(msg));
     while (n < 0 && errno == EINTR);
   }
   aliveWrite.reset();
-  ChildFailure f;
   if (n == static_cast<ssize_t>(sizeof(msg))) {
     f.step = msg[0];
     f.err = msg[1];
@@ -760,6 +844,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   RaiseAbove(aliveRead, cp.count);
   RaiseAbove(errWrite, cp.count);
   cp.aliveFd = aliveRead.get();
+  cp.aliveWriteFd = aliveWrite.get();
   cp.errFd = errWrite.get();
   // Under an init: the pipe it reports the worker's status on, and the worker's first stack.
   Fd statusWrite;
@@ -805,8 +890,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
       child.limits.memoryTotal || !child.cg.leaves.empty() || (child.group && (child.group->cg.configured & Cgroup::kMemoryLimit));
   bool ownMemory = child.init && !cp.vforkWorker && cp.memoryCgroupFd >= 0 && limited;
   // The relay (ChildPlan::relayFd): this thread waits in the error pipe's read, every signal
-  // blocked, until the init is up, instead of in the vfork; the first process's stack is kept
-  // until then.
+  // blocked, until the init is up (or, with announceWorker, the worker has exec'd), instead of
+  // in the vfork; the first process's stack is kept until its exec.
   std::unique_ptr<SignalsBlocked> relayBlocked;
   cp.relayFd = cp.vforkWorker ? cp.errFd : -1;
   static const char* const holdFirst = getenv("SPAWN_ISOLATED_TEST_HOLD_FIRST");  // tests only
@@ -814,9 +899,17 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   if (cp.vforkWorker) relayBlocked = std::make_unique<SignalsBlocked>();
   // A clone3 (a fork: into its cgroup at birth, or with memory of its own) needs no stack.
   bool forked = (child.cg.v2 && child.cg.v2dir.valid()) || ownMemory;
-  ChildStack firstStack(kChildStackBytes, !forked);
+  // A child that drops the bounding set in this user namespace is cloned with it dropped, by
+  // this JS thread's cloner thread (BoundedCloner). With the relay, that thread can wait for the
+  // first process's exec of the init in this call's stead (ChildPlan::announceWorker): the call
+  // returns once the worker has exec'd.
+  bool bounded = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER);
+  BoundedCloner* cloner = bounded ? &BoundedCloner::ForThisThread() : nullptr;
+  cp.announceWorker = cloner != nullptr && cloner->Threaded() && cp.vforkWorker;
+  // The first process reads its own copy of the plan (made now: the plan is complete).
+  auto first = std::make_unique<FirstProcess>(cp, !forked);
   // The stack's failure is this thread's to report (its errno is this thread's).
-  if (!forked && !firstStack.ok()) throw Errno("mmap", errno, "the child's stack");
+  if (!forked && !first->stack.ok()) throw Errno("mmap", errno, "the child's stack");
   int pidfd = -1;
   // The parent's write end of the report pipe is closed as soon as the clone is made, by the
   // thread that made it: the report's read then ends at the child's exec, its report or its end,
@@ -826,26 +919,32 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // The parent's copies of the child's other ends are closed after the report (nothing waits
   // for them before).
   const std::function<long()> clone = [&]() -> long {
-    long r = CloneChild(cp, nsFlags, child.cg, ownMemory, !cp.vforkWorker, firstStack, &pidfd);
+    long r = CloneChild(first->plan, nsFlags, child.cg, ownMemory, !cp.vforkWorker, first->stack, &pidfd);
     int w = errWrite.release();
     if (w >= 0) close(w);
     return r;
   };
   long pid;
   ChildFailure failed;
-  if (cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER)) {
-    // A child that drops the bounding set in this user namespace is cloned with it dropped.
+  if (cloner != nullptr) {
     // This thread reads the child's report meanwhile (one wake-up less before the spawn returns);
     // a clone that failed closed the write end too, and its result is looked at first.
-    BoundedCloner& cloner = BoundedCloner::ForThisThread();
     bool finished = false;
     auto finish = OnScopeExit([&] {
-      if (!finished) cloner.Finish();  // never leave the cloner using this frame
+      if (!finished) cloner->Finish();  // never leave the cloner using this frame
     });
-    cloner.Start(clone);
+    cloner->Start(clone);
     failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
-    pid = cloner.Finish();
+    pid = cloner->Finish();
     finished = true;
+    if (failed.workerExecd && pid >= 0) {
+      // The worker has exec'd; its first process goes on to exec the init on its own. The
+      // cloner keeps what it reads, and the alive pipe (it checks it once more), until then.
+      first->aliveWrite = std::move(aliveWrite);
+      first->errRead = std::move(errRead);
+      first->pidfd.reset(fcntl(pidfd, F_DUPFD_CLOEXEC, 3));
+      cloner->Follow(std::move(first));
+    }
   } else {
     pid = clone();
     if (pid >= 0) failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);

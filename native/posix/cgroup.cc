@@ -169,12 +169,15 @@ std::vector<pid_t> Cgroup::Pids() const {
 std::vector<pid_t> Cgroup::TreePids() const {
   if (v2 || dirs.size() <= 1) return Pids();
   std::vector<pid_t> out;
-  // One hierarchy where every process of the tree is in this cgroup itself: memory's, unless
-  // the processes are in its leaves (then accounting's, made with every worker cgroup).
-  auto it = dirs.find("memory");
-  if (it == dirs.end() || !leaves.empty()) {
-    auto acct = dirs.find("cpuacct");
-    it = acct != dirs.end() ? acct : dirs.begin();
+  // One hierarchy where every process of the tree is in this cgroup itself and has been since
+  // its start: accounting's (made with every worker cgroup) or pids' (the init enters memory's
+  // once it is up, which may be after the spawn has returned: ChildPlan::announceWorker); else
+  // memory's, with its leaves.
+  auto it = dirs.find("cpuacct");
+  if (it == dirs.end()) it = dirs.find("pids");
+  if (it == dirs.end()) {
+    auto mem = dirs.find("memory");
+    it = mem != dirs.end() ? mem : dirs.begin();
   }
   AddProcs(it->second, out);
   if (it->first == "memory")

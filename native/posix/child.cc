@@ -500,6 +500,8 @@ int MakeGate(int gate[2]) {
 }  // namespace
 
 [[noreturn]] void ChildMain(const ChildPlan& p) {
+  // Its copy of the launcher's end of the alive pipe: only the launcher's may keep it open.
+  if (p.aliveWriteFd >= 0) close(p.aliveWriteFd);
   DefaultSignals();
   if (p.pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int i = 0; i < p.ncgroupFds; i++)
@@ -533,8 +535,19 @@ int MakeGate(int gate[2]) {
   start->plan = &p;
   start->gate = gate[0];
   start->landlock = rs;
+  // A vfork worker runs before this process has exec'd the init (the launcher may have returned
+  // by then: announceWorker), and may look at PID 1 at once (the Go module's Channel() and
+  // Read() check its name). This process is its PID 1 and becomes the init: it takes the init's
+  // name now (what the kernel names a program run from the init's memfd).
+  if (p.vforkWorker) prctl(PR_SET_NAME, kInitComm, 0, 0, 0);
   pid_t worker = clone(WorkerEntry, top, CLONE_VM | (p.vforkWorker ? CLONE_VFORK : 0) | SIGCHLD, start);
   if (worker < 0) ChildFail(p, kStepStartWorker);
+  if (p.announceWorker) {
+    // The worker has exec'd, or reported why not before it ended (that report comes first).
+    int msg[2] = {kWorkerExecd, 0};
+    ssize_t n = write(p.relayFd, msg, sizeof(msg));
+    (void)n;
+  }
   if (gate[0] >= 0) close(gate[0]);
   DropIdentity(p, true);
   RearmDeathSignal(p);

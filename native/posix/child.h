@@ -114,15 +114,29 @@ struct ChildPlan {
   // that shares the launcher's memory and is not a vfork child must never be in one (an OOM
   // kill of it would kill the launcher).
   int relayFd;
+  // With the relay, and where this process was cloned by a thread of the launcher's that runs
+  // nothing else meanwhile (BoundedCloner): once the worker has exec'd (its vfork returned, and a
+  // failed worker reported first), this process writes kWorkerExecd on relayFd, and the launcher's
+  // call returns then instead of after the init is up. That thread holds what this process
+  // reads until its exec (its copy of the plan, its stack, the alive pipe) until the error
+  // pipe's end, and clones nothing before: this process uses that thread's errno.
+  bool announceWorker;
   // Tests only (SPAWN_ISOLATED_TEST_HOLD_FIRST, a FIFO): with the relay, this process waits for a
   // byte there right before it execs the init, for a test to look at it meanwhile.
   const char* holdFirst;
   int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
+  int aliveWriteFd;  // the parent's write end, which the child closes first (else it holds it itself)
   int errFd;    // write end, close-on-exec: failures are reported here
 };
 
 // The init's byte on its fd 1 (init.c).
 constexpr char kInitUp = 'g';
+// The init's name (/proc/PID/comm) as the kernel gives it to a program run from its memfd
+// ("memfd:" and the memfd's name, init_image.cc, cut to 15 bytes).
+constexpr char kInitComm[] = "memfd:spawn-iso";
+// The step of the first process's message that the worker has exec'd (ChildPlan::announceWorker),
+// the same size as a failure's report ({step, errno}).
+constexpr int kWorkerExecd = -1;
 
 enum Step : int {
   kStepCgroup = 1,

@@ -405,6 +405,12 @@ void Monitor::Reap(Child& c) {
     end.signal = WIFSIGNALED(report.status) ? WTERMSIG(report.status) : 0;
     end.profNs = report.profNs;
     end.profKnown = report.profNs > 0;
+  } else if (c.init && info.si_code == CLD_EXITED) {
+    // Its init exited without a report: it never came up (its exec or its first steps failed,
+    // after the spawn had returned: ChildPlan::announceWorker). The worker, already running,
+    // was killed with its namespace; that first process's code is not the worker's.
+    end.code = 0;
+    end.signal = SIGKILL;
   }
   if (reason.empty()) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
