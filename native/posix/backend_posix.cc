@@ -346,24 +346,19 @@ struct FirstProcess {
 //    clone, ever share a thread's.
 class BoundedCloner {
  public:
-  // A first process follows in ~0.1 ms, but one can be stopped from outside (SIGSTOP) before
-  // its exec: it keeps its cloner until it goes on, and the crew grows instead, up to this.
-  static constexpr size_t kMaxCloners = 16;
+  // A first process follows in ~0.1 ms; under a burst of spawns, or one stopped from outside
+  // (SIGSTOP) before its exec, each may still be following at the next spawn.
+  static constexpr size_t kMaxCloners = 4;
   // One of this JS thread's cloners that follows no first process (a new one while there are
-  // fewer than kMaxCloners; else the next in turn, whose Start waits).
-  static BoundedCloner& ForThisThread() {
-    struct Crew {
-      std::vector<std::unique_ptr<BoundedCloner>> all;
-      size_t turn = 0;
-    };
-    thread_local Crew crew;
-    for (auto& c : crew.all)
-      if (!c->Following()) return *c;
-    if (crew.all.size() < kMaxCloners) {
-      crew.all.emplace_back(new BoundedCloner());
-      return *crew.all.back();
-    }
-    return *crew.all[crew.turn++ % crew.all.size()];
+  // fewer than kMaxCloners), or null: each is following, and the caller clones on its own
+  // thread, as without a cloner (the child drops the bounding set itself).
+  static BoundedCloner* Idle() {
+    thread_local std::vector<std::unique_ptr<BoundedCloner>> crew;
+    for (auto& c : crew)
+      if (!c->Following()) return c.get();
+    if (crew.size() >= kMaxCloners) return nullptr;
+    crew.emplace_back(new BoundedCloner());
+    return crew.back().get();
   }
 
   // Starts `f` on the thread (runs it here when the thread could not be made); Finish() waits
@@ -904,7 +899,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // first process's exec of the init in this call's stead (ChildPlan::announceWorker): the call
   // returns once the worker has exec'd.
   bool bounded = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER);
-  BoundedCloner* cloner = bounded ? &BoundedCloner::ForThisThread() : nullptr;
+  BoundedCloner* cloner = bounded ? BoundedCloner::Idle() : nullptr;
   cp.announceWorker = cloner != nullptr && cloner->Threaded() && cp.vforkWorker;
   // The first process reads its own copy of the plan (made now: the plan is complete).
   auto first = std::make_unique<FirstProcess>(cp, !forked);
