@@ -407,7 +407,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         const first = await firstLine<{ errors: Record<string, number>; sleeper: string }>(p);
         assert.deepEqual(first, { sleeper: 'ok', errors: { 'no such file or directory': 20 } });
         const line = fs
-          .readFileSync(`/proc/${p.pid}/cgroup`, 'utf8')
+          .readFileSync(`/proc/${workerOf(p.pid!)}/cgroup`, 'utf8')
           .split('\n')
           .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
         const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);

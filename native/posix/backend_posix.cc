@@ -313,13 +313,20 @@ struct FirstProcess {
   // call's memory: the worker's image, filters, mounts), which is gone once the call returns.
   FirstProcess(const ChildPlan& p, bool needStack) : plan(p), stack(kChildStackBytes, needStack) {}
   // Every copy of the error pipe's write end is closed once the init is up (it closes its fd 1
-  // after its byte) or the first process has ended; a failure reported meanwhile was the init's
-  // own (its worker is killed with it, and its end is reported as the worker's exit).
+  // after its byte) or the first process has ended. A failure reported meanwhile (its id change,
+  // its exec of the init) ends its worker with it, reported as the worker's exit (SIGKILL); what
+  // it said goes to NODE_DEBUG's stderr.
   void AwaitInit() {
-    char buf[64];
+    int msg[2] = {0, 0};
+    size_t got = 0;
     ssize_t n;
-    do n = read(errRead.get(), buf, sizeof(buf));
-    while (n > 0 || (n < 0 && errno == EINTR));
+    do {
+      n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
+      if (n > 0) got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
+      if (n > 0 && got == 0 && msg[0] > 0 && DebugEnabled())
+        fprintf(stderr, "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
+                getpid(), msg[0], strerror(msg[1]));
+    } while (n > 0 || (n < 0 && errno == EINTR));
   }
   ChildPlan plan;
   ChildStack stack;

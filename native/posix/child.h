@@ -131,8 +131,9 @@ struct ChildPlan {
 
 // The init's byte on its fd 1 (init.c).
 constexpr char kInitUp = 'g';
-// The init's name (/proc/PID/comm) as the kernel gives it to a program run from its memfd
-// ("memfd:" and the memfd's name, init_image.cc, cut to 15 bytes).
+// The init's name (/proc/PID/comm): what Linux 6.18 names a program run from its memfd ("memfd:"
+// and the memfd's name, init_image.cc, cut to 15 bytes), which the init sets itself too
+// (init.c), and the first process before it starts the worker.
 constexpr char kInitComm[] = "memfd:spawn-iso";
 // The step of the first process's message that the worker has exec'd (ChildPlan::announceWorker),
 // the same size as a failure's report ({step, errno}).

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cctype>
 #include <cstdlib>
 #include <unistd.h>
 #include <string>
@@ -294,6 +295,14 @@ SignalsBlocked::SignalsBlocked() {
 }
 
 SignalsBlocked::~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+bool DebugEnabled() {
+  const char* v = getenv("NODE_DEBUG");
+  if (v == nullptr) return false;
+  std::string s(v);
+  for (char& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return s.find("spawn-isolated") != std::string::npos || s == "*";
+}
 
 }  // namespace posix
 }  // namespace si

@@ -117,5 +117,8 @@ class SignalsBlocked {
   sigset_t old_;
 };
 
+// NODE_DEBUG names spawn-isolated (or is "*"): the addon's own diagnostics go to stderr.
+bool DebugEnabled();
+
 }  // namespace posix
 }  // namespace si

@@ -102,14 +102,6 @@ int OpenSubdir(int fd, const char* name) {
   return openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-bool DebugEnabled() {
-  const char* v = getenv("NODE_DEBUG");
-  if (v == nullptr) return false;
-  std::string s(v);
-  for (char& c : s) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return s.find("spawn-isolated") != std::string::npos || s == "*";
-}
-
 std::string DirName(const std::string& p) {
   size_t slash = p.rfind('/');
   return slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);

@@ -90,6 +90,10 @@ __attribute__((noreturn, used)) void init_main(long* sp) {
   char** argv = (char**)(sp + 1);
   long worker = argc > 1 ? parse_pid(argv[1]) : -1;
   if (worker <= 1) quit(125);
+  // Its name, whatever name the kernel gives a program run from a memfd by execveat (not the
+  // same on every kernel): the one the process that exec'd this one took before it started the
+  // worker (child.cc, kInitComm), which a worker may check (/proc/1/comm).
+  sys(__NR_prctl, PR_SET_NAME, (long)"memfd:spawn-iso", 0, 0);
   // Before its byte: once the launcher has it, this process is in all of the worker's cgroups.
   long joined = sys(__NR_write, MEMORY_CGROUP_FD, (long)"0", 1, 0);
   if (joined != 1 && joined != -EBADF) quit(125);
