@@ -693,6 +693,33 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.deepEqual([c.exit.code, c.exit.signal, c.exit.reason, p.killed], [7, null, 'exit', true]);
       });
 
+      it(`${privileges}: kill('SIGSTOP') stops the worker itself and kill('SIGCONT') lets it go on (control: child_process)`, async () => {
+        const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
+        const until = async (pid: number, want: (s: string) => boolean) => {
+          for (let waited = 0; !want(state(pid)) && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+          return state(pid);
+        };
+        const cp = spawn(w, ['sleep', '30000'], { stdio: 'ignore' });
+        await new Promise<void>((r) => cp.once('spawn', () => r()));
+        cp.kill('SIGSTOP');
+        assert.equal(await until(cp.pid!, (s) => s === 'T'), 'T', "control: child_process's child is stopped");
+        cp.kill('SIGKILL');
+        const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
+        await new Promise<void>((r) => p.once('spawn', () => r()));
+        // Under an init, p.pid is that init, PID 1 of its namespace: the kernel would stop that one.
+        const worker = workerOf(p.pid!);
+        try {
+          assert.equal(p.kill('SIGSTOP'), true);
+          assert.equal(await until(worker, (s) => s === 'T'), 'T', 'the worker is stopped');
+          if (worker !== p.pid) assert.notEqual(state(p.pid!), 'T', 'its init is not');
+          assert.equal(p.kill('SIGCONT'), true);
+          assert.notEqual(await until(worker, (s) => s !== 'T'), 'T', 'the worker goes on');
+        } finally {
+          p.kill('SIGKILL');
+        }
+        assert.equal((await p.exited).signal, 'SIGKILL');
+      });
+
       it(`${privileges}: a worker without a handler dies of the signal, reported as such (reason 'killed')`, async () => {
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
         await new Promise<void>((r) => p.once('spawn', () => r()));

@@ -1064,11 +1064,37 @@ bool Kill(uint64_t id, const std::string& reason) {
   return c ? Monitor::Get().Terminate(*c, reason) : false;
 }
 
+namespace {
+
+// The first of the init's children, the worker (orphans it adopts come later), or 0.
+pid_t InitsFirstChild(pid_t init) {
+  std::string kids;
+  std::string path = "/proc/" + std::to_string(init) + "/task/" + std::to_string(init) + "/children";
+  return ReadFile(path, &kids) ? static_cast<pid_t>(std::strtol(kids.c_str(), nullptr, 10)) : 0;
+}
+
+// SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a namespace's
+// PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to the worker, as
+// child_process's goes to its child: through a pidfd of the pid the init has as its first child,
+// looked up again once the pidfd is open (so a pid reused meanwhile is never signalled).
+bool StopWorker(Child& c) {
+  pid_t worker = InitsFirstChild(c.pid);
+  if (worker <= 0) return false;
+  Fd fd(static_cast<int>(syscall(SYS_pidfd_open, worker, 0)));
+  if (!fd.valid() || InitsFirstChild(c.pid) != worker) return false;
+  if (syscall(SYS_pidfd_send_signal, fd.get(), SIGSTOP, nullptr, 0) == 0) return true;
+  if (errno == ESRCH) return false;
+  throw Errno("pidfd_send_signal", errno);
+}
+
+}  // namespace
+
 bool Signal(uint64_t id, int signal) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) return false;
   std::lock_guard<std::mutex> lock(Monitor::Get().mu());
   if (c->ended) return false;  // reaped: its pidfd names nothing any more
+  if (signal == SIGSTOP && c->init) return StopWorker(*c);
   // To the worker's own pid (its init forwards it, when it has one).
   if (syscall(SYS_pidfd_send_signal, c->pidfd.get(), signal, nullptr, 0) == 0) return true;
   if (errno == ESRCH) return false;
