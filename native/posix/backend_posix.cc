@@ -1066,13 +1066,6 @@ bool Kill(uint64_t id, const std::string& reason) {
 
 namespace {
 
-// The first of the init's children, the worker (orphans it adopts come later), or 0.
-pid_t InitsFirstChild(pid_t init) {
-  std::string kids;
-  std::string path = "/proc/" + std::to_string(init) + "/task/" + std::to_string(init) + "/children";
-  return ReadFile(path, &kids) ? static_cast<pid_t>(std::strtol(kids.c_str(), nullptr, 10)) : 0;
-}
-
 // SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a namespace's
 // PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to the worker, as
 // child_process's goes to its child: through a pidfd of the pid the init has as its first child,

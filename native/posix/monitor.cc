@@ -143,14 +143,15 @@ void RetireCgroup(Child& c) {
   CgroupPool::Get().Retire(c.cg);
 }
 
+pid_t InitsFirstChild(pid_t init) {
+  std::string kids;
+  std::string path = "/proc/" + std::to_string(init) + "/task/" + std::to_string(init) + "/children";
+  return ReadFile(path, &kids) ? static_cast<pid_t>(std::strtol(kids.c_str(), nullptr, 10)) : 0;
+}
+
 pid_t WorkerPid(Child& c) {
   if (!c.init) return c.pid;
-  if (c.workerPid == 0) {
-    // The init's only child (its first line of children; orphans it adopts come later).
-    std::string kids;
-    std::string path = "/proc/" + std::to_string(c.pid) + "/task/" + std::to_string(c.pid) + "/children";
-    if (ReadFile(path, &kids)) c.workerPid = static_cast<pid_t>(std::strtol(kids.c_str(), nullptr, 10));
-  }
+  if (c.workerPid == 0) c.workerPid = InitsFirstChild(c.pid);
   return c.workerPid > 0 ? c.workerPid : c.pid;
 }
 

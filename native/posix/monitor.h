@@ -62,6 +62,10 @@ struct Child : WorkerBase {
   ~Child();
 };
 
+// The first of an init's children (its first line of children: the worker; orphans it adopts
+// come later), or 0.
+pid_t InitsFirstChild(pid_t init);
+
 // The worker's own pid in this process's namespace: its init's child, when it has an init.
 pid_t WorkerPid(Child& c);
 
