@@ -11,7 +11,7 @@ const fs = require('fs');
 const { build, hostTarget } = require('../scripts/build-fixtures');
 const { spawnIsolated, isolationSupport } = require('../dist/lib');
 const { loadBinding } = require('../dist/lib/native');
-const { ownCgroupDirs, zombieChildren } = require('../dist/test/leaks');
+const { clonerThreads, ownCgroupDirs, zombieChildren } = require('../dist/test/leaks');
 
 const arg = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
 const total = Number(arg('--total', 10000));
@@ -105,16 +105,9 @@ function snapshot() {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const ready = loadBinding().internals.settleCgroups();
   const ours = ownCgroupDirs();
-  // A root launcher's cloner threads (their capability bounding set is empty): a burst makes up
-  // to 4 for the JS thread, kept while it lives; counted apart, and bounded.
-  let cloners = 0;
-  for (const t of fs.readdirSync('/proc/self/task')) {
-    try {
-      if (/^CapBnd:\s+0+$/m.test(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8'))) cloners++;
-    } catch {
-      // a thread that ended meanwhile
-    }
-  }
+  // A root launcher's cloner threads: a burst makes up to 4 for the JS thread, kept while it
+  // lives; counted apart, and bounded.
+  const cloners = clonerThreads().length;
   return {
     fds: fs.readdirSync('/proc/self/fd').length,
     threads: Number(/^Threads:\s+(\d+)/m.exec(status)[1]) - cloners,

@@ -160,6 +160,13 @@ export function slow(ms: number): number {
   return ms * slowFactor;
 }
 
+/** Whether `what()` holds, looked at every 25 ms until it does or `ms` have passed. */
+export async function until(what: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  return what();
+}
+
 /**
  * The worker's own pid under its init (`pid`, PID 1 of its namespace): the init's first child.
  * Its cgroups are the worker's from before its exec; the init may still be on its way into the

@@ -5,8 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, worker, workerOf } from './helpers';
-import { ownCgroupDirs, zombieChildren } from './leaks';
+import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
+import { clonerThreads, ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -627,12 +627,11 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // A burst: a cloner that still follows its last first process (to the init's exec) clones
       // nothing more, so another is made, up to 4 for this JS thread (then it clones on its own).
       const burst = Array.from({ length: 24 }, () => spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }));
-      const threads = fs.readdirSync('/proc/self/task').map((t) => ({ tid: Number(t), bnd: bnd(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8')) }));
+      const emptied = clonerThreads();
       for (const p of burst) assert.equal((await p.exited).code, 0);
-      const emptied = threads.filter((t) => t.bnd === '0000000000000000');
-      assert.ok(emptied.length >= 1 && emptied.length <= 4, `1 to 4 threads with an empty bounding set: ${JSON.stringify(threads)}`);
-      assert.ok(!emptied.some((t) => t.tid === process.pid), 'never the main thread');
-      assert.equal(threads.find((t) => t.tid === process.pid)?.bnd, own);
+      assert.ok(emptied.length >= 1 && emptied.length <= 4, `1 to 4 threads with an empty bounding set: ${JSON.stringify(emptied)}`);
+      assert.ok(!emptied.includes(process.pid), 'never the main thread');
+      assert.equal(bnd(fs.readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8')), own);
       // child_process, from this (main) thread, still passes the full set on.
       const cp = spawnSync('grep', ['^CapBnd', '/proc/self/status'], { encoding: 'utf8' });
       assert.equal(bnd(cp.stdout), own);
@@ -695,14 +694,11 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
 
       it(`${privileges}: kill('SIGSTOP') stops the worker itself and kill('SIGCONT') lets it go on (control: child_process)`, async () => {
         const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
-        const until = async (pid: number, want: (s: string) => boolean) => {
-          for (let waited = 0; !want(state(pid)) && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-          return state(pid);
-        };
         const cp = spawn(w, ['sleep', '30000'], { stdio: 'ignore' });
         await new Promise<void>((r) => cp.once('spawn', () => r()));
         cp.kill('SIGSTOP');
-        assert.equal(await until(cp.pid!, (s) => s === 'T'), 'T', "control: child_process's child is stopped");
+        await until(() => state(cp.pid!) === 'T', 5000);
+        assert.equal(state(cp.pid!), 'T', "control: child_process's child is stopped");
         cp.kill('SIGKILL');
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
         await new Promise<void>((r) => p.once('spawn', () => r()));
@@ -710,10 +706,12 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         const worker = workerOf(p.pid!);
         try {
           assert.equal(p.kill('SIGSTOP'), true);
-          assert.equal(await until(worker, (s) => s === 'T'), 'T', 'the worker is stopped');
+          await until(() => state(worker) === 'T', 5000);
+          assert.equal(state(worker), 'T', 'the worker is stopped');
           if (worker !== p.pid) assert.notEqual(state(p.pid!), 'T', 'its init is not');
           assert.equal(p.kill('SIGCONT'), true);
-          assert.notEqual(await until(worker, (s) => s !== 'T'), 'T', 'the worker goes on');
+          await until(() => state(worker) !== 'T', 5000);
+          assert.notEqual(state(worker), 'T', 'the worker goes on');
         } finally {
           p.kill('SIGKILL');
         }
@@ -877,8 +875,8 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
       // The pool refills in the background (a fresh cgroup's fd is open before it is listed as
       // ready): what is left is looked at again until it is gone or 5 s have passed.
-      let extra = left(before);
-      for (const end = Date.now() + 5000; extra.length > 2 && Date.now() < end; extra = left(before)) await new Promise((r) => setTimeout(r, 50));
+      let extra: string[] = [];
+      await until(() => (extra = left(before)).length <= 2, 5000);
       assert.ok(extra.length <= 2, `fds left open (ready cgroups and kept files aside): ${JSON.stringify(extra)}`);
       const zombies = zombieChildren();
       assert.deepEqual(zombies, []);

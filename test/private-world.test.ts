@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, inLauncher, isLinux, json, root, scratchDir, slow, worker } from './helpers';
+import { collect, inLauncher, isLinux, json, root, scratchDir, slow, until, worker } from './helpers';
 
 type Results = Record<string, string>;
 const isRoot = isLinux && process.getuid!() === 0;
@@ -40,12 +40,6 @@ function trashEntries(base = os.tmpdir()): string[] {
     .readdirSync(base)
     .filter((n) => n.startsWith(`spawn-isolated-${process.pid}.`) && n.includes('-trash-'))
     .flatMap((n) => fs.readdirSync(path.join(base, n)).map((e) => path.join(base, n, e)));
-}
-
-async function until(what: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  return what();
 }
 
 (isLinux ? describe : describe.skip)('a private world per worker (Linux)', function () {
@@ -366,12 +360,11 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       try {
       const first = await firstOf();
       // Its worker has exec'd (the first process's vfork child) and the call has returned.
-      for (let waited = 0; !fs.existsSync(returned) && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
-      assert.ok(fs.existsSync(returned), 'the spawn returned while the first process is held before its init');
+      assert.ok(await until(() => fs.existsSync(returned), 10_000), 'the spawn returned while the first process is held before its init');
       // The worker runs meanwhile, and sees its PID 1 by the init's name already (the Go module
       // checks it: Channel(), Read().KillOnClose).
       const seen = () => (fs.existsSync(pid1) ? fs.readFileSync(pid1, 'utf8') : '');
-      for (let waited = 0; !seen() && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      await until(() => seen() !== '', 10_000);
       assert.equal(seen(), 'memfd:spawn-iso\n', 'PID 1 as the worker sees it while the init is not exec\'d yet');
       assert.equal(memory(first), memory(launcherPid()), "held before its init's exec: in the launcher's memory cgroup, not the worker's");
       fs.writeFileSync(fifo, 'g'); // let it go on
@@ -384,7 +377,7 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
       // The next one is killed while held: its init never comes up, and its worker (which had
       // exec'd, and whose spawn had returned) ends with the namespace, killed.
       const next = await firstOf(first);
-      for (let waited = 0; !fs.existsSync(returned + '2') && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      await until(() => fs.existsSync(returned + '2'), 10_000);
       process.kill(next, 'SIGKILL');
       const r = (await launcher) as { held: { exit: { code: number } }; killed: { error?: string; exit?: { code: number | null; signal: string | null } } };
       assert.equal(r.held.exit.code, 0, JSON.stringify(r.held));
