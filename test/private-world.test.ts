@@ -313,7 +313,7 @@ function trashEntries(base = os.tmpdir()): string[] {
   });
 
   describe("the namespace's first process, which shares the launcher's memory without a vfork", () => {
-    it("is never in the worker's memory cgroup (its init enters it); the spawn returns once the worker has exec'd, which sees PID 1 named as the init; an init that never comes up ends the worker", async function () {
+    it("is never in the worker's memory cgroup (its init enters it); the spawn returns once the worker has exec'd, which sees PID 1 named as the init and not the launcher's command line; an init that never comes up ends the worker", async function () {
       if (!isRoot) this.skip(); // a root launcher's transient-uid worker is where it applies here (a vfork child)
       const memory = (pid: number) =>
         fs
@@ -364,8 +364,12 @@ function trashEntries(base = os.tmpdir()): string[] {
       // The worker runs meanwhile, and sees its PID 1 by the init's name already (the Go module
       // checks it: Channel(), Read().KillOnClose).
       const seen = () => (fs.existsSync(pid1) ? fs.readFileSync(pid1, 'utf8') : '');
-      await until(() => seen() !== '', 10_000);
-      assert.equal(seen(), 'memfd:spawn-iso\n', 'PID 1 as the worker sees it while the init is not exec\'d yet');
+      await until(() => seen().split('\n').length >= 3, 10_000);
+      const [comm, cmdline] = seen().split('\n');
+      assert.equal(comm, 'memfd:spawn-iso', 'PID 1 as the worker sees it while the init is not exec\'d yet');
+      // Until that exec the first process runs in the launcher's memory, where the kernel reads a
+      // process's command line from: it would be the launcher's own (node and its script).
+      assert.equal(cmdline, 'cmdline=', "PID 1's command line as the worker sees it then: not the launcher's");
       assert.equal(memory(first), memory(launcherPid()), "held before its init's exec: in the launcher's memory cgroup, not the worker's");
       fs.writeFileSync(fifo, 'g'); // let it go on
       let moved = false;
