@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { NodeStyleError } from './errors';
 
 /** What the native addon returns from spawn(). */
 export interface NativeSpawnResult {
@@ -16,6 +17,11 @@ export interface NativeSpawnResult {
   sessionId: number | null;
   /** The account the worker runs as (null: none known, e.g. a transient uid). */
   user: string | null;
+  /**
+   * Returned before the worker's exec: a `'spawned'` event follows once it has exec'd, or its
+   * `'exit'` event carries the start failure (`error`) instead.
+   */
+  startPending?: boolean;
 }
 
 /** A user from the user database (POSIX). */
@@ -36,8 +42,9 @@ export interface NativeStats {
 }
 
 export type NativeEvent =
-  | { type: 'exit'; id: number; exitCode: number; signal: number; terminated: boolean; reason: string; stats: NativeStats }
-  | { type: 'limit'; id: number; limit: string; pid: number; value: number };
+  | { type: 'exit'; id: number; exitCode: number; signal: number; terminated: boolean; reason: string; stats: NativeStats; error?: NodeStyleError }
+  | { type: 'limit'; id: number; limit: string; pid: number; value: number }
+  | { type: 'spawned'; id: number };
 
 export interface NativeProbe {
   backend: string;

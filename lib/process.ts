@@ -242,6 +242,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   private closeEmitted = false;
   private timer: NodeJS.Timeout | undefined;
   private abortCleanup: (() => void) | undefined;
+  // A spawn that returned before the worker's exec: 'spawn' once the native layer says it came.
+  private spawnOnExec: (() => void) | undefined;
 
   /** @internal */
   constructor(file: string, args: string[]) {
@@ -365,7 +367,8 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       else this.stderr = sock;
     });
     this.stdio = [this.stdin, this.stdout, this.stderr];
-    if (pending === 0) process.nextTick(resume);
+    if (res.startPending) this.spawnOnExec = resume;
+    else if (pending === 0) process.nextTick(resume);
 
     if (opts.timeoutMs !== undefined) this.timer = this.startTimer(opts.timeoutMs, () => this.terminate('timeout', this.killSignal, this.forceKillAfterMs));
     const signal = opts.signal;
@@ -396,7 +399,49 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       this.emit('limit', payload);
       return;
     }
+    const spawned = this.spawnOnExec;
+    this.spawnOnExec = undefined;
+    if (ev.type === 'spawned') {
+      spawned?.();
+      return;
+    }
+    if (ev.error) {
+      this.failAfterStart(ev.error);
+      return;
+    }
+    spawned?.(); // (an exit always comes after 'spawned' when the exec came)
     this.finish(ev.exitCode, ev.signal, ev.reason, ev.stats);
+  }
+
+  /**
+   * A failure to start learnt after spawnIsolated() returned (it returned before the worker's
+   * exec): reported as _fail reports one, with no 'spawn' before it and no pid, once the
+   * streams made for the worker are destroyed.
+   */
+  private failAfterStart(err: NodeStyleError): void {
+    if (this.result || this.closeEmitted) return;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.forceTimer) clearTimeout(this.forceTimer);
+    this.abortCleanup?.();
+    if (this.id !== undefined && this.registry) {
+      this.registry.remove(this.id);
+      this.registry.binding.release(this.id);
+    }
+    this.id = undefined;
+    this.pid = undefined;
+    if (err.spawnargs === undefined) err.spawnargs = this.spawnargs.slice(1);
+    if (err.path === undefined) err.path = this.spawnfile;
+    nodeErrno(err);
+    this.exitCode = typeof err.errno === 'number' && err.errno < 0 ? err.errno : null;
+    if (debugOn) debug('spawn %s failed after the call returned: %s', this.spawnfile, err.message);
+    this.rejectExit(err);
+    try {
+      this.emitError(err);
+    } finally {
+      for (const s of [this.stdin, this.stdout, this.stderr, this.channel]) if (s && 'destroy' in s) s.destroy();
+      this.closeEmitted = true;
+      this.emit('close', this.exitCode, null);
+    }
   }
 
   private finish(exitCode: number, signalNum: number, nativeReason: string, stats: NativeStats): void {

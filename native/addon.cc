@@ -57,6 +57,7 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
   o.Set(Key(env, "tempDir"), res.tempDir.empty() ? env.Null() : Napi::String::New(env, res.tempDir));
   o.Set(Key(env, "sessionId"), res.sessionId < 0 ? env.Null() : Napi::Number::New(env, static_cast<double>(res.sessionId)));
   o.Set(Key(env, "user"), res.user.empty() ? env.Null() : Napi::String::New(env, res.user));
+  if (res.startPending) o.Set(Key(env, "startPending"), true);
   return o;
 }
 

@@ -114,6 +114,9 @@ struct SpawnResult {
   std::string tempDir;     // its private temp directory ("" = none)
   int64_t sessionId = -1;  // Windows: the session the worker runs in
   std::string user;        // the account the worker runs as ("" = unknown, e.g. a transient uid)
+  // Returned before the worker's exec: a Spawned event follows once it has exec'd, or its Exit
+  // event carries the start failure (Event::error) instead.
+  bool startPending = false;
 };
 
 // A shared budget for several workers: memoryTotal, cpuCores and processes of `limits`.
@@ -135,7 +138,9 @@ struct Stats {
 };
 
 struct Event {
-  enum Type { Exit, Limit } type = Exit;
+  // Spawned: a spawn that returned before its worker's exec (SpawnResult::startPending) learnt
+  // that the exec came.
+  enum Type { Exit, Limit, Spawned } type = Exit;
   uint64_t id = 0;
   // Exit
   int64_t exitCode = 0;
@@ -143,6 +148,9 @@ struct Event {
   bool terminated = false;  // ended by us or by a limit rather than by itself
   std::string reason;       // "" (natural), "memory", "cpu-time", "handles", "killed"
   Stats stats;
+  // A spawn that returned before its worker's exec: the worker never ran, and this is why (a
+  // start failure, as the spawn would have thrown it), not an exit.
+  std::unique_ptr<SysError> error;
   // Limit
   std::string limit;
   int64_t pid = 0;

@@ -718,6 +718,28 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.equal((await p.exited).signal, 'SIGKILL');
       });
 
+      it(`${privileges}: kill('SIGSTOP') right after the call, before 'spawn', stops the worker too (control: child_process)`, async () => {
+        const state = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1][0];
+        const cp = spawn(w, ['sleep', '30000'], { stdio: 'ignore' });
+        assert.equal(cp.kill('SIGSTOP'), true);
+        await until(() => state(cp.pid!) === 'T', 5000);
+        assert.equal(state(cp.pid!), 'T', "control: child_process's child is stopped");
+        cp.kill('SIGKILL');
+        // A root launcher's call can return before the worker exists (its namespace's first process
+        // makes it), once a spawn has seen this host's namespaces work: the stop waits for it.
+        await spawnIsolated(w, ['exit', '0'], { privileges, stdio: 'ignore' }).exited;
+        const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
+        try {
+          assert.equal(p.kill('SIGSTOP'), true);
+          const worker = workerOf(p.pid!);
+          await until(() => state(worker) === 'T', 5000);
+          assert.equal(state(worker), 'T', 'the worker is stopped');
+        } finally {
+          p.kill('SIGKILL');
+        }
+        assert.equal((await p.exited).signal, 'SIGKILL');
+      });
+
       it(`${privileges}: a worker without a handler dies of the signal, reported as such (reason 'killed')`, async () => {
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
         await new Promise<void>((r) => p.once('spawn', () => r()));

@@ -242,6 +242,50 @@ function thrown(fn: () => unknown): string {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it("8f. a failure met after the call returned (a root launcher's spawn returns before its worker's exec) is child_process's: 'error' without 'spawn', 'close', no pid", async function () {
+      if (!isLinux || process.getuid?.() !== 0) this.skip(); // a root launcher's restricted worker, which runs as a transient uid
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spawn-isolated-late-'));
+      fs.chmodSync(dir, 0o755);
+      const file = path.join(dir, 'root-only');
+      fs.copyFileSync(w, file);
+      fs.chmodSync(file, 0o700); // the worker's uid may not run it: its exec fails
+      const record = (p: NodeJS.EventEmitter) => {
+        const seen: string[] = [];
+        for (const e of ['spawn', 'exit', 'close']) p.on(e, (...a: unknown[]) => seen.push(`${e} ${JSON.stringify(a)}`));
+        p.on('error', (e: unknown) => seen.push(`error ${(e as { code: string }).code} ${(e as { errno: number }).errno}`));
+        return { seen, done: new Promise((r) => p.on('close', r)) };
+      };
+      try {
+        // A spawn returns before its worker's exec only once this host has let one use its namespaces.
+        await spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }).exited;
+        // The control: child_process running the same file as a uid that may not run it.
+        const theirs = record(spawn(file, ['exit', '0'], { uid: 65534, gid: 65534, stdio: 'pipe' }));
+        await theirs.done;
+        assert.deepEqual(theirs.seen, ['error EACCES -13', 'close [-13,null]'], 'the control');
+        let early = 0;
+        for (let i = 0; i < 5; i++) {
+          const p = spawnIsolated(file, ['exit', '0'], { stdio: 'pipe' });
+          // A failure the call itself met would have left no pid at all.
+          if (p.pid !== undefined) early++;
+          const ours = record(p as unknown as NodeJS.EventEmitter);
+          await ours.done;
+          const err = await p.exited.then(
+            () => assert.fail('exited resolved'),
+            (e: Error & { code?: string }) => e,
+          );
+          assert.deepEqual(ours.seen, theirs.seen, `round ${i}`);
+          assert.equal(p.pid, undefined, 'no pid, as child_process has none for a failed spawn');
+          assert.equal(p.exitCode, -13);
+          assert.equal(err.code, 'EACCES');
+          assert.match(err.message, /runs as its own uid \d+: its executable and cwd must be readable by others/);
+          assert.ok(p.stdout?.destroyed && p.stdin?.destroyed, 'its streams are destroyed');
+        }
+        assert.ok(early > 0, "the call returned before the worker's exec at least once (the path under test)");
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('streams as child_process has them', () => {

@@ -94,6 +94,9 @@ Napi::Object EventToJs(Napi::Env env, const Event& ev) {
     o.Set(Key(env, "terminated"), ev.terminated);
     o.Set(Key(env, "reason"), ev.reason);
     o.Set(Key(env, "stats"), StatsToJs(env, ev.stats));
+    if (ev.error) o.Set(Key(env, "error"), ToJsError(env, *ev.error).Value());
+  } else if (ev.type == Event::Spawned) {
+    o.Set(Key(env, "type"), "spawned");
   } else {
     o.Set(Key(env, "type"), "limit");
     o.Set(Key(env, "limit"), ev.limit);

@@ -31,7 +31,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 
 #ifndef CLONE_PIDFD
@@ -177,6 +179,34 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
   return keep;
 }
 
+// What the child (the namespace's first process and its worker) reads through the plan's
+// pointers until the worker's exec, made before clone (the child may not allocate): argv and
+// envp as its execve takes them and the strings they point into, its path and cwd, the paths of
+// its Landlock rules and private /tmp, its seccomp programs, the worker's first stack. Owned
+// here rather than by the spawning call's frame, so that a spawn can return before that exec
+// (FirstProcess keeps it until the first process's own exec or end).
+struct SpawnMemory {
+  std::vector<std::string> args, env;
+  std::vector<char*> argv, envp;
+  std::string file, cwd;
+  bool hasCwd = false;
+  std::string tempDir;                       // its Landlock rule's path
+  std::vector<std::string> fsRead, fsWrite;  // options.filesystem's rules' paths
+  std::vector<KeepSpec> keepDirs;
+  std::vector<sock_filter> filter, initFilter;
+  std::unique_ptr<ChildStack> workerStack;
+  void Point(ChildPlan& cp) {
+    for (auto& a : args) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(&e[0]);
+    envp.push_back(nullptr);
+    cp.path = file.c_str();
+    cp.argv = argv.data();
+    cp.envp = envp.data();
+    cp.cwd = hasCwd ? cwd.c_str() : nullptr;
+  }
+};
+
 // The devices every Landlock-confined worker may write (landlock::kWritableDevices), opened
 // (O_PATH) once for the life of this process: a rule names the inode, and each child would
 // otherwise look the same six paths up again (-1: missing here, the child tries the path).
@@ -193,7 +223,7 @@ const std::vector<int>& DeviceFds() {
 // Where a Landlock-confined worker may write (and, with options.filesystem, read): its
 // tempDir, its private /tmp, /var/tmp and /dev/shm, a few devices; with filesystem also /proc,
 // its executable and the caller's lists.
-void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child& child, ChildPlan& cp) {
+void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child& child, const SpawnMemory& mem, ChildPlan& cp) {
   int abi = req.hasFilesystem ? LandlockAbi() : conf.landlockAbi;
   cp.landlockAbi = abi;
   if (abi <= 0) return;
@@ -206,15 +236,15 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
       throw SysError("ERR_OUT_OF_RANGE", 0, "", "options.filesystem: at most " + std::to_string(kMaxLandlockRules - 16) + " paths in all");
     cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold, fd};
   };
-  if (!child.tempDir.empty()) add(child.tempDir.c_str(), all);
+  if (!mem.tempDir.empty()) add(mem.tempDir.c_str(), all);
   if (cp.privateTmp)
     for (const char* d : kPrivateDirs) add(d, all);
   for (size_t i = 0; i < DeviceFds().size(); i++) add(kWritableDevices[i], FileWriteRights(abi) | kReadFile, false, DeviceFds()[i]);
   if (!req.hasFilesystem) return;
   add("/proc", kReadFile | kReadDir);
-  add(req.file.c_str(), kExecute | kReadFile, true);
-  for (const std::string& p : req.fsRead) add(p.c_str(), kReadRights);
-  for (const std::string& p : req.fsWrite) add(p.c_str(), all);
+  add(mem.file.c_str(), kExecute | kReadFile, true);
+  for (const std::string& p : mem.fsRead) add(p.c_str(), kReadRights);
+  for (const std::string& p : mem.fsWrite) add(p.c_str(), all);
 }
 
 // TMPDIR, TEMP and TMP, where the caller's environment sets them, point at the worker's own
@@ -236,8 +266,10 @@ int LastCap() {
 }
 
 // What the child needs to confine itself: namespaces, read-only cgroups, Landlock, seccomp.
-void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& child, const std::vector<KeepSpec>& keepDirs,
-                     ChildPlan& cp, std::vector<sock_filter>& filter, std::vector<sock_filter>& initFilter) {
+void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& child, SpawnMemory& mem, ChildPlan& cp) {
+  const std::vector<KeepSpec>& keepDirs = mem.keepDirs;
+  std::vector<sock_filter>& filter = mem.filter;
+  std::vector<sock_filter>& initFilter = mem.initFilter;
   cp.dropPrivileges = conf.restricted;
   cp.lastCap = LastCap();
   cp.userns = conf.userns;
@@ -263,7 +295,7 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
   snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes));
   cp.loopbackUp = child.netns;
-  PlanLandlock(req, conf, child, cp);
+  PlanLandlock(req, conf, child, mem, cp);
   FilterSpec spec;
   spec.noChildren = req.limits.processes == 1;
   spec.restricted = conf.restricted;
@@ -304,18 +336,18 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
 constexpr size_t kChildStackBytes = 256 * 1024;
 
 // What the namespace's first process reads until its exec when it shares this process's memory
-// (its copy of the plan, its stack), and the launcher's ends of its pipes. Kept until it has
-// exec'd or ended: by the spawning call, or, once the worker has exec'd (ChildPlan::
-// announceWorker), by the thread that cloned it, until the error pipe's end (AwaitInit).
+// (its copy of the plan, its stack, the spawn's memory), and the launcher's ends of its pipes.
+// Kept until it has exec'd or ended: by the spawning call, or, once the worker has exec'd
+// (ChildPlan::announceWorker) or once it is cloned (a spawn that returns before the worker's
+// exec: `start`), by the thread that cloned it, until the error pipe's end (AwaitInit).
 struct FirstProcess {
-  // Only what the first process reads after its worker's vfork has returned may be used then:
-  // the plan's own fields (ids, fds, flags), never what its pointers point to (the spawning
-  // call's memory: the worker's image, filters, mounts), which is gone once the call returns.
   FirstProcess(const ChildPlan& p, bool needStack) : plan(p), stack(kChildStackBytes, needStack) {}
   // Every copy of the error pipe's write end is closed once the init is up (it closes its fd 1
-  // after its byte) or the first process has ended. A failure reported meanwhile (its id change,
-  // its exec of the init) ends its worker with it, reported as the worker's exit (SIGKILL); what
-  // it said goes to NODE_DEBUG's stderr.
+  // after its byte) or the first process has ended. With `start`, the first message settles it:
+  // the worker's failure (or its first process's, before it started the worker), or
+  // kWorkerExecd. A failure reported after that (its id change, its exec of the init) ends its
+  // worker with it, reported as the worker's exit (SIGKILL); what it said goes to NODE_DEBUG's
+  // stderr.
   void AwaitInit() {
     int msg[2] = {0, 0};
     size_t got = 0;
@@ -323,16 +355,27 @@ struct FirstProcess {
     do {
       n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
       if (n > 0) got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
-      if (n > 0 && got == 0 && msg[0] > 0 && DebugEnabled())
+      if (n <= 0 || got != 0) continue;
+      if (start && !settled) {
+        settled = true;
+        start->Settle(msg[0] > 0 ? msg[0] : 0, msg[0] > 0 ? msg[1] : 0);
+      } else if (msg[0] > 0 && DebugEnabled()) {
         fprintf(stderr, "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
                 getpid(), msg[0], strerror(msg[1]));
+      }
     } while (n > 0 || (n < 0 && errno == EINTR));
+    // Ended without a word (killed before it started the worker): its exit says so.
+    if (start) start->Settle(0, 0);
   }
   ChildPlan plan;
   ChildStack stack;
+  // What the plan's pointers point to (the worker's image, filters, paths, its first stack).
+  std::unique_ptr<SpawnMemory> memory;
   // The launcher's end of the alive pipe (the first process checks it once more, after its
   // ids change), the error pipe's read end, and a pidfd of the first process.
   Fd aliveWrite, errRead, pidfd;
+  std::shared_ptr<StartVerdict> start;  // the spawn returned before the worker's exec
+  bool settled = false;
 };
 
 // A thread whose capability bounding set is empty, where the first process of a confined worker
@@ -540,37 +583,58 @@ ChildFailure AwaitExec(Fd& aliveWrite, Fd& errRead, bool relay) {
   return f;
 }
 
-SysError ChildError(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf, ChildFailure f) {
+// What the error of a failed step says, and looks at: kept by a spawn that returns before its
+// worker's exec, for the monitor to make that error once the failure is known.
+struct FailureContext {
+  std::string file, cwd;
+  bool hasCwd = false, hasFilesystem = false, transientId = false;
+  uint64_t memoryProcess = 0, memoryTotal = 0;
+  size_t argBytes = 0;  // its arguments' and environment's
+  uid_t uid = 0;
+};
+
+FailureContext FailureContextOf(const SpawnRequest& req, const ChildPlan& cp, const Confinement& conf) {
+  FailureContext c;
+  c.file = req.file;
+  c.hasCwd = cp.cwd != nullptr;
+  if (c.hasCwd) c.cwd = cp.cwd;
+  c.hasFilesystem = req.hasFilesystem;
+  c.transientId = conf.transientId;
+  c.memoryProcess = req.limits.memoryProcess;
+  c.memoryTotal = req.limits.memoryTotal;
+  for (const std::string& a : req.args) c.argBytes += a.size() + 1;
+  for (const std::string& v : req.env) c.argBytes += v.size() + 1;
+  c.uid = cp.uid;
+  return c;
+}
+
+SysError ChildError(const FailureContext& ctx, ChildFailure f) {
   // A memory limit below what an exec needs (its arguments and environment, its first page
   // tables and mappings): the limit, not the worker, is the problem. The kernel says E2BIG
   // when it cannot charge the pages it copies the arguments to: with arguments far below what
   // it ever refuses as too long (128 KiB is one string's maximum), that is the limit too.
-  const Limits& l = req.limits;
   bool exec = f.step == kStepExec || f.step == kStepInit;
-  size_t argBytes = 0;
-  for (const std::string& a : req.args) argBytes += a.size() + 1;
-  for (const std::string& v : req.env) argBytes += v.size() + 1;
-  bool memory = (l.memoryProcess || l.memoryTotal) && exec && (f.err == ENOMEM || (f.err == E2BIG && argBytes < (128u << 10)));
+  bool memory = (ctx.memoryProcess || ctx.memoryTotal) && exec && (f.err == ENOMEM || (f.err == E2BIG && ctx.argBytes < (128u << 10)));
   if (memory) f.err = ENOMEM;
-  SysError e = Errno(std::string("spawn ") + req.file, f.err);
-  e.message = "spawn " + req.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
+  SysError e = Errno(std::string("spawn ") + ctx.file, f.err);
+  e.message = "spawn " + ctx.file + " " + ErrnoCode(f.err) + ": " + StepName(f.step) + " failed: " + strerror(f.err);
   // The hint only where a uid's rights can be why: an executable file (some x bit) or a directory
   // as cwd; not for a file no one may run (mode 644) or a directory as the executable.
   struct stat st;
-  const char* target = f.step == kStepExec ? req.file.c_str() : cp.cwd;
+  const char* target = f.step == kStepExec ? ctx.file.c_str() : ctx.hasCwd ? ctx.cwd.c_str() : nullptr;
   bool uidMatters = target != nullptr && stat(target, &st) == 0 &&
                     (f.step == kStepExec ? S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0 : S_ISDIR(st.st_mode));
   if (memory)
-    e.message += std::string(" (options.memory") + (l.memoryProcess ? ".process" : "") + " = " +
-                 std::to_string(l.memoryProcess ? l.memoryProcess : l.memoryTotal) + " bytes is too small to start it)";
+    e.message += std::string(" (options.memory") + (ctx.memoryProcess ? ".process" : "") + " = " +
+                 std::to_string(ctx.memoryProcess ? ctx.memoryProcess : ctx.memoryTotal) + " bytes is too small to start it)";
   // Under options.filesystem an executable everyone may run is refused by Landlock: what the
   // exec opens besides the file itself (a dynamic loader, an interpreter) is not listed.
   bool othersRun = f.step == kStepExec && uidMatters && (st.st_mode & 0005) == 0005;
-  if (req.hasFilesystem && f.err == EACCES && othersRun)
+  if (ctx.hasFilesystem && f.err == EACCES && othersRun)
     e.message += " (options.filesystem: the worker reads only what it lists; a dynamically linked program also needs its "
                  "loader and libraries, e.g. read: ['/lib', '/lib64', '/usr/lib'], and a script its interpreter)";
-  else if (conf.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
-    e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(cp.uid) +
+  else if (ctx.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
+    e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(ctx.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";
   return e;
 }
@@ -710,23 +774,6 @@ void SetUpStdio(const SpawnRequest& req, ChildPlan& cp, Stdio& io, SpawnResult& 
   }
 }
 
-// argv and envp as the child's execve takes them, made before clone (the child may not
-// allocate). Owns the strings the pointers point into.
-struct ExecImage {
-  std::vector<std::string> args, env;
-  std::vector<char*> argv, envp;
-  void Point(ChildPlan& cp, const SpawnRequest& req) {
-    for (auto& a : args) argv.push_back(&a[0]);
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(&e[0]);
-    envp.push_back(nullptr);
-    cp.path = req.file.c_str();
-    cp.argv = argv.data();
-    cp.envp = envp.data();
-    cp.cwd = req.hasCwd ? req.cwd.c_str() : nullptr;
-  }
-};
-
 // What an executable maps private and writable at its exec (its writable PT_LOAD segments, and
 // its ELF interpreter's): what RLIMIT_DATA must hold before it runs a single instruction. 0 when
 // it is not an ELF file this can read (a script: its interpreter is not looked at).
@@ -837,7 +884,7 @@ void HoldMountNamespace(Child& child) {
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
 // alive pipe: the child sees it hang up if this process died before the child's exec.
-void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io) {
+void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, ChildPlan& cp, Stdio& io, std::unique_ptr<SpawnMemory> mem) {
   int alivePipe[2], errPipe[2];
   if (pipe2(alivePipe, O_CLOEXEC) != 0) throw Errno("pipe2", errno);
   Fd aliveRead(alivePipe[0]), aliveWrite(alivePipe[1]);
@@ -850,7 +897,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   cp.errFd = errWrite.get();
   // Under an init: the pipe it reports the worker's status on, and the worker's first stack.
   Fd statusWrite;
-  ChildStack workerStack(kChildStackBytes, child.init);
+  mem->workerStack = std::make_unique<ChildStack>(kChildStackBytes, child.init);
+  ChildStack& workerStack = *mem->workerStack;
   cp.initFd = child.init ? InitFd() : -1;
   if (child.init) {
     int statusPipe[2];
@@ -908,8 +956,17 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   bool bounded = cp.dropPrivileges && !(nsFlags & CLONE_NEWUSER);
   BoundedCloner* cloner = bounded ? BoundedCloner::Idle() : nullptr;
   cp.announceWorker = cloner != nullptr && cloner->Threaded() && cp.vforkWorker;
+  // The call can even return once the first process is cloned, before the worker's exec: the
+  // cloner keeps the spawn's memory and settles the start (StartVerdict) from the first report;
+  // a failure then comes as the worker's 'error' instead of this call's. Not for a worker whose
+  // filter asks this process (its listener is received here before its exec), and not before
+  // this host has once let a worker use its namespaces (a host that refuses them is found by a
+  // failed step, which makes the spawn retry without: NamespacesRefusedError).
+  static std::atomic<bool> namespacesWork{false};
+  bool early = cp.announceWorker && !child.notifies && (nsFlags == 0 || namespacesWork.load(std::memory_order_relaxed));
   // The first process reads its own copy of the plan (made now: the plan is complete).
   auto first = std::make_unique<FirstProcess>(cp, !forked);
+  first->memory = std::move(mem);
   // The stack's failure is this thread's to report (its errno is this thread's).
   if (!forked && !first->stack.ok()) throw Errno("mmap", errno, "the child's stack");
   int pidfd = -1;
@@ -936,15 +993,30 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
       if (!finished) cloner->Finish();  // never leave the cloner using this frame
     });
     cloner->Start(clone);
-    failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
+    if (!early) failed = AwaitExec(aliveWrite, errRead, cp.relayFd >= 0);
     pid = cloner->Finish();
     finished = true;
-    if (failed.workerExecd && pid >= 0) {
-      // The worker has exec'd; its first process goes on to exec the init on its own. The
-      // cloner keeps what it reads, and the alive pipe (it checks it once more), until then.
+    if ((early || failed.workerExecd) && pid >= 0) {
+      // The worker has exec'd (or, early, is on its way); its first process goes on to exec the
+      // init on its own. The cloner keeps what it reads, and the alive pipe (it checks it once
+      // more), until then.
       first->aliveWrite = std::move(aliveWrite);
       first->errRead = std::move(errRead);
       first->pidfd.reset(fcntl(pidfd, F_DUPFD_CLOEXEC, 3));
+      if (early) {
+        auto start = std::make_shared<StartVerdict>();
+        start->id = child.id;
+        start->sink = child.sink;
+        FailureContext ctx = FailureContextOf(req, cp, conf);
+        start->error = [ctx](int step, int err) {
+          ChildFailure f;
+          f.step = step;
+          f.err = err;
+          return ChildError(ctx, f);
+        };
+        child.start = start;
+        first->start = std::move(start);
+      }
       cloner->Follow(std::move(first));
     }
   } else {
@@ -984,13 +1056,14 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     }
   }
   if (failed.step == 0) {
+    if (nsFlags != 0 && !early) namespacesWork.store(true, std::memory_order_relaxed);
     if (conf.mounts) HoldMountNamespace(child);
     return;
   }
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
   if (conf.mounts && (failed.step == kStepUserns || failed.step == kStepMounts) && (failed.err == EPERM || failed.err == EACCES))
     throw NamespacesRefusedError();
-  throw ChildError(req, cp, conf, failed);
+  throw ChildError(FailureContextOf(req, cp, conf), failed);
 }
 
 }  // namespace
@@ -1013,24 +1086,34 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
   ResolveIds(req, conf, *child, cp);
   // A transient uid has no name: no user-database lookup on the spawn path for it.
   if (!child->transientId) res.user = UserName(cp.hasUid ? cp.uid : geteuid());
-  ExecImage image{req.args, req.env, {}, {}};
-  if (req.channel) image.env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
+  auto mem = std::make_unique<SpawnMemory>();
+  mem->args = req.args;
+  mem->env = req.env;
+  mem->file = req.file;
+  mem->hasCwd = req.hasCwd;
+  if (req.hasCwd) mem->cwd = req.cwd;
+  if (req.channel) mem->env.push_back(std::string(kChannelEnv) + "=" + std::to_string(cp.count - 1));
   // A Landlock-confined worker without a private /tmp writes only its own temp directory: it
   // gets one. With a private /tmp, that is where TMPDIR, TEMP and TMP point unless it has one.
   if (req.tempDir || (conf.landlockAbi > 0 && !conf.mounts))
-    MakeTempDir(*child, cp, req, image.env);
+    MakeTempDir(*child, cp, req, mem->env);
   else if (conf.mounts)
-    PointTempAtPrivateTmp(image.env);
+    PointTempAtPrivateTmp(mem->env);
   res.tempDir = child->tempDir;
-  image.Point(cp, req);
+  mem->tempDir = child->tempDir;
+  if (req.hasFilesystem) {
+    mem->fsRead = req.fsRead;
+    mem->fsWrite = req.fsWrite;
+  }
+  mem->Point(cp);
   PlanProcessLimits(child->limits, conf, *child, req.file, cp);
-  std::vector<sock_filter> filter, initFilter;
-  std::vector<KeepSpec> keepDirs = KeepDirs(req, *child);
-  PlanConfinement(req, conf, *child, keepDirs, cp, filter, initFilter);
+  mem->keepDirs = KeepDirs(req, *child);
+  PlanConfinement(req, conf, *child, *mem, cp);
   cp.pdeathsig = req.killOnClose;
 
-  Launch(req, conf, *child, cp, io);
+  Launch(req, conf, *child, cp, io, std::move(mem));
   res.pid = child->pid;
+  res.startPending = child->start != nullptr;
   for (Fd& end : io.parentEnds) end.release();  // JS owns them now (net.Socket({ fd }))
   cgGuard.Dismiss();
   mon.Add(child);
@@ -1072,6 +1155,11 @@ namespace {
 // looked up again once the pidfd is open (so a pid reused meanwhile is never signalled).
 bool StopWorker(Child& c) {
   pid_t worker = InitsFirstChild(c.pid);
+  if (worker <= 0 && c.start) {
+    // Its spawn returned before the worker's exec: the worker is there once that is settled.
+    int err;
+    if (c.start->Await(2000, &err) == 0) worker = InitsFirstChild(c.pid);
+  }
   if (worker <= 0) return false;
   Fd fd(static_cast<int>(syscall(SYS_pidfd_open, worker, 0)));
   if (!fd.valid() || InitsFirstChild(c.pid) != worker) return false;

@@ -379,6 +379,29 @@ void Monitor::Tick() {
   }
 }
 
+void StartVerdict::Settle(int step, int err) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (known_) return;
+  step_ = step;
+  err_ = err;
+  if (step == 0) {
+    auto ev = std::make_unique<Event>();
+    ev->type = Event::Spawned;
+    ev->id = id;
+    sink->Post(std::move(ev));  // under the lock: the monitor's Exit event waits for it (Await)
+  }
+  known_ = true;
+  settled_.notify_all();
+}
+
+int StartVerdict::Await(uint64_t ms, int* err) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!known_ && std::chrono::steady_clock::now() < deadline) settled_.WaitForMs(lock, 100);
+  *err = err_;
+  return known_ ? step_ : 0;
+}
+
 void Monitor::Reap(Child& c) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
@@ -413,7 +436,14 @@ void Monitor::Reap(Child& c) {
     end.code = 0;
     end.signal = SIGKILL;
   }
-  if (reason.empty()) reason = EvidenceReason(c, end, ru);
+  // A spawn that returned before its worker's exec: the first report on its error pipe came
+  // before this exit (the worker's, then its first process's, before their ends), and the
+  // thread that follows it reads that pipe to its end, which every holder's end closes. A
+  // failed step is reported as the start failure the spawn would have thrown, not an exit.
+  int startErr = 0;
+  int startStep = c.start ? c.start->Await(5000, &startErr) : 0;
+  if (startStep != 0) reason.clear();
+  if (reason.empty() && startStep == 0) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
   if (reason == "memory" || reason == "cpu-time" || reason == "disk") PostLimit(c, reason.c_str());
   c.finalStats = ReadStats(c.cg, 0, &ru);
@@ -421,6 +451,7 @@ void Monitor::Reap(Child& c) {
   // memory (its rusage counts the launcher's memory, which it shared until its exec).
   if (c.cg.Dir("memory").empty()) c.finalStats.peakMemory = c.peakRss;
   std::unique_ptr<Event> ev = ExitEvent(c.id, end.code, end.signal, reason, c.finalStats);
+  if (startStep != 0) ev->error = std::make_unique<SysError>(c.start->error(startStep, startErr));
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);

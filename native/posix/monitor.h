@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,6 +27,26 @@ struct Group {
   Cgroup cg;
 };
 Registry<Group>& Groups();
+
+// A spawn that returned before its worker's exec (SpawnResult::startPending): whether that exec
+// came, as the thread that follows the first process learns it from the error pipe, and what
+// the monitor needs to report a failure instead of an exit.
+struct StartVerdict {
+  uint64_t id = 0;
+  std::shared_ptr<EventSink> sink;
+  std::function<SysError(int step, int err)> error;  // the spawn's error for a failed step
+  // Once: the first report's step and errno (0: the worker exec'd, or no report came). With no
+  // failed step a Spawned event is posted, before any Exit event of the worker can be.
+  void Settle(int step, int err);
+  // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err.
+  int Await(uint64_t ms, int* err);
+
+ private:
+  std::mutex mu_;
+  CondVar settled_;
+  bool known_ = false;
+  int step_ = 0, err_ = 0;
+};
 
 struct Child : WorkerBase {
   std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
@@ -49,6 +70,7 @@ struct Child : WorkerBase {
   // then instead of in the init's exit, which the exit event waits for.
   Fd mountNs;
   pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
+  std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)
   bool dataRefused = false;    // RLIMIT_DATA refused (or may have refused) a process of the tree an allocation (notify.h)
