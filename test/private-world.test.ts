@@ -364,12 +364,13 @@ function trashEntries(base = os.tmpdir()): string[] {
       // The worker runs meanwhile, and sees its PID 1 by the init's name already (the Go module
       // checks it: Channel(), Read().KillOnClose).
       const seen = () => (fs.existsSync(pid1) ? fs.readFileSync(pid1, 'utf8') : '');
-      await until(() => seen().split('\n').length >= 3, 10_000);
-      const [comm, cmdline] = seen().split('\n');
+      await until(() => seen().split('\n').length >= 4, 10_000);
+      const [comm, cmdline, threadCmdline] = seen().split('\n');
       assert.equal(comm, 'memfd:spawn-iso', 'PID 1 as the worker sees it while the init is not exec\'d yet');
       // Until that exec the first process runs in the launcher's memory, where the kernel reads a
       // process's command line from: it would be the launcher's own (node and its script).
       assert.equal(cmdline, 'cmdline=', "PID 1's command line as the worker sees it then: not the launcher's");
+      assert.equal(threadCmdline, 'cmdline=', "its thread's (/proc/1/task/1/cmdline): not the launcher's either");
       assert.equal(memory(first), memory(launcherPid()), "held before its init's exec: in the launcher's memory cgroup, not the worker's");
       fs.writeFileSync(fifo, 'g'); // let it go on
       let moved = false;

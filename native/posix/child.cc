@@ -265,11 +265,15 @@ void SetUpNamespaces(const ChildPlan& p) {
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ChildFail(p, kStepMounts);
   // A vfork worker runs before this process (PID 1 here) has exec'd the init, while it still
   // runs in the launcher's memory, where the kernel reads a process's command line from: PID 1's
-  // would be the launcher's own (its environment, maps and memory are refused: it is not
-  // dumpable). Covered with the null device, read as empty, for as long as the namespace lives.
-  // Best effort: a kernel that refuses mounts on a process's /proc entries leaves that window
-  // (about 0.1 ms from the worker's exec) open, as before, rather than fail the spawn.
-  if (p.initFd >= 0 && p.vforkWorker) mount("/dev/null", "/proc/1/cmdline", nullptr, MS_BIND, nullptr);
+  // would be the launcher's own (its environment, auxv, maps and memory are refused: it is not
+  // dumpable). Both entries that show it (the process's and its thread's) are covered with the
+  // null device, read as empty, for as long as the namespace lives. Best effort: a kernel that
+  // refuses mounts on a process's /proc entries leaves that window (about 0.1 ms from the
+  // worker's exec) open, as before, rather than fail the spawn.
+  if (p.initFd >= 0 && p.vforkWorker) {
+    mount("/dev/null", "/proc/1/cmdline", nullptr, MS_BIND, nullptr);
+    mount("/dev/null", "/proc/1/task/1/cmdline", nullptr, MS_BIND, nullptr);
+  }
   for (int i = 0; i < p.nroMounts; i++) {
     int err = ReadOnlyTree(p.roMounts[i]);
     if (err != 0) ChildFail(p, kStepMounts, err);
