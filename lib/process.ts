@@ -367,8 +367,12 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       else this.stderr = sock;
     });
     this.stdio = [this.stdin, this.stdout, this.stderr];
-    if (res.startPending) this.spawnOnExec = resume;
-    else if (pending === 0) process.nextTick(resume);
+    if (res.startPending) {
+      this.spawnOnExec = resume;
+      // 'spawn' comes before anything the worker sends, as child_process's does: its first data
+      // shows that it has exec'd, and can come before the native word that it has.
+      for (const s of [...sockets, this.channel]) if (s) this.spawnBeforeData(s);
+    } else if (pending === 0) process.nextTick(resume);
 
     if (opts.timeoutMs !== undefined) this.timer = this.startTimer(opts.timeoutMs, () => this.terminate('timeout', this.killSignal, this.forceKillAfterMs));
     const signal = opts.signal;
@@ -411,6 +415,19 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     }
     spawned?.(); // (an exit always comes after 'spawned' when the exec came)
     this.finish(ev.exitCode, ev.signal, ev.reason, ev.stats);
+  }
+
+  /** Emits the pending 'spawn' before the first 'data' event of `s`. */
+  private spawnBeforeData(s: Duplex): void {
+    const emit = s.emit;
+    s.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+      const spawned = this.spawnOnExec;
+      if (event === 'data' && spawned) {
+        this.spawnOnExec = undefined;
+        spawned();
+      }
+      return emit.call(s, event, ...args);
+    }) as typeof s.emit;
   }
 
   /**

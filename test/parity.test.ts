@@ -2,14 +2,14 @@
 // take the Node process down, weaken a limit silently, or differ from child_process.spawn
 // without the README saying so. Crashes are tried in a child Node process, which must live.
 import * as assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createIsolationGroup, execIsolated, ExecIsolatedError, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { normalizeOptions } from '../lib/options';
-import { collect, isLinux, isWindows, json, root, worker } from './helpers';
+import { collect, inLauncher, isLinux, isWindows, json, root, scratchDir, worker } from './helpers';
 
 const lib = path.join(root, 'dist', 'lib', 'index.js');
 const w = worker();
@@ -285,6 +285,41 @@ function thrown(fn: () => unknown): string {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    it("8g. 'spawn' comes before the worker's first output, as child_process's, when the call returned before the exec", async function () {
+      if (!isLinux || process.getuid?.() !== 0) this.skip(); // a root launcher's call returns before the worker's exec
+      this.timeout(60_000);
+      // The control.
+      const theirs = spawn(w, ['pid1', '0'], { stdio: 'pipe' });
+      const control: string[] = [];
+      theirs.on('spawn', () => control.push('spawn'));
+      theirs.stdout!.on('data', () => control.push('data'));
+      await new Promise((r) => theirs.on('close', r));
+      assert.deepEqual(control.slice(0, 2), ['spawn', 'data'], 'the control');
+      // The first process is held before its init's exec (a test-only hook), so the native word
+      // that the worker has exec'd comes only once it is let go: the worker's output comes first.
+      const dir = scratchDir('spawn-order-');
+      const fifo = path.join(dir, 'hold');
+      assert.equal(execFileSync('mkfifo', ['-m', '666', fifo]) !== undefined, true);
+      const r = await inLauncher(
+        dir,
+        `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
+         const hold = fs.openSync(${JSON.stringify(fifo)}, fs.constants.O_RDWR);
+         fs.writeSync(hold, 'g'); // the first spawn goes through (and shows this host's namespaces work)
+         await new Promise((res) => spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }).on('close', res));
+         const p = spawnIsolated(w, ['pid1', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+         const seen = [];
+         p.on('spawn', () => seen.push('spawn'));
+         p.stdout.on('data', () => {
+           seen.push('data');
+           fs.writeSync(hold, 'g'); // let its first process go on
+         });
+         await new Promise((res) => p.on('close', res));
+         fs.closeSync(hold);
+         return { seen };`,
+      );
+      assert.deepEqual((r as { seen: string[] }).seen.slice(0, 2), ['spawn', 'data'], JSON.stringify(r));
     });
   });
 

@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -343,29 +344,47 @@ constexpr size_t kChildStackBytes = 256 * 1024;
 struct FirstProcess {
   FirstProcess(const ChildPlan& p, bool needStack) : plan(p), stack(kChildStackBytes, needStack) {}
   // Every copy of the error pipe's write end is closed once the init is up (it closes its fd 1
-  // after its byte) or the first process has ended. With `start`, the first message settles it:
-  // the worker's failure (or its first process's, before it started the worker), or
-  // kWorkerExecd. A failure reported after that (its id change, its exec of the init) ends its
-  // worker with it, reported as the worker's exit (SIGKILL); what it said goes to NODE_DEBUG's
-  // stderr.
+  // after its byte) or the first process has ended -- or later, when another first process
+  // cloned meanwhile (by another JS thread's cloner) holds a copy until its own exec: the first
+  // process's end (its pidfd; by then its namespace's other processes are gone too) ends the
+  // wait as well. With `start`, the first message is the verdict (the worker's failure, or its
+  // first process's before it started the worker, or kWorkerExecd), published (Settle) only
+  // then: until its exec the first process runs on this thread's per-thread state (errno),
+  // which posting an event could write. A failure reported after the first message (its id
+  // change, its exec of the init) ends its worker with it, reported as the worker's exit
+  // (SIGKILL); what it said goes to NODE_DEBUG's stderr.
   void AwaitInit() {
     int msg[2] = {0, 0};
     size_t got = 0;
-    ssize_t n;
-    do {
-      n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
-      if (n > 0) got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
-      if (n <= 0 || got != 0) continue;
-      if (start && !settled) {
-        settled = true;
-        start->Settle(msg[0] > 0 ? msg[0] : 0, msg[0] > 0 ? msg[1] : 0);
+    bool first = true;
+    int step = 0, err = 0;
+    struct pollfd fds[2] = {{errRead.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
+    bool ended = false;
+    for (;;) {
+      int ready = poll(fds, pidfd.valid() ? 2 : 1, ended ? 0 : -1);
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready <= 0) break;  // ended, and nothing more to read now
+      if (fds[1].revents != 0) {
+        ended = true;
+        fds[1].fd = -1;  // drain what it wrote, without waiting for other holders of the pipe
+      }
+      if (fds[0].revents == 0) continue;
+      ssize_t n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
+      if (got != 0) continue;
+      if (first && start) {
+        step = msg[0] > 0 ? msg[0] : 0;
+        err = msg[0] > 0 ? msg[1] : 0;
       } else if (msg[0] > 0 && DebugEnabled()) {
         fprintf(stderr, "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
                 getpid(), msg[0], strerror(msg[1]));
       }
-    } while (n > 0 || (n < 0 && errno == EINTR));
-    // Ended without a word (killed before it started the worker): its exit says so.
-    if (start) start->Settle(0, 0);
+      first = false;
+    }
+    // No word at all: killed before it started the worker, which its exit says.
+    if (start) start->Settle(step, err);
   }
   ChildPlan plan;
   ChildStack stack;
@@ -375,7 +394,6 @@ struct FirstProcess {
   // ids change), the error pipe's read end, and a pidfd of the first process.
   Fd aliveWrite, errRead, pidfd;
   std::shared_ptr<StartVerdict> start;  // the spawn returned before the worker's exec
-  bool settled = false;
 };
 
 // A thread whose capability bounding set is empty, where the first process of a confined worker
@@ -962,8 +980,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // filter asks this process (its listener is received here before its exec), and not before
   // this host has once let a worker use its namespaces (a host that refuses them is found by a
   // failed step, which makes the spawn retry without: NamespacesRefusedError).
-  static std::atomic<bool> namespacesWork{false};
-  bool early = cp.announceWorker && !child.notifies && (nsFlags == 0 || namespacesWork.load(std::memory_order_relaxed));
+  static std::atomic<bool> namespacesWork{false};  // a worker with a mount namespace exec'd
+  bool early = cp.announceWorker && !child.notifies && namespacesWork.load(std::memory_order_relaxed);
   // The first process reads its own copy of the plan (made now: the plan is complete).
   auto first = std::make_unique<FirstProcess>(cp, !forked);
   first->memory = std::move(mem);
@@ -1056,7 +1074,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     }
   }
   if (failed.step == 0) {
-    if (nsFlags != 0 && !early) namespacesWork.store(true, std::memory_order_relaxed);
+    if ((nsFlags & CLONE_NEWNS) && !early) namespacesWork.store(true, std::memory_order_relaxed);
     if (conf.mounts) HoldMountNamespace(child);
     return;
   }
@@ -1155,11 +1173,6 @@ namespace {
 // looked up again once the pidfd is open (so a pid reused meanwhile is never signalled).
 bool StopWorker(Child& c) {
   pid_t worker = InitsFirstChild(c.pid);
-  if (worker <= 0 && c.start) {
-    // Its spawn returned before the worker's exec: the worker is there once that is settled.
-    int err;
-    if (c.start->Await(2000, &err) == 0) worker = InitsFirstChild(c.pid);
-  }
   if (worker <= 0) return false;
   Fd fd(static_cast<int>(syscall(SYS_pidfd_open, worker, 0)));
   if (!fd.valid() || InitsFirstChild(c.pid) != worker) return false;
@@ -1173,6 +1186,12 @@ bool StopWorker(Child& c) {
 bool Signal(uint64_t id, int signal) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) return false;
+  // A spawn that returned before its worker's exec: the worker to stop has exec'd once its start
+  // is settled (waited for here, outside the monitor's lock; a failed start leaves none).
+  if (signal == SIGSTOP && c->init && c->start) {
+    int err;
+    c->start->Await(2000, &err);
+  }
   std::lock_guard<std::mutex> lock(Monitor::Get().mu());
   if (c->ended) return false;  // reaped: its pidfd names nothing any more
   if (signal == SIGSTOP && c->init) return StopWorker(*c);

@@ -150,6 +150,9 @@ pid_t InitsFirstChild(pid_t init) {
 }
 
 pid_t WorkerPid(Child& c) {
+  // Its spawn returned before the worker's exec: until its start is settled, the worker (or its
+  // first process, where it is not there yet) may still run in the launcher's memory.
+  if (c.start && !c.start->Settled()) return 0;
   if (!c.init) return c.pid;
   if (c.workerPid == 0) c.workerPid = InitsFirstChild(c.pid);
   return c.workerPid > 0 ? c.workerPid : c.pid;
@@ -363,7 +366,8 @@ void Monitor::Tick() {
     }
     if (c->limits.memoryProcess && c->cg.leaves.empty()) {
       uint64_t data = 0, hwm = 0;
-      MemorySample(WorkerPid(*c), &data, &hwm);
+      pid_t worker = WorkerPid(*c);
+      if (worker > 0) MemorySample(worker, &data, &hwm);
       c->peakData = std::max(c->peakData, data);
       c->peakRss = std::max(c->peakRss, hwm);
     }
@@ -392,6 +396,11 @@ void StartVerdict::Settle(int step, int err) {
   }
   known_ = true;
   settled_.notify_all();
+}
+
+bool StartVerdict::Settled() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return known_;
 }
 
 int StartVerdict::Await(uint64_t ms, int* err) {

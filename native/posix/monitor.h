@@ -35,9 +35,11 @@ struct StartVerdict {
   uint64_t id = 0;
   std::shared_ptr<EventSink> sink;
   std::function<SysError(int step, int err)> error;  // the spawn's error for a failed step
-  // Once: the first report's step and errno (0: the worker exec'd, or no report came). With no
-  // failed step a Spawned event is posted, before any Exit event of the worker can be.
+  // Once, when the first process has exec'd the init or ended: its first report's step and
+  // errno (0: the worker exec'd, or no report came). With no failed step a Spawned event is
+  // posted, before any Exit event of the worker can be.
   void Settle(int step, int err);
+  bool Settled();
   // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err.
   int Await(uint64_t ms, int* err);
 
@@ -88,7 +90,8 @@ struct Child : WorkerBase {
 // come later), or 0.
 pid_t InitsFirstChild(pid_t init);
 
-// The worker's own pid in this process's namespace: its init's child, when it has an init.
+// The worker's own pid in this process's namespace: its init's child, when it has an init; 0 while
+// a spawn that returned before the worker's exec is not settled.
 pid_t WorkerPid(Child& c);
 
 // Hands the worker's cgroup back to the pool, once.
