@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -356,6 +356,35 @@ import { grandchildPid, openProcess } from './oracle';
       );
       const onMain = spawnIsolated(w, ['exit', '10'], relaxed).exited;
       assert.deepEqual([(await onMain).code, ...(await Promise.all(inThreads))], [10, 11, 12, 13]);
+    });
+
+    it('a worker_thread terminated while its workers\' events are on their way never aborts the process', async function () {
+      // The event bridge is the same code on Windows; 100 threads are slow under Wine.
+      if (isWindows) this.skip();
+      this.timeout(120_000);
+      // In a process of its own: the failure this guards against is a fatal error of Node-API
+      // ("Error::Error napi_define_properties"), which ends the process at once.
+      const script = `
+        const { Worker } = require('node:worker_threads');
+        const code = \`
+          const { parentPort, workerData } = require('node:worker_threads');
+          const { spawnIsolated } = require(workerData.lib);
+          for (let i = 0; i < 3; i++) {
+            const p = spawnIsolated(workerData.w, ['sleep', '60000'], { enforcement: 'best-effort' });
+            if (i === 0) p.on('spawn', () => parentPort.postMessage(p.pid));
+          }
+          spawnIsolated(workerData.w, ['exit', '0'], { enforcement: 'best-effort' });\`;
+        (async () => {
+          for (let i = 0; i < 100; i++) {
+            const t = new Worker(code, { eval: true, workerData: { lib: ${JSON.stringify(path.join(root, 'dist', 'lib', 'index.js'))}, w: ${JSON.stringify(w)} } });
+            await new Promise((res, rej) => { t.once('message', res); t.once('error', rej); });
+            await t.terminate();
+          }
+          console.log('ok');
+        })();`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 110_000 });
+      assert.equal(r.status, 0, `${r.signal ?? ''} ${r.stderr.slice(0, 500)}`);
+      assert.equal(r.stdout.trim(), 'ok');
     });
 
     it('a worker thread that ends takes its live workers with it', async () => {

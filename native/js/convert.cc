@@ -84,28 +84,6 @@ Napi::Array EnforcementToJs(Napi::Env env, const std::vector<Enforcement>& list)
   return enf;
 }
 
-Napi::Object EventToJs(Napi::Env env, const Event& ev) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set(Key(env, "id"), static_cast<double>(ev.id));
-  if (ev.type == Event::Exit) {
-    o.Set(Key(env, "type"), "exit");
-    o.Set(Key(env, "exitCode"), static_cast<double>(ev.exitCode));
-    o.Set(Key(env, "signal"), ev.signal);
-    o.Set(Key(env, "terminated"), ev.terminated);
-    o.Set(Key(env, "reason"), ev.reason);
-    o.Set(Key(env, "stats"), StatsToJs(env, ev.stats));
-    if (ev.error) o.Set(Key(env, "error"), ToJsError(env, *ev.error).Value());
-  } else if (ev.type == Event::Spawned) {
-    o.Set(Key(env, "type"), "spawned");
-  } else {
-    o.Set(Key(env, "type"), "limit");
-    o.Set(Key(env, "limit"), ev.limit);
-    o.Set(Key(env, "pid"), static_cast<double>(ev.pid));
-    o.Set(Key(env, "value"), static_cast<double>(ev.value));
-  }
-  return o;
-}
-
 Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list) {
   Napi::Array out = Napi::Array::New(env, list.size());
   for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);

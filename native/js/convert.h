@@ -23,7 +23,6 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEG
 Napi::Error ToJsError(Napi::Env env, const SysError& e);
 Napi::Object StatsToJs(Napi::Env env, const Stats& s);
 Napi::Array EnforcementToJs(Napi::Env env, const std::vector<Enforcement>& list);
-Napi::Object EventToJs(Napi::Env env, const Event& ev);
 Napi::Array ToJsStrings(Napi::Env env, const std::vector<std::string>& list);
 
 // `name` as a JS string, made once per environment (`name` must be a string literal: it is
