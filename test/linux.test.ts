@@ -726,11 +726,13 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.equal(state(cp.pid!), 'T', "control: child_process's child is stopped");
         cp.kill('SIGKILL');
         // A root launcher's call can return before the worker exists (its namespace's first process
-        // makes it), once a spawn has seen this host's namespaces work: the stop waits for it.
+        // makes it), once a spawn has seen this host's namespaces work: the stop is made once the
+        // worker has exec'd.
         await spawnIsolated(w, ['exit', '0'], { privileges, stdio: 'ignore' }).exited;
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
         try {
           assert.equal(p.kill('SIGSTOP'), true);
+          await new Promise<void>((r) => p.once('spawn', () => r()));
           const worker = workerOf(p.pid!);
           await until(() => state(worker) === 'T', 5000);
           assert.equal(state(worker), 'T', 'the worker is stopped');

@@ -450,6 +450,45 @@ function trashEntries(base = os.tmpdir()): string[] {
       assert.equal(r.ended, 'ended', `the JS thread ended: ${JSON.stringify(r)}`);
       assert.match(r.exe, /memfd:spawn-isolated-init/, `it went on to exec its init: ${JSON.stringify(r)}`);
     });
+
+    it("held back before its init's exec for good, it holds up the end of its JS thread by about a second, then is killed with its worker", async function () {
+      if (!isRoot) this.skip(); // the root launcher's path, where a cloner thread follows the first process to its exec
+      this.timeout(60_000);
+      const fifo = path.join(tmp, `hold-never-${Date.now()}`);
+      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const r = (await inLauncher(
+        tmp,
+        `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
+         const { Worker } = require('node:worker_threads');
+         // A writer that never writes: every first process waits on the FIFO for good.
+         const hold = fs.openSync(${JSON.stringify(fifo)}, fs.constants.O_RDWR);
+         fs.writeSync(hold, 'g'); // but the first spawn (this host's namespaces seen to work)
+         const wt = new Worker(\`
+           const { parentPort, workerData } = require('node:worker_threads');
+           const { spawnIsolated } = require(workerData.lib);
+           spawnIsolated(workerData.w, ['exit', '0'], { stdio: 'ignore' }).on('close', () => {
+             const p = spawnIsolated(workerData.w, ['sleep', '60000'], { stdio: 'ignore', killOnClose: false });
+             parentPort.postMessage(p.pid);
+           });
+           setInterval(() => {}, 1000);
+         \`, { eval: true, workerData: { lib, w } });
+         const first = await new Promise((res) => wt.once('message', res));
+         await new Promise((res) => setTimeout(res, 200));
+         const t0 = Date.now();
+         const ended = await Promise.race([wt.terminate().then(() => 'ended'), new Promise((res) => setTimeout(res, 20000, 'timed out').unref())]);
+         const ms = Date.now() - t0;
+         let gone = false;
+         for (let i = 0; i < 200 && !gone; i++) {
+           gone = !fs.existsSync('/proc/' + first) || fs.readFileSync('/proc/' + first + '/stat', 'utf8').split(') ')[1][0] === 'Z';
+           if (!gone) await new Promise((res) => setTimeout(res, 10));
+         }
+         fs.closeSync(hold);
+         return { ended, ms, gone };`,
+      )) as { ended: string; ms: number; gone: boolean };
+      assert.equal(r.ended, 'ended', `the JS thread ended: ${JSON.stringify(r)}`);
+      assert.ok(r.ms >= 900 && r.ms < 10_000, `after the grace of about a second: ${JSON.stringify(r)}`);
+      assert.equal(r.gone, true, `the first process was killed: ${JSON.stringify(r)}`);
+    });
   });
 
   describe('Landlock for every confined worker', () => {

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -417,6 +418,8 @@ class BoundedCloner {
   // A first process follows in ~0.1 ms; under a burst of spawns, or one stopped from outside
   // (SIGSTOP) before its exec, each may still be following at the next spawn.
   static constexpr size_t kMaxCloners = 4;
+  // How long the JS thread's end waits for a followed first process to exec its init.
+  static constexpr int kFollowGraceMs = 1000;
   // One of this JS thread's cloners that follows no first process (a new one while there are
   // fewer than kMaxCloners), or null: each is following, and the caller clones on its own
   // thread, as without a cloner (the child drops the bounding set itself).
@@ -468,12 +471,18 @@ class BoundedCloner {
   ~BoundedCloner() {
     if (!started_) return;
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      std::unique_lock<std::mutex> lk(mu_);
       stop_ = true;
       // A first process stopped before its exec would keep the thread (and this JS thread's
       // end) waiting: it goes on.
       if (followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGCONT, nullptr, 0);
       work_.notify_one();
+      // One that still has not exec'd its init after that (held back, or starved by its own
+      // worker, which shares its uid by then) is killed, and its worker with it: the end of a
+      // JS thread (or of the process) waits for nothing the worker controls.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFollowGraceMs);
+      while (following_ && std::chrono::steady_clock::now() < deadline) idle_.WaitForMs(lk, 50);
+      if (following_ && followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGKILL, nullptr, 0);
     }
     pthread_join(thread_, nullptr);
   }
@@ -1032,6 +1041,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
           f.err = err;
           return ChildError(ctx, f);
         };
+        start->init = static_cast<pid_t>(pid);
         child.start = start;
         first->start = std::move(start);
       }
@@ -1169,28 +1179,19 @@ namespace {
 
 // SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a namespace's
 // PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to the worker, as
-// child_process's goes to its child: through a pidfd of the pid the init has as its first child,
-// looked up again once the pidfd is open (so a pid reused meanwhile is never signalled).
-bool StopWorker(Child& c) {
-  pid_t worker = InitsFirstChild(c.pid);
-  if (worker <= 0) return false;
-  Fd fd(static_cast<int>(syscall(SYS_pidfd_open, worker, 0)));
-  if (!fd.valid() || InitsFirstChild(c.pid) != worker) return false;
-  if (syscall(SYS_pidfd_send_signal, fd.get(), SIGSTOP, nullptr, 0) == 0) return true;
-  if (errno == ESRCH) return false;
-  throw Errno("pidfd_send_signal", errno);
-}
+// child_process's goes to its child (StopInitsChild).
+bool StopWorker(Child& c) { return StopInitsChild(c.pid); }
 
 }  // namespace
 
 bool Signal(uint64_t id, int signal) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) return false;
-  // A spawn that returned before its worker's exec: the worker to stop has exec'd once its start
-  // is settled (waited for here, outside the monitor's lock; a failed start leaves none).
-  if (signal == SIGSTOP && c->init && c->start) {
-    int err;
-    c->start->Await(2000, &err);
+  // A spawn that returned before its worker's exec: the worker is stopped once it has exec'd,
+  // by the thread that settles its start (a failed start leaves none to stop).
+  if (c->start) {
+    if (signal == SIGSTOP && c->init && c->start->DeferStop()) return true;
+    if (signal == SIGCONT) c->start->CancelStop();
   }
   std::lock_guard<std::mutex> lock(Monitor::Get().mu());
   if (c->ended) return false;  // reaped: its pidfd names nothing any more

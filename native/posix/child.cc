@@ -65,8 +65,11 @@ constexpr unsigned long kFlagWaitKillable = SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RE
 // SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
 // SECBIT_KEEP_CAPS_LOCKED: no root rules, no fix-ups, no keep-caps, none of it undoable.
 constexpr unsigned long kLockedSecurebits = 0x2f;
-// Signals 1..31 (the standard ones, as libuv resets them); real-time ones are left alone.
-constexpr int kSignalsToDefault = 32;
+// Signals 1..31 (the standard ones, as libuv resets them) and glibc's own two (32 and 33: thread
+// cancellation and the set*id broadcast, which a child's blocked mask cannot hold: glibc keeps
+// them out of it), whose handlers must not run in a child that shares the launcher's memory;
+// the other real-time ones are left alone.
+constexpr int kSignalsToDefault = 34;
 
 [[noreturn]] void ChildFail(const ChildPlan& p, int step, int err = -1, int code = 127) {
   int msg[2] = {step, err < 0 ? errno : err};

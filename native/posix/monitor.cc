@@ -384,18 +384,50 @@ void Monitor::Tick() {
 }
 
 void StartVerdict::Settle(int step, int err) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (known_) return;
-  step_ = step;
-  err_ = err;
-  if (step == 0) {
-    auto ev = std::make_unique<Event>();
-    ev->type = Event::Spawned;
-    ev->id = id;
-    sink->Post(std::move(ev));  // under the lock: the monitor's Exit event waits for it (Await)
+  bool stop;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (known_) return;
+    step_ = step;
+    err_ = err;
+    if (step == 0) {
+      auto ev = std::make_unique<Event>();
+      ev->type = Event::Spawned;
+      ev->id = id;
+      sink->Post(std::move(ev));  // under the lock: the monitor's Exit event waits for it (Await)
+    }
+    known_ = true;
+    stop = stopDeferred_ && step == 0;
+    settled_.notify_all();
   }
-  known_ = true;
-  settled_.notify_all();
+  if (stop) {
+    try {
+      StopInitsChild(init);
+    } catch (const SysError&) {
+    }
+  }
+}
+
+bool StartVerdict::DeferStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (known_) return false;
+  stopDeferred_ = true;
+  return true;
+}
+
+void StartVerdict::CancelStop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopDeferred_ = false;
+}
+
+bool StopInitsChild(pid_t init) {
+  pid_t worker = InitsFirstChild(init);
+  if (worker <= 0) return false;
+  Fd fd(static_cast<int>(syscall(SYS_pidfd_open, worker, 0)));
+  if (!fd.valid() || InitsFirstChild(init) != worker) return false;
+  if (syscall(SYS_pidfd_send_signal, fd.get(), SIGSTOP, nullptr, 0) == 0) return true;
+  if (errno == ESRCH) return false;
+  throw Errno("pidfd_send_signal", errno);
 }
 
 bool StartVerdict::Settled() {

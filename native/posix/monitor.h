@@ -42,13 +42,24 @@ struct StartVerdict {
   bool Settled();
   // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err.
   int Await(uint64_t ms, int* err);
+  // kill('SIGSTOP') before it is settled: the worker is stopped once it has exec'd (Settle),
+  // never before (its first process, in its vfork until then, would never exec the init).
+  // False: settled already, stop it now. SIGCONT meanwhile cancels it.
+  bool DeferStop();
+  void CancelStop();
+  pid_t init = 0;  // the first process (the init once it has exec'd)
 
  private:
   std::mutex mu_;
   CondVar settled_;
-  bool known_ = false;
+  bool known_ = false, stopDeferred_ = false;
   int step_ = 0, err_ = 0;
 };
+
+// SIGSTOP to the worker of `init` (its first child), through a pidfd of it, looked up again
+// once that is open (so a pid reused meanwhile is never signalled): false when there is none.
+// Throws on an unexpected failure.
+bool StopInitsChild(pid_t init);
 
 struct Child : WorkerBase {
   std::unique_ptr<TransientId> transientId;  // its own uid/gid, while its tree lives
