@@ -817,6 +817,39 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
+    it('a worker that runs on after its JS thread ended (killOnClose: false) is reaped once it ends: no zombie, no reservation left', async function () {
+      const got = (await inLauncher(
+        tmp,
+        `const { zombieChildren } = require(${JSON.stringify(path.join(__dirname, 'leaks.js'))});
+         const { Worker } = require('node:worker_threads');
+         const lockFds = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).includes('transient-ids'); } catch { return false; } }).length;
+         await run(['exit', '0']);
+         const before = lockFds();
+         const pids = [];
+         for (let i = 0; i < 3; i++) {
+           const t = new Worker(\`
+             const { parentPort, workerData } = require('node:worker_threads');
+             const { spawnIsolated } = require(workerData.lib);
+             const p = spawnIsolated(workerData.w, ['sleep', '300'], { stdio: 'ignore', killOnClose: false });
+             p.on('spawn', () => parentPort.postMessage(p.pid));
+           \`, { eval: true, workerData: { lib, w } });
+           pids.push(await new Promise((res) => t.once('message', res)));
+           await t.terminate();
+         }
+         const alive = (pid) => { try { return fs.readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1][0] !== 'Z'; } catch { return false; } };
+         for (let i = 0; i < 500 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+         let zombies = zombieChildren();
+         for (let i = 0; i < 200 && zombies.length > 0; i++) {
+           await new Promise((r) => setTimeout(r, 10));
+           zombies = zombieChildren();
+         }
+         return { ran: !pids.some(alive), zombies, before, after: lockFds() };`,
+      )) as { ran: boolean; zombies: number[]; before: number; after: number };
+      assert.equal(got.ran, true, JSON.stringify(got));
+      assert.deepEqual(got.zombies, [], `no zombie left: ${JSON.stringify(got)}`);
+      assert.equal(got.after, got.before, `no transient uid's reservation left open: ${JSON.stringify(got)}`);
+    });
+
     it('a launcher that asks for no limit makes no cgroup, even once its workers have exited (control: one with a limit does)', async function () {
       if (!support.limits['memory.total'].enforced) this.skip();
       const got = (await inLauncher(

@@ -1224,8 +1224,11 @@ void Release(uint64_t id) {
       // It runs on, within its limits: its cgroup, temp dir and transient uid stay its own.
       if (c->transientId) c->transientId->Keep();
       c->tempDir.clear();
-      std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
-      if (!c->cgRetired) c->mountNs.reset();      // its own processes hold it
+      {
+        std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
+        if (!c->cgRetired) c->mountNs.reset();      // its own processes hold it
+      }
+      Monitor::Get().Orphan(std::move(c));  // reaped once it ends
       return;
     }
     Monitor::KillTree(*c);

@@ -37,6 +37,7 @@ class TransientId {
   // The tree outlives this launcher (killOnClose: false): keep the id reserved for as long as
   // this process lives, so no later worker of it gets the same one.
   void Keep() { kept_ = true; }
+  void Unkeep() { kept_ = false; }  // its tree is gone after all: released with this object
   // A free id, reserved across every launcher on this host. Throws SysError.
   static std::unique_ptr<TransientId> Acquire();
 

@@ -253,10 +253,41 @@ std::shared_ptr<Child> Monitor::Remove(uint64_t id) {
   std::shared_ptr<Child> c = reg_.Remove(id);
   if (!c) return nullptr;
   std::lock_guard<std::mutex> lock(mu());
-  if (!c->ended) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
-  // Its tree may go on (killOnClose: false): its requests are answered until it is gone.
+  // Its tree may go on (killOnClose: false): its requests are answered until it is gone, and
+  // it is reaped once it ends. Otherwise the caller ends and reaps it now (Release).
+  if (!c->ended && c->killOnClose) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
   if (c->notifier && !c->ended) detached_[id] = c;
   return c;
+}
+
+void Monitor::Orphan(std::shared_ptr<Child> c) {
+  std::lock_guard<std::mutex> lock(mu());
+  if (!c->ended) orphans_[c->id] = std::move(c);
+}
+
+void Monitor::ReapOrphan(uint64_t id) {
+  std::shared_ptr<Child> c;
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    auto it = orphans_.find(id);
+    if (it == orphans_.end()) return;
+    c = it->second;
+  }
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  if (syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr) != 0 || info.si_pid == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    c->ended = true;
+    epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
+    orphans_.erase(id);
+  }
+  // Under its own PID namespace nothing of its tree is left: its transient uid and its cgroup,
+  // kept for it while it ran, go (without one, what it left running keeps them).
+  if (c->pidns) {
+    if (c->transientId) c->transientId->Unkeep();
+    RetireCgroup(*c);
+  }
 }
 
 void Monitor::Notified(uint64_t id, uint32_t events) {
@@ -339,7 +370,10 @@ void Monitor::Run() {
         continue;
       }
       std::shared_ptr<Child> c = Find(evs[i].data.u64);
-      if (c) Reap(*c);
+      if (c)
+        Reap(*c);
+      else
+        ReapOrphan(evs[i].data.u64);
     }
     auto now = std::chrono::steady_clock::now();
     if (period >= 0 && now - lastTick >= std::chrono::milliseconds(period)) {

@@ -121,6 +121,9 @@ class Monitor {
   std::shared_ptr<Child> Find(uint64_t id) { return reg_.Find(id); }
   std::shared_ptr<Child> Get(uint64_t id, const char* what) { return reg_.Get(id, what); }
   std::shared_ptr<Child> Remove(uint64_t id);
+  // After Remove: a worker that runs on (killOnClose: false), whose pidfd Remove left watched, is
+  // reaped once it ends; what was kept for it goes then when it had its own PID namespace.
+  void Orphan(std::shared_ptr<Child> c);
   std::vector<std::shared_ptr<Child>> Snapshot() { return reg_.Snapshot(); }
   // Records the first reason and ends the tree. False when the worker was already reaped.
   bool Terminate(Child& c, const std::string& reason);
@@ -141,6 +144,10 @@ class Monitor {
   // Released workers still running (killOnClose: false) whose requests are still answered,
   // until their listener hangs up. Guarded by mu().
   std::map<uint64_t, std::shared_ptr<Child>> detached_;
+  // Released while running on (killOnClose: false): their pidfds stay watched, so that each is
+  // reaped once it ends (ReapOrphan), its exit reported to no one.
+  std::map<uint64_t, std::shared_ptr<Child>> orphans_;
+  void ReapOrphan(uint64_t id);
 };
 
 }  // namespace posix
