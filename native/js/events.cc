@@ -130,8 +130,7 @@ void CallJs(Napi::Env env, Napi::Function fn, AddonData* data, Event* ev) {
   // terminated) and can run no more JS: there is no one left to tell, and nothing is thrown. (A
   // listener's own exception never gets here: the JS side re-throws it on the next tick.)
   napi_value arg = EventObject(env, *ev), recv, result;
-  if (arg == nullptr || napi_get_undefined(env, &recv) != napi_ok) return;
-  if (napi_call_function(env, recv, fn, 1, &arg, &result) == napi_ok) return;
+  if (arg != nullptr && napi_get_undefined(env, &recv) == napi_ok && napi_call_function(env, recv, fn, 1, &arg, &result) == napi_ok) return;
   bool pending = false;
   napi_value exception;
   if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &exception);

@@ -373,6 +373,10 @@ struct FirstProcess {
       ssize_t n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
+      // The init's byte, where a message would begin (a step's first byte is 1-16, kWorkerExecd's
+      // 0xff): it has exec'd and is up. Done, whoever else still holds a copy of the pipe (a first
+      // process cloned meanwhile by another JS thread's cloner keeps one until its own exec).
+      if (got == 0 && !first && reinterpret_cast<const char*>(msg)[0] == kInitUp) break;
       got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
       if (got != 0) continue;
       if (first && start) {
@@ -424,12 +428,12 @@ class BoundedCloner {
   // fewer than kMaxCloners), or null: each is following, and the caller clones on its own
   // thread, as without a cloner (the child drops the bounding set itself).
   static BoundedCloner* Idle() {
-    thread_local std::vector<std::unique_ptr<BoundedCloner>> crew;
-    for (auto& c : crew)
+    thread_local Crew crew;
+    for (auto& c : crew.all)
       if (!c->Following()) return c.get();
-    if (crew.size() >= kMaxCloners) return nullptr;
-    crew.emplace_back(new BoundedCloner());
-    return crew.back().get();
+    if (crew.all.size() >= kMaxCloners) return nullptr;
+    crew.all.emplace_back(new BoundedCloner());
+    return crew.all.back().get();
   }
 
   // Starts `f` on the thread (runs it here when the thread could not be made); Finish() waits
@@ -470,24 +474,45 @@ class BoundedCloner {
 
   ~BoundedCloner() {
     if (!started_) return;
+    Stop();
+    End(std::chrono::steady_clock::now() + std::chrono::milliseconds(kFollowGraceMs));
+  }
+
+ private:
+  // A JS thread's cloners, ended together (Stop each, then End each by one deadline).
+  struct Crew {
+    std::vector<std::unique_ptr<BoundedCloner>> all;
+    ~Crew() {
+      for (auto& c : all)
+        if (c->started_) c->Stop();
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFollowGraceMs);
+      for (auto& c : all)
+        if (c->started_) c->End(deadline);
+      all.clear();  // joined: each destructor finds its thread gone
+    }
+  };
+
+  // Its thread is to end. A first process stopped before its exec would keep it (and this JS
+  // thread's end) waiting: it goes on.
+  void Stop() {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+    if (followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGCONT, nullptr, 0);
+    work_.notify_one();
+  }
+  // A first process that still has not exec'd its init by `deadline` (held back, or starved by
+  // its own worker, which shares its uid by then) is killed, and its worker with it: the end of
+  // a JS thread (or of the process) waits for nothing a worker controls. Then the thread is joined.
+  void End(std::chrono::steady_clock::time_point deadline) {
     {
       std::unique_lock<std::mutex> lk(mu_);
-      stop_ = true;
-      // A first process stopped before its exec would keep the thread (and this JS thread's
-      // end) waiting: it goes on.
-      if (followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGCONT, nullptr, 0);
-      work_.notify_one();
-      // One that still has not exec'd its init after that (held back, or starved by its own
-      // worker, which shares its uid by then) is killed, and its worker with it: the end of a
-      // JS thread (or of the process) waits for nothing the worker controls.
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kFollowGraceMs);
       while (following_ && std::chrono::steady_clock::now() < deadline) idle_.WaitForMs(lk, 50);
       if (following_ && followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGKILL, nullptr, 0);
     }
     pthread_join(thread_, nullptr);
+    started_ = false;
   }
 
- private:
   BoundedCloner() {
     SignalsBlocked blocked;  // inherited by the thread, and by every child it clones
     started_ = pthread_create(&thread_, nullptr, &Main, this) == 0;
@@ -1232,6 +1257,10 @@ void Release(uint64_t id) {
       return;
     }
     Monitor::KillTree(*c);
+    // A start not settled yet is, once its first process is gone (a deferred stop then finds
+    // no worker): its pid stays its own until the waitid.
+    int err;
+    if (c->start) c->start->Await(5000, &err);
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }

@@ -275,6 +275,8 @@ void Monitor::ReapOrphan(uint64_t id) {
   }
   siginfo_t info;
   memset(&info, 0, sizeof(info));
+  int err;
+  if (c->start) c->start->Await(5000, &err);  // as Reap does
   if (syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr) != 0 || info.si_pid == 0) return;
   {
     std::lock_guard<std::mutex> lock(mu());
@@ -418,28 +420,26 @@ void Monitor::Tick() {
 }
 
 void StartVerdict::Settle(int step, int err) {
-  bool stop;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (known_) return;
-    step_ = step;
-    err_ = err;
-    if (step == 0) {
-      auto ev = std::make_unique<Event>();
-      ev->type = Event::Spawned;
-      ev->id = id;
-      sink->Post(std::move(ev));  // under the lock: the monitor's Exit event waits for it (Await)
-    }
-    known_ = true;
-    stop = stopDeferred_ && step == 0;
-    settled_.notify_all();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (known_) return;
+  step_ = step;
+  err_ = err;
+  if (step == 0) {
+    auto ev = std::make_unique<Event>();
+    ev->type = Event::Spawned;
+    ev->id = id;
+    sink->Post(std::move(ev));  // under the lock: the monitor's Exit event waits for it (Await)
   }
-  if (stop) {
+  // Under the lock too: whoever reaps the first process waits for this first (Await), so its
+  // pid is still its own; and a SIGCONT sent after CancelStop comes after this stop.
+  if (stopDeferred_ && step == 0) {
     try {
       StopInitsChild(init);
     } catch (const SysError&) {
     }
   }
+  known_ = true;
+  settled_.notify_all();
 }
 
 bool StartVerdict::DeferStop() {
@@ -485,15 +485,24 @@ void Monitor::Reap(Child& c) {
   WorkerEnd end;
   // Still a zombie: its CPU clock can be read (under an init, the init reads it).
   if (!c.init && c.limits.cpuTimeMs) end.profKnown = ProfClock(c.pid, &end.profNs);
+  // A spawn that returned before its worker's exec: the first report on its error pipe came
+  // before this exit (the worker's, then its first process's, before their ends), and the
+  // thread that follows it settles the start once that process has exec'd or ended. Waited
+  // for before the waitid, so that the pid stays the init's meanwhile (a deferred stop reads it).
+  int startErr = 0;
+  int startStep = c.start ? c.start->Await(5000, &startErr) : 0;
   // waitid with an rusage (Linux's fifth argument), on this worker's pidfd only.
   if (syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, &ru) != 0 || info.si_pid == 0) return;
   std::string reason;
+  bool orphaned;
   {
     std::lock_guard<std::mutex> lock(mu());
     c.ended = true;
     epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
     reason = c.reason;
+    orphaned = orphans_.erase(c.id) > 0;  // released to run on as it ended: no one to tell
   }
+  if (orphaned && c.pidns && c.transientId) c.transientId->Unkeep();
   end.code = info.si_code == CLD_EXITED ? info.si_status : 0;
   end.signal = info.si_code == CLD_EXITED ? 0 : info.si_status;
   // Under an init, the worker's own status, as the init reported it (none: the init itself was
@@ -511,12 +520,7 @@ void Monitor::Reap(Child& c) {
     end.code = 0;
     end.signal = SIGKILL;
   }
-  // A spawn that returned before its worker's exec: the first report on its error pipe came
-  // before this exit (the worker's, then its first process's, before their ends), and the
-  // thread that follows it reads that pipe to its end, which every holder's end closes. A
-  // failed step is reported as the start failure the spawn would have thrown, not an exit.
-  int startErr = 0;
-  int startStep = c.start ? c.start->Await(5000, &startErr) : 0;
+  // A failed step is reported as the start failure the spawn would have thrown, not an exit.
   if (startStep != 0) reason.clear();
   if (reason.empty() && startStep == 0) reason = EvidenceReason(c, end, ru);
   if (reason == "threads") PostThreadsLimit(c);
