@@ -417,7 +417,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.finish(ev.exitCode, ev.signal, ev.reason, ev.stats);
   }
 
-  /** Emits the pending 'spawn' before the first 'data' event of `s`. */
+  /** @internal Emits the pending 'spawn' before the first 'data' event of `s`. */
   private spawnBeforeData(s: Duplex): void {
     const emit = s.emit;
     s.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
@@ -431,9 +431,9 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   }
 
   /**
-   * A failure to start learnt after spawnIsolated() returned (it returned before the worker's
-   * exec): reported as _fail reports one, with no 'spawn' before it and no pid, once the
-   * streams made for the worker are destroyed.
+   * @internal A failure to start learnt after spawnIsolated() returned (it returned before the
+   * worker's exec): reported as a failed start is, with no 'spawn' before it and no pid, once
+   * the streams made for the worker are destroyed.
    */
   private failAfterStart(err: NodeStyleError): void {
     if (this.result || this.closeEmitted) return;

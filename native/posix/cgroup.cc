@@ -81,7 +81,9 @@ bool PrepareV2(const std::string& base, std::string* why) {
 }  // namespace
 
 const CgroupLayout& Layout() {
-  static const CgroupLayout layout = [] {
+  // Never destroyed: the housekeeping thread reads it until the process has ended, after static
+  // destructors have run (a destroyed layout there made a launcher's exit crash, now and then).
+  static const CgroupLayout& layout = *new CgroupLayout([] {
     CgroupLayout l;
     std::string self;
     ReadFile("/proc/self/cgroup", &self);
@@ -118,12 +120,12 @@ const CgroupLayout& Layout() {
     if (l.v1.empty() && l.why.empty()) l.why = "no cgroup hierarchy with memory, cpu or pids controllers is mounted";
     if (l.v1.count("memory")) l.memsw = Exists(l.v1["memory"] + "/memory.memsw.limit_in_bytes");
     return l;
-  }();
+  }());
   return layout;
 }
 
 const std::vector<std::string>& CgroupMounts() {
-  static const std::vector<std::string> points = [] {
+  static const std::vector<std::string>& points = *new std::vector<std::string>([] {  // never destroyed, as Layout()
     std::vector<MountEntry> mounts = Mounts();
     bool sysfsCgroupIsMount = std::any_of(mounts.begin(), mounts.end(), [](const MountEntry& m) { return m.point == "/sys/fs/cgroup"; });
     std::vector<std::string> out;
@@ -134,7 +136,7 @@ const std::vector<std::string>& CgroupMounts() {
       if (std::find(out.begin(), out.end(), top) == out.end()) out.push_back(top);
     }
     return out;
-  }();
+  }());
   return points;
 }
 
