@@ -343,15 +343,16 @@ function trashEntries(base = os.tmpdir()): string[] {
       );
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const oracle = require('./oracle-linux') as typeof import('./oracle-linux');
+      // 0 until the launcher has written its pid (the file can exist, still empty).
+      const launcherPid = () => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) || 0 : 0);
       const firstOf = async (not = 0): Promise<number> => {
         for (let waited = 0; waited < 20_000; waited += 20) {
-          const first = fs.existsSync(pidFile) ? oracle.childrenOf(Number(fs.readFileSync(pidFile, 'utf8'))).find((p) => p !== not) : undefined;
+          const first = launcherPid() > 0 ? oracle.childrenOf(launcherPid()).find((p) => p !== not) : undefined;
           if (first !== undefined) return first;
           await new Promise((r) => setTimeout(r, 20));
         }
         throw new Error('no first process appeared');
       };
-      const launcherPid = () => Number(fs.readFileSync(pidFile, 'utf8'));
       let done = false;
       launcher.then(
         () => (done = true),
@@ -391,7 +392,7 @@ function trashEntries(base = os.tmpdir()): string[] {
       assert.equal((r.killed.exit as { reason?: string }).reason, 'signal', JSON.stringify(r.killed));
       } finally {
         // A failed check leaves a first process waiting on the FIFO, and its launcher with it.
-        if (!done && fs.existsSync(pidFile)) spawnSync('pkill', ['-KILL', '-P', String(launcherPid())]);
+        if (!done && launcherPid() > 0) spawnSync('pkill', ['-KILL', '-P', String(launcherPid())]);
       }
     });
 
