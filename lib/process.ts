@@ -268,22 +268,48 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.stdout = pipes[1] ? streams[1] : null;
     this.stderr = pipes[2] ? streams[2] : null;
     this.stdio = [this.stdin, this.stdout, this.stderr];
+    this.describeFailure(err);
+    process.nextTick(() => this.reportFailure(err, () => streams[0].destroy()));
+  }
+
+  /** `err` as child_process's failed start has it: the arguments, the file, Node's errno. */
+  private describeFailure(err: NodeStyleError): void {
     if (err.spawnargs === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.spawnargs = this.spawnargs.slice(1);
     if (err.path === undefined && err.code !== 'ERR_LIMIT_NOT_ENFORCED') err.path = this.spawnfile;
     nodeErrno(err);
-    process.nextTick(() => {
-      this.exitCode = typeof err.errno === 'number' && err.errno < 0 ? err.errno : null;
-      this.rejectExit(err);
-      try {
-        this.emitError(err);
-      } finally {
-        streams[0].destroy();
-        if (!this.closeEmitted) {
-          this.closeEmitted = true;
-          this.emit('close', this.exitCode, null);
-        }
+  }
+
+  /**
+   * A failed start's `'error'` and rejected `exited`, then its streams destroyed and `'close'`
+   * (with Node's `exitCode`: the negative errno, when the failure has one).
+   */
+  private reportFailure(err: NodeStyleError, destroyStreams: () => void): void {
+    this.exitCode = typeof err.errno === 'number' && err.errno < 0 ? err.errno : null;
+    this.rejectExit(err);
+    try {
+      this.emitError(err);
+    } finally {
+      destroyStreams();
+      if (!this.closeEmitted) {
+        this.closeEmitted = true;
+        this.emit('close', this.exitCode, null);
       }
-    });
+    }
+  }
+
+  /** Its timers and abort listener go: it has ended, or never started. */
+  private stopWatching(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.forceTimer) clearTimeout(this.forceTimer);
+    this.abortCleanup?.();
+  }
+
+  /** The native record goes: nothing more will be asked of it or come from it. */
+  private releaseNative(): void {
+    if (this.id !== undefined && this.registry) {
+      this.registry.remove(this.id);
+      this.registry.binding.release(this.id);
+    }
   }
 
   /**
@@ -437,35 +463,20 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    */
   private failAfterStart(err: NodeStyleError): void {
     if (this.result || this.closeEmitted) return;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.forceTimer) clearTimeout(this.forceTimer);
-    this.abortCleanup?.();
-    if (this.id !== undefined && this.registry) {
-      this.registry.remove(this.id);
-      this.registry.binding.release(this.id);
-    }
+    this.stopWatching();
+    this.releaseNative();
     this.id = undefined;
     this.pid = undefined;
-    if (err.spawnargs === undefined) err.spawnargs = this.spawnargs.slice(1);
-    if (err.path === undefined) err.path = this.spawnfile;
-    nodeErrno(err);
-    this.exitCode = typeof err.errno === 'number' && err.errno < 0 ? err.errno : null;
+    this.describeFailure(err);
     if (debugOn) debug('spawn %s failed after the call returned: %s', this.spawnfile, err.message);
-    this.rejectExit(err);
-    try {
-      this.emitError(err);
-    } finally {
+    this.reportFailure(err, () => {
       for (const s of [this.stdin, this.stdout, this.stderr, this.channel]) if (s && 'destroy' in s) s.destroy();
-      this.closeEmitted = true;
-      this.emit('close', this.exitCode, null);
-    }
+    });
   }
 
   private finish(exitCode: number, signalNum: number, nativeReason: string, stats: NativeStats): void {
     if (this.result) return;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.forceTimer) clearTimeout(this.forceTimer);
-    this.abortCleanup?.();
+    this.stopWatching();
     // The worker's own status, as the kernel (or its init) reported it.
     let code: number | null = signalNum !== 0 ? null : exitCode;
     let signal: NodeJS.Signals | null = signalNum !== 0 ? signalFromNumber(signalNum) : null;
@@ -496,10 +507,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     this.result = { code, signal, reason, stats };
     this.exitCode = code;
     this.signalCode = signal;
-    if (this.id !== undefined && this.registry) {
-      this.registry.remove(this.id);
-      this.registry.binding.release(this.id);
-    }
+    this.releaseNative();
     // As child_process does: nothing can read the worker's stdin any more; and output nobody
     // reads is drained (next tick: a last chance to start reading), so that 'close' can come.
     if (this.stdin && 'destroy' in this.stdin) this.stdin.destroy();

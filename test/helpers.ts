@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { IsolatedExit, IsolatedProcess, isolationSupport, LimitName } from '../lib';
@@ -90,6 +90,18 @@ export function scratchDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(base, prefix));
   fs.chmodSync(dir, 0o755);
   return dir;
+}
+
+/**
+ * A FIFO in `dir` (a scratch directory: the first process opens it in the worker's mount
+ * namespace) for SPAWN_ISOLATED_TEST_HOLD_FIRST: a first process reads a byte from it right
+ * before it execs its init (a test-only hook), and waits until one comes.
+ */
+export function holdFifo(dir: string, name: string): string {
+  const fifo = path.join(dir, `${name}-${Date.now()}`);
+  const made = spawnSync('mkfifo', ['-m', '666', fifo]);
+  if (made.status !== 0) throw new Error(`mkfifo ${fifo}: ${made.stderr}`);
+  return fifo;
 }
 
 /**

@@ -2,14 +2,14 @@
 // take the Node process down, weaken a limit silently, or differ from child_process.spawn
 // without the README saying so. Crashes are tried in a child Node process, which must live.
 import * as assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createIsolationGroup, execIsolated, ExecIsolatedError, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { normalizeOptions } from '../lib/options';
-import { collect, inLauncher, isLinux, isWindows, json, root, scratchDir, worker } from './helpers';
+import { collect, holdFifo, inLauncher, isLinux, isWindows, json, root, scratchDir, worker } from './helpers';
 
 const lib = path.join(root, 'dist', 'lib', 'index.js');
 const w = worker();
@@ -300,8 +300,7 @@ function thrown(fn: () => unknown): string {
       // The first process is held before its init's exec (a test-only hook), so the native word
       // that the worker has exec'd comes only once it is let go: the worker's output comes first.
       const dir = scratchDir('spawn-order-');
-      const fifo = path.join(dir, 'hold');
-      assert.equal(execFileSync('mkfifo', ['-m', '666', fifo]) !== undefined, true);
+      const fifo = holdFifo(dir, 'hold');
       const r = await inLauncher(
         dir,
         `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, inLauncher, isLinux, json, root, scratchDir, slow, until, worker } from './helpers';
+import { collect, holdFifo, inLauncher, isLinux, json, root, scratchDir, slow, until, worker } from './helpers';
 
 type Results = Record<string, string>;
 const isRoot = isLinux && process.getuid!() === 0;
@@ -320,8 +320,7 @@ function trashEntries(base = os.tmpdir()): string[] {
           .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
           .split('\n')
           .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'));
-      const fifo = path.join(tmp, `hold-${Date.now()}`);
-      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const fifo = holdFifo(tmp, 'hold');
       const pidFile = path.join(tmp, `launcher-${Date.now()}.pid`);
       const returned = path.join(tmp, `returned-${Date.now()}`);
       const pid1 = path.join(tmp, `pid1-${Date.now()}`);
@@ -399,8 +398,7 @@ function trashEntries(base = os.tmpdir()): string[] {
     it('stopped (SIGSTOP) before its init exists, it holds up neither the next spawns nor the end of the JS thread that spawned it', async function () {
       if (!isRoot) this.skip(); // the root launcher's path, where a cloner thread follows the first process to its exec
       this.timeout(60_000);
-      const fifo = path.join(tmp, `hold-stop-${Date.now()}`);
-      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const fifo = holdFifo(tmp, 'hold-stop');
       const r = (await inLauncher(
         tmp,
         `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
@@ -455,8 +453,7 @@ function trashEntries(base = os.tmpdir()): string[] {
     it("held back before its init's exec for good, it holds up the end of its JS thread by about a second, then is killed with its worker", async function () {
       if (!isRoot) this.skip(); // the root launcher's path, where a cloner thread follows the first process to its exec
       this.timeout(60_000);
-      const fifo = path.join(tmp, `hold-never-${Date.now()}`);
-      assert.equal(spawnSync('mkfifo', ['-m', '666', fifo]).status, 0);
+      const fifo = holdFifo(tmp, 'hold-never');
       const r = (await inLauncher(
         tmp,
         `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};

@@ -1200,15 +1200,6 @@ bool Kill(uint64_t id, const std::string& reason) {
   return c ? Monitor::Get().Terminate(*c, reason) : false;
 }
 
-namespace {
-
-// SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a namespace's
-// PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to the worker, as
-// child_process's goes to its child (StopInitsChild).
-bool StopWorker(Child& c) { return StopInitsChild(c.pid); }
-
-}  // namespace
-
 bool Signal(uint64_t id, int signal) {
   std::shared_ptr<Child> c = Monitor::Get().Find(id);
   if (!c) return false;
@@ -1220,7 +1211,10 @@ bool Signal(uint64_t id, int signal) {
   }
   std::lock_guard<std::mutex> lock(Monitor::Get().mu());
   if (c->ended) return false;  // reaped: its pidfd names nothing any more
-  if (signal == SIGSTOP && c->init) return StopWorker(*c);
+  // SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a
+  // namespace's PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to
+  // the worker, as child_process's goes to its child.
+  if (signal == SIGSTOP && c->init) return StopInitsChild(c->pid);
   // To the worker's own pid (its init forwards it, when it has one).
   if (syscall(SYS_pidfd_send_signal, c->pidfd.get(), signal, nullptr, 0) == 0) return true;
   if (errno == ESRCH) return false;
@@ -1259,8 +1253,7 @@ void Release(uint64_t id) {
     Monitor::KillTree(*c);
     // A start not settled yet is, once its first process is gone (a deferred stop then finds
     // no worker): its pid stays its own until the waitid.
-    int err;
-    if (c->start) c->start->Await(5000, &err);
+    if (c->start) c->start->Await();
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }

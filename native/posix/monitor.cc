@@ -275,8 +275,7 @@ void Monitor::ReapOrphan(uint64_t id) {
   }
   siginfo_t info;
   memset(&info, 0, sizeof(info));
-  int err;
-  if (c->start) c->start->Await(5000, &err);  // as Reap does
+  if (c->start) c->start->Await();  // as Reap does
   if (syscall(SYS_waitid, P_PIDFD, c->pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr) != 0 || info.si_pid == 0) return;
   {
     std::lock_guard<std::mutex> lock(mu());
@@ -469,11 +468,11 @@ bool StartVerdict::Settled() {
   return known_;
 }
 
-int StartVerdict::Await(uint64_t ms, int* err) {
+int StartVerdict::Await(int* err, uint64_t ms) {
   std::unique_lock<std::mutex> lock(mu_);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   while (!known_ && std::chrono::steady_clock::now() < deadline) settled_.WaitForMs(lock, 100);
-  *err = err_;
+  if (err != nullptr) *err = err_;
   return known_ ? step_ : 0;
 }
 
@@ -490,7 +489,7 @@ void Monitor::Reap(Child& c) {
   // thread that follows it settles the start once that process has exec'd or ended. Waited
   // for before the waitid, so that the pid stays the init's meanwhile (a deferred stop reads it).
   int startErr = 0;
-  int startStep = c.start ? c.start->Await(5000, &startErr) : 0;
+  int startStep = c.start ? c.start->Await(&startErr) : 0;
   // waitid with an rusage (Linux's fifth argument), on this worker's pidfd only.
   if (syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, &ru) != 0 || info.si_pid == 0) return;
   std::string reason;

@@ -40,8 +40,11 @@ struct StartVerdict {
   // posted, before any Exit event of the worker can be.
   void Settle(int step, int err);
   bool Settled();
-  // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err.
-  int Await(uint64_t ms, int* err);
+  // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err. Whoever reaps
+  // the first process waits so first (its pid stays its own for a deferred stop); Settle comes
+  // at once then, its first process being gone: the bound is only a guard.
+  static constexpr uint64_t kAwaitMs = 5000;
+  int Await(int* err = nullptr, uint64_t ms = kAwaitMs);
   // kill('SIGSTOP') before it is settled: the worker is stopped once it has exec'd (Settle),
   // never before (its first process, in its vfork until then, would never exec the init).
   // False: settled already, stop it now. SIGCONT meanwhile cancels it.
