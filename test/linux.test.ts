@@ -429,13 +429,16 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       requireEnforced(this, 'memory.process');
       if (!memcg()) this.skip();
       const p = spawnIsolated(w, ['attack', 'exec-kill', '300'], { memory: { process: '64MiB' }, processes: 4, stdio: ['ignore', 'pipe', 'pipe'] });
+      const done = collect(p);
+      // Until 'spawn' the worker may not be in its own cgroups yet (the call can return before its exec).
+      await new Promise<void>((r) => p.once('spawn', () => r()));
       const line = fs
         .readFileSync(`/proc/${workerOf(p.pid!)}/cgroup`, 'utf8')
         .split('\n')
         .find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) || l.startsWith('0::'))!;
       const rel = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1);
       const tree = path.dirname(support.backend === 'linux-cgroup-v2' ? `/sys/fs/cgroup${rel}` : `/sys/fs/cgroup/memory${rel}`);
-      const c = await collect(p);
+      const c = await done;
       assert.deepEqual([c.exit.code, c.exit.reason, json(c)], [0, 'exit', { made: 300 }], c.stderr.slice(0, 300));
       for (let waited = 0; fs.existsSync(tree) && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
       assert.ok(!fs.existsSync(tree), `${tree} left behind`);

@@ -1010,12 +1010,12 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   cp.announceWorker = cloner != nullptr && cloner->Threaded() && cp.vforkWorker;
   // The call can even return once the first process is cloned, before the worker's exec: the
   // cloner keeps the spawn's memory and settles the start (StartVerdict) from the first report;
-  // a failure then comes as the worker's 'error' instead of this call's. Not for a worker whose
-  // filter asks this process (its listener is received here before its exec), and not before
-  // this host has once let a worker use its namespaces (a host that refuses them is found by a
-  // failed step, which makes the spawn retry without: NamespacesRefusedError).
+  // a failure then comes as the worker's 'error' instead of this call's, and a worker whose
+  // filter asks this process sends its listener to the monitor (Child::listenerSock). Not
+  // before this host has once let a worker use its namespaces (a host that refuses them is found
+  // by a failed step, which makes the spawn retry without: NamespacesRefusedError).
   static std::atomic<bool> namespacesWork{false};  // a worker with a mount namespace exec'd
-  bool early = cp.announceWorker && !child.notifies && namespacesWork.load(std::memory_order_relaxed);
+  bool early = cp.announceWorker && namespacesWork.load(std::memory_order_relaxed);
   // The first process reads its own copy of the plan (made now: the plan is complete).
   auto first = std::make_unique<FirstProcess>(cp, !forked);
   first->memory = std::move(mem);
@@ -1089,7 +1089,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
   relayBlocked.reset();
-  if (failed.step == 0 && child.notifies) {
+  if (early && child.notifies) child.listenerSock = std::move(listenerRead);
+  if (failed.step == 0 && child.notifies && !early) {
     child.notifier = std::make_unique<Notifier>(ReceiveListener(listenerRead.get()));
     if (child.notifier->fd() < 0) {
       // Never run a worker whose questions no one answers. It did not send its listener: it

@@ -241,9 +241,9 @@ void Monitor::Add(std::shared_ptr<Child> c) {
   ev.events = EPOLLIN;
   ev.data.u64 = c->id;
   epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->pidfd.get(), &ev);
-  if (c->notifier) {
+  if (c->notifier || c->listenerSock.valid()) {
     ev.data.u64 = c->id | kNotifyKey;
-    epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->notifier->fd(), &ev);
+    epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, c->notifier ? c->notifier->fd() : c->listenerSock.get(), &ev);
   }
   reg_.Add(std::move(c));
   Wake();
@@ -256,7 +256,7 @@ std::shared_ptr<Child> Monitor::Remove(uint64_t id) {
   // Its tree may go on (killOnClose: false): its requests are answered until it is gone, and
   // it is reaped once it ends. Otherwise the caller ends and reaps it now (Release).
   if (!c->ended && c->killOnClose) epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->pidfd.get(), nullptr);
-  if (c->notifier && !c->ended) detached_[id] = c;
+  if ((c->notifier || c->listenerSock.valid()) && !c->ended) detached_[id] = c;
   return c;
 }
 
@@ -298,7 +298,32 @@ void Monitor::Notified(uint64_t id, uint32_t events) {
     auto it = detached_.find(id);
     if (it != detached_.end()) c = it->second;
   }
-  if (!c || !c->notifier) return;
+  if (!c) return;
+  if (!c->notifier) {
+    // Its spawn returned before its exec: the listener the worker sent before that exec. Its
+    // requests wait meanwhile (their processes block in the call).
+    if (!c->listenerSock.valid() || !(events & EPOLLIN)) return;
+    Fd listener = ReceiveListener(c->listenerSock.get());
+    if (!listener.valid() && errno == EAGAIN) return;
+    epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->listenerSock.get(), nullptr);
+    int fd = listener.get();
+    {
+      std::lock_guard<std::mutex> lock(mu());
+      c->listenerSock.reset();
+      if (listener.valid()) c->notifier = std::make_unique<Notifier>(std::move(listener));
+      if (!c->notifier) detached_.erase(id);
+    }
+    if (fd < 0) {
+      // Never run a worker whose questions no one answers (something else came: not ours).
+      KillTree(*c);
+      return;
+    }
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id | kNotifyKey;
+    epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev);
+    return;  // its first request, if any, is the next wake-up (level-triggered)
+  }
   if (events & EPOLLIN) c->notifier->Serve(*c);
   if (events & (EPOLLHUP | EPOLLERR)) {
     // Every process under its filter is gone.

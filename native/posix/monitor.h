@@ -76,6 +76,10 @@ struct Child : WorkerBase {
   std::mutex cgMu;                     // the monitor thread's changes to cg (its leaves) against its retirement
   std::unique_ptr<Notifier> notifier;  // its seccomp listener, when its filter asks (notify.h)
   bool notifies = false;               // its filter asks (a listener is expected)
+  // Where that listener comes, when the spawn returned before the worker's exec (and so before
+  // it was sent): the monitor receives it (Monitor::Notified). notifier and listenerSock change
+  // on the monitor thread only, under Monitor::mu().
+  Fd listenerSock;
   bool pidns = false;
   bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
   bool netns = false;   // a network namespace of its own (network: 'none')

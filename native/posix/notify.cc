@@ -272,9 +272,16 @@ Fd ReceiveListener(int sock) {
   msg.msg_iovlen = 1;
   msg.msg_control = ctl.buf;
   msg.msg_controllen = sizeof(ctl.buf);
-  if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1) return Fd();
+  ssize_t n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n != 1) {
+    if (n >= 0) errno = EPROTO;
+    return Fd();
+  }
   struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
-  if (h == nullptr || h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int))) return Fd();
+  if (h == nullptr || h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int))) {
+    errno = EPROTO;
+    return Fd();
+  }
   int fd;
   memcpy(&fd, CMSG_DATA(h), sizeof(int));
   return Fd(fd);

@@ -51,7 +51,8 @@ class Notifier {
   int64_t lastEventMs_ = 0;
 };
 
-// The listener fd a worker sent over `sock` (SCM_RIGHTS) before its exec; invalid if none came.
+// The listener fd a worker sent over `sock` (SCM_RIGHTS) before its exec; invalid if none came
+// (errno EAGAIN: nothing there yet; else what came was not one).
 Fd ReceiveListener(int sock);
 
 }  // namespace posix
