@@ -244,6 +244,9 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
   private abortCleanup: (() => void) | undefined;
   // A spawn that returned before the worker's exec: 'spawn' once the native layer says it came.
   private spawnOnExec: (() => void) | undefined;
+  // An abort before that 'spawn': its AbortError comes after it (as child_process's does), or not
+  // at all when the start fails instead.
+  private abortAfterSpawn: NodeStyleError | undefined;
 
   /** @internal */
   constructor(file: string, args: string[]) {
@@ -367,6 +370,9 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
         return;
       }
       this.emit('spawn');
+      const aborted = this.abortAfterSpawn;
+      this.abortAfterSpawn = undefined;
+      if (aborted) process.nextTick(() => this.emitError(aborted));
     };
     res.pipes.forEach((p, i) => {
       if (p === null || p === undefined) return;
@@ -406,9 +412,11 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
       const onAbort = () => {
         if (this.result) return;
         this.terminate('aborted', this.killSignal, this.forceKillAfterMs);
-        // Next tick: code that aborts and then awaits `exited` has read it by then.
+        // Next tick: code that aborts and then awaits `exited` has read it by then. Before
+        // 'spawn' (the call returned before the worker's exec), once it has come.
         const err = abortError(signal.reason);
-        process.nextTick(() => this.emitError(err));
+        if (this.spawnOnExec) this.abortAfterSpawn = err;
+        else process.nextTick(() => this.emitError(err));
       };
       if (signal.aborted) process.nextTick(onAbort);
       else {
@@ -463,6 +471,7 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
    */
   private failAfterStart(err: NodeStyleError): void {
     if (this.result || this.closeEmitted) return;
+    this.abortAfterSpawn = undefined; // as child_process: a failed start is its only 'error'
     this.stopWatching();
     this.releaseNative();
     this.id = undefined;
