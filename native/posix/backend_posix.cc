@@ -880,7 +880,7 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& ch
   if (l.affinity.empty()) return;
   cp.hasAffinity = true;
   CPU_ZERO(&cp.affinity);
-  long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+  static const long ncpu = sysconf(_SC_NPROCESSORS_CONF);  // fixed at boot
   for (uint32_t c : l.affinity) {
     if (static_cast<long>(c) >= ncpu)
       throw SysError("ERR_OUT_OF_RANGE", 0, "",

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <cctype>
 #include <cstdlib>
+#include <memory>
 #include <unistd.h>
 #include <string>
 #include <mutex>
@@ -138,9 +139,10 @@ bool PreadAll(int fd, std::string* out) {
 // A kept fd's error that means it no longer names the file (its cgroup was removed).
 bool Stale(int err) { return err == ENODEV || err == ENOENT || err == EBADF; }
 
-// The kept fds (ReadKept, WriteKept), by path and open mode. Each read or write through a kept
-// fd is made under the lock: no other thread can close it (a stale fd dropped, a directory
-// removed) while it is in use, nor its number be reused meanwhile.
+// The kept fds (ReadKept, WriteKept), by path and open mode. A read or write holds its fd (a
+// shared reference) while it uses it, not the lock: no other thread can close it (a stale fd
+// dropped, a directory removed) meanwhile, nor its number be reused; and the spawning thread's
+// limit writes never wait for the housekeeping thread's resets or the monitor's reads.
 class KeptFiles {
  public:
   static KeptFiles& Get() {
@@ -151,30 +153,28 @@ class KeptFiles {
   // through a kept fd (too many kept, it cannot be opened, or its fd went stale): the caller
   // opens it itself.
   int Read(const std::string& path, std::string* out) {
-    std::lock_guard<std::mutex> lock(mu_);
-    int fd = FindLocked(path, O_RDONLY);
-    if (fd < 0) return -1;
-    if (PreadAll(fd, out)) return 1;
+    std::shared_ptr<Fd> fd = Find(path, O_RDONLY);
+    if (!fd) return -1;
+    if (PreadAll(fd->get(), out)) return 1;
     int err = errno;
-    fds_.erase(Key(path, O_RDONLY));
+    Drop(path, O_RDONLY, fd);
     errno = err;
     return Stale(err) ? -1 : 0;
   }
   // `value` written through `path`'s kept fd: 0, or an errno; -1 as for Read.
   int Write(const std::string& path, const std::string& value) {
-    std::lock_guard<std::mutex> lock(mu_);
-    int fd = FindLocked(path, O_WRONLY);
-    if (fd < 0) return -1;
+    std::shared_ptr<Fd> fd = Find(path, O_WRONLY);
+    if (!fd) return -1;
     // Again on EINTR, as WriteFile (a pending signal fails a memory limit's write).
     ssize_t n;
-    do n = pwrite(fd, value.data(), value.size(), 0);
+    do n = pwrite(fd->get(), value.data(), value.size(), 0);
     while (n < 0 && errno == EINTR);
     if (n >= 0) return 0;
     int err = errno;
-    fds_.erase(Key(path, O_WRONLY));
+    Drop(path, O_WRONLY, fd);
     return Stale(err) ? -1 : err;
   }
-  // Closes every kept fd beneath `dir`.
+  // Lets go of every kept fd beneath `dir` (each closes once no read or write holds it).
   void DropBeneath(const std::string& dir) {
     std::lock_guard<std::mutex> lock(mu_);
     std::string prefix = dir + "/";
@@ -194,20 +194,37 @@ class KeptFiles {
     k += mode == O_RDONLY ? 'r' : 'w';
     return k;
   }
-  // `path`'s kept fd (opened now when it is not kept yet); -1 when none is kept (too many).
-  int FindLocked(const std::string& path, int mode) {
-    auto it = fds_.find(Key(path, mode));
-    if (it != fds_.end()) return it->second.get();
-    if (fds_.size() >= kMaxKeptFiles) return -1;
+  // `path`'s kept fd (opened now when it is not kept yet); null when none is kept (too many).
+  // The open is made outside the lock too; of two threads that open the same path at once, the
+  // first kept wins.
+  std::shared_ptr<Fd> Find(const std::string& path, int mode) {
+    std::string key = Key(path, mode);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = fds_.find(key);
+      if (it != fds_.end()) return it->second;
+      if (fds_.size() >= kMaxKeptFiles) return nullptr;
+    }
     int fd;
     do fd = open(path.c_str(), mode | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0) return -1;
-    fds_.emplace(Key(path, mode), Fd(fd));
-    return fd;
+    if (fd < 0) return nullptr;
+    auto kept = std::make_shared<Fd>(fd);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fds_.find(key);
+    if (it != fds_.end()) return it->second;
+    if (fds_.size() >= kMaxKeptFiles) return kept;  // used once, then closed
+    fds_.emplace(std::move(key), kept);
+    return kept;
+  }
+  // Forgets `fd` as `path`'s kept fd, unless another has replaced it meanwhile.
+  void Drop(const std::string& path, int mode, const std::shared_ptr<Fd>& fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = fds_.find(Key(path, mode));
+    if (it != fds_.end() && it->second == fd) fds_.erase(it);
   }
   std::mutex mu_;
-  std::map<std::string, Fd> fds_;
+  std::map<std::string, std::shared_ptr<Fd>> fds_;
 };
 
 }  // namespace
