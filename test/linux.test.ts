@@ -464,6 +464,30 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.deepEqual([c.exit.code, c.exit.reason], [0, 'exit']);
       }
     });
+
+    it('processes: N and processes: 1 add no seccomp program to the worker: their rules are in the one its init installed (control: memory.process adds one)', async function () {
+      requireEnforced(this, 'processes');
+      const filters = async (opts: IsolationOptions) => {
+        const p = spawnIsolated(w, ['sleep', '30000'], { ...opts, stdio: 'ignore' });
+        try {
+          await new Promise<void>((r) => p.once('spawn', () => r()));
+          const worker = workerOf(p.pid!);
+          if (worker === p.pid) return undefined; // no init: the worker installs everything itself
+          const count = (pid: number) => Number(/Seccomp_filters:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+          return [count(p.pid!), count(worker)];
+        } finally {
+          p.kill('SIGKILL');
+          await p.exited;
+        }
+      };
+      const base = await filters({});
+      if (base === undefined) this.skip();
+      assert.deepEqual(base, [1, 1], 'the default: the level program, shared');
+      assert.deepEqual(await filters({ processes: 4 }), [1, 1], 'processes: 4');
+      assert.deepEqual(await filters({ processes: 1 }), [1, 1], 'processes: 1');
+      if (memcg())
+        assert.deepEqual(await filters({ memory: { process: '64MiB' } }), [1, 2], 'the control: memory.process asks about execs, in a program of its own');
+    });
   });
 
   describe('fds and privileges', () => {

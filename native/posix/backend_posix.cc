@@ -315,14 +315,25 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   // before it starts the worker (which inherits it; the init needs nothing else: it never
   // forks or execs again); the worker adds only the limits' rules. Each program installed costs
   // the kernel an emulation of it for every system call number (its action cache) and a JIT.
+  // Limits that only refuse or ask about new processes go into that one program too
+  // (startsWorker: the worker's own start passes with a key), with its listener, sent by the
+  // first process then (ChildPlan::initNotifies): the worker installs none.
   FilterSpec own = spec;
+  cp.initNotifies = false;
   if (child.init) {
     FilterSpec level;
     level.restricted = spec.restricted;
     level.low = spec.low;
     level.noUnixSockets = spec.noUnixSockets;
-    initFilter = BuildFilter(level);
     own.restricted = own.low = own.noUnixSockets = false;
+    if ((spec.noChildren || spec.notifyChildren) && !spec.notifyExec && !spec.notifyFailure && WorkerCloneKey() != 0) {
+      level = spec;
+      level.startsWorker = true;
+      own = FilterSpec();
+      cp.initNotifies = spec.notifyChildren;
+      cp.workerCloneKey = WorkerCloneKey();
+    }
+    initFilter = BuildFilter(level);
   }
   filter = BuildFilter(own);
   if (own.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);

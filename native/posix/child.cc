@@ -374,11 +374,11 @@ int SendFd(int sock, int fd) {
   return n == 1 ? 0 : errno;
 }
 
-// The worker's filter with a listener for the launcher: 0 or an errno. Non-fatal signals do not
-// withdraw a request the launcher is answering (5.19+; without it, such a request is asked again).
-int InstallWithListener(const ChildPlan& p) {
-  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener | kFlagWaitKillable, &p.filter);
-  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener, &p.filter);
+// `prog` with a listener for the launcher: 0 or an errno. Non-fatal signals do not withdraw a
+// request the launcher is answering (5.19+; without it, such a request is asked again).
+int InstallWithListener(const ChildPlan& p, const sock_fprog* prog) {
+  long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener | kFlagWaitKillable, prog);
+  if (fd < 0 && errno == EINVAL) fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kFlagNewListener, prog);
   if (fd < 0) return errno;
   int err = SendFd(p.notifyFd, static_cast<int>(fd));
   close(static_cast<int>(fd));
@@ -394,7 +394,12 @@ void LockTree(const ChildPlan& p) {
   if (p.dropPrivileges || p.hasFilter || p.hasInitFilter || p.landlockAbi > 0) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(p, kStepCaps);
   }
-  if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) ChildFail(p, kStepSeccomp);
+  if (p.hasInitFilter && p.initNotifies) {
+    int err = InstallWithListener(p, &p.initFilter);
+    if (err != 0) ChildFail(p, kStepSeccomp, err);
+  } else if (p.hasInitFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.initFilter) != 0) {
+    ChildFail(p, kStepSeccomp);
+  }
 }
 
 // No new privileges, Landlock, then seccomp (last: it may deny what the others need). Under an
@@ -406,7 +411,7 @@ void Lock(const ChildPlan& p, bool inherited, int landlockRs) {
     if (err != 0) ChildFail(p, kStepLandlock, err);
   }
   if (p.hasFilter && p.notifyFd >= 0) {
-    int err = InstallWithListener(p);
+    int err = InstallWithListener(p, &p.filter);
     if (err != 0) ChildFailFiltered(p, kStepSeccomp, err);  // the program may be in place (SendFd failed)
   } else if (p.hasFilter && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &p.filter) != 0) {
     ChildFail(p, kStepSeccomp);
@@ -554,7 +559,10 @@ int MakeGate(int gate[2]) {
   // Read() check its name). This process is its PID 1 and becomes the init: it takes the init's
   // name now (what the kernel names a program run from the init's memfd).
   if (p.vforkWorker) prctl(PR_SET_NAME, kInitComm, 0, 0, 0);
-  pid_t worker = clone(WorkerEntry, top, CLONE_VM | (p.vforkWorker ? CLONE_VFORK : 0) | SIGCHLD, start);
+  // The key as TLS (without CLONE_SETTLS the kernel ignores it): a startsWorker program lets
+  // this start through.
+  pid_t worker = clone(WorkerEntry, top, CLONE_VM | (p.vforkWorker ? CLONE_VFORK : 0) | SIGCHLD, start, nullptr,
+                       reinterpret_cast<void*>(static_cast<uintptr_t>(p.workerCloneKey)), nullptr);
   if (worker < 0) ChildFail(p, kStepStartWorker);
   if (p.announceWorker) {
     // The worker has exec'd, or reported why not before it ended (that report comes first).

@@ -80,6 +80,11 @@ struct ChildPlan {
   int notifyFd;
   sock_fprog initFilter;
   bool hasInitFilter;
+  // initFilter holds the limits' rules too (FilterSpec::startsWorker): the worker is started with
+  // workerCloneKey as clone's TLS argument, and, when the program asks the launcher
+  // (initNotifies), the first process sends its listener over notifyFd right after installing it.
+  bool initNotifies;
+  uint64_t workerCloneKey;
   bool pdeathsig;
   // cgroup v1 "tasks" files of the worker's cgroups, opened by the parent: the child writes "0"
   // (itself, one thread), which needs no system-wide lock (cgroup.procs waits for an RCU

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef SECCOMP_RET_KILL_PROCESS
 #define SECCOMP_RET_KILL_PROCESS 0x80000000U
@@ -58,16 +59,29 @@ struct Rule {
 std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
 
 // clone: namespace flags refused (restricted); a process (no CLONE_THREAD) refused (processes:
-// 1) or asked about (processes: N); threads pass.
-std::vector<sock_filter> CloneBody(bool namespaces, bool noChildren, bool notify) {
+// 1) or asked about (processes: N), unless it is the first process's start of the worker (its
+// TLS argument is the key: startsWorker); threads pass.
+std::vector<sock_filter> CloneBody(bool namespaces, bool noChildren, bool notify, bool startsWorker) {
   std::vector<sock_filter> b = {LoadArg(0)};
   if (namespaces) {
     b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1));
     b.push_back(RetErrno(EPERM));
   }
   if (noChildren || notify) {
-    b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
-    b.push_back(noChildren ? RetErrno(EAGAIN) : RetNotify());
+    sock_filter refuse = noChildren ? RetErrno(EAGAIN) : RetNotify();
+    if (startsWorker) {
+      uint64_t key = WorkerCloneKey();
+      // A: flags. Thread: allow (+6). Else the key's halves, then allow; any other: refuse.
+      b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 5, 0));
+      b.push_back(LoadArg(kCloneTlsArg));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(key), 0, 2));
+      b.push_back(LoadArg(kCloneTlsArg, 1));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(key >> 32), 1, 0));
+      b.push_back(refuse);
+    } else {
+      b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
+      b.push_back(refuse);
+    }
   }
   b.push_back(RetAllow());
   return b;
@@ -257,7 +271,7 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
   // clone on ENOSYS, whose flags can be checked.
   if (spec.noChildren || spec.restricted || spec.notifyChildren) add(__NR_clone3, Returns(RetErrno(ENOSYS)));
   if (spec.restricted || spec.noChildren || spec.notifyChildren)
-    add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren));
+    add(__NR_clone, CloneBody(spec.restricted, spec.noChildren, spec.notifyChildren, spec.startsWorker));
   if (spec.restricted) {
     add(__NR_unshare, UnshareBody());
     for (long nr : kRestrictedDenied) add(nr, Returns(RetErrno(EPERM)));
@@ -311,15 +325,27 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
 std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   // Every spawn with the same spec runs the same program: built once. The key has a bit for
   // every field (a field left out would hand one spec's program to another).
-  static_assert(sizeof(FilterSpec) == 7, "FilterSpec changed: give each field a bit of the key below");
+  static_assert(sizeof(FilterSpec) == 8, "FilterSpec changed: give each field a bit of the key below");
   static std::mutex mu;
   static std::map<unsigned, std::vector<sock_filter>>* cache = new std::map<unsigned, std::vector<sock_filter>>();
   unsigned key = (spec.noChildren ? 1u : 0u) | (spec.restricted ? 2u : 0u) | (spec.low ? 4u : 0u) | (spec.notifyChildren ? 8u : 0u) |
-                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u) | (spec.noUnixSockets ? 64u : 0u);
+                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u) | (spec.noUnixSockets ? 64u : 0u) | (spec.startsWorker ? 128u : 0u);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache->find(key);
   if (it == cache->end()) it = cache->emplace(key, Build(spec)).first;
   return it->second;
+}
+
+uint64_t WorkerCloneKey() {
+  static const uint64_t key = [] {
+    uint64_t k = 0;
+    // getrandom without flags blocks only until the pool is first seeded after boot.
+    long n;
+    do n = syscall(SYS_getrandom, &k, sizeof(k), 0);
+    while (n < 0 && errno == EINTR);
+    return n == static_cast<long>(sizeof(k)) ? k : 0;
+  }();
+  return key;
 }
 
 void PatchExec(std::vector<sock_filter>& prog, const void* path, const void* argv, const void* envp) {

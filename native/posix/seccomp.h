@@ -31,7 +31,25 @@ struct FilterSpec {
   // exit_group with a nonzero code, SIGABRT sent by kill / tgkill as abort() does) ask the
   // launcher first, which reads the caller's data size then (notify.h).
   bool notifyFailure = false;
+  // Installed by the namespace's first process, for its init and the worker it starts: that
+  // start (a clone of a process) passes with WorkerCloneKey() as clone's TLS argument, which the
+  // kernel ignores without CLONE_SETTLS. With noChildren or notifyChildren only, so that the
+  // worker installs no program of its own (each costs ~50 us here: a JIT and the kernel's
+  // per-syscall action cache).
+  bool startsWorker = false;
 };
+
+// The secret that lets the first process's start of the worker through a startsWorker program:
+// 64 random bits, one per launcher process (no worker can read a program or the launcher's
+// memory; a worker that guessed it could only make a process uncounted). 0: none could be had
+// (no startsWorker program then).
+uint64_t WorkerCloneKey();
+// clone's TLS argument (its index in seccomp_data.args).
+#if defined(__x86_64__)
+constexpr int kCloneTlsArg = 4;
+#else
+constexpr int kCloneTlsArg = 3;
+#endif
 
 // The classic-BPF program for `spec`; empty when nothing is to be filtered. Built once per
 // distinct spec and copied (the monitor's thread and every spawn may ask at once).
