@@ -82,7 +82,7 @@ const canRunAsNobody = isRoot || (isLinux && process.getuid!() === 65534);
       const { c, r } = await attack(['cgroup-move', '--', 'alloc', '1024'], { memory: '64MiB', processes: 4, go: false });
       allFailed(r, 'cgroup-move');
       assert.equal(c.exit.reason, 'memory', `after the attack: ${JSON.stringify(c.exit)}`);
-      assert.match(r.cgroup, /\/spawn-isolated-\d+-p?\d+\n/, 'still in its own cgroup');
+      assert.match(r.cgroup, /\/spawn-isolated-\d+-[0-9a-f]{6}-p?\d+\n/, 'still in its own cgroup');
     });
 
     it('cannot open root-owned files for writing (control: privileges inherit can)', async () => {

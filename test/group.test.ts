@@ -45,7 +45,7 @@ import { collect, cpuThrottled, firstLine, isLinux, json, requireEnforced, worke
     const g = createIsolationGroup({ memory: '512MiB' });
     const info = json<{ cgroup: string }>(await collect(g.spawn(w, ['info'])));
     // v1: the memory hierarchy's line; v2: the unified one ("0::").
-    const m = /^(?:\d+:memory|0:):(\S*\/spawn-isolated-\d+-g\d+)\/spawn-isolated-\d+-\d+$/m.exec(info.cgroup);
+    const m = /^(?:\d+:memory|0:):(\S*\/spawn-isolated-\d+-[0-9a-f]{6}-g\d+)\/spawn-isolated-\d+-[0-9a-f]{6}-\d+$/m.exec(info.cgroup);
     assert.ok(m, info.cgroup);
     const groupDir = (isolationSupport().backend === 'linux-cgroup-v2' ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory') + m[1];
     assert.equal(fs.existsSync(groupDir), true);
@@ -68,7 +68,7 @@ import { collect, cpuThrottled, firstLine, isLinux, json, requireEnforced, worke
       const line = fs.readFileSync(`/proc/${p.pid}/cgroup`, 'utf8').split('\n').find((l) => (v2 ? l.startsWith('0::') : /^\d+:([^:]*,)?pids(,[^:]*)?:/.test(l)))!;
       const rel = line.slice(line.lastIndexOf(':') + 1);
       const groupDir = (v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/pids') + rel.slice(0, rel.lastIndexOf('/'));
-      assert.match(groupDir, /spawn-isolated-\d+-g\d+$/, 'the member is in a pids cgroup under the group');
+      assert.match(groupDir, /spawn-isolated-\d+-[0-9a-f]{6}-g\d+$/, 'the member is in a pids cgroup under the group');
       assert.equal(fs.readFileSync(`${groupDir}/pids.max`, 'utf8').trim(), '64');
     } finally {
       await g.close();

@@ -675,7 +675,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
     it('the worker is in its own cgroup from the start, and GOMAXPROCS / GOMEMLIMIT follow the limits', async function () {
       if (!support.limits['memory.total'].enforced) this.skip();
       const info = json<Info>(await collect(spawnIsolated(w, ['info'], { memory: '512MiB', cpu: 1.5 })));
-      assert.match(info.cgroup, new RegExp(`spawn-isolated-${process.pid}-p?\\d+`));
+      assert.match(info.cgroup, new RegExp(`spawn-isolated-${process.pid}-[0-9a-f]{6}-p?\\d+`));
       assert.equal(info.GOMAXPROCS, '2');
       assert.equal(info.gomaxprocs, 2);
       assert.equal(info.GOMEMLIMIT, String(Math.floor(512 * 2 ** 20 * 0.9)));
@@ -844,6 +844,34 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
+    it('two copies of the addon in one process (two versions of the package in one tree) each run limited workers: their cgroups never collide', async function () {
+      requireEnforced(this, 'memory.total');
+      this.timeout(60_000);
+      const override = process.env.SPAWN_ISOLATED_ADDON;
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const addon = override ? path.resolve(override) : (require('node-gyp-build') as { path(dir: string): string }).path(root);
+      const copies = fs.mkdtempSync(path.join(tmp, 'copies-'));
+      for (const name of ['a', 'b']) {
+        fs.cpSync(path.join(root, 'dist'), path.join(copies, name, 'dist'), { recursive: true });
+        fs.copyFileSync(addon, path.join(copies, name, 'addon.node'));
+      }
+      const got = (await inLauncher(
+        tmp,
+        `const path = require('node:path');
+         const load = (name) => {
+           process.env.SPAWN_ISOLATED_ADDON = path.join(${JSON.stringify(copies)}, name, 'addon.node');
+           return require(path.join(${JSON.stringify(copies)}, name, 'dist', 'lib', 'index.js'));
+         };
+         const copies = [load('a'), load('b')];
+         const runs = [];
+         for (let i = 0; i < 4; i++)
+           for (const l of copies) runs.push(l.spawnIsolated(w, ['exit', '0'], { memory: '64MiB', stdio: 'ignore' }).exited.then((e) => e.code, (e) => e.code || String(e)));
+         return { codes: await Promise.all(runs), distinct: copies[0].spawnIsolated !== copies[1].spawnIsolated };`,
+      )) as { codes: unknown[]; distinct: boolean };
+      assert.ok(got.distinct, 'two copies were loaded');
+      assert.deepEqual(got.codes, [0, 0, 0, 0, 0, 0, 0, 0]);
+    });
+
     it('a worker that runs on after its JS thread ended (killOnClose: false) is reaped once it ends: no zombie, no reservation left', async function () {
       const got = (await inLauncher(
         tmp,

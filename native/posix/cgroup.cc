@@ -4,6 +4,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <cstdio>
 
 #include <algorithm>
 #include <cmath>
@@ -351,7 +356,19 @@ bool Cgroup::Reset() {
 
 bool NeedsPids(const Limits& l) { return l.threads > 0; }
 
-std::string OwnCgroupName(const std::string& tag) { return kCgroupPrefix + std::to_string(getpid()) + "-" + tag; }
+std::string OwnCgroupName(const std::string& tag) {
+  // This copy of the addon's own mark: two copies loaded in one process (two versions of the
+  // package in one dependency tree) each number their cgroups from 1.
+  static const std::string copy = [] {
+    uint32_t r = 0;
+    if (syscall(SYS_getrandom, &r, sizeof(r), GRND_NONBLOCK) != static_cast<long>(sizeof(r)))
+      r = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&OwnCgroupName) >> 4) ^ static_cast<uint32_t>(time(nullptr));
+    char hex[16];
+    snprintf(hex, sizeof(hex), "%06x", r & 0xffffff);
+    return std::string(hex);
+  }();
+  return kCgroupPrefix + std::to_string(getpid()) + "-" + copy + "-" + tag;
+}
 
 void Configure(Cgroup& cg, const Limits& l) {
   auto set = [&](const std::string& ctrl, const std::string& file, const std::string& value) {

@@ -27,7 +27,8 @@ struct CgroupLayout {
 const CgroupLayout& Layout();
 
 // Every cgroup this process makes is named "spawn-isolated-PID-..." (so that a later launcher
-// can tell a dead launcher's from a live one's): "spawn-isolated-PID-<tag>".
+// can tell a dead launcher's from a live one's): "spawn-isolated-PID-<copy>-<tag>", <copy> six
+// hex digits of this copy of the addon's own.
 constexpr const char* kCgroupPrefix = "spawn-isolated-";
 std::string OwnCgroupName(const std::string& tag);
 
