@@ -26,7 +26,12 @@ export function nodeErrno(err: NodeStyleError): void {
     for (const [n, [name]] of getSystemErrorMap()) errnoByName.set(name, n);
   }
   const uv = errnoByName.get(err.code);
-  if (uv === undefined) return;
+  if (uv === undefined) {
+    // A code libuv has no name for (ENOEXEC in Node 20): Node's convention on POSIX, where
+    // libuv's codes are the negated errno, so that exitCode is -errno as for any failed start.
+    if (process.platform !== 'win32' && typeof err.errno === 'number' && err.errno > 0) err.errno = -err.errno;
+    return;
+  }
   if (process.platform === 'win32' && typeof err.errno === 'number' && err.errno > 0) err.win32Error = err.errno;
   err.errno = uv;
 }

@@ -489,7 +489,9 @@ export class IsolatedProcess extends EventEmitter<IsolatedProcessEvents> {
     // The worker's own status, as the kernel (or its init) reported it.
     let code: number | null = signalNum !== 0 ? null : exitCode;
     let signal: NodeJS.Signals | null = signalNum !== 0 ? signalFromNumber(signalNum) : null;
-    let reason: ExitReason = signal ? 'signal' : 'exit';
+    // A signal Node has no name for (a real-time one) still ended it: reason 'signal', with
+    // neither code nor signal (child_process says code 0).
+    let reason: ExitReason = signalNum !== 0 ? 'signal' : 'exit';
     if (nativeReason === 'threads') {
       // The worker ended on its own after the kernel refused it a task.
       reason = 'threads';

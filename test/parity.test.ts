@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createIsolationGroup, execIsolated, ExecIsolatedError, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { normalizeOptions } from '../lib/options';
-import { collect, holdFifo, inLauncher, isLinux, isWindows, json, root, scratchDir, worker } from './helpers';
+import { collect, holdFifo, inLauncher, isLinux, isWindows, json, root, scratchDir, worker, workerOf } from './helpers';
 
 const lib = path.join(root, 'dist', 'lib', 'index.js');
 const w = worker();
@@ -346,6 +346,39 @@ function thrown(fn: () => unknown): string {
           assert.equal((await p.exited).reason, 'aborted');
         }
       }
+    });
+    it("8i. Linux: a file the kernel cannot run is ENOEXEC with exitCode -8, never run by an implicit shell (child_process's execvp runs it with /bin/sh)", async function () {
+      if (!isLinux) this.skip();
+      const dir = scratchDir('noexec-');
+      const marker = path.join(dir, 'ran');
+      const script = path.join(dir, 'script');
+      fs.writeFileSync(script, `echo ran > ${marker}\n`, { mode: 0o755 }); // no #! line
+      fs.chmodSync(dir, 0o755);
+      const theirs = spawn(script, [], { stdio: 'ignore' });
+      const code = await new Promise((r) => theirs.on('exit', r));
+      assert.deepEqual([code, fs.existsSync(marker)], [0, true], 'the control: /bin/sh ran it');
+      fs.rmSync(marker);
+      for (const privileges of ['restricted', 'inherit'] as const) {
+        const p = spawnIsolated(script, [], { ...relaxed, stdio: 'ignore', privileges });
+        const seen: string[] = [];
+        p.on('spawn', () => seen.push('spawn'));
+        p.on('error', (e: Error & { code?: string; errno?: number }) => seen.push(`error ${e.code} ${e.errno}`));
+        const closed = await new Promise((r) => p.on('close', (c, s) => r([c, s])));
+        assert.deepEqual(seen, ['error ENOEXEC -8'], privileges);
+        assert.deepEqual(closed, [-8, null], privileges);
+        assert.equal(p.exitCode, -8);
+        assert.ok(!fs.existsSync(marker), 'nothing ran it');
+      }
+    });
+
+    it("8j. Linux: a worker killed by a signal Node has no name for (real-time) ends with reason 'signal', neither code nor signal (child_process says code 0)", async function () {
+      if (!isLinux) this.skip();
+      const p = spawnIsolated('/bin/sleep', ['30'], { ...relaxed, stdio: 'ignore' });
+      await new Promise<void>((r) => p.once('spawn', () => r()));
+      const target = workerOf(p.pid!);
+      process.kill(target, 40); // SIGRTMIN+6 for glibc: no name in Node
+      const e = await p.exited;
+      assert.deepEqual([e.code, e.signal, e.reason], [null, null, 'signal']);
     });
   });
 
