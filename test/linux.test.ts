@@ -844,6 +844,42 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
+    it('worker_threads that end right after spawning a worker that asks the launcher (processes: 3) leave no socket, reservation or zombie', async function () {
+      requireEnforced(this, 'processes');
+      this.timeout(120_000);
+      const got = (await inLauncher(
+        tmp,
+        `const { Worker } = require('node:worker_threads');
+         const { zombieChildren } = require(${JSON.stringify(path.join(__dirname, 'leaks.js'))});
+         const fds = () => {
+           const n = { socket: 0, lock: 0 };
+           for (const f of fs.readdirSync('/proc/self/fd')) {
+             let l = '';
+             try { l = fs.readlinkSync('/proc/self/fd/' + f); } catch {}
+             if (l.startsWith('socket:')) n.socket++;
+             if (l.includes('transient-ids.lock')) n.lock++;
+           }
+           return n;
+         };
+         await spawnIsolated(w, ['exit', '0'], { processes: 3, stdio: 'ignore' }).exited;
+         const before = fds();
+         for (let i = 0; i < 80; i++) {
+           const t = new Worker(\`const { spawnIsolated } = require(\${JSON.stringify(lib)});
+             spawnIsolated(\${JSON.stringify(w)}, ['sleep', '30000'], { processes: 3, stdio: 'ignore' });
+             process.exit(0);\`, { eval: true });
+           await new Promise((r) => t.on('exit', r));
+         }
+         let after = fds();
+         for (let waited = 0; waited < 5000 && (after.socket > before.socket || after.lock > before.lock); waited += 100) {
+           await new Promise((r) => setTimeout(r, 100));
+           after = fds();
+         }
+         return { before, after, zombies: zombieChildren().length };`,
+      )) as { before: { socket: number; lock: number }; after: { socket: number; lock: number }; zombies: number };
+      assert.deepEqual(got.after, got.before, JSON.stringify(got));
+      assert.equal(got.zombies, 0);
+    });
+
     it('two copies of the addon in one process (two versions of the package in one tree) each run limited workers: their cgroups never collide', async function () {
       requireEnforced(this, 'memory.total');
       this.timeout(60_000);

@@ -326,14 +326,16 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
     level.low = spec.low;
     level.noUnixSockets = spec.noUnixSockets;
     own.restricted = own.low = own.noUnixSockets = false;
-    if ((spec.noChildren || spec.notifyChildren) && !spec.notifyExec && !spec.notifyFailure && WorkerCloneKey() != 0) {
+    uint64_t key = (spec.noChildren || spec.notifyChildren) && !spec.notifyExec && !spec.notifyFailure ? NewCloneKey() : 0;
+    if (key != 0) {
       level = spec;
       level.startsWorker = true;
       own = FilterSpec();
       cp.initNotifies = spec.notifyChildren;
-      cp.workerCloneKey = WorkerCloneKey();
+      cp.workerCloneKey = key;
     }
     initFilter = BuildFilter(level);
+    if (key != 0) PatchCloneKey(initFilter, key);
   }
   filter = BuildFilter(own);
   if (own.notifyExec) PatchExec(filter, cp.path, cp.argv, cp.envp);
@@ -979,7 +981,8 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   Fd listenerRead, listenerWrite;
   if (child.notifies) {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
+    // Seqpacket: its reader sees a hang-up once every sender is gone (a datagram pair never says).
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw Errno("socketpair", errno);
     listenerRead.reset(sv[0]);
     listenerWrite.reset(sv[1]);
     RaiseAbove(listenerWrite, cp.count);

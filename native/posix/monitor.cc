@@ -3,6 +3,7 @@
 #include "cgroup_pool.h"
 #include "trash.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -233,6 +234,7 @@ Monitor::Monitor() {
   ev.events = EPOLLIN;
   ev.data.u64 = 0;
   epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
+  spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
   std::thread([this] { Run(); }).detach();
 }
 
@@ -300,11 +302,18 @@ void Monitor::Notified(uint64_t id, uint32_t events) {
   }
   if (!c) return;
   if (!c->notifier) {
-    // Its spawn returned before its exec: the listener the worker sent before that exec. Its
-    // requests wait meanwhile (their processes block in the call).
-    if (!c->listenerSock.valid() || !(events & EPOLLIN)) return;
-    Fd listener = ReceiveListener(c->listenerSock.get());
-    if (!listener.valid() && errno == EAGAIN) return;
+    // Its spawn returned before its exec: the listener sent before that exec (by the worker, or
+    // by the namespace's first process). Its requests wait meanwhile (their callers block).
+    if (!c->listenerSock.valid()) return;
+    Fd listener;
+    int err = EPIPE;
+    if (events & EPOLLIN) {
+      spare_.reset();
+      listener = ReceiveListener(c->listenerSock.get());
+      err = errno;
+      spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+      if (!listener.valid() && err == EAGAIN) return;
+    }
     epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->listenerSock.get(), nullptr);
     int fd = listener.get();
     {
@@ -314,8 +323,14 @@ void Monitor::Notified(uint64_t id, uint32_t events) {
       if (!c->notifier) detached_.erase(id);
     }
     if (fd < 0) {
-      // Never run a worker whose questions no one answers (something else came: not ours).
-      KillTree(*c);
+      // None came (EPIPE): its senders ended before it was sent, which their own reports say.
+      // One came that cannot be had: never run a worker whose questions no one answers.
+      if (err != EPIPE) {
+        c->lostListener = std::make_unique<SysError>(
+            Errno("recvmsg", err, err == EMFILE ? "the launcher had no fd free for the worker's seccomp listener; the worker was ended"
+                                                : "the worker's seccomp listener did not arrive; the worker was ended"));
+        KillTree(*c);
+      }
       return;
     }
     struct epoll_event ev = {};
@@ -523,6 +538,12 @@ void Monitor::Reap(Child& c) {
     std::lock_guard<std::mutex> lock(mu());
     c.ended = true;
     epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
+    if (c.listenerSock.valid()) {
+      // Its listener never came (its tree is gone): nothing is left to ask.
+      epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.listenerSock.get(), nullptr);
+      c.listenerSock.reset();
+      detached_.erase(c.id);
+    }
     reason = c.reason;
     orphaned = orphans_.erase(c.id) > 0;  // released to run on as it ended: no one to tell
   }
@@ -555,6 +576,7 @@ void Monitor::Reap(Child& c) {
   if (c.cg.Dir("memory").empty()) c.finalStats.peakMemory = c.peakRss;
   std::unique_ptr<Event> ev = ExitEvent(c.id, end.code, end.signal, reason, c.finalStats);
   if (startStep != 0) ev->error = std::make_unique<SysError>(c.start->error(startStep, startErr));
+  else if (c.lostListener) ev->error = std::move(c.lostListener);
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);

@@ -80,6 +80,9 @@ struct Child : WorkerBase {
   // it was sent): the monitor receives it (Monitor::Notified). notifier and listenerSock change
   // on the monitor thread only, under Monitor::mu().
   Fd listenerSock;
+  // Its listener could not be had (this process had no fd free): its tree was ended, and its
+  // exit is reported as this failure.
+  std::unique_ptr<SysError> lostListener;
   bool pidns = false;
   bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
   bool netns = false;   // a network namespace of its own (network: 'none')
@@ -147,6 +150,7 @@ class Monitor {
   void Notified(uint64_t id, uint32_t events);
 
   Fd epfd_, wake_;
+  Fd spare_;  // closed right before a listener is received, so that a number is free for it
   Registry<Child> reg_;
   // Released workers still running (killOnClose: false) whose requests are still answered,
   // until their listener hangs up. Guarded by mu().

@@ -201,7 +201,13 @@ void Notifier::Creation(Child& c, uint64_t id, pid_t tid) {
     Admitted a;
     a.tgid = Tgid(tid);
     a.before = alive;
-    if (a.tgid > 0 && Respond(fd_.get(), id, 0)) admitted_[tid] = std::move(a);
+    if (a.tgid <= 0) {
+      // Not to be counted apart (it is gone, which withdrew the call, or its status could not be
+      // read): refused, never left unanswered.
+      Respond(fd_.get(), id, EAGAIN);
+      return;
+    }
+    if (Respond(fd_.get(), id, 0)) admitted_[tid] = std::move(a);
     return;
   }
   Respond(fd_.get(), id, EAGAIN);
@@ -273,8 +279,16 @@ Fd ReceiveListener(int sock) {
   msg.msg_control = ctl.buf;
   msg.msg_controllen = sizeof(ctl.buf);
   ssize_t n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n == 0) {
+    errno = EPIPE;  // every sender is gone, and none sent one
+    return Fd();
+  }
   if (n != 1) {
-    if (n >= 0) errno = EPROTO;
+    if (n > 0) errno = EPROTO;
+    return Fd();
+  }
+  if (msg.msg_flags & MSG_CTRUNC) {
+    errno = EMFILE;  // the fd was dropped: this process had no number free for it
     return Fd();
   }
   struct cmsghdr* h = CMSG_FIRSTHDR(&msg);

@@ -51,8 +51,9 @@ class Notifier {
   int64_t lastEventMs_ = 0;
 };
 
-// The listener fd a worker sent over `sock` (SCM_RIGHTS) before its exec; invalid if none came
-// (errno EAGAIN: nothing there yet; else what came was not one).
+// The listener fd a worker sent over `sock` (SCM_RIGHTS, a SOCK_SEQPACKET pair) before its exec;
+// invalid if none came: errno EAGAIN (nothing there yet), EPIPE (every sender is gone without
+// one), EMFILE (it came, but this process had no fd number free), EPROTO (not a listener).
 Fd ReceiveListener(int sock);
 
 }  // namespace posix

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,6 +59,9 @@ struct Rule {
 // A body that only returns `ret`. Bodies are short (the leaf groups' jumps are 8-bit).
 std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
 
+// Where a startsWorker program compares clone's TLS argument with the spawn's key (PatchCloneKey).
+constexpr uint32_t kKeyLowMarker = 0x6b65796cU, kKeyHighMarker = 0x6b657968U;
+
 // clone: namespace flags refused (restricted); a process (no CLONE_THREAD) refused (processes:
 // 1) or asked about (processes: N), unless it is the first process's start of the worker (its
 // TLS argument is the key: startsWorker); threads pass.
@@ -70,13 +74,13 @@ std::vector<sock_filter> CloneBody(bool namespaces, bool noChildren, bool notify
   if (noChildren || notify) {
     sock_filter refuse = noChildren ? RetErrno(EAGAIN) : RetNotify();
     if (startsWorker) {
-      uint64_t key = WorkerCloneKey();
-      // A: flags. Thread: allow (+6). Else the key's halves, then allow; any other: refuse.
+      // A: flags. Thread: allow (+6). Else the key's halves (patched in per spawn), then allow;
+      // any other: refuse.
       b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 5, 0));
       b.push_back(LoadArg(kCloneTlsArg));
-      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(key), 0, 2));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kKeyLowMarker, 0, 2));
       b.push_back(LoadArg(kCloneTlsArg, 1));
-      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(key >> 32), 1, 0));
+      b.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, kKeyHighMarker, 1, 0));
       b.push_back(refuse);
     } else {
       b.push_back(Jump(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0));
@@ -336,16 +340,20 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   return it->second;
 }
 
-uint64_t WorkerCloneKey() {
-  static const uint64_t key = [] {
-    uint64_t k = 0;
-    // getrandom without flags blocks only until the pool is first seeded after boot.
-    long n;
-    do n = syscall(SYS_getrandom, &k, sizeof(k), 0);
-    while (n < 0 && errno == EINTR);
-    return n == static_cast<long>(sizeof(k)) ? k : 0;
-  }();
-  return key;
+uint64_t NewCloneKey() {
+  uint64_t k = 0;
+  long n;
+  do n = syscall(SYS_getrandom, &k, sizeof(k), GRND_NONBLOCK);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<long>(sizeof(k)) ? k : 0;
+}
+
+void PatchCloneKey(std::vector<sock_filter>& prog, uint64_t key) {
+  for (sock_filter& ins : prog) {
+    if (ins.code != (BPF_JMP | BPF_JEQ | BPF_K)) continue;
+    if (ins.k == kKeyLowMarker) ins.k = static_cast<uint32_t>(key);
+    else if (ins.k == kKeyHighMarker) ins.k = static_cast<uint32_t>(key >> 32);
+  }
 }
 
 void PatchExec(std::vector<sock_filter>& prog, const void* path, const void* argv, const void* envp) {

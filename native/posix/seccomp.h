@@ -32,18 +32,19 @@ struct FilterSpec {
   // launcher first, which reads the caller's data size then (notify.h).
   bool notifyFailure = false;
   // Installed by the namespace's first process, for its init and the worker it starts: that
-  // start (a clone of a process) passes with WorkerCloneKey() as clone's TLS argument, which the
-  // kernel ignores without CLONE_SETTLS. With noChildren or notifyChildren only, so that the
-  // worker installs no program of its own (each costs ~50 us here: a JIT and the kernel's
-  // per-syscall action cache).
+  // start (a clone of a process) passes with the spawn's key (PatchCloneKey) as clone's TLS
+  // argument, which the kernel ignores without CLONE_SETTLS. With noChildren or notifyChildren
+  // only, so that the worker installs no program of its own (each costs ~50 us here: a JIT and
+  // the kernel's per-syscall action cache).
   bool startsWorker = false;
 };
 
-// The secret that lets the first process's start of the worker through a startsWorker program:
-// 64 random bits, one per launcher process (no worker can read a program or the launcher's
-// memory; a worker that guessed it could only make a process uncounted). 0: none could be had
-// (no startsWorker program then).
-uint64_t WorkerCloneKey();
+// A key for one spawn's startsWorker program: 64 random bits (no worker can read a program or
+// the launcher's memory; one that guessed its own key could only make a process uncounted).
+// 0: none could be had (no startsWorker program then).
+uint64_t NewCloneKey();
+// Writes `key` into a startsWorker program's comparisons (no-op for a program without them).
+void PatchCloneKey(std::vector<sock_filter>& prog, uint64_t key);
 // clone's TLS argument (its index in seccomp_data.args).
 #if defined(__x86_64__)
 constexpr int kCloneTlsArg = 4;
