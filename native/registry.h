@@ -43,6 +43,10 @@ class Registry {
     items_.erase(it);
     return c;
   }
+  bool Empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return items_.empty();
+  }
   // Every worker, for the monitor thread to look at without holding the lock throughout.
   std::vector<std::shared_ptr<T>> Snapshot() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -210,3 +210,29 @@ export function cpuThrottled(pid: number, up = 0): number {
     return -1;
   }
 }
+
+/**
+ * A worker that sleeps until `stop()`: while this process has one running, a root launcher's
+ * spawn returns before its worker's exec (with none to serve, the call waits for the exec).
+ * For tests of that path.
+ */
+export async function keepBusy(): Promise<{ stop(): Promise<void> }> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnIsolated } = require('../lib') as typeof import('../lib');
+  const p = spawnIsolated(worker(), ['sleep', '600000'], { stdio: 'ignore', enforcement: 'best-effort' });
+  await new Promise<void>((r, j) => {
+    p.once('spawn', () => r());
+    p.once('error', j);
+  });
+  return {
+    async stop() {
+      p.kill('SIGKILL');
+      await p.exited.catch(() => undefined);
+    },
+  };
+}
+
+/** The same, as code for an `inLauncher` body: `const keeper = ...` (kill it with keeper.kill('SIGKILL')). */
+export const keepBusyInLauncher = `const keeper = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' });
+  await new Promise((r) => keeper.once('spawn', r));`;
+

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
+import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
 import { clonerThreads, ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -753,9 +753,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         assert.equal(state(cp.pid!), 'T', "control: child_process's child is stopped");
         cp.kill('SIGKILL');
         // A root launcher's call can return before the worker exists (its namespace's first process
-        // makes it), once a spawn has seen this host's namespaces work: the stop is made once the
-        // worker has exec'd.
-        await spawnIsolated(w, ['exit', '0'], { privileges, stdio: 'ignore' }).exited;
+        // makes it), once a spawn has seen this host's namespaces work and while it has another
+        // worker to serve: the stop is made once the worker has exec'd.
+        const keeper = await keepBusy();
         const p = spawnIsolated(w, ['sleep', '30000'], { privileges, stdio: 'ignore' });
         try {
           assert.equal(p.kill('SIGSTOP'), true);
@@ -765,6 +765,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
           assert.equal(state(worker), 'T', 'the worker is stopped');
         } finally {
           p.kill('SIGKILL');
+          await keeper.stop();
         }
         assert.equal((await p.exited).signal, 'SIGKILL');
       });

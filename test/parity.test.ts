@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createIsolationGroup, execIsolated, ExecIsolatedError, IsolatedProcess, isolationSupport, spawnIsolated } from '../lib';
 import { normalizeOptions } from '../lib/options';
-import { collect, holdFifo, inLauncher, isLinux, isWindows, json, root, scratchDir, worker, workerOf } from './helpers';
+import { collect, holdFifo, inLauncher, isLinux, isWindows, json, keepBusy, keepBusyInLauncher, root, scratchDir, worker, workerOf } from './helpers';
 
 const lib = path.join(root, 'dist', 'lib', 'index.js');
 const w = worker();
@@ -256,9 +256,10 @@ function thrown(fn: () => unknown): string {
         p.on('error', (e: unknown) => seen.push(`error ${(e as { code: string }).code} ${(e as { errno: number }).errno}`));
         return { seen, done: new Promise((r) => p.on('close', r)) };
       };
+      // A spawn returns before its worker's exec only while the launcher has another worker to
+      // serve, and once this host has let one use its namespaces.
+      const keeper = await keepBusy();
       try {
-        // A spawn returns before its worker's exec only once this host has let one use its namespaces.
-        await spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }).exited;
         // The control: child_process running the same file as a uid that may not run it.
         const theirs = record(spawn(file, ['exit', '0'], { uid: 65534, gid: 65534, stdio: 'pipe' }));
         await theirs.done;
@@ -283,6 +284,7 @@ function thrown(fn: () => unknown): string {
         }
         assert.ok(early > 0, "the call returned before the worker's exec at least once (the path under test)");
       } finally {
+        await keeper.stop();
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
@@ -306,7 +308,7 @@ function thrown(fn: () => unknown): string {
         `process.env.SPAWN_ISOLATED_TEST_HOLD_FIRST = ${JSON.stringify(fifo)};
          const hold = fs.openSync(${JSON.stringify(fifo)}, fs.constants.O_RDWR);
          fs.writeSync(hold, 'g'); // the first spawn goes through (and shows this host's namespaces work)
-         await new Promise((res) => spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }).on('close', res));
+         ${keepBusyInLauncher}
          const p = spawnIsolated(w, ['pid1', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
          const seen = [];
          p.on('spawn', () => seen.push('spawn'));
@@ -315,6 +317,7 @@ function thrown(fn: () => unknown): string {
            fs.writeSync(hold, 'g'); // let its first process go on
          });
          await new Promise((res) => p.on('close', res));
+         keeper.kill('SIGKILL');
          fs.closeSync(hold);
          return { seen };`,
       );
@@ -332,8 +335,9 @@ function thrown(fn: () => unknown): string {
       await theirs.done;
       assert.deepEqual(theirs.seen, ['spawn', 'error ABORT_ERR', 'exit', 'close'], 'the control');
       // A root launcher's call returns before the worker's exec (once this host's namespaces are
-      // known to work): the path under test there. Elsewhere 'spawn' is known at once.
-      await spawnIsolated(w, ['exit', '0'], { ...relaxed, stdio: 'ignore' }).exited;
+      // known to work, while it has another worker to serve): the path under test there.
+      // Elsewhere 'spawn' is known at once.
+      const keeper = await keepBusy();
       for (let i = 0; i < 5; i++) {
         for (const abortNow of [true, false]) {
           const ac = new AbortController();
@@ -346,6 +350,7 @@ function thrown(fn: () => unknown): string {
           assert.equal((await p.exited).reason, 'aborted');
         }
       }
+      await keeper.stop();
     });
     it("8i. Linux: a file the kernel cannot run is ENOEXEC with exitCode -8, never run by an implicit shell (child_process's execvp runs it with /bin/sh)", async function () {
       if (!isLinux) this.skip();

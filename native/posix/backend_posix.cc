@@ -1027,9 +1027,16 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   // a failure then comes as the worker's 'error' instead of this call's, and a worker whose
   // filter asks this process sends its listener to the monitor (Child::listenerSock). Not
   // before this host has once let a worker use its namespaces (a host that refuses them is found
-  // by a failed step, which makes the spawn retry without: NamespacesRefusedError).
+  // by a failed step, which makes the spawn retry without: NamespacesRefusedError). And only
+  // while this process has other workers to serve: with none, the call waits for the worker's
+  // exec (~1 ms, what child_process's fork and exec take too), which saves the JS thread a
+  // wake-up for 'spawn' and leaves both CPUs to the child meanwhile (measured in one run, 300
+  // spawns each, interleaved: all limits 1.04-1.07x child_process's latency waiting, 1.11-1.14x
+  // returning early; by default 0.98x against 1.03x). With others in flight the call returns at
+  // once, and the thread serves them meanwhile (that is what brought throughput to
+  // child_process's).
   static std::atomic<bool> namespacesWork{false};  // a worker with a mount namespace exec'd
-  bool early = cp.announceWorker && namespacesWork.load(std::memory_order_relaxed);
+  bool early = cp.announceWorker && namespacesWork.load(std::memory_order_relaxed) && !Monitor::Get().Idle();
   // The first process reads its own copy of the plan (made now: the plan is complete).
   auto first = std::make_unique<FirstProcess>(cp, !forked);
   first->memory = std::move(mem);

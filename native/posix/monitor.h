@@ -135,6 +135,8 @@ class Monitor {
   // reaped once it ends; what was kept for it goes then when it had its own PID namespace.
   void Orphan(std::shared_ptr<Child> c);
   std::vector<std::shared_ptr<Child>> Snapshot() { return reg_.Snapshot(); }
+  // No worker of this process is registered (none running, none unreleased).
+  bool Idle() { return reg_.Empty(); }
   // Records the first reason and ends the tree. False when the worker was already reaped.
   bool Terminate(Child& c, const std::string& reason);
   static void KillTree(Child& c);
