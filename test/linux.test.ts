@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
+import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, keepBusyInLauncher, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
 import { clonerThreads, ownCgroupDirs, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
@@ -845,6 +845,33 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
   });
 
   describe('nothing leaks', () => {
+    it("a worker whose listener comes while the launcher's fd table is full ends with an EMFILE 'error', never a silent kill", async function () {
+      requireEnforced(this, 'processes');
+      if (spawnSync('prlimit', ['--version']).status !== 0) this.skip();
+      this.timeout(120_000);
+      const got = (await inLauncher(
+        tmp,
+        `require('node:child_process').execFileSync('prlimit', ['--pid', String(process.pid), '--nofile=256:256']);
+         await spawnIsolated(w, ['exit', '0'], { processes: 3, stdio: 'ignore' }).exited;
+         ${keepBusyInLauncher}
+         const seen = {};
+         for (let i = 0; i < 30; i++) {
+           const p = spawnIsolated(w, ['exit', '0'], { processes: 3, stdio: 'ignore' });
+           p.on('error', () => undefined);
+           // The fd table filled while the monitor receives the listener.
+           const held = [];
+           try { for (;;) held.push(fs.openSync('/dev/null', 'r')); } catch {}
+           await new Promise((r) => setTimeout(r, 30));
+           for (const fd of held) fs.closeSync(fd);
+           const e = await p.exited.then((x) => x.code + ' ' + x.signal + ' ' + x.reason, (x) => 'error ' + x.code);
+           seen[e] = (seen[e] || 0) + 1;
+         }
+         keeper.kill('SIGKILL');
+         return { seen };`,
+      )) as { seen: Record<string, number> };
+      for (const k of Object.keys(got.seen)) assert.ok(k === '0 null exit' || k === 'error EMFILE', JSON.stringify(got.seen));
+    });
+
     it('worker_threads that end right after spawning a worker that asks the launcher (processes: 3) leave no socket, reservation or zombie', async function () {
       requireEnforced(this, 'processes');
       this.timeout(120_000);
