@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/random.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <cstdio>
@@ -361,7 +360,7 @@ std::string OwnCgroupName(const std::string& tag) {
   // package in one dependency tree) each number their cgroups from 1.
   static const std::string copy = [] {
     uint32_t r = 0;
-    if (syscall(SYS_getrandom, &r, sizeof(r), GRND_NONBLOCK) != static_cast<long>(sizeof(r)))
+    if (!RandomBytes(&r, sizeof(r), GRND_NONBLOCK))
       r = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&OwnCgroupName) >> 4) ^ static_cast<uint32_t>(time(nullptr));
     char hex[16];
     snprintf(hex, sizeof(hex), "%06x", r & 0xffffff);

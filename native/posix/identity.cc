@@ -87,7 +87,7 @@ class Pool {
     // Start at a random id (not one the pid would give: a later launcher with the same pid
     // would start where a dead one did), so concurrent launchers rarely try the same ids.
     uint32_t r = 0;
-    if (syscall(SYS_getrandom, &r, sizeof(r), 0) != static_cast<long>(sizeof(r))) r = static_cast<uint32_t>(getpid()) * 2654435761u;
+    if (!RandomBytes(&r, sizeof(r))) r = static_cast<uint32_t>(getpid()) * 2654435761u;
     next_ = r % kTransientCount;
   }
 

@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 
 #ifndef SECCOMP_RET_KILL_PROCESS
 #define SECCOMP_RET_KILL_PROCESS 0x80000000U
@@ -29,6 +28,8 @@
 #include <map>
 #include <mutex>
 #include <string.h>
+
+#include "sys.h"
 
 namespace si {
 namespace posix {
@@ -342,10 +343,7 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
 
 uint64_t NewCloneKey() {
   uint64_t k = 0;
-  long n;
-  do n = syscall(SYS_getrandom, &k, sizeof(k), GRND_NONBLOCK);
-  while (n < 0 && errno == EINTR);
-  return n == static_cast<long>(sizeof(k)) ? k : 0;
+  return RandomBytes(&k, sizeof(k), GRND_NONBLOCK) ? k : 0;
 }
 
 void PatchCloneKey(std::vector<sock_filter>& prog, uint64_t key) {

@@ -75,6 +75,13 @@ bool ReadFile(const std::string& path, std::string* out) {
   }
 }
 
+bool RandomBytes(void* buf, size_t n, unsigned flags) {
+  long got;
+  do got = syscall(SYS_getrandom, buf, n, flags);
+  while (got < 0 && errno == EINTR);
+  return got == static_cast<long>(n);
+}
+
 int KeepAtLeast(int fd, int min) {
   if (fd < 0 || fd >= min) return fd;
   int moved = fcntl(fd, F_DUPFD_CLOEXEC, min);

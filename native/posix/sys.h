@@ -39,6 +39,10 @@ SysError Errno(const std::string& syscall, int e, const std::string& context = "
 // ones a child places below `min`.
 int KeepAtLeast(int fd, int min);
 
+// `n` random bytes from the kernel (getrandom with `flags`, again on EINTR); false when they
+// could not be had (the caller falls back).
+bool RandomBytes(void* buf, size_t n, unsigned flags = 0);
+
 bool ReadFile(const std::string& path, std::string* out);
 // 0 or the errno of the failed open / write.
 int WriteFile(const std::string& path, const std::string& value);

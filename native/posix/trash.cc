@@ -218,7 +218,7 @@ std::string Trash::TrashDir(const std::string& base) {
   if (it != trashDirs_.end()) return it->second;
   if (token_.empty()) {
     uint32_t r = 0;
-    if (syscall(SYS_getrandom, &r, sizeof(r), 0) != static_cast<long>(sizeof(r))) r = static_cast<uint32_t>(time(nullptr) ^ getpid());
+    if (!RandomBytes(&r, sizeof(r))) r = static_cast<uint32_t>(time(nullptr) ^ getpid());
     char hex[16];
     snprintf(hex, sizeof(hex), "%08x", r);
     token_ = std::to_string(getpid()) + "." + hex;
