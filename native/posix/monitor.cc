@@ -293,6 +293,45 @@ void Monitor::ReapOrphan(uint64_t id) {
   }
 }
 
+void Monitor::TakeListener(Child& c, uint32_t events) {
+  // Its spawn returned before its exec: the listener sent before that exec (by the worker, or
+  // by the namespace's first process). Its requests wait meanwhile (their callers block).
+  if (!c.listenerSock.valid()) return;
+  Fd listener;
+  int err = EPIPE;
+  if (events & EPOLLIN) {
+    spare_.reset();
+    listener = ReceiveListener(c.listenerSock.get());
+    err = errno;
+    spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!listener.valid() && err == EAGAIN) return;
+  }
+  epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c.listenerSock.get(), nullptr);
+  int fd = listener.get();
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    c.listenerSock.reset();
+    if (listener.valid()) c.notifier = std::make_unique<Notifier>(std::move(listener));
+    if (!c.notifier) detached_.erase(c.id);
+  }
+  if (fd < 0) {
+    // None came (EPIPE): its senders ended before it was sent, which their own reports say.
+    // One came that cannot be had: never run a worker whose questions no one answers.
+    if (err != EPIPE) {
+      c.lostListener = std::make_unique<SysError>(
+          Errno("recvmsg", err, err == EMFILE ? "the launcher had no fd free for the worker's seccomp listener; the worker was ended"
+                                              : "the worker's seccomp listener did not arrive; the worker was ended"));
+      KillTree(c);
+    }
+    return;
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = c.id | kNotifyKey;
+  epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev);
+  // Its first request, if any, is the next wake-up (level-triggered).
+}
+
 void Monitor::Notified(uint64_t id, uint32_t events) {
   std::shared_ptr<Child> c = Find(id);
   if (!c) {
@@ -302,42 +341,8 @@ void Monitor::Notified(uint64_t id, uint32_t events) {
   }
   if (!c) return;
   if (!c->notifier) {
-    // Its spawn returned before its exec: the listener sent before that exec (by the worker, or
-    // by the namespace's first process). Its requests wait meanwhile (their callers block).
-    if (!c->listenerSock.valid()) return;
-    Fd listener;
-    int err = EPIPE;
-    if (events & EPOLLIN) {
-      spare_.reset();
-      listener = ReceiveListener(c->listenerSock.get());
-      err = errno;
-      spare_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-      if (!listener.valid() && err == EAGAIN) return;
-    }
-    epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, c->listenerSock.get(), nullptr);
-    int fd = listener.get();
-    {
-      std::lock_guard<std::mutex> lock(mu());
-      c->listenerSock.reset();
-      if (listener.valid()) c->notifier = std::make_unique<Notifier>(std::move(listener));
-      if (!c->notifier) detached_.erase(id);
-    }
-    if (fd < 0) {
-      // None came (EPIPE): its senders ended before it was sent, which their own reports say.
-      // One came that cannot be had: never run a worker whose questions no one answers.
-      if (err != EPIPE) {
-        c->lostListener = std::make_unique<SysError>(
-            Errno("recvmsg", err, err == EMFILE ? "the launcher had no fd free for the worker's seccomp listener; the worker was ended"
-                                                : "the worker's seccomp listener did not arrive; the worker was ended"));
-        KillTree(*c);
-      }
-      return;
-    }
-    struct epoll_event ev = {};
-    ev.events = EPOLLIN;
-    ev.data.u64 = id | kNotifyKey;
-    epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev);
-    return;  // its first request, if any, is the next wake-up (level-triggered)
+    TakeListener(*c, events);
+    return;
   }
   if (events & EPOLLIN) c->notifier->Serve(*c);
   if (events & (EPOLLHUP | EPOLLERR)) {

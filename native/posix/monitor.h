@@ -150,6 +150,9 @@ class Monitor {
   void Reap(Child& c);
   void Post(Child& c);
   void Notified(uint64_t id, uint32_t events);
+  // The listener of `c`, whose spawn returned before its exec, from its socket (readable or hung
+  // up): from then on watched in that socket's stead.
+  void TakeListener(Child& c, uint32_t events);
 
   Fd epfd_, wake_;
   Fd spare_;  // closed right before a listener is received, so that a number is free for it
