@@ -890,6 +890,8 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
            return n;
          };
          await spawnIsolated(w, ['exit', '0'], { processes: 3, stdio: 'ignore' }).exited;
+         // The baseline once that worker's transient uid is let go (its exit is reported first).
+         for (let waited = 0; waited < 5000 && fds().lock > 0; waited += 20) await new Promise((r) => setTimeout(r, 20));
          const before = fds();
          for (let i = 0; i < 80; i++) {
            const t = new Worker(\`const { spawnIsolated } = require(\${JSON.stringify(lib)});
