@@ -477,7 +477,10 @@ function trashEntries(base = os.tmpdir()): string[] {
          const ms = Date.now() - t0;
          let gone = false;
          for (let i = 0; i < 200 && !gone; i++) {
-           gone = !fs.existsSync('/proc/' + first) || fs.readFileSync('/proc/' + first + '/stat', 'utf8').split(') ')[1][0] === 'Z';
+           // Gone, a zombie, or reaped between the two looks (the read then fails with ESRCH / ENOENT).
+           let stat = '';
+           try { stat = fs.readFileSync('/proc/' + first + '/stat', 'utf8'); } catch {}
+           gone = stat === '' || stat.split(') ')[1][0] === 'Z';
            if (!gone) await new Promise((res) => setTimeout(res, 10));
          }
          fs.closeSync(hold);
