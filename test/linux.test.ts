@@ -945,6 +945,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
          const { Worker } = require('node:worker_threads');
          const lockFds = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).includes('transient-ids'); } catch { return false; } }).length;
          await run(['exit', '0']);
+         // The baseline once that worker's reservation is let go (the monitor drops its record
+         // right after it reaps the init, which follows the exit's report).
+         for (let waited = 0; waited < 5000 && lockFds() > 0; waited += 20) await new Promise((r) => setTimeout(r, 20));
          const before = lockFds();
          const pids = [];
          for (let i = 0; i < 3; i++) {

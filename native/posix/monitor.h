@@ -100,7 +100,8 @@ struct Child : WorkerBase {
   uint64_t peakRss = 0;        // sampled VmHWM (its own peak RSS), the peak without a memory cgroup
   bool limitPosted = false;    // a 'limit' event for the reason that ended it went out
   bool threadsPosted = false;  // the 'limit' event for the task limit went out
-  // Guarded by Monitor::mu() (with WorkerBase::reason and ::ended, which is "reaped").
+  // Guarded by Monitor::mu() (with WorkerBase::reason and ::ended, which is "its status is had":
+  // the monitor reaps it right after, Reap).
   bool posted = false;
   std::unique_ptr<Event> pending;  // exit event waiting for the tree to be gone
   Stats finalStats;                // as reported with the exit (read once posted)
