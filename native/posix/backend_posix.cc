@@ -1232,7 +1232,7 @@ bool Signal(uint64_t id, int signal) {
     if (signal == SIGCONT) c->start->CancelStop();
   }
   std::lock_guard<std::mutex> lock(Monitor::Get().mu());
-  if (c->ended) return false;  // reaped: its pidfd names nothing any more
+  if (c->ended) return false;  // exited (reaped, or a zombie about to be: Monitor::Reap)
   // SIGSTOP from outside its namespace stops an init itself (the kernel forces it on a
   // namespace's PID 1 from an ancestor; the init cannot catch it to forward it), so it goes to
   // the worker, as child_process's goes to its child.

@@ -4,12 +4,18 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <string>
 #include <thread>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
 
 namespace si {
 namespace posix {
@@ -121,24 +127,35 @@ void CgroupPool::StartLocked() {
   std::thread([this] { Run(); }).detach();
 }
 
-void CgroupPool::LetGo(Fd ns) {
-  if (!ns.valid()) return;
+void CgroupPool::LetGo(Fd ns, Fd reap) {
+  if (!ns.valid() && !reap.valid()) return;
   std::lock_guard<std::mutex> lock(mu_);
   StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
-  letGo_.push_back(std::move(ns));
+  letGo_.push_back(LetGoItem{std::move(ns), std::move(reap)});
   cv_.notify_one();
+}
+
+void CgroupPool::LetGoNow(std::vector<LetGoItem>& items) {
+  for (LetGoItem& i : items) i.ns.reset();
+  for (LetGoItem& i : items) {
+    if (!i.reap.valid()) continue;
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    syscall(SYS_waitid, P_PIDFD, i.reap.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
+  }
+  items.clear();
 }
 
 void CgroupPool::Settle() {
   std::vector<Retired> retired;
-  std::vector<Fd> letGo;
+  std::vector<LetGoItem> letGo;
   {
     std::unique_lock<std::mutex> lock(mu_);
     idle_.wait(lock, [this] { return !busy_; });  // its batch is back, reset or still busy
     retired.swap(retired_);
     letGo.swap(letGo_);
   }
-  letGo.clear();
+  LetGoNow(letGo);
   for (Retired& r : retired) {
     Cgroup cg;
     cg.dirs = std::move(r.dirs);
@@ -218,11 +235,11 @@ void CgroupPool::Run() {
     }
     std::vector<Retired> retired;
     retired.swap(retired_);
-    std::vector<Fd> letGo;
+    std::vector<LetGoItem> letGo;
     letGo.swap(letGo_);
     busy_ = true;
     lock.unlock();
-    letGo.clear();  // first: the cgroups they were charged to are reset or removed below
+    LetGoNow(letGo);  // first: the cgroups they were charged to are reset or removed below
     std::vector<Cgroup> reset;
     Recycle(retired, reset);
     Cgroup fresh;

@@ -116,8 +116,9 @@ pid_t InitsFirstChild(pid_t init);
 // a spawn that returned before the worker's exec is not settled.
 pid_t WorkerPid(Child& c);
 
-// Hands the worker's cgroup back to the pool, once.
-void RetireCgroup(Child& c);
+// Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `reap` (a
+// pidfd of its exited init), if any, is reaped after that (CgroupPool::LetGo).
+void RetireCgroup(Child& c, Fd reap = Fd());
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
 // `inits`: how many of the cgroup's processes are our inits (not counted as active).
@@ -149,7 +150,9 @@ class Monitor {
   int NextTimeout();
   void Tick();
   void Reap(Child& c);
-  void Post(Child& c);
+  // Reports its exit, once its tree is gone; `reap` goes to RetireCgroup when it is posted now
+  // (else it is left to the caller).
+  void Post(Child& c, Fd* reap = nullptr);
   void Notified(uint64_t id, uint32_t events);
   // The listener of `c`, whose spawn returned before its exec, from its socket (readable or hung
   // up): from then on watched in that socket's stead.
