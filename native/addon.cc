@@ -65,7 +65,8 @@ Napi::Value SpawnJs(const Napi::CallbackInfo& info) {
 Napi::Value SessionEnvironmentJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    std::vector<std::string> list = backend::SessionEnvironment(static_cast<int64_t>(GetNumber(env, info[0], "session", -2, UINT32_MAX - 1.0)));
+    std::vector<std::string> list =
+        backend::SessionEnvironment(static_cast<int64_t>(GetNumber(env, info[0], "session", -2, UINT32_MAX - 1.0)));
     Napi::Array out = Napi::Array::New(env, list.size());
     for (uint32_t i = 0; i < list.size(); i++) out.Set(i, list[i]);
     return out;

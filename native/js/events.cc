@@ -83,7 +83,8 @@ napi_value StatsObject(napi_env env, const Stats& s) {
 // As ToJsError makes it (convert.cc), with the C API.
 napi_value ErrorObject(napi_env env, const SysError& e) {
   napi_value msg, err;
-  if (napi_create_string_utf8(env, e.message.data(), e.message.size(), &msg) != napi_ok || napi_create_error(env, nullptr, msg, &err) != napi_ok)
+  if (napi_create_string_utf8(env, e.message.data(), e.message.size(), &msg) != napi_ok ||
+      napi_create_error(env, nullptr, msg, &err) != napi_ok)
     return nullptr;
   RawObject o(env, err);
   o.Str("code", e.code);

@@ -86,8 +86,9 @@ Napi::Object WinInternals(Napi::Env env, Napi::Object o) {
         }));
   o.Set("jobMemoryBytes", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           try {
-            return Napi::Number::New(info.Env(), static_cast<double>(internals::JobMemoryBytes(
-                                                     static_cast<uint64_t>(info[0].ToNumber().DoubleValue()), info[1].ToNumber().Int32Value())));
+            return Napi::Number::New(info.Env(),
+                                     static_cast<double>(internals::JobMemoryBytes(static_cast<uint64_t>(info[0].ToNumber().DoubleValue()),
+                                                                                   info[1].ToNumber().Int32Value())));
           } catch (const SysError& err) {
             throw ToJsError(info.Env(), err);
           }

@@ -169,7 +169,9 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
   if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
   if (req.hasCwd && !req.cwd.empty() && req.cwd[0] == '/') all.push_back({req.cwd, false, true});
   std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
-  auto beneath = [](const std::string& p, const std::string& d) { return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/'; };
+  auto beneath = [](const std::string& p, const std::string& d) {
+    return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
+  };
   std::vector<KeepSpec> keep;
   for (const KeepSpec& k : all) {
     bool hidden = false;
@@ -396,7 +398,8 @@ struct FirstProcess {
         step = msg[0] > 0 ? msg[0] : 0;
         err = msg[0] > 0 ? msg[1] : 0;
       } else if (msg[0] > 0 && DebugEnabled()) {
-        fprintf(stderr, "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
+        fprintf(stderr,
+                "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
                 getpid(), msg[0], strerror(msg[1]));
       }
       first = false;
@@ -696,8 +699,9 @@ SysError ChildError(const FailureContext& ctx, ChildFailure f) {
   // exec opens besides the file itself (a dynamic loader, an interpreter) is not listed.
   bool othersRun = f.step == kStepExec && uidMatters && (st.st_mode & 0005) == 0005;
   if (ctx.hasFilesystem && f.err == EACCES && othersRun)
-    e.message += " (options.filesystem: the worker reads only what it lists; a dynamically linked program also needs its "
-                 "loader and libraries, e.g. read: ['/lib', '/lib64', '/usr/lib'], and a script its interpreter)";
+    e.message +=
+        " (options.filesystem: the worker reads only what it lists; a dynamically linked program also needs its "
+        "loader and libraries, e.g. read: ['/lib', '/lib64', '/usr/lib'], and a script its interpreter)";
   else if (ctx.transientId && f.err == EACCES && (f.step == kStepExec || f.step == kStepCwd) && uidMatters)
     e.message += " (a restricted worker of a root launcher runs as its own uid " + std::to_string(ctx.uid) +
                  ": its executable and cwd must be readable by others; or pass options.uid, or privileges: 'inherit')";

@@ -59,8 +59,8 @@ bool PrepareV2(const std::string& base, std::string* why) {
   for (const char* c : {"memory", "cpu", "pids"})
     if (avail.find(c) == std::string::npos) missing += std::string(missing.empty() ? "" : ", ") + c;
   if (!missing.empty()) {
-    *why = "the cgroup v2 controllers this backend needs (memory, cpu, pids) are not all delegated to " + base +
-           " (missing: " + missing + ")";
+    *why =
+        "the cgroup v2 controllers this backend needs (memory, cpu, pids) are not all delegated to " + base + " (missing: " + missing + ")";
     return false;
   }
   std::string enable = "+memory +cpu +pids";

@@ -18,7 +18,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -218,8 +217,7 @@ void MountPrivateTmp(const ChildPlan& p) {
   // terminal is, readable by its user) are not there; /dev/ptmx makes its own.
   struct stat pts;
   if (lstat("/dev/pts", &pts) == 0 && S_ISDIR(pts.st_mode)) {
-    if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") != 0)
-      ChildFail(p, kStepMounts);
+    if (mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") != 0) ChildFail(p, kStepMounts);
     if (lstat("/dev/ptmx", &pts) == 0 && mount("/dev/pts/ptmx", "/dev/ptmx", nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
   }
   for (int i = 0; i < p.nkeepDirs; i++) {
@@ -480,8 +478,7 @@ int WorkerEntry(void* arg) {
   // before it is placed.
   int memcg = p.memoryCgroupFd;
   if ((p.statusFd != 0 && dup3(p.statusFd, 0, 0) < 0) || (gate >= 0 ? dup3(gate, 1, 0) < 0 : (close(1), false)) ||
-      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0) ||
-      (memcg >= 0 && (memcg == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup3(memcg, 3, 0) < 0))) {
+      (p.lockFd >= 0 && dup3(p.lockFd, 2, 0) < 0) || (memcg >= 0 && (memcg == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup3(memcg, 3, 0) < 0))) {
     kill(worker, SIGKILL);
     ChildFail(p, kStepInit);
   }

@@ -129,9 +129,9 @@ struct ChildPlan {
   // Tests only (SPAWN_ISOLATED_TEST_HOLD_FIRST, a FIFO): with the relay, this process waits for a
   // byte there right before it execs the init, for a test to look at it meanwhile.
   const char* holdFirst;
-  int aliveFd;  // read end; the parent holds the write end until exec: hang-up means it died
+  int aliveFd;       // read end; the parent holds the write end until exec: hang-up means it died
   int aliveWriteFd;  // the parent's write end, which the child closes first (else it holds it itself)
-  int errFd;    // write end, close-on-exec: failures are reported here
+  int errFd;         // write end, close-on-exec: failures are reported here
 };
 
 // The init's byte on its fd 1 (init.c).

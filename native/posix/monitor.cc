@@ -322,8 +322,9 @@ void Monitor::TakeListener(Child& c, uint32_t events) {
     // One came that cannot be had: never run a worker whose questions no one answers.
     if (err != EPIPE) {
       c.lostListener = std::make_unique<SysError>(
-          Errno("recvmsg", err, err == EMFILE ? "the launcher had no fd free for the worker's seccomp listener; the worker was ended"
-                                              : "the worker's seccomp listener did not arrive; the worker was ended"));
+          Errno("recvmsg", err,
+                err == EMFILE ? "the launcher had no fd free for the worker's seccomp listener; the worker was ended"
+                              : "the worker's seccomp listener did not arrive; the worker was ended"));
       KillTree(c);
     }
     return;
@@ -584,8 +585,10 @@ void Monitor::Reap(Child& c) {
   // memory (its rusage counts the launcher's memory, which it shared until its exec).
   if (c.cg.Dir("memory").empty()) c.finalStats.peakMemory = c.peakRss;
   std::unique_ptr<Event> ev = ExitEvent(c.id, end.code, end.signal, reason, c.finalStats);
-  if (startStep != 0) ev->error = std::make_unique<SysError>(c.start->error(startStep, startErr));
-  else if (c.lostListener) ev->error = std::move(c.lostListener);
+  if (startStep != 0)
+    ev->error = std::make_unique<SysError>(c.start->error(startStep, startErr));
+  else if (c.lostListener)
+    ev->error = std::move(c.lostListener);
   // The worker is gone: the rest of its tree goes with it. The exit is reported once
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);

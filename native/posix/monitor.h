@@ -84,15 +84,15 @@ struct Child : WorkerBase {
   // exit is reported as this failure.
   std::unique_ptr<SysError> lostListener;
   bool pidns = false;
-  bool init = false;    // PID 1 of its namespace is our init (pid, pidfd: the init's)
-  bool netns = false;   // a network namespace of its own (network: 'none')
+  bool init = false;            // PID 1 of its namespace is our init (pid, pidfd: the init's)
+  bool netns = false;           // a network namespace of its own (network: 'none')
   bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
-  Fd statusRead;        // the init's report of the worker's wait status
+  Fd statusRead;                // the init's report of the worker's wait status
   // Its mount namespace, held from its exec until its exit is reported (HoldMountNamespace):
   // the last reference's teardown waits for an RCU grace period, on the housekeeping thread
   // then instead of in the init's exit, which the exit event waits for.
   Fd mountNs;
-  pid_t workerPid = 0;  // under an init: the worker's own pid (WorkerPid), once looked up
+  pid_t workerPid = 0;                  // under an init: the worker's own pid (WorkerPid), once looked up
   std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
   Limits limits;
   uint64_t peakData = 0;       // sampled VmData high-water mark (for memory.process)

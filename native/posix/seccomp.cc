@@ -286,7 +286,8 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
     for (long nr : kLowDenied) add(nr, Returns(RetErrno(EPERM)));
   // network: 'none': a Unix socket reaches by path what its network namespace keeps out (a
   // host service's socket file); socketpair still works.
-  if (spec.noUnixSockets) add(__NR_socket, {LoadArg(0), Jump(BPF_JMP | BPF_JEQ | BPF_K, 1 /* AF_UNIX */, 0, 1), RetErrno(EACCES), RetAllow()});
+  if (spec.noUnixSockets)
+    add(__NR_socket, {LoadArg(0), Jump(BPF_JMP | BPF_JEQ | BPF_K, 1 /* AF_UNIX */, 0, 1), RetErrno(EACCES), RetAllow()});
   if (spec.noChildren || spec.notifyChildren) {
     sock_filter ret = spec.noChildren ? RetErrno(EAGAIN) : RetNotify();
 #ifdef __NR_fork
@@ -334,7 +335,8 @@ std::vector<sock_filter> BuildFilter(const FilterSpec& spec) {
   static std::mutex mu;
   static std::map<unsigned, std::vector<sock_filter>>* cache = new std::map<unsigned, std::vector<sock_filter>>();
   unsigned key = (spec.noChildren ? 1u : 0u) | (spec.restricted ? 2u : 0u) | (spec.low ? 4u : 0u) | (spec.notifyChildren ? 8u : 0u) |
-                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u) | (spec.noUnixSockets ? 64u : 0u) | (spec.startsWorker ? 128u : 0u);
+                 (spec.notifyExec ? 16u : 0u) | (spec.notifyFailure ? 32u : 0u) | (spec.noUnixSockets ? 64u : 0u) |
+                 (spec.startsWorker ? 128u : 0u);
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache->find(key);
   if (it == cache->end()) it = cache->emplace(key, Build(spec)).first;
@@ -349,8 +351,10 @@ uint64_t NewCloneKey() {
 void PatchCloneKey(std::vector<sock_filter>& prog, uint64_t key) {
   for (sock_filter& ins : prog) {
     if (ins.code != (BPF_JMP | BPF_JEQ | BPF_K)) continue;
-    if (ins.k == kKeyLowMarker) ins.k = static_cast<uint32_t>(key);
-    else if (ins.k == kKeyHighMarker) ins.k = static_cast<uint32_t>(key >> 32);
+    if (ins.k == kKeyLowMarker)
+      ins.k = static_cast<uint32_t>(key);
+    else if (ins.k == kKeyHighMarker)
+      ins.k = static_cast<uint32_t>(key >> 32);
   }
 }
 

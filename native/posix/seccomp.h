@@ -14,9 +14,9 @@ namespace posix {
 extern const uint32_t kAuditArch;
 
 struct FilterSpec {
-  bool noChildren = false;  // processes: 1: no fork / vfork / clone of a process
-  bool restricted = false;  // 'restricted' and 'low': no namespaces, no kernel attack surface
-  bool low = false;         // 'low': also no ptrace / process_vm_* / personality
+  bool noChildren = false;     // processes: 1: no fork / vfork / clone of a process
+  bool restricted = false;     // 'restricted' and 'low': no namespaces, no kernel attack surface
+  bool low = false;            // 'low': also no ptrace / process_vm_* / personality
   bool noUnixSockets = false;  // network: 'none': no socket(AF_UNIX) (a host service by path)
   // processes: N > 1: fork, vfork and clone of a process ask the launcher (SECCOMP_RET_USER_NOTIF,
   // served by the monitor: notify.h), which counts the tree; threads pass in BPF.

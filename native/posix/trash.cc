@@ -272,7 +272,9 @@ bool Trash::Discard(const std::string& path) {
     }
   }
   if (!moved) {
-    if (debug_) fprintf(stderr, "SPAWN-ISOLATED %d: could not move %s out of the way (%s): removing it in place\n", getpid(), path.c_str(), strerror(errno));
+    if (debug_)
+      fprintf(stderr, "SPAWN-ISOLATED %d: could not move %s out of the way (%s): removing it in place\n", getpid(), path.c_str(),
+              strerror(errno));
     removals_.push_back(path);
   }
   if (!started_) {
@@ -317,8 +319,8 @@ void Trash::RemoveNow(const std::string& path) {
   RemoveResult r = RemoveTreeAt(parent, BaseName(path).c_str());
   close(parent);
   if (r.err != 0 && debug_)
-    fprintf(stderr, "SPAWN-ISOLATED %d: could not remove all of %s (%s: %s); %zu entries removed\n", getpid(), path.c_str(),
-            r.what.c_str(), strerror(r.err), r.removed);
+    fprintf(stderr, "SPAWN-ISOLATED %d: could not remove all of %s (%s: %s); %zu entries removed\n", getpid(), path.c_str(), r.what.c_str(),
+            strerror(r.err), r.removed);
 }
 
 void Trash::SweepNow(const std::string& base) {
@@ -359,12 +361,14 @@ void Trash::SweepNow(const std::string& base) {
     }
     if (!alive) {
       // Its temp directories first, its trash directories (still locked by us) last.
-      std::stable_sort(kv.second.begin(), kv.second.end(),
-                       [&](const std::string& a, const std::string& b) { return !IsTrashOf(a.c_str(), kv.first) && IsTrashOf(b.c_str(), kv.first); });
+      std::stable_sort(kv.second.begin(), kv.second.end(), [&](const std::string& a, const std::string& b) {
+        return !IsTrashOf(a.c_str(), kv.first) && IsTrashOf(b.c_str(), kv.first);
+      });
       for (const std::string& name : kv.second) {
         RemoveResult r = RemoveTreeAt(fd, name.c_str());
         if (r.err != 0 && debug_)
-          fprintf(stderr, "SPAWN-ISOLATED %d: could not remove a dead launcher's %s/%s (%s)\n", getpid(), base.c_str(), name.c_str(), strerror(r.err));
+          fprintf(stderr, "SPAWN-ISOLATED %d: could not remove a dead launcher's %s/%s (%s)\n", getpid(), base.c_str(), name.c_str(),
+                  strerror(r.err));
       }
     }
     for (int t : locks) close(t);

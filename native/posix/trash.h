@@ -68,8 +68,8 @@ class Trash {
   CondVar cv_, idle_;
   std::deque<std::string> removals_, sweeps_;
   std::map<std::string, std::chrono::steady_clock::time_point> swept_;  // base -> last sweep
-  std::map<std::string, std::string> trashDirs_;  // base -> this launcher's trash directory in it
-  std::string token_;                              // "<pid>.<random>": this launcher's names
+  std::map<std::string, std::string> trashDirs_;                        // base -> this launcher's trash directory in it
+  std::string token_;                                                   // "<pid>.<random>": this launcher's names
   uint64_t next_ = 0;
   bool busy_ = false, started_ = false, debug_ = false;
 };

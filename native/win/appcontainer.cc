@@ -39,7 +39,9 @@ const UserenvApi& Userenv() {
   return api;
 }
 
-std::vector<BYTE> CopySid(PSID sid) { return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid)); }
+std::vector<BYTE> CopySid(PSID sid) {
+  return std::vector<BYTE>(reinterpret_cast<BYTE*>(sid), reinterpret_cast<BYTE*>(sid) + GetLengthSid(sid));
+}
 
 std::string HresultText(HRESULT hr) {
   char buf[16];
@@ -60,8 +62,8 @@ DWORD ApplyToPath(const std::wstring& path, EXPLICIT_ACCESS_W& ea) {
   PACL updated = nullptr;
   err = SetEntriesInAclW(1, &ea, dacl, &updated);
   if (err == ERROR_SUCCESS) {
-    SECURITY_INFORMATION info =
-        DACL_SECURITY_INFORMATION | ((control & SE_DACL_PROTECTED) ? PROTECTED_DACL_SECURITY_INFORMATION : UNPROTECTED_DACL_SECURITY_INFORMATION);
+    SECURITY_INFORMATION info = DACL_SECURITY_INFORMATION | ((control & SE_DACL_PROTECTED) ? PROTECTED_DACL_SECURITY_INFORMATION
+                                                                                           : UNPROTECTED_DACL_SECURITY_INFORMATION);
     err = SetNamedSecurityInfoW(const_cast<LPWSTR>(path.c_str()), SE_FILE_OBJECT, info, nullptr, nullptr, updated, nullptr);
   }
   if (updated != nullptr) LocalFree(updated);
@@ -135,7 +137,8 @@ AppContainer::~AppContainer() {
 
 std::vector<std::vector<BYTE>> AppContainer::NetworkCapabilities() {
   std::vector<std::vector<BYTE>> out;
-  for (WELL_KNOWN_SID_TYPE t : {WinCapabilityInternetClientSid, WinCapabilityInternetClientServerSid, WinCapabilityPrivateNetworkClientServerSid}) {
+  for (WELL_KNOWN_SID_TYPE t :
+       {WinCapabilityInternetClientSid, WinCapabilityInternetClientServerSid, WinCapabilityPrivateNetworkClientServerSid}) {
     std::vector<BYTE> sid(SECURITY_MAX_SID_SIZE);
     DWORD size = static_cast<DWORD>(sid.size());
     if (!CreateWellKnownSid(t, nullptr, sid.data(), &size)) ThrowLastError("CreateWellKnownSid", "a network capability");

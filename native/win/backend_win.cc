@@ -55,8 +55,10 @@ void GroupProcessesEntry(HANDLE job, Enforcement& e) {
 // The session the worker is to run in.
 DWORD TargetSession(int64_t session) {
   DWORD id = 0;
-  if (session == kSessionCurrent) ProcessIdToSessionId(GetCurrentProcessId(), &id);
-  else id = session == kSessionConsole ? WTSGetActiveConsoleSessionId() : static_cast<DWORD>(session);
+  if (session == kSessionCurrent)
+    ProcessIdToSessionId(GetCurrentProcessId(), &id);
+  else
+    id = session == kSessionConsole ? WTSGetActiveConsoleSessionId() : static_cast<DWORD>(session);
   return id;
 }
 
@@ -67,8 +69,7 @@ void JoinGroupSession(Group& g, DWORD target) {
   if (g.session.compare_exchange_strong(none, static_cast<int64_t>(target)) || none == static_cast<int64_t>(target)) return;
   throw SysError("ERR_JOB_SESSION", 0, "",
                  "the worker would run in session " + std::to_string(target) + ", but this isolation group's members run in session " +
-                     std::to_string(none) +
-                     ": Windows keeps all of a job's processes in one session (use one group per session)");
+                     std::to_string(none) + ": Windows keeps all of a job's processes in one session (use one group per session)");
 }
 
 // A worker in another session than this process's cannot be in this process's job (if it is in
@@ -217,7 +218,8 @@ void MakeInheritable(WorkerHandles& wh, SpawnResult& res) {
 std::vector<std::string> WorkerEnvironment(const SpawnRequest& req, const Child& child, const WorkerHandles& wh) {
   std::vector<std::string> env = child.temp.path().empty() ? req.env : child.temp.Environment(req.env);
   // Only the launcher says it.
-  env.erase(std::remove_if(env.begin(), env.end(), [](const std::string& e) { return _stricmp(e.substr(0, e.find('=', 1)).c_str(), kCpuBaseEnv) == 0; }),
+  env.erase(std::remove_if(env.begin(), env.end(),
+                           [](const std::string& e) { return _stricmp(e.substr(0, e.find('=', 1)).c_str(), kCpuBaseEnv) == 0; }),
             env.end());
   std::string cpuBase = CpuBaseValue(child.cpuBase, static_cast<double>(GetActiveProcessorCount(ALL_PROCESSOR_GROUPS)));
   if (!cpuBase.empty()) env.push_back(std::string(kCpuBaseEnv) + "=" + cpuBase);
@@ -234,7 +236,8 @@ void ThrowIfSessionRefused(DWORD err, const SpawnRequest& req) {
       !IsProcessInJob(GetCurrentProcess(), nullptr, &inJob) || !inJob)
     return;
   throw SysError("ERR_JOB_SESSION", err, "spawn " + req.file,
-                 "spawn " + req.file + ": this process runs in a job, and Windows keeps a job's processes in one session: a worker cannot start in session " +
+                 "spawn " + req.file +
+                     ": this process runs in a job, and Windows keeps a job's processes in one session: a worker cannot start in session " +
                      std::to_string(target) + " from session " + std::to_string(own) +
                      " unless every job around this process allows breakaway. Run the launcher outside that job");
 }
@@ -259,7 +262,8 @@ DWORD ConsoleFlags(const SpawnRequest& req, const WorkerHandles& wh, Child& chil
   // An AppContainer process gets a console only where the user enabled lowbox consoles
   // (HKCU\Console\LowBoxConsoleEnabled): none at all.
   if (!wh.consoleSlot && req.windowsHide && child.container) return DETACHED_PROCESS;
-  if (!wh.consoleSlot && req.windowsHide) return HiddenConsoleFlags(IsWine(), req.limits.processes + (child.group ? child.group->processes : 0));
+  if (!wh.consoleSlot && req.windowsHide)
+    return HiddenConsoleFlags(IsWine(), req.limits.processes + (child.group ? child.group->processes : 0));
   child.sharesConsole = GetConsoleCP() != 0;  // else a console program gets a new, visible one
   return CREATE_NEW_PROCESS_GROUP;
 }
@@ -370,8 +374,10 @@ std::vector<BYTE> MakeContainer(const SpawnRequest& req, Child& child) {
   auto grant = [&](const std::string& path, DWORD mask, bool inherit) {
     std::string why;
     std::unique_ptr<Revocable> g = GrantPath(ToWide(path), sid, mask, inherit, &why);
-    if (g) child.grants.push_back(std::move(g));
-    else DebugLine("worker " + std::to_string(child.id) + ": its AppContainer gets no access to " + why);
+    if (g)
+      child.grants.push_back(std::move(g));
+    else
+      DebugLine("worker " + std::to_string(child.id) + ": its AppContainer gets no access to " + why);
   };
   for (const std::string& p : req.fsRead) grant(p, kReadAccess, true);
   for (const std::string& p : req.fsWrite) grant(p, kWriteAccess, true);
@@ -527,7 +533,8 @@ GroupResult CreateGroup(const GroupRequest& req) {
   JobPlan plan = ApplyLimits(g->job.get(), req.limits, req.killOnClose, own);
   g->extended = plan.extended;
   // Its members' rates are shares of its cap only where the cap was applied (read back).
-  bool capped = std::any_of(plan.enforcement.begin(), plan.enforcement.end(), [](const Enforcement& e) { return e.limit == "cpu.cores" && e.enforced; });
+  bool capped = std::any_of(plan.enforcement.begin(), plan.enforcement.end(),
+                            [](const Enforcement& e) { return e.limit == "cpu.cores" && e.enforced; });
   g->capacityCores = capped ? req.limits.cpuCores : own;
   g->processes = req.limits.processes;
   for (Enforcement& e : plan.enforcement)

@@ -84,7 +84,9 @@ struct ObjectAttributes {
 UniqueHandle OpenSessionNamespace(DWORD* err) {
   static const NtOpenDirectoryObjectFn open = [] {
     HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
-    return ntdll == nullptr ? nullptr : reinterpret_cast<NtOpenDirectoryObjectFn>(reinterpret_cast<void*>(GetProcAddress(ntdll, "NtOpenDirectoryObject")));
+    return ntdll == nullptr
+               ? nullptr
+               : reinterpret_cast<NtOpenDirectoryObjectFn>(reinterpret_cast<void*>(GetProcAddress(ntdll, "NtOpenDirectoryObject")));
   }();
   DWORD session = 0;
   ProcessIdToSessionId(GetCurrentProcessId(), &session);
@@ -130,8 +132,10 @@ Revocables GrantSessionObjects(const std::vector<BYTE>& workerSid) {
   Revocables grants;
   std::string why;
   auto keep = [&](std::unique_ptr<ObjectGrant> g) {
-    if (g) grants.push_back(std::move(g));
-    else DebugLine("a restricted worker gets no access to " + why);
+    if (g)
+      grants.push_back(std::move(g));
+    else
+      DebugLine("a restricted worker gets no access to " + why);
   };
   constexpr DWORD kEdit = READ_CONTROL | WRITE_DAC;
   wchar_t name[256];

@@ -22,7 +22,8 @@ namespace win {
 
 // Specific rights given to a worker's SID.
 constexpr DWORD kWorkerWinstaAccess = WINSTA_ENUMDESKTOPS | WINSTA_READATTRIBUTES | WINSTA_ACCESSGLOBALATOMS | WINSTA_ENUMERATE;
-constexpr DWORD kWorkerDesktopAccess = DESKTOP_READOBJECTS | DESKTOP_CREATEWINDOW | DESKTOP_CREATEMENU | DESKTOP_ENUMERATE | DESKTOP_WRITEOBJECTS;
+constexpr DWORD kWorkerDesktopAccess =
+    DESKTOP_READOBJECTS | DESKTOP_CREATEWINDOW | DESKTOP_CREATEMENU | DESKTOP_ENUMERATE | DESKTOP_WRITEOBJECTS;
 constexpr DWORD kWorkerDirectoryAccess = 0x0001 | 0x0002 | 0x0004;  // DIRECTORY_QUERY | _TRAVERSE | _CREATE_OBJECT
 
 // One ACE for one SID on one object, removed when this is destroyed (unless left).

@@ -29,8 +29,8 @@ struct DirEntry {
 };
 
 // Access for a directory that is emptied and deleted through its handle.
-constexpr DWORD kTreeAccess = DELETE | FILE_LIST_DIRECTORY | FILE_TRAVERSE | FILE_ADD_FILE | FILE_ADD_SUBDIRECTORY |
-                              FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE;
+constexpr DWORD kTreeAccess = DELETE | FILE_LIST_DIRECTORY | FILE_TRAVERSE | FILE_ADD_FILE | FILE_ADD_SUBDIRECTORY | FILE_READ_ATTRIBUTES |
+                              FILE_WRITE_ATTRIBUTES | READ_CONTROL | SYNCHRONIZE;
 
 // `name` (one component) relative to the directory `dir`; a reparse point is opened as itself.
 // Shared read / write / delete. Invalid handle on failure, with the Win32 error in *err.

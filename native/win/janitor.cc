@@ -138,8 +138,8 @@ Trash* Janitor::State::TrashFor(const std::wstring& base, DWORD* err) {
     if (!CreateWellKnownSid(WinLocalSystemSid, nullptr, system.data(), &size)) ThrowLastError("CreateWellKnownSid");
     // Only this user and SYSTEM: no worker can reach what is in it.
     Trash t;
-    t.dir = MakePrivateDir(base, {reinterpret_cast<PSID>(const_cast<BYTE*>(ProcessUserSid().data())), reinterpret_cast<PSID>(system.data())},
-                           L".trash");
+    t.dir = MakePrivateDir(
+        base, {reinterpret_cast<PSID>(const_cast<BYTE*>(ProcessUserSid().data())), reinterpret_cast<PSID>(system.data())}, L".trash");
     return &trash.emplace(key, std::move(t)).first->second;
   } catch (const SysError& e) {
     *err = static_cast<DWORD>(e.errnum != 0 ? e.errnum : ERROR_GEN_FAILURE);
@@ -208,8 +208,8 @@ bool Janitor::State::Retire(Retiring& r, ULONGLONG now) {
   if (r.exit && age >= kExitWaitMs) {
     Post(r);  // never held longer: the directory goes when it can
     r.late = true;
-    DebugLine("worker " + std::to_string(r.worker) + ": exit reported while its temp directory " + ToUtf8(r.dir.path) + " is still there (" +
-              why + (err != 0 ? ": " + Win32Message(err) : std::string()) + "); it is removed in the background");
+    DebugLine("worker " + std::to_string(r.worker) + ": exit reported while its temp directory " + ToUtf8(r.dir.path) +
+              " is still there (" + why + (err != 0 ? ": " + Win32Message(err) : std::string()) + "); it is removed in the background");
   }
   if (age >= kGiveUpMs) {
     DebugLine("worker " + std::to_string(r.worker) + ": its temp directory " + ToUtf8(r.dir.path) + " is left in place (" + why +
@@ -249,8 +249,9 @@ bool Janitor::State::SweepStep(Sweep& s) {
   if (!s.started) {
     s.started = true;
     if (!s.dir.valid())
-      s.dir.reset(CreateFileW(s.base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                              nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+      s.dir.reset(CreateFileW(s.base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE,
+                              FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS,
+                              nullptr));
     if (!s.dir.valid()) return true;
   }
   std::vector<DirEntry> batch;

@@ -103,8 +103,8 @@ StdioPipe MakePipePair(const std::string& tag, DWORD serverAccess, DWORD clientA
   // Opened at once, by us: a single-instance pipe admits one client, and a process that got in
   // first (it would need this user's rights) makes this open fail instead of taking the stream.
   // Identification only: the worker's end cannot let a server act as the worker's token.
-  p.client.reset(
-      CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING, clientFlags | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
+  p.client.reset(CreateFileW(wname.c_str(), clientAccess, 0, nullptr, OPEN_EXISTING,
+                             clientFlags | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
   if (!p.client.valid()) ThrowLastError("CreateFileW", name);
   CheckConnected(p.server.get(), name);
   return p;

@@ -26,7 +26,9 @@ std::wstring KnownFolder(const GUID& id, HANDLE token, const char* what) {
   HRESULT hr = SHGetKnownFolderPath(id, KF_FLAG_CREATE, token, &raw);
   std::wstring path = SUCCEEDED(hr) && raw != nullptr ? raw : L"";
   CoTaskMemFree(raw);
-  if (path.empty()) throw SysError("ENOENT", static_cast<uint32_t>(hr), "SHGetKnownFolderPath", std::string(token ? "the session user" : "this user") + " has no " + what + " folder");
+  if (path.empty())
+    throw SysError("ENOENT", static_cast<uint32_t>(hr), "SHGetKnownFolderPath",
+                   std::string(token ? "the session user" : "this user") + " has no " + what + " folder");
   return path;
 }
 
@@ -65,7 +67,8 @@ std::wstring RandomHex128() {
     return m == nullptr ? nullptr : reinterpret_cast<GenRandomFn>(reinterpret_cast<void*>(GetProcAddress(m, "SystemFunction036")));
   }();
   uint64_t r[2] = {0, 0};
-  if (gen == nullptr || !gen(r, sizeof(r))) throw SysError("EIO", 0, "RtlGenRandom", "RtlGenRandom failed: no random name for a temp directory");
+  if (gen == nullptr || !gen(r, sizeof(r)))
+    throw SysError("EIO", 0, "RtlGenRandom", "RtlGenRandom failed: no random name for a temp directory");
   return Hex(r[0], 16) + Hex(r[1], 16);
 }
 
@@ -166,7 +169,8 @@ DirHandoff MakePrivateDir(const std::wstring& base, const std::vector<PSID>& sid
   if (!d.handle.valid() || !Inspect(d.handle.get(), &info) || !info.directory) {
     if (err == 0) err = d.handle.valid() ? GetLastError() : ERROR_DIRECTORY;
     RemoveDirectoryW(d.path.c_str());  // removes a link itself, or an empty directory: follows nothing
-    throw Win32Error("CreateFileW", err != 0 ? err : ERROR_DIRECTORY, "the new temp directory " + ToUtf8(d.path) + " is not a plain directory");
+    throw Win32Error("CreateFileW", err != 0 ? err : ERROR_DIRECTORY,
+                     "the new temp directory " + ToUtf8(d.path) + " is not a plain directory");
   }
   return d;
 }
@@ -183,7 +187,8 @@ bool IsLeftover(const std::wstring& name) {
   if (AllOf(name, rest, name.size() - rest, false) && name.size() - rest <= 20 && name.size() > rest)
     return ProcessGone(static_cast<DWORD>(pid), 0);
   // spawn-isolated-<pid>-<created>-<random>[.trash]
-  if (!AllOf(name, rest, 16, true) || rest + 16 >= name.size() || name[rest + 16] != L'-' || !AllOf(name, rest + 17, 32, true)) return false;
+  if (!AllOf(name, rest, 16, true) || rest + 16 >= name.size() || name[rest + 16] != L'-' || !AllOf(name, rest + 17, 32, true))
+    return false;
   std::wstring suffix = name.substr(rest + 17 + 32);
   if (!suffix.empty() && suffix != L".trash") return false;  // '.detached' and anything else: not ours to remove
   uint64_t created = std::stoull(name.substr(rest, 16), nullptr, 16);
@@ -209,8 +214,9 @@ void PrivateTemp::Create(bool low, const std::vector<BYTE>& workerSid, const std
     Impersonation as(sessionToken);
     std::wstring base = KnownFolder(low ? kLocalAppDataLow : kLocalAppData, sessionToken, low ? "LocalLow" : "LocalAppData") + L"\\Temp";
     MakeBaseDir(base);
-    UniqueHandle listing(CreateFileW(base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                                     nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+    UniqueHandle listing(CreateFileW(base.c_str(), FILE_LIST_DIRECTORY | FILE_TRAVERSE | SYNCHRONIZE,
+                                     FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr, OPEN_EXISTING,
+                                     FILE_FLAG_BACKUP_SEMANTICS, nullptr));
     Janitor::Get().SweepOnce(base, std::move(listing));
     d = MakePrivateDir(base, sids, detached ? L".detached" : L"");
     d.trashBase = TempBase();

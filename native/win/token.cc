@@ -145,8 +145,8 @@ UniqueHandle MakeRestrictedToken(Privileges p, std::vector<BYTE>* workerSid, HAN
   std::vector<BYTE> logon = withLogonSid ? LogonSidOf(base) : std::vector<BYTE>();
   if (!logon.empty()) restricting.push_back({reinterpret_cast<PSID>(logon.data()), 0});
   HANDLE restricted = nullptr;
-  if (!CreateRestrictedToken(base, DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, static_cast<DWORD>(restricting.size()), restricting.data(),
-                             &restricted))
+  if (!CreateRestrictedToken(base, DISABLE_MAX_PRIVILEGE, 1, &denyOnly, 0, nullptr, static_cast<DWORD>(restricting.size()),
+                             restricting.data(), &restricted))
     ThrowLastError("CreateRestrictedToken");
   UniqueHandle token(restricted);
   SetDefaultDacl(token.get(), worker.get());
