@@ -867,9 +867,18 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
            seen[e] = (seen[e] || 0) + 1;
          }
          keeper.kill('SIGKILL');
-         return { seen };`,
-      )) as { seen: Record<string, number> };
+         await keeper.exited;
+         // Each init is reaped, even one whose exit came while the table was full.
+         const { zombieChildren } = require(${JSON.stringify(path.join(__dirname, 'leaks.js'))});
+         let zombies = zombieChildren();
+         for (let i = 0; i < 100 && zombies.length > 0; i++) {
+           await new Promise((r) => setTimeout(r, 20));
+           zombies = zombieChildren();
+         }
+         return { seen, zombies };`,
+      )) as { seen: Record<string, number>; zombies: number[] };
       for (const k of Object.keys(got.seen)) assert.ok(k === '0 null exit' || k === 'error EMFILE', JSON.stringify(got.seen));
+      assert.deepEqual(got.zombies, [], JSON.stringify(got));
     });
 
     it('worker_threads that end right after spawning a worker that asks the launcher (processes: 3) leave no socket, reservation or zombie', async function () {

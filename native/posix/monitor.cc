@@ -599,8 +599,10 @@ void Monitor::Reap(Child& c) {
   // period (two per worker, ~0.1 ms in all here, measured with ftrace). Gone with the namespace,
   // they cost its one teardown nothing more.
   Fd reap(fcntl(c.pidfd.get(), F_DUPFD_CLOEXEC, 3));
+  bool copied = reap.valid();
   if (c.cg.TreeGone()) Post(c, &reap);
-  if (reap.valid()) {  // not posted yet (the rest of its tree is going): reaped now
+  // Not handed over (the rest of its tree is still going, or no fd was free for the copy): now.
+  if (reap.valid() || !copied) {
     memset(&info, 0, sizeof(info));
     syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
   }
