@@ -999,6 +999,19 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(got.some.length > 0, 'control: a memory limit makes (and keeps ready) cgroups, so the check can fail');
     });
 
+    it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {
+      // The exit is posted first; the housekeeping thread reaps the init once its mount
+      // namespace is let go (Monitor::Reap): right after the last 'exit' a zombie may still be
+      // there, and must be gone shortly after.
+      for (let i = 0; i < 20; i++) {
+        const c = await collect(spawnIsolated(w, ['exit', String(i % 3)], i % 2 ? { memory: '256MiB', processes: 4 } : {}));
+        assert.equal(c.exit.code, i % 3);
+      }
+      let zombies = zombieChildren();
+      await until(() => (zombies = zombieChildren()).length === 0, 2000);
+      assert.deepEqual(zombies, []);
+    });
+
     it('the cgroup files the launcher keeps open are in cgroups that exist: a removed cgroup takes its fds with it', async function () {
       if (!support.limits['memory.process'].enforced || !support.backend.startsWith('linux-cgroup-')) this.skip();
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
