@@ -103,7 +103,7 @@ Cgroup CgroupPool::Take(const Limits& l) {
       cg = std::move(ready_.front());
       ready_.pop_front();
     }
-    cv_.notify_one();  // refill
+    if (ready_.size() < kReady) cv_.notify_one();  // refill (no wake-up on the spawn's path when enough are ready)
   }
   if (cg.Empty()) cg = MakeFresh();
   auto undo = OnScopeExit([&] { Retire(cg); });
@@ -112,12 +112,17 @@ Cgroup CgroupPool::Take(const Limits& l) {
   return cg;
 }
 
-void CgroupPool::Retire(Cgroup& cg) {
+void CgroupPool::Retire(Cgroup& cg, bool wake) {
   if (cg.Empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
   // One that had per-process leaves is removed, not reset (its leaves go first).
   retired_.push_back(
       Retired{cg.dirs, cg.leaves, cg.pooled && !cg.v2 && cg.leaves.empty() && cg.nextLeaf == 0, cg.configured, std::move(cg.tasks)});
+  if (wake) cv_.notify_one();
+}
+
+void CgroupPool::Wake() {
+  std::lock_guard<std::mutex> lock(mu_);
   cv_.notify_one();
 }
 
@@ -127,12 +132,12 @@ void CgroupPool::StartLocked() {
   std::thread([this] { Run(); }).detach();
 }
 
-void CgroupPool::LetGo(Fd ns, Fd reap) {
+void CgroupPool::LetGo(Fd ns, Fd reap, bool wake) {
   if (!ns.valid() && !reap.valid()) return;
   std::lock_guard<std::mutex> lock(mu_);
   StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
   letGo_.push_back(LetGoItem{std::move(ns), std::move(reap)});
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void CgroupPool::LetGoNow(std::vector<LetGoItem>& items) {

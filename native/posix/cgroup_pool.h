@@ -24,14 +24,17 @@ class CgroupPool {
   // `cg`'s tree is gone (or going): in the background, once the tree is gone, it is reset and
   // kept ready again (a pooled v1 cgroup) or removed. Exactly once per cgroup: after this, its
   // files may belong to another worker. Takes its tasks fds; its other members stay readable.
-  void Retire(Cgroup& cg);
+  // `wake` false: the housekeeping thread is woken by the caller's Wake() (after what it does
+  // first, e.g. reporting the exit), or by the next call that wakes it.
+  void Retire(Cgroup& cg, bool wake = true);
   // A worker's mount namespace (an fd that may hold its last reference) is let go in the
   // background, before any cgroup retired with it or later is reset or removed (its private
   // tmpfs pages are charged to the worker's memory cgroup). Then `reap`, a pidfd of an exited
   // child (its init), is reaped: once its namespace is gone, the mounts on its /proc entries
   // went with the namespace's one teardown, and its release detaches none (each such detach
   // waits for an expedited RCU grace period).
-  void LetGo(Fd ns, Fd reap = Fd());
+  void LetGo(Fd ns, Fd reap = Fd(), bool wake = true);
+  void Wake();
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
   void Settle();

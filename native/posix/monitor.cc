@@ -137,14 +137,14 @@ Registry<Group>& Groups() {
   return *g;
 }
 
-void RetireCgroup(Child& c, Fd reap) {
+void RetireCgroup(Child& c, Fd reap, bool wake) {
   std::lock_guard<std::mutex> lock(c.cgMu);
   if (c.cgRetired.exchange(true)) {
-    CgroupPool::Get().LetGo(Fd(), std::move(reap));
+    CgroupPool::Get().LetGo(Fd(), std::move(reap), wake);
     return;
   }
-  CgroupPool::Get().LetGo(std::move(c.mountNs), std::move(reap));
-  CgroupPool::Get().Retire(c.cg);
+  CgroupPool::Get().LetGo(std::move(c.mountNs), std::move(reap), wake);
+  CgroupPool::Get().Retire(c.cg, wake);
 }
 
 pid_t InitsFirstChild(pid_t init) {
@@ -622,8 +622,10 @@ void Monitor::Post(Child& c, Fd* reap) {
   // Its cgroup goes back to the pool and its mount namespace is let go, in the background
   // (each can wait for an RCU grace period), before the exit is reported: once the caller has
   // it, none of the worker's fds is this process's to close any more (settleCgroups closes them).
-  RetireCgroup(c, reap != nullptr ? std::move(*reap) : Fd());
+  // The housekeeping thread is woken once the exit is posted: the caller's thread runs first.
+  RetireCgroup(c, reap != nullptr ? std::move(*reap) : Fd(), false);
   c.sink->Post(std::move(ev));
+  CgroupPool::Get().Wake();
 }
 
 }  // namespace posix

@@ -118,7 +118,8 @@ pid_t WorkerPid(Child& c);
 
 // Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `reap` (a
 // pidfd of its exited init), if any, is reaped after that (CgroupPool::LetGo).
-void RetireCgroup(Child& c, Fd reap = Fd());
+// `wake` as CgroupPool::Retire's.
+void RetireCgroup(Child& c, Fd reap = Fd(), bool wake = true);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
 // `inits`: how many of the cgroup's processes are our inits (not counted as active).
