@@ -425,6 +425,23 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       }
     });
 
+    it('a process that forks, fails an exec and allocates, over and over, cannot outgrow memory.process by hopping cgroups', async function () {
+      requireEnforced(this, 'memory.process');
+      if (!memcg()) this.skip();
+      this.timeout(60_000);
+      // Each round: a sleeping child (so the worker no longer has its leaf to itself), a failed
+      // execve (the launcher may have placed it in a leaf of its own first), 20 MiB touched.
+      // Control: without memory.process the 10 rounds run (200 MiB).
+      const control = await collect(spawnIsolated(w, ['attack', 'exec-hop', '10', '20'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.equal(control.exit.code, 0, control.stderr.toString());
+      assert.match(control.stdout.toString(), /round 9/);
+      const c = await collect(spawnIsolated(w, ['attack', 'exec-hop', '10', '20'], { memory: { process: '32MiB' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+      const rounds = (c.stdout.toString().match(/round \d+/g) ?? []).length;
+      assert.ok(rounds <= 1, `${rounds} rounds of 20 MiB under memory.process 32MiB: ${JSON.stringify([c.exit.code, c.exit.signal, c.exit.reason])}`);
+      assert.equal(c.exit.reason, 'memory');
+      assert.ok(c.exit.stats.peakMemory <= 40 * 2 ** 20, `peak ${c.exit.stats.peakMemory}`);
+    });
+
     it('children killed while their execve waits on the launcher leave it answering, with no cgroup behind', async function () {
       requireEnforced(this, 'memory.process');
       if (!memcg()) this.skip();

@@ -60,6 +60,22 @@ std::vector<pid_t> ParsePids(const std::string& s) {
 
 bool Has(const std::vector<pid_t>& v, pid_t p) { return std::find(v.begin(), v.end(), p) != v.end(); }
 
+// The memory cgroup `tid` is in, as its /proc entry names it (v1: the memory hierarchy's line;
+// v2: the unified one), or "" when it cannot be read.
+std::string MemoryCgroupOf(pid_t tid, bool v2) {
+  std::string s;
+  if (!ReadFile("/proc/" + std::to_string(tid) + "/cgroup", &s)) return "";
+  std::istringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+    if (v2 ? controllers == ",," : controllers.find(",memory,") != std::string::npos) return line.substr(b + 1);
+  }
+  return "";
+}
+
 pid_t Tgid(pid_t tid) {
   std::string s;
   if (!ReadFile("/proc/" + std::to_string(tid) + "/status", &s)) return 0;
@@ -223,20 +239,31 @@ void Notifier::Creation(Child& c, uint64_t id, pid_t tid) {
 void Notifier::Exec(Child& c, uint64_t id, pid_t tid) {
   pid_t tgid = Tgid(tid);
   Cgroup& cg = c.cg;
-  // Already alone (with our init, in the worker's) in a leaf of its own: it keeps it.
-  for (const std::string& leaf : cg.leaves) {
-    std::string members;
-    ReadFile(leaf + (cg.v2 ? "/cgroup.procs" : "/tasks"), &members);
-    if (!Has(ParsePids(members), cg.v2 ? tgid : tid)) continue;
+  // The leaf it is in, from its own /proc entry (one read, however many leaves the tree has).
+  std::string in = MemoryCgroupOf(tid, cg.v2);
+  const std::string* leaf = nullptr;
+  for (const std::string& l : cg.leaves)
+    if (!in.empty() && l.size() >= in.size() && l.compare(l.size() - in.size(), in.size(), in) == 0) leaf = &l;
+  if (leaf != nullptr) {
+    // Already alone (with our init, in the worker's) in a leaf: it keeps it.
     std::string procs;
-    ReadFile(leaf + "/cgroup.procs", &procs);
+    ReadFile(*leaf + "/cgroup.procs", &procs);
     bool alone = true;
     for (pid_t p : ParsePids(procs)) alone = alone && (p == tgid || (c.init && p == c.pid));
-    if (alone) {
+    // Not alone, in the leaf it was given already (the worker's, or one an earlier exec of its
+    // made): that exec failed, or it has since made processes that share its leaf. It stays,
+    // sharing the budget: a failed exec (after a fork that leaves it not alone) must not earn a
+    // fresh budget, over and over, while what it charged stays in the leaves it left.
+    auto owner = leafOwner_.find(*leaf);
+    bool own = *leaf == cg.leaves.front() ? tgid == WorkerPid(c) : owner != leafOwner_.end() && owner->second == tgid;
+    if (alone || own) {
       Respond(fd_.get(), id, 0);
       return;
     }
-    break;
+  }
+  if (cg.leaves.size() >= kMaxLeaves) {  // it execs where it is, under a budget it shares
+    Respond(fd_.get(), id, 0);
+    return;
   }
   // A leaf of its own, entered before its new image maps anything. Should that fail, it execs
   // where it is: in its parent's leaf, under a budget it shares (never none).
@@ -244,8 +271,13 @@ void Notifier::Exec(Child& c, uint64_t id, pid_t tid) {
   // group): were only the calling thread moved (v1's "tasks"), an exec that fails would leave
   // the process split across cgroups, and each of its threads could have a cgroup made for it.
   try {
-    std::string leaf = cg.AddLeaf(c.limits.memoryProcess);
-    WriteFile(leaf + "/cgroup.procs", std::to_string(tid));
+    std::string made = cg.AddLeaf(c.limits.memoryProcess);
+    if (leafOwner_.size() > 2 * kMaxLeaves) {  // forget the leaves removed since (PruneLeaves)
+      for (auto it = leafOwner_.begin(); it != leafOwner_.end();)
+        it = std::find(cg.leaves.begin(), cg.leaves.end(), it->first) == cg.leaves.end() ? leafOwner_.erase(it) : std::next(it);
+    }
+    leafOwner_[made] = tgid;
+    WriteFile(made + "/cgroup.procs", std::to_string(tid));
   } catch (const SysError&) {
   }
   Respond(fd_.get(), id, 0);

@@ -27,6 +27,9 @@ struct Child;
 
 class Notifier {
  public:
+  // At most this many per-process leaves in a tree at once (those that hold no process go every
+  // sample): beyond it an exec'ing process stays in the leaf it is in, sharing its budget.
+  static constexpr size_t kMaxLeaves = 256;
   explicit Notifier(Fd listener) : fd_(std::move(listener)) {}
   int fd() const { return fd_.get(); }
   // Receives and answers one pending request of `c`'s tree (the fd was readable).
@@ -47,7 +50,12 @@ class Notifier {
 
   Fd fd_;
   std::map<pid_t, Admitted> admitted_;  // by creating thread
-  double events_ = 64;                  // 'processes' events that may be posted now (notify.cc: kEventBurst)
+  // memory.process: the process each leaf other than the worker's was made for (Exec). A
+  // process gets one leaf of its own, at its first exec that finds it sharing a leaf: an exec
+  // that then fails leaves it running there, and must not earn it another (its charges stay in
+  // the leaves it left).
+  std::map<std::string, pid_t> leafOwner_;
+  double events_ = 64;  // 'processes' events that may be posted now (notify.cc: kEventBurst)
   int64_t lastEventMs_ = 0;
 };
 
