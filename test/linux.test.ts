@@ -274,6 +274,11 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
            plain2: end(await run(['exit', '2'], { memory: { process: '96MiB' } })),
            hits: hits.map(end),
            fits: end(await run(['alloc', '100'], { memory: { process: '200MiB' }, go })),
+           // A mapping refused, which the program gets over: its later failing exit is its own;
+           // a failing exit right after the refusal is memory's.
+           recovered: end(await run(['attack', 'mmap-fail', '1024', '300', '1'], { memory: { process: '64MiB' } })),
+           atOnce: end(await run(['attack', 'mmap-fail', '1024', '0', '1'], { memory: { process: '64MiB' } })),
+           control: end(await run(['attack', 'mmap-fail', '1024', '300', '1'], { memory: { process: '2GiB' } })),
          };`,
         { uid: 65534 },
       )) as Record<string, string | string[]>;
@@ -284,6 +289,9 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(got.plain2, '2  exit', 'exit 2 with room to spare is its own');
       assert.deepEqual(got.hits, Array(6).fill('2  memory'), 'Go ends with exit 2 when refused memory: that status, reason memory');
       assert.equal(got.fits, '0  exit');
+      assert.equal(got.control, '1  exit', 'control: mapped, then its own exit 1');
+      assert.equal(got.recovered, '1  exit', 'a refusal the program got over does not make its later exit 1 memory');
+      assert.equal(got.atOnce, '1  memory', 'a failing exit right after a refused mapping is memory');
     });
 
     (process.getuid?.() === 0 ? it : it.skip)('without a memory cgroup: an exec that fails under the RLIMIT_DATA evidence filter is an error, not a launcher that hangs', function () {

@@ -168,9 +168,9 @@ void Notifier::Serve(Child& c) {
     case __NR_execve:
     case __NR_execveat: Exec(c, req.id, tid); return;
     case __NR_exit_group:
-    case __NR_exit:
+    case __NR_exit: DataRequest(c, req.id, tid, 0, (req.data.args[0] & 0xff) == 2); return;
     case __NR_kill:
-    case __NR_tgkill: DataRequest(c, req.id, tid, 0); return;
+    case __NR_tgkill: DataRequest(c, req.id, tid, 0, true); return;  // abort(): the filter asks only for SIGABRT
     case __NR_mmap: DataRequest(c, req.id, tid, req.data.args[1]); return;
     default: Respond(fd_.get(), req.id, ENOSYS);  // the filter asks about nothing else
   }
@@ -283,7 +283,7 @@ void Notifier::Exec(Child& c, uint64_t id, pid_t tid) {
   Respond(fd_.get(), id, 0);
 }
 
-void Notifier::DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes) {
+void Notifier::DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes, bool runtimeFatal) {
   // Its data size as it asks (or gives up: its mappings are there while it waits for this).
   std::string s;
   if (ReadFile("/proc/" + std::to_string(tid) + "/status", &s)) {
@@ -292,7 +292,13 @@ void Notifier::DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes) {
     // A large mapping that does not fit is refused by the kernel once this answer lets it go on;
     // a process that gives up with less than kLargeMap of room may have been refused a smaller
     // one (larger ones were seen here).
-    if (data + (bytes ? bytes : kLargeMap) > c.limits.memoryProcess) c.dataRefused = true;
+    bool fits = data + (bytes ? bytes : kLargeMap) <= c.limits.memoryProcess;
+    int64_t now = NowMs();
+    if (bytes > 0) {
+      if (!fits) lastRefusalMs_ = now;
+    } else if ((lastRefusalMs_ >= 0 && now - lastRefusalMs_ <= kRefusalWindowMs) || (runtimeFatal && !fits)) {
+      c.dataRefused = true;
+    }
   }
   Respond(fd_.get(), id, 0);
 }

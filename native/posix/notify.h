@@ -42,9 +42,16 @@ class Notifier {
   };
   void Creation(Child& c, uint64_t id, pid_t tid);
   void Exec(Child& c, uint64_t id, pid_t tid);
-  // RLIMIT_DATA evidence: a request of `bytes` (0: a failing exit, which a request of up to
-  // kLargeMap may have preceded) that the caller's data size leaves no room for.
-  void DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes);
+  // RLIMIT_DATA evidence (Child::dataRefused), asked at a large private writable mapping
+  // (`bytes`) and at a failing end (`bytes` 0; `runtimeFatal`: exit code 2, Go's runtime's fatal
+  // errors, or abort()). A failing end is memory's when a mapping that did not fit was refused
+  // shortly before (kRefusalWindowMs), or when it is a runtime's fatal end with less than
+  // kLargeMap of room left (a smaller request may have been refused). A refusal the program
+  // got over, or a plain failing exit with its data size near the limit (Go reserves up to it),
+  // is not.
+  void DataRequest(Child& c, uint64_t id, pid_t tid, uint64_t bytes, bool runtimeFatal = false);
+  static constexpr int64_t kRefusalWindowMs = 100;
+  int64_t lastRefusalMs_ = -1;  // when a mapping last did not fit
   // Forgets admitted creations whose outcome is known; adds the processes they made to `born`.
   void Settle(pid_t asking, std::vector<pid_t>& born, bool probe);
 
