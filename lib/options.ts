@@ -309,7 +309,7 @@ export function startMemoryError(limit: number | undefined, argv: readonly strin
   if (limit >= needed) return null;
   return outOfRange(
     name,
-    `at least ${(needed / 1048576).toFixed(1)}MiB for this spawn: a smaller limit is too small to start the worker (its exec alone takes its arguments and environment, ${Math.ceil(bytes / 1024)} KiB, twice over, and 1 MiB more)`,
+    `at least ${needed} bytes (${Math.ceil(needed / 1024)} KiB) for this spawn: a smaller limit is too small to start the worker (its exec alone takes its arguments and environment, ${Math.ceil(bytes / 1024)} KiB, twice over, and 1 MiB more)`,
     limit,
   );
 }

@@ -1024,6 +1024,13 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(got.some.length > 0, 'control: a memory limit makes (and keeps ready) cgroups, so the check can fail');
     });
 
+    it('the largest processes and threads the options take spawn (pids.max takes at most PID_MAX_LIMIT, with the init counted)', async () => {
+      for (const o of [{ processes: 65536 }, { processes: 4194304 }, { threads: 4194304 }] as const) {
+        const c = await collect(spawnIsolated(w, ['exit', '0'], o));
+        assert.equal(c.exit.code, 0, JSON.stringify(o));
+      }
+    });
+
     it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {
       // The exit is posted first; the housekeeping thread reaps the init once its mount
       // namespace is let go (Monitor::Reap): right after the last 'exit' a zombie may still be

@@ -177,6 +177,14 @@ function thrown(fn: () => unknown): string {
       const env: Record<string, string> = {};
       for (let i = 0; i < 10; i++) env[`BIG${i}`] = 'x'.repeat(100_000);
       assert.throws(() => spawnIsolated(w, ['exit', '0'], { memory: '1MiB', env }), { code: 'ERR_OUT_OF_RANGE', message: /too small to start the worker/ });
+      // The floor it names is above what was given (bytes, not a rounded figure).
+      try {
+        spawnIsolated(w, ['exit', '0'], { memory: { process: '1MiB', total: '1MiB' } });
+        assert.fail('1 MiB was taken');
+      } catch (e) {
+        const m = /at least (\d+) bytes/.exec((e as Error).message);
+        assert.ok(m && Number(m[1]) > 1048576, (e as Error).message);
+      }
     });
 
     it('8c. Linux: a cgroup memory limit the exec does not fit in kills the worker, never the launcher', async function () {

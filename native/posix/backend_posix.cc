@@ -753,9 +753,10 @@ std::vector<Enforcement> PlanSpawn(const SpawnRequest& req, const Confinement& c
   }
   child.pidns = conf.mounts || (req.killOnClose && Privileged() && !NamespacesRefused());
   // PID 1 of the namespace is an init, not the worker, wherever the init can run; it is one
-  // more task of the tree.
+  // more task of the tree (within what pids.max takes: PID_MAX_LIMIT, which no tree reaches).
   child.init = child.pidns && InitFd() >= 0;
-  if (child.init && child.limits.threads) child.limits.threads += 1;
+  constexpr uint64_t kPidMaxLimit = 4194304;
+  if (child.init && child.limits.threads) child.limits.threads = std::min<uint64_t>(child.limits.threads + 1, kPidMaxLimit);
   plan.enforcement.push_back(MakeEnforcement("killOnClose", !req.killOnClose || child.pidns,
                                              child.init ? "pid-namespace+init+pdeathsig" : "pid-namespace+pdeathsig",
                                              "without root or a user namespace no PID namespace can be made: the worker dies "
