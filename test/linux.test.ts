@@ -327,6 +327,34 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(got.inherit, 'ENOEXEC');
     });
 
+    (process.getuid?.() === 0 ? it : it.skip)('processes: 3 without a cgroup (a non-root launcher here): its PID namespace counted, exactly 3 alive, the rest refused with a processes event', async function () {
+      this.timeout(60_000);
+      const scratch = fs.mkdtempSync(path.join(tmp, 'nsprocs-'));
+      fs.chmodSync(scratch, 0o777);
+      const got = (await inLauncher(
+        scratch,
+        `const p = spawnIsolated(w, ['children', '10', '1500', 'census'], { processes: 3, stdio: ['ignore', 'pipe', 'pipe'] });
+         let out = '', events = 0;
+         p.stdout.on('data', (d) => (out += d));
+         p.stderr.resume();
+         p.on('limit', (l) => { if (l.limit === 'processes') events++; });
+         const e = await p.exited;
+         const control = await run(['children', '10', '100'], {});
+         return { mechanism: p.enforcement.processes.mechanism, lines: out.trim().split('\\n').map((l) => JSON.parse(l)), events, exit: [e.code, e.reason], control: control.r && control.r.started };`,
+        { uid: 65534 },
+      )) as { mechanism: string; lines: { started?: number; errors?: string[]; alive?: number }[]; events: number; exit: unknown[]; control: number };
+      if (!/seccomp-notify/.test(got.mechanism)) this.skip();
+      assert.equal(got.mechanism, 'seccomp-notify+pid-namespace', JSON.stringify(got));
+      assert.equal(got.control, 10, 'control: without the limit all 10 start');
+      const r = got.lines.find((l) => l.started !== undefined)!;
+      assert.equal(r.started, 2, 'the worker and 2 children');
+      assert.equal(r.errors!.length, 8);
+      for (const e of r.errors!) assert.match(e, /resource temporarily unavailable/);
+      assert.ok(Math.max(...got.lines.filter((l) => l.alive !== undefined).map((l) => l.alive!)) <= 3, 'as the children saw their namespace');
+      assert.equal(got.events, 8);
+      assert.deepEqual(got.exit, [0, 'exit']);
+    });
+
     it('processes: 3 with 10 children started at once: exactly 3 alive, the rest refused with EAGAIN and a processes event', async function () {
       requireEnforced(this, 'processes');
       if (!/seccomp-notify/.test(support.limits.processes.mechanism ?? '')) this.skip();

@@ -307,10 +307,12 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   spec.noUnixSockets = child.netns;
   // processes: N > 1 counted by the launcher; processes that exec placed in memory cgroups of
   // their own (memory.process) -- unless the worker can have no child.
-  spec.notifyChildren = req.limits.processes > 1 && ExactProcesses(Layout());
+  // Without a cgroup, its PID namespace is counted (NamespaceProcesses).
+  spec.notifyChildren = req.limits.processes > 1 && (ExactProcesses(Layout()) || (NamespaceProcesses(conf) && child.pidns));
   spec.notifyExec = !child.cg.leaves.empty() && req.limits.processes != 1 && UserNotify();
   spec.notifyFailure = req.limits.memoryProcess && child.cg.leaves.empty() && UserNotify();
-  if (spec.notifyChildren && child.cg.Empty()) throw SysError("ENOTSUP", 0, "", "processes: the worker has no cgroup to count its tree in");
+  if (spec.notifyChildren && child.cg.Empty() && !child.pidns)
+    throw SysError("ENOTSUP", 0, "", "processes: the worker has no cgroup or PID namespace to count its tree in");
   child.notifies = Notifies(spec);
   cp.notifyFd = -1;
   // Under an init: the level's program is installed once, by the namespace's first process,

@@ -50,6 +50,8 @@ bool ExactProcesses(const CgroupLayout& l) {
   return UserNotify() && (l.v2 || l.v1.count("memory") || l.v1.count("cpuacct") || l.v1.count("pids"));
 }
 
+bool NamespaceProcesses(const Confinement& conf) { return UserNotify() && conf.mounts; }
+
 Confinement Confine(Privileges privileges, bool hasUid) {
   Confinement c;
   c.restricted = privileges != Privileges::Inherit;
@@ -134,6 +136,8 @@ Plan PlanLimits(const Limits& lim, const Confinement& conf, const CgroupLayout& 
       Add(p, "processes", true, "seccomp", "");
     else if (lim.processes > 1 && ExactProcesses(l))
       Add(p, "processes", true, "seccomp-notify+" + cgMech, "");
+    else if (lim.processes > 1 && NamespaceProcesses(conf))
+      Add(p, "processes", true, "seccomp-notify+pid-namespace", "");
     else if (lim.processes > 1)
       tasks("processes");
     if (lim.threads) tasks("threads");

@@ -37,6 +37,9 @@ bool ProcessMemoryCgroups(const CgroupLayout& l);
 // processes: N > 1 is counted exactly here (seccomp user notification; the tree read from its
 // cgroup); else it is a task budget (pids.max / RLIMIT_NPROC through `threads`).
 bool ExactProcesses(const CgroupLayout& l);
+// processes: N > 1 counted without a cgroup: the worker's PID namespace (which a worker with a
+// mount namespace has), whose every process is its PID 1's descendant, walked through /proc.
+bool NamespaceProcesses(const Confinement& conf);
 
 // A host that refused new namespaces (remembered for this process's later workers).
 bool NamespacesRefused();

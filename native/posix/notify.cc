@@ -1,5 +1,6 @@
 #include "notify.h"
 
+#include <dirent.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -135,9 +136,31 @@ bool Respond(int fd, uint64_t id, int err) {
   return ioctl(fd, kNotifSend, &r) == 0;
 }
 
-// The processes of the tree, our init aside.
+// Every live process descending from `root` (itself included), through each of their threads'
+// children lists (the kernel links a child to the thread that made it).
+std::vector<pid_t> Descendants(pid_t root) {
+  std::vector<pid_t> out;
+  if (Live(root)) out.push_back(root);
+  for (size_t i = 0; i < out.size(); i++) {
+    std::string dir = "/proc/" + std::to_string(out[i]) + "/task";
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) continue;
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::string kids;
+      ReadFile(dir + "/" + e->d_name + "/children", &kids);
+      for (pid_t k : ParsePids(kids))
+        if (!Has(out, k) && Live(k)) out.push_back(k);
+    }
+    closedir(d);
+  }
+  return out;
+}
+
+// The processes of the tree, our init aside: its cgroup's, or (none) its PID namespace's, every
+// one of which descends from PID 1 (orphans are re-parented to it).
 std::vector<pid_t> TreeProcesses(Child& c) {
-  std::vector<pid_t> all = c.cg.TreePids();
+  std::vector<pid_t> all = c.cg.Empty() ? Descendants(c.pid) : c.cg.TreePids();
   if (c.init) all.erase(std::remove(all.begin(), all.end(), c.pid), all.end());
   return all;
 }
