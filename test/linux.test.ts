@@ -3,7 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
+import { createIsolationGroup, IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
 import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, keepBusyInLauncher, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
 import { clonerThreads, ownCgroupDirs, zombieChildren } from './leaks';
@@ -1057,6 +1057,32 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         const c = await collect(spawnIsolated(w, ['exit', '0'], o));
         assert.equal(c.exit.code, 0, JSON.stringify(o));
       }
+    });
+
+    it("a namespace slow to tear down (300,000 files in its /tmp) holds up no other worker's reap: a group's task budget is not used up by dead inits", async function () {
+      this.timeout(120_000);
+      const support = isolationSupport();
+      if (!support.limits.processes.enforced || !support.backend.startsWith('linux-cgroup-')) this.skip();
+      const big = await collect(spawnIsolated(w, ['manyfiles', '300000'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      assert.equal(json<{ files: number }>(big).files, 300000);
+      // Its namespace is let go in the background now, for a while. Meanwhile, 80 members of a
+      // group whose budget is 1 process (64 tasks) one after another: each init must be gone
+      // before it can eat into the budget.
+      const g = createIsolationGroup({ processes: 1 });
+      const seen: Record<string, number> = {};
+      let most = 0;
+      try {
+        for (let i = 0; i < 80; i++) {
+          const c = await collect(g.spawn(w, ['exit', '0']));
+          const k = `${c.exit.code} ${c.exit.reason}`;
+          seen[k] = (seen[k] ?? 0) + 1;
+          most = Math.max(most, zombieChildren().length);
+        }
+      } finally {
+        await g.close();
+      }
+      assert.deepEqual(seen, { '0 exit': 80 }, JSON.stringify({ seen, most }));
+      assert.ok(most <= 2, `at most ${most} dead inits at once`);
     });
 
     it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {

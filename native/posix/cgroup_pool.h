@@ -29,11 +29,8 @@ class CgroupPool {
   void Retire(Cgroup& cg, bool wake = true);
   // A worker's mount namespace (an fd that may hold its last reference) is let go in the
   // background, before any cgroup retired with it or later is reset or removed (its private
-  // tmpfs pages are charged to the worker's memory cgroup). Then `reap`, a pidfd of an exited
-  // child (its init), is reaped: once its namespace is gone, the mounts on its /proc entries
-  // went with the namespace's one teardown, and its release detaches none (each such detach
-  // waits for an expedited RCU grace period).
-  void LetGo(Fd ns, Fd reap = Fd(), bool wake = true);
+  // tmpfs pages are charged to the worker's memory cgroup).
+  void LetGo(Fd ns, bool wake = true);
   void Wake();
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
@@ -63,12 +60,7 @@ class CgroupPool {
   CondVar cv_;
   std::deque<Cgroup> ready_;
   std::vector<Retired> retired_;  // used cgroups
-  struct LetGoItem {
-    Fd ns, reap;
-  };
-  // Every namespace of `items` let go, then every child reaped.
-  static void LetGoNow(std::vector<LetGoItem>& items);
-  std::vector<LetGoItem> letGo_;  // namespaces to let go, children to reap then (LetGo)
+  std::vector<Fd> letGo_;         // namespaces to let go (LetGo)
   uint64_t next_ = 0;
   bool started_ = false;  // the housekeeping thread
   bool taken_ = false;    // a cgroup was taken: stale ones removed, ready ones kept

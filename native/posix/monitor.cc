@@ -137,13 +137,10 @@ Registry<Group>& Groups() {
   return *g;
 }
 
-void RetireCgroup(Child& c, Fd reap, bool wake) {
+void RetireCgroup(Child& c, bool wake) {
   std::lock_guard<std::mutex> lock(c.cgMu);
-  if (c.cgRetired.exchange(true)) {
-    CgroupPool::Get().LetGo(Fd(), std::move(reap), wake);
-    return;
-  }
-  CgroupPool::Get().LetGo(std::move(c.mountNs), std::move(reap), wake);
+  if (c.cgRetired.exchange(true)) return;
+  CgroupPool::Get().LetGo(std::move(c.mountNs), wake);
   CgroupPool::Get().Retire(c.cg, wake);
 }
 
@@ -593,22 +590,20 @@ void Monitor::Reap(Child& c) {
   // nothing of the tree is left (its cgroups removed).
   KillTree(c);
   c.pending = std::move(ev);
-  // Reaped once its exit is on its way, and after its mount namespace is let go, both on the
-  // housekeeping thread: reaping an init detaches the mounts still on its /proc entries (the
-  // covers of PID 1's command line: SetUpNamespaces), each waiting for an expedited RCU grace
-  // period (two per worker, ~0.1 ms in all here, measured with ftrace). Gone with the namespace,
-  // they cost its one teardown nothing more.
-  Fd reap(fcntl(c.pidfd.get(), F_DUPFD_CLOEXEC, 3));
-  bool copied = reap.valid();
-  if (c.cg.TreeGone()) Post(c, &reap);
-  // Not handed over (the rest of its tree is still going, or no fd was free for the copy): now.
-  if (reap.valid() || !copied) {
-    memset(&info, 0, sizeof(info));
-    syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
-  }
+  // Reaped right after its exit is posted: reaping an init detaches the mounts on its /proc
+  // entries (the covers of PID 1's command line: SetUpNamespaces), each waiting for an expedited
+  // RCU grace period (two per worker, ~0.1 ms in all here, measured with ftrace), now off the
+  // exit's path. Here, not on the housekeeping thread, whose work a worker can make long (a
+  // namespace with a million files to tear down) while the zombie stays charged to its
+  // cgroups' pids (a group's budget). The housekeeping thread, which resets those cgroups for
+  // reuse, is woken after it.
+  if (c.cg.TreeGone()) Post(c, false);
+  memset(&info, 0, sizeof(info));
+  syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
+  CgroupPool::Get().Wake();
 }
 
-void Monitor::Post(Child& c, Fd* reap) {
+void Monitor::Post(Child& c, bool wake) {
   std::unique_ptr<Event> ev;
   {
     std::lock_guard<std::mutex> lock(mu());
@@ -622,10 +617,11 @@ void Monitor::Post(Child& c, Fd* reap) {
   // Its cgroup goes back to the pool and its mount namespace is let go, in the background
   // (each can wait for an RCU grace period), before the exit is reported: once the caller has
   // it, none of the worker's fds is this process's to close any more (settleCgroups closes them).
-  // The housekeeping thread is woken once the exit is posted: the caller's thread runs first.
-  RetireCgroup(c, reap != nullptr ? std::move(*reap) : Fd(), false);
+  // The housekeeping thread is woken once the exit is posted (the caller's thread runs first),
+  // or by Reap once it has reaped the init.
+  RetireCgroup(c, false);
   c.sink->Post(std::move(ev));
-  CgroupPool::Get().Wake();
+  if (wake) CgroupPool::Get().Wake();
 }
 
 }  // namespace posix

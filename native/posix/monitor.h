@@ -116,10 +116,9 @@ pid_t InitsFirstChild(pid_t init);
 // a spawn that returned before the worker's exec is not settled.
 pid_t WorkerPid(Child& c);
 
-// Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `reap` (a
-// pidfd of its exited init), if any, is reaped after that (CgroupPool::LetGo).
-// `wake` as CgroupPool::Retire's.
-void RetireCgroup(Child& c, Fd reap = Fd(), bool wake = true);
+// Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `wake` as
+// CgroupPool::Retire's.
+void RetireCgroup(Child& c, bool wake = true);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
 // `inits`: how many of the cgroup's processes are our inits (not counted as active).
@@ -151,9 +150,9 @@ class Monitor {
   int NextTimeout();
   void Tick();
   void Reap(Child& c);
-  // Reports its exit, once its tree is gone; `reap` goes to RetireCgroup when it is posted now
-  // (else it is left to the caller).
-  void Post(Child& c, Fd* reap = nullptr);
+  // Reports its exit, once its tree is gone; `wake` false: the caller wakes the housekeeping
+  // thread (CgroupPool::Wake) once it may reset the worker's cgroup.
+  void Post(Child& c, bool wake = true);
   void Notified(uint64_t id, uint32_t events);
   // The listener of `c`, whose spawn returned before its exec, from its socket (readable or hung
   // up): from then on watched in that socket's stead.
