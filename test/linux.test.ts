@@ -340,9 +340,11 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
          p.on('limit', (l) => { if (l.limit === 'processes') events++; });
          const e = await p.exited;
          const control = await run(['children', '10', '100'], {});
-         return { mechanism: p.enforcement.processes.mechanism, lines: out.trim().split('\\n').map((l) => JSON.parse(l)), events, exit: [e.code, e.reason], control: control.r && control.r.started };`,
+         // A process whose first thread has ended (a zombie thread) and whose other thread forks.
+         const leader = await run(['attack', 'leader-exit', '20'], { processes: 3 });
+         return { mechanism: p.enforcement.processes.mechanism, lines: out.trim().split('\\n').map((l) => JSON.parse(l)), events, exit: [e.code, e.reason], control: control.r && control.r.started, leader: leader.r };`,
         { uid: 65534 },
-      )) as { mechanism: string; lines: { started?: number; errors?: string[]; alive?: number }[]; events: number; exit: unknown[]; control: number };
+      )) as { mechanism: string; lines: { started?: number; errors?: string[]; alive?: number }[]; events: number; exit: unknown[]; control: number; leader: { made?: number; refused?: number; skipped?: string } };
       if (!/seccomp-notify/.test(got.mechanism)) this.skip();
       // Here (no cgroup for that uid) its PID namespace; a host that delegates one counts that.
       assert.match(got.mechanism, /^seccomp-notify\+(pid-namespace|cgroup-v[12])$/, JSON.stringify(got));
@@ -354,6 +356,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(Math.max(...got.lines.filter((l) => l.alive !== undefined).map((l) => l.alive!)) <= 3, 'as the children saw their namespace');
       assert.equal(got.events, 8);
       assert.deepEqual(got.exit, [0, 'exit']);
+      if (!got.leader.skipped) assert.deepEqual(got.leader, { made: 2, refused: 18 }, 'a process whose first thread ended still counts, with its children');
     });
 
     it('processes: 3 with 10 children started at once: exactly 3 alive, the rest refused with EAGAIN and a processes event', async function () {

@@ -91,7 +91,7 @@ import { isLinux, onWine, root } from './helpers';
     const bad = await run(['--self-test', '--bogus']);
     assert.equal(bad.code, 2);
     const r = await run(['--self-test', '--json']);
-    assert.equal(r.code, 0, r.stdout);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     // Progress is for a terminal only: on a pipe the report is the one record of the checks.
     assert.doesNotMatch(r.stderr, /self-test:/, r.stderr);
     const parsed = JSON.parse(r.stdout) as SelfTestReport;

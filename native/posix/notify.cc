@@ -109,20 +109,38 @@ bool MaybeCreating(pid_t tid) {
   return false;
 }
 
-// A live process: not a zombie, not exiting (PF_EXITING: it has begun to exit and has left
-// cgroup.procs already).
-bool Live(pid_t pid) {
+// A live process (`dir`: its /proc directory): not a zombie, not exiting (PF_EXITING: it has
+// begun to exit and has left cgroup.procs already) -- unless that is only its first thread,
+// which may end (SYS_exit) while its other threads run on and make processes: then it counts.
+bool LiveAt(const std::string& dir) {
   std::string s;
-  if (!ReadFile("/proc/" + std::to_string(pid) + "/stat", &s)) return false;
+  if (!ReadFile(dir + "/stat", &s)) return false;
   size_t r = s.rfind(')');
   if (r == std::string::npos || r + 2 >= s.size()) return false;
   char state = s[r + 2];
-  if (state == 'Z' || state == 'X' || state == 'x') return false;
   std::istringstream in(s.substr(r + 2));
   std::string f;
   for (int i = 0; i < 7 && in >> f; i++) {
   }
-  return (strtoull(f.c_str(), nullptr, 10) & 0x4 /* PF_EXITING */) == 0;
+  bool exiting = state == 'Z' || state == 'X' || state == 'x' || (strtoull(f.c_str(), nullptr, 10) & 0x4 /* PF_EXITING */) != 0;
+  if (!exiting) return true;
+  std::string status;
+  if (!ReadFile(dir + "/status", &status)) return false;
+  size_t at = status.find("\nThreads:");
+  return at != std::string::npos && strtol(status.c_str() + at + 9, nullptr, 10) > 1;
+}
+
+bool Live(pid_t pid) { return LiveAt("/proc/" + std::to_string(pid)); }
+
+// `pid`'s pid in the innermost PID namespace it is in (the last of its NSpid), or 0.
+pid_t InnermostPid(pid_t pid) {
+  std::string s;
+  if (!ReadFile("/proc/" + std::to_string(pid) + "/status", &s)) return 0;
+  size_t at = s.find("\nNSpid:");
+  if (at == std::string::npos) return 0;
+  size_t end = s.find('\n', at + 1);
+  std::vector<pid_t> ids = ParsePids(s.substr(at + 7, end == std::string::npos ? std::string::npos : end - at - 7));
+  return ids.empty() ? 0 : ids.back();
 }
 
 bool Respond(int fd, uint64_t id, int err) {
@@ -136,34 +154,26 @@ bool Respond(int fd, uint64_t id, int err) {
   return ioctl(fd, kNotifSend, &r) == 0;
 }
 
-// Every live process descending from `root` (itself included), through each of their threads'
-// children lists (the kernel links a child to the thread that made it).
-std::vector<pid_t> Descendants(pid_t root) {
+// The live processes of a PID namespace, by their pids there, from its own procfs (`proc`: a
+// path to it): listed by pid, whatever their parents (a walk of children lists misses processes
+// re-parented while it runs). `ok` false when it cannot be read.
+std::vector<pid_t> NamespacePids(const std::string& proc, bool* ok) {
   std::vector<pid_t> out;
-  if (Live(root)) out.push_back(root);
-  for (size_t i = 0; i < out.size(); i++) {
-    std::string dir = "/proc/" + std::to_string(out[i]) + "/task";
-    DIR* d = opendir(dir.c_str());
-    if (d == nullptr) continue;
-    while (struct dirent* e = readdir(d)) {
-      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-      std::string kids;
-      ReadFile(dir + "/" + e->d_name + "/children", &kids);
-      for (pid_t k : ParsePids(kids))
-        if (!Has(out, k) && Live(k)) out.push_back(k);
-    }
-    closedir(d);
+  DIR* d = opendir(proc.c_str());
+  *ok = d != nullptr;
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    if (LiveAt(proc + "/" + e->d_name)) out.push_back(static_cast<pid_t>(strtol(e->d_name, nullptr, 10)));
   }
+  closedir(d);
   return out;
 }
 
-// The processes of the tree, our init aside: its cgroup's, or (none) its PID namespace's, every
-// one of which descends from PID 1 (orphans are re-parented to it).
-std::vector<pid_t> TreeProcesses(Child& c) {
-  std::vector<pid_t> all = c.cg.Empty() ? Descendants(c.pid) : c.cg.TreePids();
-  if (c.init) all.erase(std::remove(all.begin(), all.end(), c.pid), all.end());
-  return all;
-}
+// Where the tree's processes are counted when it has no cgroup: the procfs its namespace's
+// PID 1 sees (the worker's own /proc, mounted with its mount namespace), which lists every
+// process of its PID namespace.
+std::string NamespaceProc(const Child& c) { return "/proc/" + std::to_string(c.pid) + "/root/proc"; }
 
 }  // namespace
 
@@ -199,7 +209,23 @@ void Notifier::Serve(Child& c) {
   }
 }
 
-void Notifier::Settle(pid_t asking, std::vector<pid_t>& born, bool probe) {
+std::vector<pid_t> Notifier::Tree(Child& c, bool* ok) {
+  *ok = true;
+  if (!c.cg.Empty()) {
+    std::vector<pid_t> all = c.cg.TreePids();
+    if (c.init) all.erase(std::remove(all.begin(), all.end(), c.pid), all.end());
+    return all;
+  }
+  std::vector<pid_t> all = NamespacePids(NamespaceProc(c), ok);
+  if (c.init) all.erase(std::remove(all.begin(), all.end(), 1), all.end());
+  return all;
+}
+
+pid_t Notifier::TreeId(Child& c, pid_t pid) { return c.cg.Empty() ? InnermostPid(pid) : pid; }
+
+bool Notifier::TreeLive(Child& c, pid_t id) { return c.cg.Empty() ? LiveAt(NamespaceProc(c) + "/" + std::to_string(id)) : Live(id); }
+
+void Notifier::Settle(Child& c, pid_t asking, std::vector<pid_t>& born, bool probe) {
   for (auto it = admitted_.begin(); it != admitted_.end();) {
     pid_t tid = it->first;
     // It asks again, or is gone: its last call has returned (a process it made is in the
@@ -211,9 +237,10 @@ void Notifier::Settle(pid_t asking, std::vector<pid_t>& born, bool probe) {
       // or taken over, tell nothing: they are left to the checks below). Counted even if the
       // cgroup does not list it yet (the kernel links a child to its parent first).
       for (pid_t kid : ChildrenOf(it->second.tgid, tid)) {
-        if (Has(it->second.before, kid) || !Live(kid)) continue;
+        pid_t id = TreeId(c, kid);
+        if (id <= 0 || Has(it->second.before, id) || !Live(kid)) continue;
         known = true;
-        if (!Has(born, kid)) born.push_back(kid);
+        if (!Has(born, id)) born.push_back(id);
       }
     }
     if (!known && probe) known = !MaybeCreating(tid);
@@ -226,14 +253,21 @@ void Notifier::Creation(Child& c, uint64_t id, pid_t tid) {
   // What is known of the admitted creations first, the tree after: a creation found to have
   // returned had put its process in the cgroup by then, so the tree read next holds it.
   std::vector<pid_t> born;
+  bool readable = true;
   auto count = [&](bool probe) {
-    Settle(tid, born, probe);
-    std::vector<pid_t> alive = TreeProcesses(c);
+    Settle(c, tid, born, probe);
+    bool ok = true;
+    std::vector<pid_t> alive = Tree(c, &ok);
+    readable = readable && ok;
     for (pid_t kid : born)
-      if (!Has(alive, kid) && Live(kid)) alive.push_back(kid);
+      if (!Has(alive, kid) && TreeLive(c, kid)) alive.push_back(kid);
     return alive;
   };
   std::vector<pid_t> alive = count(false);
+  if (!readable) {  // the tree cannot be counted: refused, never let through uncounted
+    Respond(fd_.get(), id, EAGAIN);
+    return;
+  }
   // Over the budget with creations still counted apart: look closer at where their threads are.
   if (alive.size() + admitted_.size() >= limit && !admitted_.empty()) alive = count(true);
   if (alive.size() + admitted_.size() < limit) {

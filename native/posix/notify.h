@@ -53,7 +53,13 @@ class Notifier {
   static constexpr int64_t kRefusalWindowMs = 100;
   int64_t lastRefusalMs_ = -1;  // when a mapping last did not fit
   // Forgets admitted creations whose outcome is known; adds the processes they made to `born`.
-  void Settle(pid_t asking, std::vector<pid_t>& born, bool probe);
+  void Settle(Child& c, pid_t asking, std::vector<pid_t>& born, bool probe);
+  // The tree's processes, our init aside, by the ids its count uses: host pids from its cgroup,
+  // or (no cgroup) pids in its PID namespace, from that namespace's procfs. `ok` false when it
+  // could not be read.
+  std::vector<pid_t> Tree(Child& c, bool* ok);
+  pid_t TreeId(Child& c, pid_t pid);  // a host pid as Tree names it (0: not known)
+  bool TreeLive(Child& c, pid_t id);  // whether the process Tree names `id` is live
 
   Fd fd_;
   std::map<pid_t, Admitted> admitted_;  // by creating thread
