@@ -1061,6 +1061,21 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         const c = await collect(spawnIsolated(w, ['exit', '0'], o));
         assert.equal(c.exit.code, 0, JSON.stringify(o));
       }
+      if (process.getuid?.() !== 0) return;
+      // A non-root launcher's RLIMIT_NPROC budget stays within its own hard limit (not raisable).
+      const scratch = fs.mkdtempSync(path.join(tmp, 'maxtasks-'));
+      fs.chmodSync(scratch, 0o777);
+      const got = (await inLauncher(
+        scratch,
+        `const out = [];
+         for (const o of [{ processes: 65536 }, { processes: 4194304 }, { threads: 4194304 }]) {
+           const r = await run(['exit', '0'], o);
+           out.push(r.error ? r.code + ': ' + r.error : r.exit.code);
+         }
+         return { out };`,
+        { uid: 65534 },
+      )) as { out: unknown[] };
+      assert.deepEqual(got.out, [0, 0, 0]);
     });
 
     it("a namespace slow to tear down (300,000 files in its /tmp) holds up no other worker's reap: a group's task budget is not used up by dead inits", async function () {

@@ -896,7 +896,14 @@ void PlanProcessLimits(const Limits& l, const Confinement& conf, const Child& ch
   if (l.disk) cp.rlimits[cp.nrlimits++] = {RLIMIT_FSIZE, static_cast<rlim_t>(l.disk)};
   // Without a pids cgroup, tasks of an identity that is the tree's alone: RLIMIT_NPROC counts
   // exactly its tree (it is not also set under pids.max, whose refusals the kernel counts).
-  if (l.threads && conf.perTreeTasks && !Layout().Has("pids")) cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, static_cast<rlim_t>(l.threads)};
+  // Within this process's own hard limit, which a non-root launcher cannot raise (N x 64 tasks
+  // for a large N can pass it: the budget is then that hard limit, never a failed spawn).
+  if (l.threads && conf.perTreeTasks && !Layout().Has("pids")) {
+    struct rlimit own;
+    rlim_t tasks = static_cast<rlim_t>(l.threads);
+    if (getrlimit(RLIMIT_NPROC, &own) == 0 && own.rlim_max != RLIM_INFINITY && tasks > own.rlim_max) tasks = own.rlim_max;
+    cp.rlimits[cp.nrlimits++] = {RLIMIT_NPROC, tasks};
+  }
   if (l.affinity.empty()) return;
   cp.hasAffinity = true;
   CPU_ZERO(&cp.affinity);
