@@ -1,6 +1,7 @@
 #include "notify.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -197,7 +198,16 @@ void Notifier::Serve(Child& c) {
     case __NR_fork:
     case __NR_vfork:
 #endif
-    case __NR_clone: Creation(c, req.id, tid); return;
+    case __NR_clone:
+      // CLONE_PARENT makes the new process another thread's child (its caller's parent's): the
+      // count reads a creating thread's children list to learn how its admitted call ended, and
+      // a child put there by someone else would settle a creation still in progress.
+      if (req.data.args[0] & CLONE_PARENT) {
+        Respond(fd_.get(), req.id, EPERM);
+        return;
+      }
+      Creation(c, req.id, tid);
+      return;
     case __NR_execve:
     case __NR_execveat: Exec(c, req.id, tid); return;
     case __NR_exit_group:
