@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "monitor.h"
+#include "mountinfo.h"
 #include "seccomp.h"
 
 namespace si {
@@ -62,20 +63,15 @@ std::vector<pid_t> ParsePids(const std::string& s) {
 
 bool Has(const std::vector<pid_t>& v, pid_t p) { return std::find(v.begin(), v.end(), p) != v.end(); }
 
-// The memory cgroup `tid` is in, as its /proc entry names it (v1: the memory hierarchy's line;
+// The memory cgroup `tid` is in, as its /proc entry names it (v1: the memory hierarchy's;
 // v2: the unified one), or "" when it cannot be read.
 std::string MemoryCgroupOf(pid_t tid, bool v2) {
   std::string s;
   if (!ReadFile("/proc/" + std::to_string(tid) + "/cgroup", &s)) return "";
-  std::istringstream in(s);
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
-    if (b == std::string::npos) continue;
-    std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
-    if (v2 ? controllers == ",," : controllers.find(",memory,") != std::string::npos) return line.substr(b + 1);
-  }
-  return "";
+  ProcCgroup p = ParseProcCgroup(s);
+  if (v2) return p.unified;
+  auto it = p.byController.find("memory");
+  return it == p.byController.end() ? "" : it->second;
 }
 
 pid_t Tgid(pid_t tid) {
