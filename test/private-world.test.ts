@@ -181,7 +181,8 @@ function trashEntries(base = os.tmpdir()): string[] {
 
     it('its mount namespace is held by the launcher until its exit is reported, then let go: nothing keeps it', async () => {
       // Held so that the exit does not wait for the namespace's teardown (an RCU grace period
-      // in the init's exit); let go on the housekeeping thread once the exit is reported.
+      // in the init's exit); let go once the exit is reported (by the monitor thread, right
+      // before it reaps the init, or the housekeeping thread).
       const mine = fs.readlinkSync('/proc/self/ns/mnt');
       const holders = (ns: string) =>
         fs.readdirSync('/proc/self/fd').filter((fd) => {

@@ -952,13 +952,18 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
 // be reported. Nothing else can reach it: the fd is close-on-exec, and its processes are gone
 // by then. Where it cannot be had (a kernel before 6.11 without the pidfd ioctl and /proc
 // refusing), the init's exit tears it down as before.
-void HoldMountNamespace(Child& child) {
+//
+// Its private tmpfs mounts are held too, once made (Child::tmpfsHolds): here when the worker has
+// exec'd (`mountsReady`), else when its start is settled (StartVerdict::holdTmpfs).
+void HoldMountNamespace(Child& child, bool mountsReady) {
   int fd = ioctl(child.pidfd.get(), PIDFD_GET_MNT_NAMESPACE, 0);
   if (fd < 0 && errno != ESRCH) {
     std::string path = "/proc/" + std::to_string(child.pid) + "/ns/mnt";
     fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   }
-  if (fd >= 0) child.mountNs.reset(fd);
+  if (fd < 0) return;
+  child.mountNs.reset(fd);
+  if (mountsReady) child.teardownHere = HoldTmpfs(child.pid, &child.tmpfsHolds);
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -1102,6 +1107,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
           return ChildError(ctx, f);
         };
         start->init = static_cast<pid_t>(pid);
+        start->holdTmpfs = conf.mounts;  // HoldMountNamespace's part, once its mounts are made
         child.start = start;
         first->start = std::move(start);
       }
@@ -1146,7 +1152,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
   }
   if (failed.step == 0) {
     if ((nsFlags & CLONE_NEWNS) && !early) namespacesWork.store(true, std::memory_order_relaxed);
-    if (conf.mounts) HoldMountNamespace(child);
+    if (conf.mounts) HoldMountNamespace(child, !early);
     return;
   }
   // A host that lets us make namespaces but not use them (an LSM policy, locked mounts).
@@ -1281,7 +1287,10 @@ void Release(uint64_t id) {
       c->tempDir.clear();
       {
         std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
-        if (!c->cgRetired) c->mountNs.reset();      // its own processes hold it
+        if (!c->cgRetired) {                        // its own processes hold them
+          c->mountNs.reset();
+          c->tmpfsHolds.clear();
+        }
       }
       Monitor::Get().Orphan(std::move(c));  // reaped once it ends
       return;

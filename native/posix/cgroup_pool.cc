@@ -127,10 +127,21 @@ void CgroupPool::StartLocked() {
 }
 
 void CgroupPool::LetGo(Fd ns, bool wake) {
-  if (!ns.valid()) return;
+  std::vector<Fd> fds;
+  fds.push_back(std::move(ns));
+  LetGo(std::move(fds), wake);
+}
+
+void CgroupPool::LetGo(std::vector<Fd> fds, bool wake) {
   std::lock_guard<std::mutex> lock(mu_);
+  bool any = false;
+  for (Fd& fd : fds)
+    if (fd.valid()) {
+      letGo_.push_back(std::move(fd));
+      any = true;
+    }
+  if (!any) return;
   StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
-  letGo_.push_back(std::move(ns));
   if (wake) cv_.notify_one();
 }
 
@@ -143,6 +154,7 @@ void CgroupPool::Settle() {
     retired.swap(retired_);
     letGo.swap(letGo_);
   }
+  for (Fd& fd : letGo) fd.reset();  // in order: a namespace before what it would have freed
   letGo.clear();
   for (Retired& r : retired) {
     Cgroup cg;
@@ -227,7 +239,8 @@ void CgroupPool::Run() {
     letGo.swap(letGo_);
     busy_ = true;
     lock.unlock();
-    letGo.clear();  // first: the cgroups they were charged to are reset or removed below
+    for (Fd& fd : letGo) fd.reset();  // first, in order: the cgroups they were charged to are reset or removed below
+    letGo.clear();
     std::vector<Cgroup> reset;
     Recycle(retired, reset);
     Cgroup fresh;

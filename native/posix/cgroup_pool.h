@@ -31,6 +31,7 @@ class CgroupPool {
   // background, before any cgroup retired with it or later is reset or removed (its private
   // tmpfs pages are charged to the worker's memory cgroup).
   void LetGo(Fd ns, bool wake = true);
+  void LetGo(std::vector<Fd> fds, bool wake = true);  // closed in their order
   void Wake();
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).

@@ -1,6 +1,7 @@
 #include "../internals.h"
 
 #include "cgroup_pool.h"
+#include "monitor.h"
 #include "mountinfo.h"
 #include "seccomp.h"
 
@@ -34,6 +35,7 @@ std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low) {
 uint32_t AuditArch() { return posix::kAuditArch; }
 
 std::vector<std::string> SettleCgroups() {
+  posix::Monitor::Get().SettleTeardowns();
   posix::CgroupPool::Get().Settle();
   return posix::CgroupPool::Get().ReadyDirs();
 }

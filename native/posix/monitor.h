@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "../registry.h"
 #include "../worker.h"
@@ -50,14 +51,24 @@ struct StartVerdict {
   // False: settled already, stop it now. SIGCONT meanwhile cancels it.
   bool DeferStop();
   void CancelStop();
-  pid_t init = 0;  // the first process (the init once it has exec'd)
+  pid_t init = 0;          // the first process (the init once it has exec'd)
+  bool holdTmpfs = false;  // on Settle with no failed step, take its tmpfs holds (HoldTmpfs)
+  // Those holds, once settled (empty if they could not all be had); for Reap.
+  bool TakeTmpfsHolds(std::vector<Fd>* out);
 
  private:
   std::mutex mu_;
   CondVar settled_;
   bool known_ = false, stopDeferred_ = false;
   int step_ = 0, err_ = 0;
+  bool held_ = false;
+  std::vector<Fd> holds_;
 };
+
+// Opens each private tmpfs of the mount namespace of `pid` (its first process, its mounts made)
+// through its root: each must be a tmpfs that is not this process's own at that path. True when
+// every one was had (Child::tmpfsHolds), false (and none kept) otherwise.
+bool HoldTmpfs(pid_t pid, std::vector<Fd>* out);
 
 // SIGSTOP to the worker of `init` (its first child), through a pidfd of it, looked up again
 // once that is open (so a pid reused meanwhile is never signalled): false when there is none.
@@ -89,9 +100,19 @@ struct Child : WorkerBase {
   bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
   Fd statusRead;                // the init's report of the worker's wait status
   // Its mount namespace, held from its exec until its exit is reported (HoldMountNamespace):
-  // the last reference's teardown waits for an RCU grace period, on the housekeeping thread
-  // then instead of in the init's exit, which the exit event waits for.
+  // the last reference's teardown waits for an RCU grace period, after the exit is posted (on
+  // the monitor thread or the housekeeping thread: tmpfsHolds) instead of in the init's exit,
+  // which the exit event waits for.
   Fd mountNs;
+  // Each private tmpfs of that namespace (/tmp, /dev/shm, ...), held beside it (HoldTmpfs). With
+  // every one held (teardownHere; or, for a spawn that returned before the worker's exec, held
+  // by `start`), the monitor lets the namespace go itself, right before it reaps the init: the
+  // namespace's one teardown (one expedited RCU grace period) takes the covers of PID 1's
+  // command line with it, where the reap would detach each with a grace period apiece, and a
+  // tmpfs that a worker filled (a million files) is freed only when its hold goes, on the
+  // housekeeping thread.
+  std::vector<Fd> tmpfsHolds;
+  bool teardownHere = false;
   pid_t workerPid = 0;                  // under an init: the worker's own pid (WorkerPid), once looked up
   std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
   Limits limits;
@@ -142,6 +163,10 @@ class Monitor {
   // Records the first reason and ends the tree. False when the worker was already reaped.
   bool Terminate(Child& c, const std::string& reason);
   static void KillTree(Child& c);
+  // Waits until no worker's mount namespace is being let go by the monitor thread (Reap): from
+  // then on, that of every worker whose exit was posted is gone or queued for the housekeeping
+  // thread (tests: internals.settleCgroups).
+  void SettleTeardowns();
 
  private:
   Monitor();
@@ -159,7 +184,8 @@ class Monitor {
   void TakeListener(Child& c, uint32_t events);
 
   Fd epfd_, wake_;
-  Fd spare_;  // closed right before a listener is received, so that a number is free for it
+  std::atomic<int> tearingDown_{0};  // namespaces Reap is letting go (SettleTeardowns)
+  Fd spare_;                         // closed right before a listener is received, so that a number is free for it
   Registry<Child> reg_;
   // Released workers still running (killOnClose: false) whose requests are still answered,
   // until their listener hangs up. Guarded by mu().
