@@ -17,7 +17,7 @@
             "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17", "/utf-8"] }
           }
         }, {
-          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/notify.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/trash.cc", "native/posix/sys.cc", "native/posix/internals.cc", "native/posix/glibc_compat.cc"],
+          "sources": ["native/posix/backend_posix.cc", "native/posix/cgroup.cc", "native/posix/cgroup_pool.cc", "native/posix/child.cc", "native/posix/confine.cc", "native/posix/identity.cc", "native/posix/init_image.cc", "native/posix/monitor.cc", "native/posix/notify.cc", "native/posix/mountinfo.cc", "native/posix/seccomp.cc", "native/posix/trash.cc", "native/posix/vault.cc", "native/posix/sys.cc", "native/posix/internals.cc", "native/posix/glibc_compat.cc"],
           "include_dirs": ["<(INTERMEDIATE_DIR)"],
           "libraries": ["-ldl"],
           "cflags": ["-include", "<(module_root_dir)/native/posix/glibc_compat.h", "-ffunction-sections", "-fdata-sections"],

@@ -1124,6 +1124,54 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(most <= 2, `at most ${most} dead inits at once`);
     });
 
+    it("the vault keeps each worker's private tmpfs while it runs, in its own fd table, and lets it go after: none left (15 workers, 5 at once)", async () => {
+      const vaultFds = () => {
+        for (const t of fs.readdirSync('/proc/self/task')) {
+          try {
+            if (fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() !== 'si-vault') continue;
+            return fs.readdirSync(`/proc/self/task/${t}/fd`).map((fd) => {
+              try {
+                return fs.readlinkSync(`/proc/self/task/${t}/fd/${fd}`);
+              } catch {
+                return '';
+              }
+            });
+          } catch {
+            // a thread that ended meanwhile
+          }
+        }
+        return undefined;
+      };
+      // Control: a running worker's tmpfs is there, and not in this process's own table.
+      const running = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' });
+      await new Promise<void>((r) => running.once('spawn', () => r()));
+      const during = vaultFds();
+      assert.ok(during, 'a vault thread');
+      assert.deepEqual(
+        during!.filter((l) => l === '/tmp'),
+        ['/tmp'],
+        `its tmpfs is held there while it runs: ${JSON.stringify(during)}`,
+      );
+      const mine = fs.readdirSync('/proc/self/fd').map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      assert.ok(!mine.includes('/tmp'), "not in this process's own fd table (where a child would get a copy)");
+      running.kill('SIGKILL');
+      await running.exited;
+      for (let i = 0; i < 10; i++) await collect(spawnIsolated(w, ['exit', '0']));
+      // 5 at once: their spawns return before the workers' exec, and their tmpfs is had then.
+      await Promise.all(Array.from({ length: 5 }, () => collect(spawnIsolated(w, ['exit', '0']))));
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      (loadBinding() as any).internals.settleCgroups();
+      let after = vaultFds();
+      await until(() => (after = vaultFds())!.length === 1, 5000);
+      assert.equal(after!.length, 1, `only its socket is left: ${JSON.stringify(after)}`);
+    });
+
     it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {
       // The exit is posted first; the housekeeping thread reaps the init once its mount
       // namespace is let go (Monitor::Reap): right after the last 'exit' a zombie may still be

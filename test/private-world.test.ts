@@ -602,6 +602,31 @@ function trashEntries(base = os.tmpdir()): string[] {
       }
     });
 
+    it('its private /tmp, /var/tmp, /dev/shm and /run/lock share one budget, not one each (control: without disk, all four fill)', async () => {
+      // 3 MiB in each of the four under disk 8MiB: 12 MiB in all. One tmpfs for the four holds
+      // the total to 8 MiB (the one that finds it full says so); a tmpfs each would take it all.
+      const args = ['/tmp/a', '3', '/var/tmp/b', '3', '/dev/shm/c', '3', '/run/lock/d', '3'];
+      const run = async (options: IsolationOptions) => json<{ each: { mib: number; error?: string }[] }>(await collect(spawnIsolated(w, ['fill', ...args], options))).each;
+      const limited = await run({ disk: '8MiB', enforcement: 'best-effort' });
+      const total = limited.reduce((n, e) => n + e.mib, 0);
+      assert.ok(total <= 8, `${total} MiB written in all under disk 8MiB: ${JSON.stringify(limited)}`);
+      assert.ok(
+        limited.some((e) => /no space left/.test(e.error ?? '')),
+        `the tmpfs was full: ${JSON.stringify(limited)}`,
+      );
+      const control = await run({});
+      assert.deepEqual(
+        control.map((e) => [e.mib, e.error]),
+        [
+          [3, undefined],
+          [3, undefined],
+          [3, undefined],
+          [3, undefined],
+        ],
+        'control: 3 MiB in each without disk',
+      );
+    });
+
     it("a program that does not handle SIGXFSZ ends with reason 'disk' and a 'disk' limit event (control: without disk it writes the file)", async function () {
       // dd, unlike Go, dies of SIGXFSZ when its file passes RLIMIT_FSIZE; the private /tmp is
       // every confined worker's (best-effort: a non-root launcher sizes no tempDir).

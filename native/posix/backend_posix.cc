@@ -12,6 +12,7 @@
 #include "seccomp.h"
 #include "sys.h"
 #include "trash.h"
+#include "vault.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -963,7 +964,7 @@ void HoldMountNamespace(Child& child, bool mountsReady) {
   }
   if (fd < 0) return;
   child.mountNs.reset(fd);
-  if (mountsReady) child.teardownHere = HoldTmpfs(child.pid, &child.tmpfsHolds);
+  if (mountsReady) child.teardownHere = HoldTmpfs(child.pid, &child.tmpfsVault);
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -1289,7 +1290,8 @@ void Release(uint64_t id) {
         std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
         if (!c->cgRetired) {                        // its own processes hold them
           c->mountNs.reset();
-          c->tmpfsHolds.clear();
+          Vault::Get().Release(c->tmpfsVault);
+          c->tmpfsVault = 0;
         }
       }
       Monitor::Get().Orphan(std::move(c));  // reaped once it ends

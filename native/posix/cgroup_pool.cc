@@ -1,5 +1,7 @@
 #include "cgroup_pool.h"
 
+#include "vault.h"
+
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
@@ -126,36 +128,32 @@ void CgroupPool::StartLocked() {
   std::thread([this] { Run(); }).detach();
 }
 
-void CgroupPool::LetGo(Fd ns, bool wake) {
-  std::vector<Fd> fds;
-  fds.push_back(std::move(ns));
-  LetGo(std::move(fds), wake);
+void CgroupPool::LetGo(Fd ns, uint64_t vaultToken, bool wake) {
+  if (!ns.valid() && vaultToken == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
+  letGo_.push_back(LetGoItem{std::move(ns), vaultToken});
+  if (wake) cv_.notify_one();
 }
 
-void CgroupPool::LetGo(std::vector<Fd> fds, bool wake) {
-  std::lock_guard<std::mutex> lock(mu_);
-  bool any = false;
-  for (Fd& fd : fds)
-    if (fd.valid()) {
-      letGo_.push_back(std::move(fd));
-      any = true;
-    }
-  if (!any) return;
-  StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
-  if (wake) cv_.notify_one();
+void CgroupPool::LetGoNow(std::vector<LetGoItem>& items) {
+  for (LetGoItem& item : items) {
+    item.ns.reset();
+    Vault::Get().Release(item.vaultToken);
+  }
+  items.clear();
 }
 
 void CgroupPool::Settle() {
   std::vector<Retired> retired;
-  std::vector<Fd> letGo;
+  std::vector<LetGoItem> letGo;
   {
     std::unique_lock<std::mutex> lock(mu_);
     idle_.wait(lock, [this] { return !busy_; });  // its batch is back, reset or still busy
     retired.swap(retired_);
     letGo.swap(letGo_);
   }
-  for (Fd& fd : letGo) fd.reset();  // in order: a namespace before what it would have freed
-  letGo.clear();
+  LetGoNow(letGo);
   for (Retired& r : retired) {
     Cgroup cg;
     cg.dirs = std::move(r.dirs);
@@ -235,12 +233,11 @@ void CgroupPool::Run() {
     }
     std::vector<Retired> retired;
     retired.swap(retired_);
-    std::vector<Fd> letGo;
+    std::vector<LetGoItem> letGo;
     letGo.swap(letGo_);
     busy_ = true;
     lock.unlock();
-    for (Fd& fd : letGo) fd.reset();  // first, in order: the cgroups they were charged to are reset or removed below
-    letGo.clear();
+    LetGoNow(letGo);  // first: the cgroups they were charged to are reset or removed below
     std::vector<Cgroup> reset;
     Recycle(retired, reset);
     Cgroup fresh;

@@ -171,6 +171,17 @@ bool Beneath(const char* path, const char* dir) {
   return strncmp(path, dir, n) == 0 && path[n] == '/';
 }
 
+// The subdirectory of the shared tmpfs (mounted on `first`) that `dir` gets: first + "/" + dir
+// without its leading slash, its other slashes as dashes ("/tmp/var-tmp"). No allocation (the
+// child may share the launcher's memory).
+void SharedTmpSubdir(const char* first, const char* dir, char* out, size_t size) {
+  size_t n = 0;
+  for (const char* c = first; *c != 0 && n + 1 < size; c++) out[n++] = *c;
+  if (n + 1 < size) out[n++] = '/';
+  for (const char* c = dir + 1; *c != 0 && n + 1 < size; c++) out[n++] = *c == '/' ? '-' : *c;
+  out[n] = 0;
+}
+
 // mkdir -p of `path`'s components below `top` (in the fresh tmpfs), each 0755; the last one is
 // made as an empty file instead when `file`.
 int MakeParents(const char* path, const char* top, bool file) {
@@ -194,8 +205,9 @@ int MakeParents(const char* path, const char* top, bool file) {
   return 0;
 }
 
-// A tmpfs of its own on /tmp, /var/tmp and /dev/shm (where they exist), nosuid and nodev; its
-// pages are charged to the worker's memory cgroup, and it goes with the mount namespace. The
+// A tmpfs of its own on /tmp, /var/tmp, /dev/shm and /run/lock (where they exist; one for all,
+// nosuid and nodev); its pages are charged to the worker's memory cgroup, and it goes with the
+// mount namespace. The
 // directories it was handed that one of them covers are bound back at their own paths
 // (through fds opened before the cover: /proc/self/fd names the original directory).
 void MountPrivateTmp(const ChildPlan& p) {
@@ -208,10 +220,26 @@ void MountPrivateTmp(const ChildPlan& p) {
     keep[i] = open(p.keepDirs[i].path, O_PATH | O_CLOEXEC | (p.keepDirs[i].file ? 0 : O_DIRECTORY));
     if (keep[i] < 0) ChildFail(p, kStepMounts);
   }
+  // One tmpfs for them all: one size budget for the lot (what `disk` means), and one superblock
+  // (each costs the kernel a shrinker, per-CPU counters and a deferred teardown). It is mounted
+  // on the first; each directory gets a subdirectory of it (mode 1777, as the tmpfs's root),
+  // bound at its path, the first's last: over the tmpfs's root, which hides the others' there.
+  const char* first = nullptr;
+  char sub[64];
   for (const char* dir : kPrivateTmp) {
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
+    if (first == nullptr) {
+      if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
+      first = dir;
+    }
+    SharedTmpSubdir(first, dir, sub, sizeof(sub));
+    if (mkdir(sub, 0700) != 0 || chmod(sub, 01777) != 0) ChildFail(p, kStepMounts);
+    if (dir != first && mount(sub, dir, nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
+  }
+  if (first != nullptr) {
+    SharedTmpSubdir(first, first, sub, sizeof(sub));
+    if (mount(sub, first, nullptr, MS_BIND, nullptr) != 0) ChildFail(p, kStepMounts);
   }
   // A devpts of its own: the host's terminals (/dev/pts/N, which a non-root launcher's own
   // terminal is, readable by its user) are not there; /dev/ptmx makes its own.

@@ -2,6 +2,7 @@
 
 #include "cgroup_pool.h"
 #include "landlock.h"
+#include "vault.h"
 #include "trash.h"
 
 #include <fcntl.h>
@@ -144,12 +145,9 @@ Registry<Group>& Groups() {
 void RetireCgroup(Child& c, bool wake) {
   std::lock_guard<std::mutex> lock(c.cgMu);
   if (c.cgRetired.exchange(true)) return;
-  // The namespace first, then what it would have freed (Child::tmpfsHolds).
-  std::vector<Fd> fds;
-  fds.push_back(std::move(c.mountNs));
-  for (Fd& h : c.tmpfsHolds) fds.push_back(std::move(h));
-  c.tmpfsHolds.clear();
-  CgroupPool::Get().LetGo(std::move(fds), wake);
+  // The namespace first, then what it would have freed (Child::tmpfsVault).
+  CgroupPool::Get().LetGo(std::move(c.mountNs), c.tmpfsVault, wake);
+  c.tmpfsVault = 0;
   CgroupPool::Get().Retire(c.cg, wake);
 }
 
@@ -473,11 +471,13 @@ void Monitor::Tick() {
   }
 }
 
-bool HoldTmpfs(pid_t pid, std::vector<Fd>* out) {
+bool HoldTmpfs(pid_t pid, uint64_t* vaultToken) {
+  *vaultToken = 0;
   std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
   Fd root(open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return false;
   std::vector<Fd> holds;
+  std::vector<dev_t> held;  // one hold per tmpfs (they share one: MountPrivateTmp)
   for (const char* dir : landlock::kPrivateDirs) {
     struct stat mine;
     if (lstat(dir, &mine) != 0 || !S_ISDIR(mine.st_mode)) continue;  // none made there (SetUpNamespaces)
@@ -486,28 +486,35 @@ bool HoldTmpfs(pid_t pid, std::vector<Fd>* out) {
     struct stat st;
     if (!h.valid() || fstatfs(h.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC || fstat(h.get(), &st) != 0 || st.st_dev == mine.st_dev)
       return false;
+    if (std::find(held.begin(), held.end(), st.st_dev) != held.end()) continue;
+    held.push_back(st.st_dev);
     holds.push_back(std::move(h));
   }
-  *out = std::move(holds);
-  return true;
+  if (holds.empty()) return true;
+  *vaultToken = Vault::Get().Keep(std::move(holds));
+  return *vaultToken != 0;
 }
 
-bool StartVerdict::TakeTmpfsHolds(std::vector<Fd>* out) {
+bool StartVerdict::TakeTmpfsHolds(uint64_t* vaultToken) {
   std::lock_guard<std::mutex> lock(mu_);
   bool held = held_;
   held_ = false;
-  out->swap(holds_);
+  *vaultToken = vaultToken_;
+  vaultToken_ = 0;
   return held;
 }
 
 void StartVerdict::Settle(int step, int err) {
   // Its mounts are made once the worker has exec'd (before the lock: a few opens).
-  std::vector<Fd> holds;
-  bool held = step == 0 && holdTmpfs && !Settled() && HoldTmpfs(init, &holds);
+  uint64_t token = 0;
+  bool held = step == 0 && holdTmpfs && !Settled() && HoldTmpfs(init, &token);
   std::lock_guard<std::mutex> lock(mu_);
-  if (known_) return;
+  if (known_) {
+    Vault::Get().Release(token);
+    return;
+  }
   held_ = held;
-  holds_ = std::move(holds);
+  vaultToken_ = token;
   step_ = step;
   err_ = err;
   if (step == 0) {
@@ -643,13 +650,14 @@ void Monitor::Reap(Child& c) {
   // woken after it. (Interleaved, 25 rounds of 50 sequential spawns: the covers cost 0.06-0.13
   // of child_process's CPU per spawn, most of it these grace periods.)
   Fd ns;
-  std::vector<Fd> holds;
-  bool held = c.start ? c.start->TakeTmpfsHolds(&holds) : false;
+  uint64_t token = 0;
+  bool held = c.start ? c.start->TakeTmpfsHolds(&token) : false;
   {
     std::lock_guard<std::mutex> lock(c.cgMu);
     if (!c.start) {
       held = c.teardownHere;
-      holds.swap(c.tmpfsHolds);
+      token = c.tmpfsVault;
+      c.tmpfsVault = 0;
     }
     if (held && !c.cgRetired) ns = std::move(c.mountNs);
   }
@@ -659,7 +667,7 @@ void Monitor::Reap(Child& c) {
     ns.reset();
     tearingDown_.fetch_sub(1);
   }
-  CgroupPool::Get().LetGo(std::move(holds), false);
+  Vault::Get().Release(token);
   memset(&info, 0, sizeof(info));
   syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
   CgroupPool::Get().Wake();

@@ -53,8 +53,8 @@ struct StartVerdict {
   void CancelStop();
   pid_t init = 0;          // the first process (the init once it has exec'd)
   bool holdTmpfs = false;  // on Settle with no failed step, take its tmpfs holds (HoldTmpfs)
-  // Those holds, once settled (empty if they could not all be had); for Reap.
-  bool TakeTmpfsHolds(std::vector<Fd>* out);
+  // Whether they were all had, and the vault's token for them (for Reap), once settled.
+  bool TakeTmpfsHolds(uint64_t* vaultToken);
 
  private:
   std::mutex mu_;
@@ -62,13 +62,15 @@ struct StartVerdict {
   bool known_ = false, stopDeferred_ = false;
   int step_ = 0, err_ = 0;
   bool held_ = false;
-  std::vector<Fd> holds_;
+  uint64_t vaultToken_ = 0;
 };
 
 // Opens each private tmpfs of the mount namespace of `pid` (its first process, its mounts made)
-// through its root: each must be a tmpfs that is not this process's own at that path. True when
-// every one was had (Child::tmpfsHolds), false (and none kept) otherwise.
-bool HoldTmpfs(pid_t pid, std::vector<Fd>* out);
+// through its root (each must be a tmpfs that is not this process's own at that path) and keeps
+// them in the vault (vault.h: where no child cloned meanwhile gets a copy, whose exec would
+// otherwise tear a filled tmpfs down). True when every one is kept (*vaultToken: 0 when there
+// was none), false (and none kept) otherwise.
+bool HoldTmpfs(pid_t pid, uint64_t* vaultToken);
 
 // SIGSTOP to the worker of `init` (its first child), through a pidfd of it, looked up again
 // once that is open (so a pid reused meanwhile is never signalled): false when there is none.
@@ -104,14 +106,14 @@ struct Child : WorkerBase {
   // the monitor thread or the housekeeping thread: tmpfsHolds) instead of in the init's exit,
   // which the exit event waits for.
   Fd mountNs;
-  // Each private tmpfs of that namespace (/tmp, /dev/shm, ...), held beside it (HoldTmpfs). With
+  // Each private tmpfs of that namespace (/tmp, /dev/shm, ...), held beside it (HoldTmpfs), in the vault. With
   // every one held (teardownHere; or, for a spawn that returned before the worker's exec, held
   // by `start`), the monitor lets the namespace go itself, right before it reaps the init: the
   // namespace's one teardown (one expedited RCU grace period) takes the covers of PID 1's
   // command line with it, where the reap would detach each with a grace period apiece, and a
   // tmpfs that a worker filled (a million files) is freed only when its hold goes, on the
   // housekeeping thread.
-  std::vector<Fd> tmpfsHolds;
+  uint64_t tmpfsVault = 0;  // their token (Vault)
   bool teardownHere = false;
   pid_t workerPid = 0;                  // under an init: the worker's own pid (WorkerPid), once looked up
   std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
