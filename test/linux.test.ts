@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { createIsolationGroup, IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
 import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, keepBusyInLauncher, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
@@ -1124,7 +1125,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.ok(most <= 2, `at most ${most} dead inits at once`);
     });
 
-    it("the vault keeps each worker's private tmpfs while it runs, in its own fd table, and lets it go after: none left (15 workers, 5 at once)", async () => {
+    it("the vault keeps each worker's private tmpfs while it runs, in its own fd table, and lets it go after: none left (15 workers, 5 at once; 6 of worker_threads that ended)", async () => {
       const vaultFds = () => {
         for (const t of fs.readdirSync('/proc/self/task')) {
           try {
@@ -1145,12 +1146,19 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // Control: a running worker's tmpfs is there, and not in this process's own table.
       const running = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' });
       await new Promise<void>((r) => running.once('spawn', () => r()));
-      const during = vaultFds();
+      // Sent at the spawn; in the vault's table once its thread has received them.
+      let during = vaultFds();
+      await until(() => (during = vaultFds())?.includes('/tmp') === true, 5000);
       assert.ok(during, 'a vault thread');
       assert.deepEqual(
         during!.filter((l) => l === '/tmp'),
         ['/tmp'],
         `its tmpfs is held there while it runs: ${JSON.stringify(during)}`,
+      );
+      assert.deepEqual(
+        during!.filter((l) => l.startsWith('mnt:')),
+        [fs.readlinkSync(`/proc/${running.pid}/ns/mnt`)],
+        `and its mount namespace: ${JSON.stringify(during)}`,
       );
       const mine = fs.readdirSync('/proc/self/fd').map((fd) => {
         try {
@@ -1159,12 +1167,36 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
           return '';
         }
       });
-      assert.ok(!mine.includes('/tmp'), "not in this process's own fd table (where a child would get a copy)");
+      assert.ok(!mine.includes('/tmp') && !mine.includes(during!.find((l) => l.startsWith('mnt:'))!), "neither in this process's own fd table (where a child would get a copy)");
       running.kill('SIGKILL');
       await running.exited;
       for (let i = 0; i < 10; i++) await collect(spawnIsolated(w, ['exit', '0']));
       // 5 at once: their spawns return before the workers' exec, and their tmpfs is had then.
       await Promise.all(Array.from({ length: 5 }, () => collect(spawnIsolated(w, ['exit', '0']))));
+      // Workers of worker_threads that end with theirs running, one of them spawned while the
+      // other ran (its spawn returned before its exec: its holds are had when its start
+      // settles), killed (killOnClose) and left running (killOnClose: false, ended after).
+      const lib = JSON.stringify(path.join(root, 'dist', 'lib'));
+      const left: number[] = [];
+      for (const killOnClose of [true, false, true]) {
+        const t = new Worker(
+          `const { spawnIsolated } = require(${lib});
+           const { parentPort } = require('node:worker_threads');
+           (async () => {
+             const a = spawnIsolated(${JSON.stringify(w)}, ['sleep', '600000'], { stdio: 'ignore', killOnClose: ${killOnClose} });
+             await new Promise((r) => a.once('spawn', r));
+             const b = spawnIsolated(${JSON.stringify(w)}, ['sleep', '600000'], { stdio: 'ignore', killOnClose: ${killOnClose} });
+             await new Promise((r) => b.once('spawn', r));
+             parentPort.postMessage([a.pid, b.pid]);
+           })();`,
+          { eval: true },
+        );
+        const pids = (await new Promise((r) => t.once('message', r))) as number[];
+        await t.terminate();
+        if (!killOnClose) left.push(...pids);
+      }
+      for (const pid of left) process.kill(pid, 'SIGKILL');
+      await until(() => left.every((pid) => !fs.existsSync(`/proc/${pid}`)), 5000);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       (loadBinding() as any).internals.settleCgroups();
       let after = vaultFds();

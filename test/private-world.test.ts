@@ -184,24 +184,45 @@ function trashEntries(base = os.tmpdir()): string[] {
       // in the init's exit); let go once the exit is reported (by the monitor thread, right
       // before it reaps the init, or the housekeeping thread).
       const mine = fs.readlinkSync('/proc/self/ns/mnt');
+      // In this process's fd table, or in the vault's (a thread with an fd table of its own).
+      const tables = () => [
+        '/proc/self/fd',
+        ...fs
+          .readdirSync('/proc/self/task')
+          .filter((t) => {
+            try {
+              return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'si-vault';
+            } catch {
+              return false;
+            }
+          })
+          .map((t) => `/proc/self/task/${t}/fd`),
+      ];
       const holders = (ns: string) =>
-        fs.readdirSync('/proc/self/fd').filter((fd) => {
-          try {
-            return fs.readlinkSync(`/proc/self/fd/${fd}`) === ns;
-          } catch {
-            return false;
-          }
-        }).length;
+        tables().reduce(
+          (n, dir) =>
+            n +
+            fs.readdirSync(dir).filter((fd) => {
+              try {
+                return fs.readlinkSync(`${dir}/${fd}`) === ns;
+              } catch {
+                return false;
+              }
+            }).length,
+          0,
+        );
       for (const options of [{}, { memory: '64MiB' }]) {
         const p = spawnIsolated(w, ['sleep', '60000'], { stdio: 'ignore', ...options });
         const ns = fs.readlinkSync(`/proc/${p.pid}/ns/mnt`);
         assert.notEqual(ns, mine, 'a mount namespace of its own');
+        await until(() => holders(ns) === 1, 5000); // in the vault once its thread has received it
         assert.equal(holders(ns), 1, `${JSON.stringify(options)}: the launcher holds ${ns} while the worker runs`);
         const exited = new Promise((r) => p.once('exit', r));
         p.kill('SIGKILL');
         await exited;
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         (loadBinding() as any).internals.settleCgroups(); // the housekeeping thread's queue, now
+        await until(() => holders(ns) === 0, 5000); // the vault's, shortly
         assert.equal(holders(ns), 0, `${JSON.stringify(options)}: the launcher let ${ns} go`);
         const inIt = fs.readdirSync('/proc').filter((d) => {
           try {

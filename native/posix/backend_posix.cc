@@ -42,9 +42,6 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#ifndef PIDFD_GET_MNT_NAMESPACE
-#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)
-#endif
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
@@ -408,7 +405,7 @@ struct FirstProcess {
       first = false;
     }
     // No word at all: killed before it started the worker, which its exit says.
-    if (start) start->Settle(step, err);
+    if (start) start->Settle(step, err, pidfd.get());
   }
   ChildPlan plan;
   ChildStack stack;
@@ -951,20 +948,19 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
 // tears a mount namespace down when its last reference goes and first waits for an RCU grace
 // period (about 0.1 ms here), which would otherwise run in its init's exit, before the exit can
 // be reported. Nothing else can reach it: the fd is close-on-exec, and its processes are gone
-// by then. Where it cannot be had (a kernel before 6.11 without the pidfd ioctl and /proc
-// refusing), the init's exit tears it down as before.
-//
-// Its private tmpfs mounts are held too, once made (Child::tmpfsHolds): here when the worker has
-// exec'd (`mountsReady`), else when its start is settled (StartVerdict::holdTmpfs).
+// by then. Into the vault with its private tmpfs (HoldWorld) once its mounts are made: here
+// when the worker has exec'd (`mountsReady`), else when its start settles
+// (StartVerdict::holdWorld). Where that fails, held here (a kernel before 6.11 without the pidfd
+// ioctl and /proc refusing: the init's exit tears it down as before).
 void HoldMountNamespace(Child& child, bool mountsReady) {
+  if (!mountsReady) return;
+  if (HoldWorld(child.pid, child.pidfd.get(), &child.vaultToken, &child.vaultComplete)) return;
   int fd = ioctl(child.pidfd.get(), PIDFD_GET_MNT_NAMESPACE, 0);
   if (fd < 0 && errno != ESRCH) {
     std::string path = "/proc/" + std::to_string(child.pid) + "/ns/mnt";
     fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   }
-  if (fd < 0) return;
-  child.mountNs.reset(fd);
-  if (mountsReady) child.teardownHere = HoldTmpfs(child.pid, &child.tmpfsVault);
+  if (fd >= 0) child.mountNs.reset(fd);
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -1108,7 +1104,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
           return ChildError(ctx, f);
         };
         start->init = static_cast<pid_t>(pid);
-        start->holdTmpfs = conf.mounts;  // HoldMountNamespace's part, once its mounts are made
+        start->holdWorld = conf.mounts;  // HoldMountNamespace's part, once its mounts are made
         child.start = start;
         first->start = std::move(start);
       }
@@ -1290,8 +1286,11 @@ void Release(uint64_t id) {
         std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
         if (!c->cgRetired) {                        // its own processes hold them
           c->mountNs.reset();
-          Vault::Get().Release(c->tmpfsVault);
-          c->tmpfsVault = 0;
+          uint64_t started = 0;
+          if (c->start) c->start->TakeVault(&started);
+          for (uint64_t token : {c->vaultToken, started})
+            if (token != 0) Vault::Get().Release(token);
+          c->vaultToken = 0;
         }
       }
       Monitor::Get().Orphan(std::move(c));  // reaped once it ends

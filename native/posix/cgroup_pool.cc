@@ -1,7 +1,5 @@
 #include "cgroup_pool.h"
 
-#include "vault.h"
-
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
@@ -128,32 +126,24 @@ void CgroupPool::StartLocked() {
   std::thread([this] { Run(); }).detach();
 }
 
-void CgroupPool::LetGo(Fd ns, uint64_t vaultToken, bool wake) {
-  if (!ns.valid() && vaultToken == 0) return;
+void CgroupPool::LetGo(Fd ns, bool wake) {
+  if (!ns.valid()) return;
   std::lock_guard<std::mutex> lock(mu_);
   StartLocked();  // a launcher that has taken no cgroup has no other use for the thread
-  letGo_.push_back(LetGoItem{std::move(ns), vaultToken});
+  letGo_.push_back(std::move(ns));
   if (wake) cv_.notify_one();
-}
-
-void CgroupPool::LetGoNow(std::vector<LetGoItem>& items) {
-  for (LetGoItem& item : items) {
-    item.ns.reset();
-    Vault::Get().Release(item.vaultToken);
-  }
-  items.clear();
 }
 
 void CgroupPool::Settle() {
   std::vector<Retired> retired;
-  std::vector<LetGoItem> letGo;
+  std::vector<Fd> letGo;
   {
     std::unique_lock<std::mutex> lock(mu_);
     idle_.wait(lock, [this] { return !busy_; });  // its batch is back, reset or still busy
     retired.swap(retired_);
     letGo.swap(letGo_);
   }
-  LetGoNow(letGo);
+  letGo.clear();
   for (Retired& r : retired) {
     Cgroup cg;
     cg.dirs = std::move(r.dirs);
@@ -233,11 +223,11 @@ void CgroupPool::Run() {
     }
     std::vector<Retired> retired;
     retired.swap(retired_);
-    std::vector<LetGoItem> letGo;
+    std::vector<Fd> letGo;
     letGo.swap(letGo_);
     busy_ = true;
     lock.unlock();
-    LetGoNow(letGo);  // first: the cgroups they were charged to are reset or removed below
+    letGo.clear();  // first: the cgroups they were charged to are reset or removed below
     std::vector<Cgroup> reset;
     Recycle(retired, reset);
     Cgroup fresh;

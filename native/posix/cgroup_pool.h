@@ -30,9 +30,7 @@ class CgroupPool {
   // A worker's mount namespace (an fd that may hold its last reference) is let go in the
   // background, before any cgroup retired with it or later is reset or removed (its private
   // tmpfs pages are charged to the worker's memory cgroup).
-  // `ns` closed on the housekeeping thread, then `vaultToken` released (Vault: what the
-  // namespace would have freed).
-  void LetGo(Fd ns, uint64_t vaultToken, bool wake = true);
+  void LetGo(Fd ns, bool wake = true);
   void Wake();
   // Removes every retired cgroup now, on the calling thread, waiting up to a second for trees
   // that are still going (before a group's own cgroup is removed; tests).
@@ -62,13 +60,7 @@ class CgroupPool {
   CondVar cv_;
   std::deque<Cgroup> ready_;
   std::vector<Retired> retired_;  // used cgroups
-  struct LetGoItem {
-    Fd ns;
-    uint64_t vaultToken = 0;
-  };
-  std::vector<LetGoItem> letGo_;  // namespaces to let go (LetGo)
-  // Closes each namespace, then releases what the vault kept for it.
-  static void LetGoNow(std::vector<LetGoItem>& items);
+  std::vector<Fd> letGo_;         // namespaces to let go (LetGo)
   uint64_t next_ = 0;
   bool started_ = false;  // the housekeeping thread
   bool taken_ = false;    // a cgroup was taken: stale ones removed, ready ones kept

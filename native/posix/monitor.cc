@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -145,9 +146,12 @@ Registry<Group>& Groups() {
 void RetireCgroup(Child& c, bool wake) {
   std::lock_guard<std::mutex> lock(c.cgMu);
   if (c.cgRetired.exchange(true)) return;
-  // The namespace first, then what it would have freed (Child::tmpfsVault).
-  CgroupPool::Get().LetGo(std::move(c.mountNs), c.tmpfsVault, wake);
-  c.tmpfsVault = 0;
+  CgroupPool::Get().LetGo(std::move(c.mountNs), wake);
+  uint64_t started = 0;
+  if (c.start) c.start->TakeVault(&started);
+  for (uint64_t token : {c.vaultToken, started})
+    if (token != 0) Vault::Get().Release(token);
+  c.vaultToken = 0;
   CgroupPool::Get().Retire(c.cg, wake);
 }
 
@@ -471,49 +475,69 @@ void Monitor::Tick() {
   }
 }
 
-bool HoldTmpfs(pid_t pid, uint64_t* vaultToken) {
-  *vaultToken = 0;
+bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete) {
+  *token = 0;
+  *complete = false;
+  std::vector<Fd> fds;
+  int ns = pidfd >= 0 ? ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE, 0) : -1;
+  if (ns < 0) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    ns = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (ns < 0) return false;
+  fds.emplace_back(ns);
+  bool all = true;
   std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
   Fd root(open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return false;
-  std::vector<Fd> holds;
+  all = root.valid();
   std::vector<dev_t> held;  // one hold per tmpfs (they share one: MountPrivateTmp)
   for (const char* dir : landlock::kPrivateDirs) {
+    if (!all) break;
     struct stat mine;
     if (lstat(dir, &mine) != 0 || !S_ISDIR(mine.st_mode)) continue;  // none made there (SetUpNamespaces)
     Fd h(openat(root.get(), dir + 1, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct statfs fs;
     struct stat st;
-    if (!h.valid() || fstatfs(h.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC || fstat(h.get(), &st) != 0 || st.st_dev == mine.st_dev)
-      return false;
+    if (!h.valid() || fstatfs(h.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC || fstat(h.get(), &st) != 0 || st.st_dev == mine.st_dev) {
+      all = false;
+      break;
+    }
     if (std::find(held.begin(), held.end(), st.st_dev) != held.end()) continue;
     held.push_back(st.st_dev);
-    holds.push_back(std::move(h));
+    fds.push_back(std::move(h));
   }
-  if (holds.empty()) return true;
-  *vaultToken = Vault::Get().Keep(std::move(holds));
-  return *vaultToken != 0;
+  // Still the process whose namespace and root these are (not a pid reused since).
+  if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) return false;
+  if (!all) fds.resize(1);  // the namespace alone: its release frees what it holds, on the freeing thread
+  *token = Vault::Get().Keep(fds, all);
+  *complete = *token != 0 && all;
+  return *token != 0;
 }
 
-bool StartVerdict::TakeTmpfsHolds(uint64_t* vaultToken) {
+bool StartVerdict::TakeVault(uint64_t* token) {
   std::lock_guard<std::mutex> lock(mu_);
-  bool held = held_;
-  held_ = false;
-  *vaultToken = vaultToken_;
+  bool complete = complete_;
+  *token = vaultToken_;
   vaultToken_ = 0;
-  return held;
+  complete_ = false;
+  return complete;
 }
 
-void StartVerdict::Settle(int step, int err) {
+StartVerdict::~StartVerdict() {
+  if (vaultToken_ != 0) Vault::Get().Release(vaultToken_);
+}
+
+void StartVerdict::Settle(int step, int err, int pidfd) {
   // Its mounts are made once the worker has exec'd (before the lock: a few opens).
   uint64_t token = 0;
-  bool held = step == 0 && holdTmpfs && !Settled() && HoldTmpfs(init, &token);
+  bool complete = false;
+  if (step == 0 && holdWorld && !Settled()) HoldWorld(init, pidfd, &token, &complete);
   std::lock_guard<std::mutex> lock(mu_);
   if (known_) {
-    Vault::Get().Release(token);
+    if (token != 0) Vault::Get().Release(token);
     return;
   }
-  held_ = held;
+  complete_ = complete;
   vaultToken_ = token;
   step_ = step;
   err_ = err;
@@ -640,34 +664,35 @@ void Monitor::Reap(Child& c) {
   c.pending = std::move(ev);
   // Reaped right after its exit is posted: reaping an init detaches the mounts still on its
   // /proc entries (the covers of PID 1's command line: SetUpNamespaces), each waiting for an
-  // expedited RCU grace period. Where its private tmpfs mounts are held (Child::tmpfsHolds), its
-  // mount namespace is let go here first: its one teardown takes the covers with it, and those
-  // tmpfs mounts, which a worker can fill with a million files, are freed when their holds go,
-  // on the housekeeping thread. Else the namespace goes there, and the reap pays for the
-  // covers. Both after the post: off the exit's path. The reap is here, not on the housekeeping
-  // thread, whose work a worker can make long while the zombie stays charged to its cgroups'
-  // pids (a group's budget). The housekeeping thread, which resets those cgroups for reuse, is
-  // woken after it. (Interleaved, 25 rounds of 50 sequential spawns: the covers cost 0.06-0.13
-  // of child_process's CPU per spawn, most of it these grace periods.)
-  Fd ns;
+  // expedited RCU grace period. Where its namespace is in the vault with its private tmpfs
+  // (HoldWorld's `complete`), the vault closes the namespace first and the reap waits for that
+  // (bounded: a tmpfs a worker filled with a million files is held apart, and freed on the
+  // vault's freeing thread): the namespace's one teardown takes the covers with it. Else the
+  // reap pays for the covers. Both after the post: off the exit's path. The reap is here, not on
+  // the housekeeping thread, whose work a worker can make long while the zombie stays charged
+  // to its cgroups' pids (a group's budget). The housekeeping thread, which resets those
+  // cgroups for reuse, is woken after it. (rcu_exp_gp_kthread_worker's CPU per default spawn,
+  // from its schedstat over 500 spawns: 68 us with the covers detached at the reap, 18-20 us.)
   uint64_t token = 0;
-  bool held = c.start ? c.start->TakeTmpfsHolds(&token) : false;
+  bool complete = c.start ? c.start->TakeVault(&token) : false;
   {
     std::lock_guard<std::mutex> lock(c.cgMu);
     if (!c.start) {
-      held = c.teardownHere;
-      token = c.tmpfsVault;
-      c.tmpfsVault = 0;
+      token = c.vaultToken;
+      complete = c.vaultComplete;
     }
-    if (held && !c.cgRetired) ns = std::move(c.mountNs);
+    c.vaultToken = 0;
   }
-  if (ns.valid()) tearingDown_.fetch_add(1);
+  if (token != 0) tearingDown_.fetch_add(1);
   if (c.cg.TreeGone()) Post(c, false);
-  if (ns.valid()) {
-    ns.reset();
+  if (token != 0) {
+    // Bounded: what its teardown could free that is large is held apart (HoldWorld).
+    if (complete)
+      Vault::Get().ReleaseAndWait(token, 50);
+    else
+      Vault::Get().Release(token);
     tearingDown_.fetch_sub(1);
   }
-  Vault::Get().Release(token);
   memset(&info, 0, sizeof(info));
   syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
   CgroupPool::Get().Wake();

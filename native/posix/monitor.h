@@ -39,7 +39,8 @@ struct StartVerdict {
   // Once, when the first process has exec'd the init or ended: its first report's step and
   // errno (0: the worker exec'd, or no report came). With no failed step a Spawned event is
   // posted, before any Exit event of the worker can be.
-  void Settle(int step, int err);
+  // `pidfd`: the first process's (HoldWorld), or -1.
+  void Settle(int step, int err, int pidfd = -1);
   bool Settled();
   // Waits (at most `ms`) for Settle: the failed step (0: none), its errno in *err. Whoever reaps
   // the first process waits so first (its pid stays its own for a deferred stop); Settle comes
@@ -52,25 +53,29 @@ struct StartVerdict {
   bool DeferStop();
   void CancelStop();
   pid_t init = 0;          // the first process (the init once it has exec'd)
-  bool holdTmpfs = false;  // on Settle with no failed step, take its tmpfs holds (HoldTmpfs)
-  // Whether they were all had, and the vault's token for them (for Reap), once settled.
-  bool TakeTmpfsHolds(uint64_t* vaultToken);
+  bool holdWorld = false;  // on Settle with no failed step, its namespace goes to the vault (HoldWorld)
+  // The vault's token for it once settled (0: none), and whether that holds its namespace first
+  // with all its private tmpfs (HoldWorld's `complete`); for Reap, once.
+  bool TakeVault(uint64_t* token);
+  ~StartVerdict();  // a token no one took is released
 
  private:
   std::mutex mu_;
   CondVar settled_;
   bool known_ = false, stopDeferred_ = false;
   int step_ = 0, err_ = 0;
-  bool held_ = false;
+  bool complete_ = false;
   uint64_t vaultToken_ = 0;
 };
 
-// Opens each private tmpfs of the mount namespace of `pid` (its first process, its mounts made)
-// through its root (each must be a tmpfs that is not this process's own at that path) and keeps
-// them in the vault (vault.h: where no child cloned meanwhile gets a copy, whose exec would
-// otherwise tear a filled tmpfs down). True when every one is kept (*vaultToken: 0 when there
-// was none), false (and none kept) otherwise.
-bool HoldTmpfs(pid_t pid, uint64_t* vaultToken);
+// The worker's mount namespace and each private tmpfs of it (/tmp, /dev/shm, ...: opened through
+// the root of `pid`, its first process, once its mounts are made; each must be a tmpfs that is
+// not this process's own at that path), moved into the vault (vault.h), where no child cloned
+// meanwhile gets a copy: its exec would otherwise run their teardown, a filled tmpfs's too.
+// `pidfd` (if >= 0) must still be `pid`'s once they are open. True when kept (*token); *complete
+// when that is the namespace first and every tmpfs of it: the namespace's release then costs
+// a bounded time (the tmpfs held apart), and the monitor waits for it before reaping (Reap).
+bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete);
 
 // SIGSTOP to the worker of `init` (its first child), through a pidfd of it, looked up again
 // once that is open (so a pid reused meanwhile is never signalled): false when there is none.
@@ -102,19 +107,17 @@ struct Child : WorkerBase {
   bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
   Fd statusRead;                // the init's report of the worker's wait status
   // Its mount namespace, held from its exec until its exit is reported (HoldMountNamespace):
-  // the last reference's teardown waits for an RCU grace period, after the exit is posted (on
-  // the monitor thread or the housekeeping thread: tmpfsHolds) instead of in the init's exit,
-  // which the exit event waits for.
+  // the last reference's teardown waits for an RCU grace period, after the exit is posted
+  // instead of in the init's exit, which the exit event waits for. In the vault (vaultToken,
+  // HoldWorld), or here where it could not go there (the housekeeping thread lets it go).
   Fd mountNs;
-  // Each private tmpfs of that namespace (/tmp, /dev/shm, ...), held beside it (HoldTmpfs), in the vault. With
-  // every one held (teardownHere; or, for a spawn that returned before the worker's exec, held
-  // by `start`), the monitor lets the namespace go itself, right before it reaps the init: the
-  // namespace's one teardown (one expedited RCU grace period) takes the covers of PID 1's
-  // command line with it, where the reap would detach each with a grace period apiece, and a
-  // tmpfs that a worker filled (a million files) is freed only when its hold goes, on the
-  // housekeeping thread.
-  uint64_t tmpfsVault = 0;  // their token (Vault)
-  bool teardownHere = false;
+  // With the namespace and its tmpfs in the vault (vaultComplete), the monitor has the vault
+  // close the namespace and waits for that before it reaps the init: the namespace's one
+  // teardown (one expedited RCU grace period) takes the covers of PID 1's command line with it,
+  // where the reap would detach each with a grace period apiece. A tmpfs that a worker filled
+  // (a million files) is freed apart, on the vault's freeing thread.
+  uint64_t vaultToken = 0;
+  bool vaultComplete = false;
   pid_t workerPid = 0;                  // under an init: the worker's own pid (WorkerPid), once looked up
   std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
   Limits limits;

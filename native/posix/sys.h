@@ -15,6 +15,10 @@
 #include "../contract.h"
 #include "../scoped.h"
 
+#ifndef PIDFD_GET_MNT_NAMESPACE
+#define PIDFD_GET_MNT_NAMESPACE _IO(0xFF, 3)  // <linux/pidfd.h>, 6.11
+#endif
+
 namespace si {
 namespace posix {
 

@@ -1,6 +1,7 @@
 #include "vault.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -8,6 +9,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -16,17 +22,38 @@ namespace posix {
 
 namespace {
 
-constexpr uint64_t kReleaseBit = 1ULL << 63;
-constexpr size_t kMaxPerMessage = 64;  // well under SCM_MAX_FD (253)
+// The word each message carries: a token and what is asked.
+constexpr uint64_t kRelease = 1ULL << 63;
+constexpr uint64_t kAnswer = 1ULL << 62;   // release: answer once its namespace is closed
+constexpr uint64_t kNsFirst = 1ULL << 61;  // keep: fds[0] is a namespace (Keep)
+constexpr uint64_t kTokenMask = kNsFirst - 1;
+constexpr size_t kMaxFds = 16;
 
-#ifndef CLOSE_RANGE_UNSHARE
-#define CLOSE_RANGE_UNSHARE (1U << 1)
-#endif
+// The fds to close on the freeing thread, in order.
+struct FreeQueue {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<int> fds;
+};
+
+void FreeRun(FreeQueue* q) {
+  prctl(PR_SET_NAME, "si-vault-free", 0, 0, 0);
+  for (;;) {
+    int fd;
+    {
+      std::unique_lock<std::mutex> lock(q->mu);
+      q->cv.wait(lock, [q] { return !q->fds.empty(); });
+      fd = q->fds.front();
+      q->fds.pop_front();
+    }
+    close(fd);  // a teardown, when last, runs here
+  }
+}
 
 }  // namespace
 
 Vault& Vault::Get() {
-  static Vault* v = new Vault();  // never destroyed: its thread runs for the process's life
+  static Vault* v = new Vault();  // never destroyed: its threads run for the process's life
   return *v;
 }
 
@@ -34,31 +61,49 @@ Vault::Vault() {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
   Fd mine(sv[0]), theirs(sv[1]);
-  // The thread gets its own fd table first thing, a copy of this one as it is then: every fd but
-  // its end of the socket is closed there at once (those are copies; this process's stay open).
   int fd = theirs.release();
+  // Used once both threads are up in their own fd table (the vault is usable from then on).
+  std::promise<bool> ready;
+  std::future<bool> up = ready.get_future();
   try {
-    std::thread([fd] { Run(fd); }).detach();
+    std::thread([fd, &ready] { Run(fd, &ready); }).detach();
   } catch (...) {
     close(fd);
     return;
   }
-  sock_ = std::move(mine);
+  if (up.get()) sock_ = std::move(mine);
 }
 
-void Vault::Run(int sock) {
-  prctl(PR_SET_NAME, "si-vault", 0, 0, 0);  // this thread's name (tests find its fd table by it)
-  // The fd numbers mean the same in the new table: sock stays, everything else goes.
+void Vault::Run(int sock, std::promise<bool>* ready) {
+  prctl(PR_SET_NAME, "si-vault", 0, 0, 0);  // tests find its fd table by this name
+  // An fd table of its own, a copy of the process's as it is now: every fd but its end of the
+  // socket is closed there at once (copies: the process's own stay open). The numbers mean the
+  // same in the copy.
   if (syscall(SYS_unshare, CLONE_FILES) != 0) {
-    close(sock);  // in the shared table: Keep then fails and closes its fds itself
+    close(sock);  // in the shared table
+    ready->set_value(false);
     return;
   }
   if (sock > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(sock - 1), 0U);
   syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0U, 0U);
-  std::map<uint64_t, std::vector<int>> kept;
+  // Made from this thread, the freeing thread shares this table.
+  auto* q = new FreeQueue();  // lives as long as the threads, the process's life
+  try {
+    std::thread(FreeRun, q).detach();
+  } catch (...) {
+    close(sock);
+    ready->set_value(false);
+    return;
+  }
+  ready->set_value(true);  // `ready` is gone after this
+  struct Kept {
+    std::vector<int> fds;
+    bool nsFirst = false;
+  };
+  std::map<uint64_t, Kept> kept;
   for (;;) {
     uint64_t word = 0;
-    char control[CMSG_SPACE(sizeof(int) * kMaxPerMessage)];
+    char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
     struct iovec iov = {&word, sizeof(word)};
     struct msghdr msg;
     memset(&msg, 0, sizeof(msg));
@@ -69,67 +114,100 @@ void Vault::Run(int sock) {
     ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // the other end is gone (never, while the process lives)
-    if (word & kReleaseBit) {
-      auto it = kept.find(word & ~kReleaseBit);
-      if (it == kept.end()) continue;
-      for (int f : it->second) close(f);  // the teardown, if last, runs here
-      kept.erase(it);
+    uint64_t token = word & kTokenMask;
+    if (word & kRelease) {
+      auto it = kept.find(token);
+      std::vector<int> rest;
+      if (it != kept.end()) {
+        rest = std::move(it->second.fds);
+        if (it->second.nsFirst && !rest.empty()) {
+          close(rest.front());  // the namespace: what it would free that can be large is held
+          rest.erase(rest.begin());
+        }
+        kept.erase(it);
+      }
+      if (!rest.empty()) {
+        std::lock_guard<std::mutex> lock(q->mu);
+        for (int f : rest) q->fds.push_back(f);
+        q->cv.notify_one();
+      }
+      if (word & kAnswer) send(sock, &token, sizeof(token), MSG_DONTWAIT | MSG_NOSIGNAL);
       continue;
     }
+    Kept& k = kept[token];
+    k.nsFirst = (word & kNsFirst) != 0;
     for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
       const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-      for (size_t i = 0; i < count; i++) kept[word].push_back(fds[i]);
+      for (size_t i = 0; i < count; i++) k.fds.push_back(fds[i]);
     }
   }
-  for (auto& kv : kept)
-    for (int f : kv.second) close(f);
   close(sock);
 }
 
-uint64_t Vault::Keep(std::vector<Fd> fds) {
-  std::vector<int> raw;
-  for (const Fd& f : fds)
-    if (f.valid()) raw.push_back(f.get());
-  if (raw.empty()) return 0;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!sock_.valid()) return 0;
-  uint64_t token = ++next_;
-  for (size_t at = 0; at < raw.size(); at += kMaxPerMessage) {
-    size_t count = std::min(kMaxPerMessage, raw.size() - at);
-    char control[CMSG_SPACE(sizeof(int) * kMaxPerMessage)];
-    memset(control, 0, sizeof(control));
-    struct iovec iov = {&token, sizeof(token)};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
+bool Vault::Send(uint64_t word, const std::vector<int>& fds) {
+  char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  memset(control, 0, sizeof(control));
+  struct iovec iov = {&word, sizeof(word)};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
     msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
     struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-    memcpy(CMSG_DATA(c), raw.data() + at, sizeof(int) * count);
-    ssize_t n;
-    do n = sendmsg(sock_.get(), &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    // What was not sent is closed here, as it would have been without a vault (any part sent
-    // is released with the token).
-    if (n < 0) return at == 0 ? 0 : token;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  return token;  // `fds` go out of scope: this process's copies closed, the vault's stay
+  // Blocking, but never for long: the receiving thread does nothing slow.
+  ssize_t n;
+  do n = sendmsg(sock_.get(), &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof(word));
+}
+
+uint64_t Vault::Keep(std::vector<Fd>& fds, bool nsFirst) {
+  std::vector<int> raw;
+  for (const Fd& f : fds)
+    if (f.valid()) raw.push_back(f.get());
+  if (raw.empty() || raw.size() > kMaxFds) return 0;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sock_.valid()) return 0;
+  uint64_t token = ++next_ & kTokenMask;
+  if (!Send(token | (nsFirst ? kNsFirst : 0), raw)) return 0;
+  fds.clear();  // this process's copies closed: the vault's stay
+  return token;
 }
 
 void Vault::Release(uint64_t token) {
   if (token == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!sock_.valid()) return;
-  uint64_t word = token | kReleaseBit;
-  ssize_t n;
-  do n = send(sock_.get(), &word, sizeof(word), MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  if (sock_.valid()) Send(token | kRelease, {});
+}
+
+bool Vault::ReleaseAndWait(uint64_t token, int ms) {
+  if (token == 0) return true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sock_.valid() || !Send(token | kRelease | kAnswer, {})) return false;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left < 0) return false;
+    struct pollfd p = {sock_.get(), POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(left) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    uint64_t answered = 0;
+    ssize_t n = recv(sock_.get(), &answered, sizeof(answered), MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(sizeof(answered)) && answered == token) return true;
+    // An answer to an earlier wait that gave up: skip it.
+  }
 }
 
 }  // namespace posix
