@@ -134,7 +134,7 @@ export interface IsolationOptions {
   /**
    * A disk budget: its `tempDir` becomes a tmpfs of this size (Linux, root launcher), its
    * private `/tmp`, `/var/tmp`, `/dev/shm` and `/run/lock` (one tmpfs) hold at most this size
-   * together, and no file it writes
+   * together (a budget apart from the `tempDir`'s), and no file it writes
    * anywhere may grow past it (RLIMIT_FSIZE: SIGXFSZ, exit reason `'disk'`). Writes past a
    * full tmpfs fail with ENOSPC, which the worker sees. Not with `keepTempDir`.
    */
