@@ -1204,6 +1204,36 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(after!.length, 1, `only its socket is left: ${JSON.stringify(after)}`);
     });
 
+    it('worker_threads ended at random moments while they spawn in a loop never take the process down (20 threads)', async function () {
+      this.timeout(120_000);
+      // A native call that throws while its thread's environment shuts down: the exception cannot
+      // be thrown into JS, and node-addon-api aborted the process unless told to drop it.
+      const got = await inLauncher(
+        tmp,
+        `const { Worker } = require('node:worker_threads');
+         const bg = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' }); // spawns return before the exec
+         for (let i = 0; i < 20; i++) {
+           const t = new Worker(\`const { spawnIsolated } = require(\${JSON.stringify(lib)});
+             const w = \${JSON.stringify(w)};
+             const killOnClose = \${i % 3 !== 0};
+             spawnIsolated(w, ['sleep', '2000'], { stdio: 'ignore', killOnClose });
+             (async () => {
+               for (;;) {
+                 spawnIsolated(w, ['sleep', killOnClose ? '50' : '2000'], { stdio: 'ignore', killOnClose }).on('error', () => {});
+                 await new Promise((r) => setTimeout(r, 1));
+               }
+             })();\`, { eval: true });
+           await new Promise((r) => t.once('online', r));
+           await new Promise((r) => setTimeout(r, 5 + Math.random() * 60));
+           await t.terminate();
+         }
+         bg.kill('SIGKILL');
+         await bg.exited;
+         return { survived: 20 };`,
+      );
+      assert.deepEqual(got, { survived: 20 });
+    });
+
     it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {
       // The exit is posted first; the housekeeping thread reaps the init once its mount
       // namespace is let go (Monitor::Reap): right after the last 'exit' a zombie may still be

@@ -174,13 +174,24 @@ pid_t WorkerPid(Child& c) {
 // contents) and is removed in the background.
 void DiscardTempDir(Child& c) {
   if (c.tempDir.empty() || c.keepTempDir) return;
-  if (c.tempDirMounted) umount2(c.tempDir.c_str(), MNT_DETACH);
+  if (c.tempDirMounted) {
+    // A tmpfs of `disk`'s size: held in the vault across its unmount and let go after the
+    // worker's namespace (Reap), which has a copy of it, so that neither the vault's receiving
+    // thread nor a child's exec tears a filled one down (Vault).
+    std::vector<Fd> hold;
+    hold.emplace_back(open(c.tempDir.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (hold.front().valid()) c.tempDirVault = Vault::Get().Keep(hold, false);
+    umount2(c.tempDir.c_str(), MNT_DETACH);
+  }
   c.tempDirMounted = false;
   Trash::Get().Discard(c.tempDir);
   c.tempDir.clear();
 }
 
-Child::~Child() { DiscardTempDir(*this); }
+Child::~Child() {
+  DiscardTempDir(*this);
+  if (tempDirVault != 0) Vault::Get().Release(tempDirVault);
+}
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru, uint32_t inits) {
   Stats s;
@@ -693,6 +704,9 @@ void Monitor::Reap(Child& c) {
       Vault::Get().Release(token);
     tearingDown_.fetch_sub(1);
   }
+  // Its sized tempDir after its namespace (DiscardTempDir, in Post).
+  if (c.tempDirVault != 0) Vault::Get().Release(c.tempDirVault);
+  c.tempDirVault = 0;
   memset(&info, 0, sizeof(info));
   syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
   CgroupPool::Get().Wake();

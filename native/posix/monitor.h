@@ -105,6 +105,7 @@ struct Child : WorkerBase {
   bool init = false;            // PID 1 of its namespace is our init (pid, pidfd: the init's)
   bool netns = false;           // a network namespace of its own (network: 'none')
   bool tempDirMounted = false;  // its tempDir is a tmpfs of options.disk's size (unmounted at its end)
+  uint64_t tempDirVault = 0;    // that tmpfs, held in the vault from its unmount (DiscardTempDir)
   Fd statusRead;                // the init's report of the worker's wait status
   // Its mount namespace, held from its exec until its exit is reported (HoldMountNamespace):
   // the last reference's teardown waits for an RCU grace period, after the exit is posted

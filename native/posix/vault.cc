@@ -191,6 +191,18 @@ void Vault::Release(uint64_t token) {
 
 bool Vault::ReleaseAndWait(uint64_t token, int ms) {
   if (token == 0) return true;
+  // The answer to a wait that gave up (the receiving thread was held: a teardown that was not
+  // bounded after all) may have come since; until it has, this release does not wait either,
+  // so a held vault costs the monitor one wait, not one per exit.
+  while (behind_ != 0) {
+    uint64_t answered = 0;
+    if (recv(sock_.get(), &answered, sizeof(answered), MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(answered))) break;
+    if (answered == behind_) behind_ = 0;
+  }
+  if (behind_ != 0) {
+    Release(token);
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!sock_.valid() || !Send(token | kRelease | kAnswer, {})) return false;
@@ -198,11 +210,15 @@ bool Vault::ReleaseAndWait(uint64_t token, int ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left < 0) return false;
+    if (left < 0) {
+      behind_ = token;
+      return false;
+    }
     struct pollfd p = {sock_.get(), POLLIN, 0};
     int r = poll(&p, 1, static_cast<int>(left) + 1);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
+    if (r < 0) return false;
+    if (r == 0) continue;  // the deadline, checked above
     uint64_t answered = 0;
     ssize_t n = recv(sock_.get(), &answered, sizeof(answered), MSG_DONTWAIT);
     if (n == static_cast<ssize_t>(sizeof(answered)) && answered == token) return true;

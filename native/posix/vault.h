@@ -34,7 +34,8 @@ class Vault {
   // Lets what Keep(token) moved go. 0: nothing.
   void Release(uint64_t token);
   // Release, then waits (at most `ms`) until its namespace is closed: for the monitor thread
-  // only (the one reader of the answers). False when no answer came in time.
+  // only (the one reader of the answers). False when no answer came in time; until that
+  // answer has come, later calls do not wait.
   bool ReleaseAndWait(uint64_t token, int ms);
 
  private:
@@ -45,6 +46,7 @@ class Vault {
   std::mutex mu_;
   Fd sock_;  // this side of the socket pair (SOCK_SEQPACKET); invalid if the vault could not start
   uint64_t next_ = 0;
+  uint64_t behind_ = 0;  // a ReleaseAndWait's token whose answer did not come in time (monitor thread only)
 };
 
 }  // namespace posix
