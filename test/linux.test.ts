@@ -1150,6 +1150,22 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       let during = vaultFds();
       await until(() => (during = vaultFds())?.includes('/tmp') === true, 5000);
       assert.ok(during, 'a vault thread');
+      // Every signal blocked in both of its threads: a handler of this process (libuv's
+      // SIGCHLD) run there would write to fds its table does not have, and the signal be lost
+      // (a child_process or spawnSync then waited forever).
+      for (const t of fs.readdirSync('/proc/self/task')) {
+        let status = '';
+        try {
+          status = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
+        } catch {
+          continue;
+        }
+        const comm = /^Name:\s+(.*)$/m.exec(status)![1];
+        if (!comm.startsWith('si-vault')) continue;
+        const blocked = BigInt('0x' + /^SigBlk:\s+([0-9a-f]+)$/m.exec(status)![1]);
+        // SIGCHLD, SIGTERM, SIGINT, SIGUSR1 (signals libuv and Node handle)
+        for (const sig of [17, 15, 2, 10]) assert.ok((blocked >> BigInt(sig - 1)) & 1n, `${comm} blocks signal ${sig}: SigBlk ${blocked.toString(16)}`);
+      }
       assert.deepEqual(
         during!.filter((l) => l === '/tmp'),
         ['/tmp'],

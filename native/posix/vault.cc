@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -65,12 +67,20 @@ Vault::Vault() {
   // Used once both threads are up in their own fd table (the vault is usable from then on).
   std::promise<bool> ready;
   std::future<bool> up = ready.get_future();
+  // Both threads run with every signal blocked, from their first instruction: a signal handler
+  // of this process (libuv's SIGCHLD, which child_process and spawnSync wait on) writes to fds
+  // of the process's table, which are not in theirs; run there, the signal would be lost.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
     std::thread([fd, &ready] { Run(fd, &ready); }).detach();
   } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     close(fd);
     return;
   }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (up.get()) sock_ = std::move(mine);
 }
 
