@@ -955,12 +955,7 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
 void HoldMountNamespace(Child& child, bool mountsReady) {
   if (!mountsReady) return;
   if (HoldWorld(child.pid, child.pidfd.get(), &child.vaultToken, &child.vaultComplete)) return;
-  int fd = ioctl(child.pidfd.get(), PIDFD_GET_MNT_NAMESPACE, 0);
-  if (fd < 0 && errno != ESRCH) {
-    std::string path = "/proc/" + std::to_string(child.pid) + "/ns/mnt";
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  if (fd >= 0) child.mountNs.reset(fd);
+  child.mountNs = OpenMountNamespace(child.pid, child.pidfd.get());
 }
 
 // Clones the child into its namespaces and waits until it has exec'd (or says why not). The
@@ -1286,11 +1281,7 @@ void Release(uint64_t id) {
         std::lock_guard<std::mutex> lock(c->cgMu);  // the monitor thread may be letting it go
         if (!c->cgRetired) {                        // its own processes hold them
           c->mountNs.reset();
-          uint64_t started = 0;
-          if (c->start) c->start->TakeVault(&started);
-          for (uint64_t token : {c->vaultToken, started})
-            if (token != 0) Vault::Get().Release(token);
-          c->vaultToken = 0;
+          ReleaseVaultHolds(*c);
         }
       }
       Monitor::Get().Orphan(std::move(c));  // reaped once it ends

@@ -147,11 +147,7 @@ void RetireCgroup(Child& c, bool wake) {
   std::lock_guard<std::mutex> lock(c.cgMu);
   if (c.cgRetired.exchange(true)) return;
   CgroupPool::Get().LetGo(std::move(c.mountNs), wake);
-  uint64_t started = 0;
-  if (c.start) c.start->TakeVault(&started);
-  for (uint64_t token : {c.vaultToken, started})
-    if (token != 0) Vault::Get().Release(token);
-  c.vaultToken = 0;
+  ReleaseVaultHolds(c);
   CgroupPool::Get().Retire(c.cg, wake);
 }
 
@@ -486,21 +482,32 @@ void Monitor::Tick() {
   }
 }
 
+Fd OpenMountNamespace(pid_t pid, int pidfd) {
+  int fd = pidfd >= 0 ? ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE, 0) : -1;
+  if (fd < 0 && (pidfd < 0 || errno != ESRCH)) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  return Fd(fd);
+}
+
+void ReleaseVaultHolds(Child& c) {
+  uint64_t started = 0;
+  if (c.start) c.start->TakeVault(&started);
+  for (uint64_t token : {c.vaultToken, started})
+    if (token != 0) Vault::Get().Release(token);
+  c.vaultToken = 0;
+}
+
 bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete) {
   *token = 0;
   *complete = false;
   std::vector<Fd> fds;
-  int ns = pidfd >= 0 ? ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE, 0) : -1;
-  if (ns < 0) {
-    std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
-    ns = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  if (ns < 0) return false;
-  fds.emplace_back(ns);
-  bool all = true;
+  fds.push_back(OpenMountNamespace(pid, pidfd));
+  if (!fds.front().valid()) return false;
   std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
   Fd root(open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  all = root.valid();
+  bool all = root.valid();
   std::vector<dev_t> held;  // one hold per tmpfs (they share one: MountPrivateTmp)
   for (const char* dir : landlock::kPrivateDirs) {
     if (!all) break;

@@ -77,6 +77,10 @@ struct StartVerdict {
 // a bounded time (the tmpfs held apart), and the monitor waits for it before reaping (Reap).
 bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete);
 
+// A mount namespace fd of `pid`: through its pidfd (Linux 6.11+), else /proc (not once the
+// pidfd says the process is gone: its pid may be another's). Invalid when neither answers.
+Fd OpenMountNamespace(pid_t pid, int pidfd);
+
 // SIGSTOP to the worker of `init` (its first child), through a pidfd of it, looked up again
 // once that is open (so a pid reused meanwhile is never signalled): false when there is none.
 // Throws on an unexpected failure.
@@ -145,6 +149,10 @@ pid_t WorkerPid(Child& c);
 
 // Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `wake` as
 // CgroupPool::Retire's.
+// Lets go what the vault keeps for `c` (its own token and one its start record took), once;
+// the caller holds c.cgMu.
+void ReleaseVaultHolds(Child& c);
+
 void RetireCgroup(Child& c, bool wake = true);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).
