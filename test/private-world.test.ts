@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { IsolationOptions, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
-import { collect, holdFifo, inLauncher, isLinux, json, root, scratchDir, slow, until, worker } from './helpers';
+import { collect, firstLine, holdFifo, inLauncher, isLinux, json, root, scratchDir, slow, until, worker } from './helpers';
 
 type Results = Record<string, string>;
 const isRoot = isLinux && process.getuid!() === 0;
@@ -241,6 +241,63 @@ function trashEntries(base = os.tmpdir()): string[] {
       const r = json<{ file: string; dir: string }>(c);
       assert.equal(r.dir, p.tempDir);
       assert.ok(r.file.startsWith(`${p.tempDir}/`));
+    });
+  });
+
+  describe('System V IPC of its own', () => {
+    // The launcher's segment and queue, by id and by key, world-attachable (0666): only a
+    // namespace of its own keeps a worker, whatever its uid, from them.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const libc = () => require('koffi').load('libc.so.6');
+    const key = () => 0x51000000 + Math.floor(Math.random() * 0xffffff);
+    const refused = (r: Results, what: string) => {
+      for (const k of ['stat', 'attach', 'shm key', 'msg key']) assert.notEqual(r[k], 'ok', `${what}: ${k} reached it (${JSON.stringify(r)})`);
+      assert.equal(r.own, 'ok', `${what}: it can use System V IPC of its own`);
+    };
+
+    it("reaches neither the launcher's segment and message queue, by id or by key (control: inherit reaches both)", async function () {
+      if (!isRoot) this.skip(); // the control's reach needs the same IPC namespace and a uid that passes 0666
+      const c = libc();
+      const shmget = c.func('int shmget(int key, size_t size, int flags)');
+      const shmctl = c.func('int shmctl(int id, int cmd, void* buf)');
+      const msgget = c.func('int msgget(int key, int flags)');
+      const msgctl = c.func('int msgctl(int id, int cmd, void* buf)');
+      const shmKey = key();
+      const msgKey = shmKey + 1;
+      const shm = shmget(shmKey, 4096, 0o1666) as number;
+      const msg = msgget(msgKey, 0o1666) as number;
+      assert.ok(shm >= 0 && msg >= 0, 'the launcher made its segment and queue');
+      try {
+        const args = ['sysv', String(shm), String(shmKey), String(msgKey)];
+        for (const options of [{}, { privileges: 'low' as const }, { memory: '64MiB' }]) refused(await attack(args, options), JSON.stringify(options));
+        const control = await attack(args, { privileges: 'inherit' });
+        for (const k of ['stat', 'attach', 'shm key', 'msg key']) assert.equal(control[k], 'ok', `control: inherit ${k} (${JSON.stringify(control)})`);
+      } finally {
+        shmctl(shm, 0 /* IPC_RMID */, null);
+        msgctl(msg, 0 /* IPC_RMID */, null);
+      }
+    });
+
+    it("reaches no segment a sibling worker holds open to anyone, by id or by key (control: two inherit workers share it)", async function () {
+      for (const privileges of ['restricted', 'inherit'] as const) {
+        if (privileges === 'inherit' && !isRoot) continue;
+        const shmKey = key();
+        const holder = spawnIsolated(w, ['attack', 'sysv-hold', String(shmKey)], { stdio: ['pipe', 'pipe', 'pipe'], privileges });
+        const done = collect(holder);
+        try {
+          const { id } = await firstLine<{ id: string }>(holder);
+          assert.match(id, /^\d+$/, `${privileges}: the holder made its segment (${id})`);
+          const r = await attack(['sysv', id, String(shmKey), String(shmKey)], { privileges });
+          if (privileges === 'inherit') assert.equal(r['shm key'], 'ok', `control: two inherit workers share one namespace (${JSON.stringify(r)})`);
+          else {
+            for (const k of ['stat', 'attach', 'shm key']) assert.notEqual(r[k], 'ok', `${k} reached the sibling's segment (${JSON.stringify(r)})`);
+            assert.equal(r.own, 'ok');
+          }
+        } finally {
+          holder.stdin!.end();
+          assert.equal((await done).exit.code, 0);
+        }
+      }
     });
   });
 
