@@ -1220,6 +1220,38 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.equal(after!.length, 1, `only its socket is left: ${JSON.stringify(after)}`);
     });
 
+    it("a default worker that leaves nothing costs neither the vault's freeing thread nor the monitor a wake-up of its own (control: one that leaves files does)", async () => {
+      // Context switches of this process's threads by name: a count, not a time.
+      const switches = () => {
+        const out: Record<string, number> = {};
+        for (const t of fs.readdirSync('/proc/self/task')) {
+          try {
+            const s = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
+            const name = /^Name:\s+(.*)$/m.exec(s)![1];
+            out[name] = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(s)![1]);
+          } catch {
+            // a thread that ended meanwhile
+          }
+        }
+        return out;
+      };
+      await collect(spawnIsolated(w, ['exit', '0'])); // the vault's threads are up
+      const n = 30;
+      const before = switches();
+      for (let i = 0; i < n; i++) await collect(spawnIsolated(w, ['exit', '0'], { stdio: 'ignore' }));
+      const mid = switches();
+      // Control: workers that leave 200 files each in their /tmp go to the freeing thread.
+      for (let i = 0; i < 5; i++) assert.equal((await collect(spawnIsolated(w, ['manyfiles', '200'], { stdio: 'ignore' }))).exit.code, 0);
+      await until(() => switches()['si-vault-free'] - mid['si-vault-free'] >= 5, 5000);
+      const after = switches();
+      assert.ok(mid['si-vault-free'] - before['si-vault-free'] <= 2, `the freeing thread woke ${mid['si-vault-free'] - before['si-vault-free']} times for ${n} workers that left nothing`);
+      assert.ok(after['si-vault-free'] - mid['si-vault-free'] >= 5, `control: it woke ${after['si-vault-free'] - mid['si-vault-free']} times for 5 that left 200 files each`);
+      // The monitor waits twice a worker: for its exit and for the vault's answer (it was also
+      // woken for each spawn before, 3 in all).
+      const monitor = (mid['si-monitor'] - before['si-monitor']) / n;
+      assert.ok(monitor <= 2.5, `the monitor woke ${monitor.toFixed(2)} times a worker`);
+    });
+
     it('worker_threads ended at random moments while they spawn in a loop never take the process down (20 threads)', async function () {
       this.timeout(120_000);
       // A native call that throws while its thread's environment shuts down: the exception cannot
