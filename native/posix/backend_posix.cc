@@ -372,7 +372,9 @@ struct FirstProcess {
   void AwaitInit() {
     int msg[2] = {0, 0};
     size_t got = 0;
-    bool first = true;
+    // Without `start`, the spawn's caller has read the first message (kWorkerExecd): the next
+    // byte may be the init's, which ends the wait at once (not at the pipe's end, a wake-up later).
+    bool first = start != nullptr;
     int step = 0, err = 0;
     struct pollfd fds[2] = {{errRead.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
     bool ended = false;
