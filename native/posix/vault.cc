@@ -60,7 +60,9 @@ void FreeRun(FreeQueue* q) {
 // nothing): its teardown is a few microseconds. A file system that is no tmpfs is not.
 bool Trivial(int fd) {
   struct statfs st;
-  if (fstatfs(fd, &st) != 0 || st.f_type != TMPFS_MAGIC) return false;
+  // Without an inode or size limit (nr_inodes=0, size=0) it reports no use at all: not trivial.
+  if (fstatfs(fd, &st) != 0 || st.f_type != TMPFS_MAGIC || st.f_files == 0 || st.f_blocks == 0) return false;
+  // Hard links and user xattrs use inodes there too, and a negative dentry is never kept.
   return st.f_files - st.f_ffree <= kTrivialInodes && st.f_blocks - st.f_bfree <= kTrivialPages;
 }
 
