@@ -1099,7 +1099,8 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // Spawned while another worker runs: its spawn returns before its exec, and its tmpfs
       // mounts are held once its start is settled (the other way is taken by every spawn above).
       const other = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' });
-      const bigOne = spawnIsolated(w, ['manyfiles', '300000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // 300,000 inodes need a 2 GiB budget (one inode per 4 KiB of it).
+      const bigOne = spawnIsolated(w, ['manyfiles', '300000'], { stdio: ['ignore', 'pipe', 'pipe'], disk: '2GiB' });
       other.kill('SIGKILL');
       await other.exited;
       const big = await collect(bigOne);

@@ -680,6 +680,21 @@ function trashEntries(base = os.tmpdir()): string[] {
       }
     });
 
+    it('bounds the files of its private /tmp (and of a sized tempDir) too: one inode per 4 KiB of the budget, at least 1024 (control: 5,000 fit in the default 256 MiB)', async function () {
+      const files = async (options: IsolationOptions) => json<{ files: number }>(await collect(spawnIsolated(w, ['manyfiles', '5000'], options))).files;
+      // 1024 inodes: the tmpfs's root, the four directories' and "many" leave 1018 for files.
+      const small = await files({ disk: '4MiB' });
+      assert.ok(small >= 1000 && small <= 1024, `${small} empty files in /tmp under disk: '4MiB'`);
+      // 8 MiB: 2048.
+      const eight = await files({ disk: '8MiB' });
+      assert.ok(eight >= 2000 && eight <= 2048, `${eight} empty files under disk: '8MiB'`);
+      assert.equal(await files({}), 5000, 'control: the default 256 MiB holds 65,536');
+      if (isRoot) {
+        const sized = await files({ disk: '4MiB', tempDir: true });
+        assert.ok(sized >= 1000 && sized <= 1024, `${sized} empty files in a sized tempDir of 4 MiB`);
+      }
+    });
+
     it('its private /tmp, /var/tmp, /dev/shm and /run/lock share one budget, not one each (control: without disk, all four fill)', async () => {
       // 3 MiB in each of the four under disk 8MiB: 12 MiB in all. One tmpfs for the four holds
       // the total to 8 MiB (the one that finds it full says so); a tmpfs each would take it all.

@@ -102,6 +102,12 @@ void ResolveIds(const SpawnRequest& req, const Confinement& conf, Child& child, 
   }
 }
 
+// The inodes a tmpfs of `bytes` may hold: one per 4 KiB of it, at least 1024 (ext4 makes one per
+// 16 KiB). Without it a tmpfs holds half the machine's pages in inodes whatever its size: each
+// worker's private tmpfs could pin gigabytes of unswappable kernel memory in empty files (not
+// in its size), and take seconds to tear down.
+uint64_t TmpfsInodes(uint64_t bytes) { return std::max<uint64_t>(1024, bytes / 4096); }
+
 // Its private temp directory: a fresh random name made exclusively (mkdtemp), 0700, owned by
 // the worker's uid (set on the open directory, never through a path a link could redirect);
 // TMPDIR, TEMP and TMP point there (with a private profile, XDG_CACHE_HOME and XDG_CONFIG_HOME
@@ -126,9 +132,9 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
   // options.disk: the directory is a tmpfs of that size, owned by the worker (root launchers:
   // PlanSpawn says so otherwise). Its pages are charged to whoever writes them: the worker.
   if (req.limits.disk && Privileged()) {
-    char opts[128];
-    snprintf(opts, sizeof(opts), "size=%llu,mode=0700,uid=%u,gid=%u", static_cast<unsigned long long>(req.limits.disk),
-             cp.hasUid ? cp.uid : geteuid(), cp.hasGid ? cp.gid : getegid());
+    char opts[160];
+    snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,mode=0700,uid=%u,gid=%u", static_cast<unsigned long long>(req.limits.disk),
+             static_cast<unsigned long long>(TmpfsInodes(req.limits.disk)), cp.hasUid ? cp.uid : geteuid(), cp.hasGid ? cp.gid : getegid());
     if (mount("tmpfs", tmpl.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) throw Errno("mount", errno, tmpl);
     child.tempDirMounted = true;
   }
@@ -295,7 +301,8 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
     for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly};
   }
   uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
-  snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes));
+  snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,nr_inodes=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes),
+           static_cast<unsigned long long>(TmpfsInodes(tmpBytes)));
   cp.loopbackUp = child.netns;
   PlanLandlock(req, conf, child, mem, cp);
   FilterSpec spec;

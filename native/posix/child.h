@@ -59,7 +59,7 @@ struct ChildPlan {
   // with it); the directories it is handed (its tempDir, its executable's directory, its cwd),
   // when beneath one of them, are bound into the new one at their paths (parents first).
   bool privateTmp;
-  char tmpfsOptions[64];
+  char tmpfsOptions[96];
   KeepPath keepDirs[kMaxKeepDirs];
   int nkeepDirs;
   // Landlock (landlockAbi > 0): the rights handled, and where they are allowed (landlock.h).
