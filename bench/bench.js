@@ -7,7 +7,8 @@
 //   - CPU the whole machine spends per spawn (/proc/stat around N sequential spawns: the kernel's
 //     deferred work for namespaces and cgroups, in kernel threads, counts too), Linux;
 //   - the parent's threads and RSS with many live workers, stdout throughput, limit latency.
-//   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,parent,stdout,limit]
+//   - context switches of this process's threads per spawn, by thread name (Linux);
+//   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,wakeups,parent,stdout,limit]
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -146,6 +147,24 @@ async function throughput(total, inFlight, f) {
   return total / ((hr() - t0) / 1000);
 }
 
+// Context switches (voluntary + involuntary) of this process's threads, summed by name (the JS
+// thread is "JS"; libuv's and V8's unnamed ones are "node").
+function threadSwitches() {
+  const out = {};
+  for (const t of fs.readdirSync('/proc/self/task')) {
+    let s;
+    try {
+      s = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const name = Number(t) === process.pid ? 'JS' : /^Name:\s+(.*)$/m.exec(s)[1];
+    const n = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(s)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(s)[1]);
+    out[name] = (out[name] ?? 0) + n;
+  }
+  return out;
+}
+
 function selfStatus() {
   const s = fs.readFileSync('/proc/self/status', 'utf8');
   const get = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)[1]);
@@ -243,6 +262,28 @@ function fmt(x, d = 2) {
     results.cpu = await cpuPerSpawn(count, rounds);
     table(`CPU the whole machine spends per spawn (/proc/stat, ${count} sequential spawns, median of ${rounds} interleaved rounds):`, 'ms', results.cpu.machine);
     table(`CPU of this process tree per spawn (its own and its reaped children's, same runs):`, 'ms', results.cpu.tree);
+  }
+
+  if (want('wakeups') && process.platform === 'linux') {
+    // Each time a thread of this process blocks and is woken again costs CPU (on a VM a thread
+    // woken on the other CPU costs ~13 us: bench/wake-cost.js); count them by thread name.
+    const count = quick ? 30 : 200;
+    results.wakeups = {};
+    console.log(`\ncontext switches of this process's threads per spawn (voluntary + involuntary, ${count} sequential spawns, by thread name):`);
+    for (const name of ["child_process.spawn ('ignore')", "default ('ignore')", "all limits ('ignore')"]) {
+      for (let i = 0; i < 5; i++) await launch(name);
+      const a = threadSwitches();
+      for (let i = 0; i < count; i++) await launch(name);
+      const b = threadSwitches();
+      const per = {};
+      for (const [k, v] of Object.entries(b)) {
+        const d = (v - (a[k] ?? 0)) / count;
+        if (d >= 0.01) per[k] = Number(d.toFixed(2));
+      }
+      const total = Object.values(per).reduce((x, y) => x + y, 0);
+      results.wakeups[name] = { total: Number(total.toFixed(2)), threads: per };
+      console.log(`  ${name.padEnd(38)} ${fmt(total, 1).padStart(5)}  ${Object.entries(per).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    }
   }
 
   if (want('parent')) {
