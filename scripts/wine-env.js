@@ -82,4 +82,13 @@ function runWindowsNode(name, args, extraEnv = {}) {
   return res.status === null ? 1 : res.status;
 }
 
-module.exports = { npmNode, windowsNode, winePrefix, wineEnv, runWindowsNode, root };
+// What the last runWindowsNode(name) wrote to stderr ('' when there is none).
+function lastStderr(name) {
+  try {
+    return fs.readFileSync(path.join(cache, 'wine-logs', `${name}.err.txt`), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+module.exports = { npmNode, windowsNode, winePrefix, wineEnv, runWindowsNode, lastStderr, root };
