@@ -187,7 +187,7 @@ void DiscardTempDir(Child& c) {
 
 Child::~Child() {
   DiscardTempDir(*this);
-  if (tempDirVault != 0) Vault::Get().Release(tempDirVault);
+  Vault::Get().Release(tempDirVault);
 }
 
 Stats ReadStats(const Cgroup& cg, pid_t livePid, const struct rusage* ru, uint32_t inits) {
@@ -500,8 +500,7 @@ Fd OpenMountNamespace(pid_t pid, int pidfd) {
 void ReleaseVaultHolds(Child& c) {
   uint64_t started = 0;
   if (c.start) c.start->TakeVault(&started);
-  for (uint64_t token : {c.vaultToken, started})
-    if (token != 0) Vault::Get().Release(token);
+  for (uint64_t token : {c.vaultToken, started}) Vault::Get().Release(token);
   c.vaultToken = 0;
 }
 
@@ -548,7 +547,7 @@ bool StartVerdict::TakeVault(uint64_t* token) {
 }
 
 StartVerdict::~StartVerdict() {
-  if (vaultToken_ != 0) Vault::Get().Release(vaultToken_);
+  Vault::Get().Release(vaultToken_);  // 0: nothing
 }
 
 void StartVerdict::Settle(int step, int err, int pidfd) {
@@ -558,7 +557,7 @@ void StartVerdict::Settle(int step, int err, int pidfd) {
   if (step == 0 && holdWorld && !Settled()) HoldWorld(init, pidfd, &token, &complete);
   std::lock_guard<std::mutex> lock(mu_);
   if (known_) {
-    if (token != 0) Vault::Get().Release(token);
+    Vault::Get().Release(token);
     return;
   }
   complete_ = complete;
@@ -718,7 +717,7 @@ void Monitor::Reap(Child& c) {
     tearingDown_.fetch_sub(1);
   }
   // Its sized tempDir after its namespace (DiscardTempDir, in Post).
-  if (c.tempDirVault != 0) Vault::Get().Release(c.tempDirVault);
+  Vault::Get().Release(c.tempDirVault);
   c.tempDirVault = 0;
   memset(&info, 0, sizeof(info));
   syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);

@@ -147,12 +147,12 @@ pid_t InitsFirstChild(pid_t init);
 // a spawn that returned before the worker's exec is not settled.
 pid_t WorkerPid(Child& c);
 
-// Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `wake` as
-// CgroupPool::Retire's.
 // Lets go what the vault keeps for `c` (its own token and one its start record took), once;
 // the caller holds c.cgMu.
 void ReleaseVaultHolds(Child& c);
 
+// Hands the worker's cgroup back to the pool, once, and lets its mount namespace go; `wake` as
+// CgroupPool::Retire's.
 void RetireCgroup(Child& c, bool wake = true);
 
 // Stats of a cgroup, completed by the worker's rusage (at exit) or /proc (live, pid > 0).

@@ -8,8 +8,9 @@
 // table of their own: that of two threads made with unshare(CLONE_FILES), which no clone from
 // another thread copies. They arrive over a socket. One thread ("si-vault") only receives them
 // and, on a release, closes a namespace (bounded: what it would free that can be large is held
-// beside it) and answers; the other ("si-vault-free") closes the rest, however long that
-// takes, so the first always drains the socket and a sender never waits behind a teardown.
+// beside it), answers, and closes a tmpfs that holds next to nothing (at most ~1 ms); the other
+// ("si-vault-free") closes the rest, however long that takes, so the first always drains the
+// socket and a sender never waits behind a teardown.
 #pragma once
 
 #include <stdint.h>
