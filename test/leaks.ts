@@ -46,10 +46,18 @@ export function zombieChildren(): number[] {
  * threads (at most 4 per JS thread that spawns, kept while it lives), not leaks.
  */
 export function clonerThreads(): number[] {
-  const out: number[] = [];
+  return threadStatuses()
+    .filter((t) => /^CapBnd:\s+0+$/m.test(t.status))
+    .map((t) => t.tid);
+}
+
+/** This process's threads: id, name and `/proc/self/task/TID/status` (those that ended meanwhile left out). */
+export function threadStatuses(): { tid: number; name: string; status: string }[] {
+  const out: { tid: number; name: string; status: string }[] = [];
   for (const t of fs.readdirSync('/proc/self/task')) {
     try {
-      if (/^CapBnd:\s+0+$/m.test(fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8'))) out.push(Number(t));
+      const status = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
+      out.push({ tid: Number(t), name: /^Name:\s+(.*)$/m.exec(status)![1], status });
     } catch {
       // a thread that ended meanwhile
     }

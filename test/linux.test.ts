@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { createIsolationGroup, IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
 import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, keepBusyInLauncher, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
-import { clonerThreads, ownCgroupDirs, zombieChildren } from './leaks';
+import { clonerThreads, ownCgroupDirs, threadStatuses, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -1154,14 +1154,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // Every signal blocked in both of its threads: a handler of this process (libuv's
       // SIGCHLD) run there would write to fds its table does not have, and the signal be lost
       // (a child_process or spawnSync then waited forever).
-      for (const t of fs.readdirSync('/proc/self/task')) {
-        let status = '';
-        try {
-          status = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
-        } catch {
-          continue;
-        }
-        const comm = /^Name:\s+(.*)$/m.exec(status)![1];
+      for (const { name: comm, status } of threadStatuses()) {
         if (!comm.startsWith('si-vault')) continue;
         const blocked = BigInt('0x' + /^SigBlk:\s+([0-9a-f]+)$/m.exec(status)![1]);
         // SIGCHLD, SIGTERM, SIGINT, SIGUSR1 (signals libuv and Node handle)
@@ -1225,15 +1218,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // Context switches of this process's threads by name: a count, not a time.
       const switches = () => {
         const out: Record<string, number> = {};
-        for (const t of fs.readdirSync('/proc/self/task')) {
-          try {
-            const s = fs.readFileSync(`/proc/self/task/${t}/status`, 'utf8');
-            const name = /^Name:\s+(.*)$/m.exec(s)![1];
-            out[name] = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(s)![1]);
-          } catch {
-            // a thread that ended meanwhile
-          }
-        }
+        for (const t of threadStatuses()) out[t.name] = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(t.status)![1]);
         return out;
       };
       await collect(spawnIsolated(w, ['exit', '0'])); // the vault's threads are up
