@@ -94,6 +94,22 @@ function machineBusyMs() {
   return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
+// Resolves once the whole machine has been quiet for 100 ms (at most one 10 ms tick busy: the
+// kernel's deferred work of what ran before is done), or after 5 s.
+async function quiet() {
+  const deadline = hr() + 5000;
+  let last = machineBusyMs();
+  let t = hr();
+  while (hr() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = machineBusyMs();
+    const busy = (now - last) / (hr() - t);
+    last = now;
+    t = hr();
+    if (busy < 0.15) return;
+  }
+}
+
 // CPU of this process and of its reaped children (every process of every tree is reaped by
 // this process or by an init it reaps), in ms: what other work on a shared machine cannot add
 // to. Not counted: the kernel's deferred work in its own threads (RCU, workqueues).
@@ -109,13 +125,21 @@ function treeCpuMs() {
 async function cpuPerSpawn(count, rounds) {
   const machine = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
   const tree = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  const keys = Object.keys(CASES);
   for (let r = 0; r < rounds; r++) {
-    for (const k of Object.keys(CASES)) {
+    // The order rotated each round, as for latency: no case is always measured right after the
+    // same other one.
+    for (let j = 0; j < keys.length; j++) {
+      const k = keys[(r + j) % keys.length];
       for (let i = 0; i < 5; i++) await launch(k);
-      await new Promise((resolve) => setTimeout(resolve, 200)); // the kernel's deferred work of the last case
+      await quiet();
       const m0 = machineBusyMs();
       const t0 = treeCpuMs();
       for (let i = 0; i < count; i++) await launch(k);
+      // The kernel's deferred work for this case (a network namespace's cleanup runs on for
+      // hundreds of ms in its workqueue) is this case's: counted until the machine is quiet
+      // again, not left to whichever case comes next.
+      await quiet();
       machine[k].push((machineBusyMs() - m0) / count);
       tree[k].push((treeCpuMs() - t0) / count);
     }
@@ -249,7 +273,15 @@ function fmt(x, d = 2) {
     const total = quick ? 80 : 200;
     const rounds = quick ? 3 : 7;
     const trates = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
-    for (let r = 0; r < rounds; r++) for (const k of Object.keys(CASES)) trates[k].push(await throughput(total, 8, () => launch(k)));
+    // The order rotated each round, and each case started on a quiet machine: a network
+    // namespace's cleanup, which runs on in the kernel's workqueue, slows whichever case follows.
+    const keys = Object.keys(CASES);
+    for (let r = 0; r < rounds; r++)
+      for (let j = 0; j < keys.length; j++) {
+        const k = keys[(r + j) % keys.length];
+        await quiet();
+        trates[k].push(await throughput(total, 8, () => launch(k)));
+      }
     results.throughput = Object.fromEntries(Object.entries(trates).map(([k, v]) => [k, summary(v)]));
     table(`spawn throughput, 8 in flight, ${total} launches per round, ${rounds} interleaved rounds:`, '/s', results.throughput);
   }
