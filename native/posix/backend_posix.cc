@@ -385,10 +385,17 @@ struct FirstProcess {
     int step = 0, err = 0;
     struct pollfd fds[2] = {{errRead.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
     bool ended = false;
+    // Known at every way out but an error: it has exec'd or ended (its stack is free), and
+    // whether its worker has too (the pipe's end or the init's byte say so; its own end does
+    // not: a first process killed in its vfork leaves a worker that may still run on its stack).
+    bool stackFree = false, workerFree = false;
     for (;;) {
       int ready = poll(fds, pidfd.valid() ? 2 : 1, ended ? 0 : -1);
       if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) break;  // ended, and nothing more to read now
+      if (ready <= 0) {  // ended, and nothing more to read now
+        stackFree = ended;
+        break;
+      }
       if (fds[1].revents != 0) {
         ended = true;
         fds[1].fd = -1;  // drain what it wrote, without waiting for other holders of the pipe
@@ -396,11 +403,18 @@ struct FirstProcess {
       if (fds[0].revents == 0) continue;
       ssize_t n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+      if (n <= 0) {  // the pipe's end: every holder of its write end has exec'd or ended
+        stackFree = n == 0 || ended;
+        workerFree = n == 0;
+        break;
+      }
       // The init's byte, where a message would begin (a step's first byte is 1-16, kWorkerExecd's
       // 0xff): it has exec'd and is up. Done, whoever else still holds a copy of the pipe (a first
       // process cloned meanwhile by another JS thread's cloner keeps one until its own exec).
-      if (got == 0 && !first && reinterpret_cast<const char*>(msg)[0] == kInitUp) break;
+      if (got == 0 && !first && reinterpret_cast<const char*>(msg)[0] == kInitUp) {
+        stackFree = workerFree = true;
+        break;
+      }
       got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
       if (got != 0) continue;
       if (first && start) {
@@ -415,6 +429,13 @@ struct FirstProcess {
     }
     // No word at all: killed before it started the worker, which its exit says.
     if (start) start->Settle(step, err, pidfd.get());
+    if (stackFree) ChildDone(workerFree);
+  }
+  // The first process has exec'd or ended: its stack may serve the next spawn, and its worker's
+  // (a vfork child) too when `worker` says that the worker has exec'd or ended as well.
+  void ChildDone(bool worker) {
+    stack.Done();
+    if (worker && memory && memory->workerStack) memory->workerStack->Done();
   }
   ChildPlan plan;
   ChildStack stack;
@@ -1130,6 +1151,11 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     siginfo_t info;
     syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
+  // Not followed: the first process has exec'd (the report pipe's end, or the init's byte) or
+  // reported a failure and ended (waited for just above). Its worker, a vfork child, had exec'd
+  // or ended before it went on, or was never started; a first process killed in its vfork
+  // reports nothing (the pipe's end then waits for the worker's copy too).
+  if (first) first->ChildDone(true);
   relayBlocked.reset();
   if (early && child.notifies) child.listenerSock = std::move(listenerRead);
   if (failed.step == 0 && child.notifies && !early) {

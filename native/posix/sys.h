@@ -97,7 +97,11 @@ int StatPath(const std::string& path, struct stat* st, bool follow);
 bool Privileged();
 
 // A stack of its own for a child that shares this process's memory until its exec
-// (CLONE_VM | CLONE_VFORK); base is MAP_FAILED when it could not be made.
+// (CLONE_VM | CLONE_VFORK); base is MAP_FAILED when it could not be made. Taken from a small
+// pool of stacks given back (sys.cc), so that a spawn neither maps nor unmaps one. Given back
+// only once its owner has said that no child runs on it any more (Done: the child has exec'd
+// or ended); otherwise unmapped, so that a child that might still run on it faults rather than
+// share it with the next.
 class ChildStack {
  public:
   explicit ChildStack(size_t bytes, bool make = true);
@@ -106,10 +110,12 @@ class ChildStack {
   ChildStack& operator=(const ChildStack&) = delete;
   bool ok() const;
   void* top() const;
+  void Done() { done_ = true; }
 
  private:
   void* base_;
   size_t bytes_;
+  bool done_ = false;
 };
 
 // Every signal blocked on this thread while it lives: no handler of this process may run in a
