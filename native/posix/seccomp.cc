@@ -50,12 +50,15 @@ sock_filter LoadArg(int arg, int half = 0) {
   return Stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args[0]) + 8 * arg + 4 * half));
 }
 
-// What one system call gets: its number, and the instructions that decide it (entered with the
-// number in A; every path ends in a RET).
+// What a run of system calls gets: their numbers (nr to last, consecutive), and the instructions
+// that decide them (entered with the number in A; every path ends in a RET).
 struct Rule {
-  uint32_t nr;
+  uint32_t nr, last;
   std::vector<sock_filter> body;
 };
+
+bool SameInstruction(const sock_filter& a, const sock_filter& b) { return a.code == b.code && a.jt == b.jt && a.jf == b.jf && a.k == b.k; }
+bool OneReturn(const std::vector<sock_filter>& body) { return body.size() == 1 && BPF_CLASS(body[0].code) == BPF_RET; }
 
 // A body that only returns `ret`. Bodies are short (the leaf groups' jumps are 8-bit).
 std::vector<sock_filter> Returns(sock_filter ret) { return {ret}; }
@@ -154,22 +157,51 @@ std::vector<sock_filter> MmapBody() {
 }
 // clang-format on
 
-// A binary search over the rules' numbers (sorted), each leaf group a few equality tests with
-// their bodies right after them; numbers without a rule are allowed. Self-contained: every jump
-// stays inside. The kernel's per-syscall action cache (5.11+) emulates the program for every
-// number when it is installed: a tree keeps that, and each filtered call, short.
+// A binary search over the rules' numbers (sorted, disjoint runs), each leaf group a few tests
+// with their bodies after them; numbers without a rule are allowed. Self-contained: every jump
+// stays inside. The kernel JITs the program and emulates it for every number when it is
+// installed (its per-syscall action cache, 5.11+), per instruction: a tree keeps that, and each
+// filtered call, short, and so do runs of numbers that get the same return (one range test for
+// mount, umount2, swapon, swapoff, reboot, acct and settimeofday) and a return shared by the
+// group's rules that end in it.
 std::vector<sock_filter> Tree(const std::vector<Rule>& rules, size_t lo, size_t hi) {
   std::vector<sock_filter> out;
   if (hi - lo <= 4) {
-    // The tests, RET ALLOW, then the bodies in order: test i jumps over the tests after it, the
-    // RET and the bodies before its own.
-    size_t n = hi - lo, skip = n - 1 + 1;
+    // The tests, RET ALLOW, then the distinct bodies. A single number: JEQ to its body. A run:
+    // below its first number, no later rule of the group matches either (they are sorted): to
+    // RET ALLOW; above its last, on to the next test; else its body.
+    std::vector<size_t> bodyOf(hi - lo);
+    std::vector<const std::vector<sock_filter>*> bodies;
     for (size_t i = lo; i < hi; i++) {
-      out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, static_cast<uint8_t>(skip), 0));
-      skip += rules[i].body.size() - 1;
+      size_t b = bodies.size();
+      if (OneReturn(rules[i].body))
+        for (size_t j = 0; j < bodies.size(); j++)
+          if (OneReturn(*bodies[j]) && SameInstruction((*bodies[j])[0], rules[i].body[0])) b = j;
+      if (b == bodies.size()) bodies.push_back(&rules[i].body);
+      bodyOf[i - lo] = b;
+    }
+    size_t tests = 0;
+    for (size_t i = lo; i < hi; i++) tests += rules[i].nr == rules[i].last ? 1 : 2;
+    std::vector<size_t> bodyAt(bodies.size());
+    size_t at = tests + 1;
+    for (size_t b = 0; b < bodies.size(); b++) {
+      bodyAt[b] = at;
+      at += bodies[b]->size();
+    }
+    // The offset from the instruction at `from` to the one at `to` (the leaves are small: the
+    // groups hold at most 4 rules, and the bodies a few instructions each).
+    auto off = [](size_t from, size_t to) { return static_cast<uint8_t>(to - from - 1); };
+    for (size_t i = lo; i < hi; i++) {
+      size_t pc = out.size(), body = bodyAt[bodyOf[i - lo]];
+      if (rules[i].nr == rules[i].last) {
+        out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, off(pc, body), 0));
+      } else {
+        out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[i].nr, 0, off(pc, tests)));
+        out.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, rules[i].last, 0, off(pc + 1, body)));
+      }
     }
     out.push_back(RetAllow());
-    for (size_t i = lo; i < hi; i++) out.insert(out.end(), rules[i].body.begin(), rules[i].body.end());
+    for (const auto* b : bodies) out.insert(out.end(), b->begin(), b->end());
     return out;
   }
   size_t mid = (lo + hi) / 2;
@@ -319,8 +351,16 @@ std::vector<sock_filter> Build(const FilterSpec& spec) {
   f.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
   f.push_back(RetErrno(ENOSYS));
 #endif
+  // Consecutive numbers that only return the same are one rule.
   std::vector<Rule> sorted;
-  for (auto& kv : rules) sorted.push_back({kv.first, std::move(kv.second)});
+  for (auto& kv : rules) {
+    if (!sorted.empty() && sorted.back().last + 1 == kv.first && OneReturn(sorted.back().body) && OneReturn(kv.second) &&
+        SameInstruction(sorted.back().body[0], kv.second[0])) {
+      sorted.back().last = kv.first;
+      continue;
+    }
+    sorted.push_back({kv.first, kv.first, std::move(kv.second)});
+  }
   std::vector<sock_filter> tree = Tree(sorted, 0, sorted.size());
   f.insert(f.end(), tree.begin(), tree.end());
   return f;
