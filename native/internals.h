@@ -51,7 +51,9 @@ struct BpfInsn {
   uint8_t jt, jf;
   uint32_t k;
 };
-std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low);
+// The program for a FilterSpec: noChildren, restricted, low, and `more`'s bits: 1 notifyChildren,
+// 2 notifyExec, 4 notifyFailure, 8 noUnixSockets, 16 startsWorker.
+std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low, uint32_t more);
 uint32_t AuditArch();
 // Removes every used cgroup now (they go in the background otherwise); the names of the fresh
 // ones kept ready.

@@ -33,13 +33,18 @@ const internals = (): any => (loadBinding() as any).internals;
   const RET_KILL_PROCESS = 0x80000000;
   const RET_ERRNO = 0x00050000;
   const RET_ALLOW = 0x7fff0000;
-  function run(prog: [number, number, number, number][], arch: number, nr: number, arg0 = 0): number {
+  // `args`: each argument's low 32 bits (the high halves read as 0), or arg0 alone.
+  function run(prog: [number, number, number, number][], arch: number, nr: number, args: number | number[] = 0): number {
+    const a = typeof args === 'number' ? [args] : args;
     let acc = 0;
     for (let pc = 0; pc < prog.length; pc++) {
       const [code, jt, jf, k] = prog[pc];
       switch (code) {
-        case 0x20: // BPF_LD | BPF_W | BPF_ABS
-          acc = k === 0 ? nr : k === 4 ? arch : k === 16 ? arg0 >>> 0 : 0;
+        case 0x20: // BPF_LD | BPF_W | BPF_ABS: nr, arch, or an argument's low (16 + 8i) or high (+4) half
+          if (k === 0) acc = nr;
+          else if (k === 4) acc = arch;
+          else if (k >= 16 && k < 64 && k % 4 === 0) acc = k % 8 === 0 ? (a[(k - 16) / 8] ?? 0) >>> 0 : 0;
+          else throw new Error(`unexpected load at ${k}`);
           break;
         case 0x06: // BPF_RET | BPF_K
           return k >>> 0;
@@ -62,7 +67,7 @@ const internals = (): any => (loadBinding() as any).internals;
           throw new Error(`unexpected BPF code 0x${code.toString(16)} at ${pc}`);
       }
     }
-    throw new Error('the program fell off its end');
+    throw new Error('the program fell off its end (or jumped past it)');
   }
   const errno = (e: number) => (RET_ERRNO | e) >>> 0;
   // x86_64 numbers (the CI machines); aarch64 differs and is not listed here.
@@ -112,6 +117,51 @@ const internals = (): any => (loadBinding() as any).internals;
         const want = denied.has(nr) ? errno(EPERM) : nr === NR.clone3 ? errno(ENOSYS) : RET_ALLOW;
         assert.equal(run(prog, arch, nr), want, `${low ? 'low' : 'restricted'}: nr ${nr}`);
       }
+    }
+  });
+
+  (process.arch === 'x64' ? it : it.skip)('every spec (all 256): each number 0-1023 ends in a RET inside the program, the lists hold, and each limit asks or refuses what it should', () => {
+    const arch = internals().auditArch as number;
+    const RET_NOTIFY = 0x7fc00000;
+    const [EACCES, SIGABRT, AF_UNIX, AF_INET] = [13, 6, 1, 2];
+    const X = { mmap: 9, ioctl: 16, socket: 41, execve: 59, exit: 60, kill: 62, exit_group: 231, tgkill: 234, execveat: 322 };
+    const ruled = new Set([NR.clone, NR.fork, NR.vfork, NR.clone3, NR.unshare, X.mmap, X.ioctl, X.socket, X.execve, X.exit, X.kill, X.exit_group, X.tgkill, X.execveat]);
+    const argSets = [[0, 0, 0, 0, 0, 0], [0x11], [CLONE_THREAD | 0x11], [1, 0x5412], [AF_UNIX], [0, 1 << 21, 3, 2], [0, 0, SIGABRT]];
+    for (let bits = 0; bits < 256; bits++) {
+      const [noChildren, restricted, low] = [(bits & 1) !== 0, (bits & 2) !== 0, (bits & 4) !== 0];
+      const more = bits >> 3; // 1 notifyChildren, 2 notifyExec, 4 notifyFailure, 8 noUnixSockets, 16 startsWorker
+      const [notifyChildren, notifyExec, notifyFailure, noUnix] = [(more & 1) !== 0, (more & 2) !== 0, (more & 4) !== 0, (more & 8) !== 0];
+      const prog = internals().seccompFilter(noChildren, restricted, low, more) as [number, number, number, number][];
+      const spec = `spec ${bits}`;
+      if (prog.length === 0) {
+        assert.ok(!noChildren && !restricted && !low && !notifyChildren && !notifyExec && !notifyFailure && !noUnix, `${spec}: an empty program`);
+        continue;
+      }
+      const denied = new Set([...(restricted ? Object.values(RESTRICTED_EPERM) : []), ...(low ? Object.values(LOW_EPERM) : [])]);
+      for (let nr = 0; nr < 1024; nr++) {
+        const results = argSets.map((args) => run(prog, arch, nr, args)); // throws if a path leaves the program
+        if (ruled.has(nr)) continue;
+        const want = denied.has(nr) ? errno(EPERM) : RET_ALLOW;
+        for (const r of results) assert.equal(r, want, `${spec}: nr ${nr}`);
+      }
+      const proc = noChildren ? errno(EAGAIN) : notifyChildren ? RET_NOTIFY : RET_ALLOW;
+      assert.equal(run(prog, arch, NR.fork), proc, `${spec}: fork`);
+      assert.equal(run(prog, arch, NR.vfork), proc, `${spec}: vfork`);
+      assert.equal(run(prog, arch, NR.clone, 0x11), proc, `${spec}: clone of a process`);
+      assert.equal(run(prog, arch, NR.clone, CLONE_THREAD | 0x11), RET_ALLOW, `${spec}: a thread`);
+      assert.equal(run(prog, arch, NR.clone3), noChildren || restricted || notifyChildren ? errno(ENOSYS) : RET_ALLOW, `${spec}: clone3`);
+      assert.equal(run(prog, arch, X.socket, AF_UNIX), noUnix ? errno(EACCES) : RET_ALLOW, `${spec}: socket(AF_UNIX)`);
+      assert.equal(run(prog, arch, X.socket, AF_INET), RET_ALLOW, `${spec}: socket(AF_INET)`);
+      assert.equal(run(prog, arch, X.execveat), notifyExec ? RET_NOTIFY : RET_ALLOW, `${spec}: execveat`);
+      assert.equal(run(prog, arch, X.execve, [1, 2, 3]), notifyExec ? RET_NOTIFY : RET_ALLOW, `${spec}: another execve`);
+      assert.equal(run(prog, arch, X.exit_group, 1), notifyFailure ? RET_NOTIFY : RET_ALLOW, `${spec}: exit_group(1)`);
+      assert.equal(run(prog, arch, X.exit_group, 0), RET_ALLOW, `${spec}: exit_group(0)`);
+      assert.equal(run(prog, arch, X.kill, [1, SIGABRT]), notifyFailure ? RET_NOTIFY : RET_ALLOW, `${spec}: kill(SIGABRT)`);
+      assert.equal(run(prog, arch, X.mmap, [0, 1 << 21, 3, 2]), notifyFailure ? RET_NOTIFY : RET_ALLOW, `${spec}: a large private writable mmap`);
+      assert.equal(run(prog, arch, X.mmap, [0, 4096, 3, 2]), RET_ALLOW, `${spec}: a small mmap`);
+      assert.equal(run(prog, arch, X.ioctl, [1, 0x5412]), restricted ? errno(EPERM) : RET_ALLOW, `${spec}: TIOCSTI`);
+      assert.equal(run(prog, arch, NR.unshare, CLONE_NEWNS), restricted ? errno(EPERM) : RET_ALLOW, `${spec}: unshare(CLONE_NEWNS)`);
+      assert.equal(run(prog, arch ^ 1, NR.read), RET_KILL_PROCESS, `${spec}: another architecture`);
     }
   });
 

@@ -1147,9 +1147,16 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // Control: a running worker's tmpfs is there, and not in this process's own table.
       const running = spawnIsolated(w, ['sleep', '600000'], { stdio: 'ignore' });
       await new Promise<void>((r) => running.once('spawn', () => r()));
-      // Sent at the spawn; in the vault's table once its thread has received them.
+      // Sent at the spawn; in the vault's table once its thread has received them. The last
+      // worker of the test before may still be on its way out of it (its release follows the
+      // exit that test waited for): waited for, briefly.
+      const ns = fs.readlinkSync(`/proc/${running.pid}/ns/mnt`);
       let during = vaultFds();
-      await until(() => (during = vaultFds())?.includes('/tmp') === true, 5000);
+      await until(() => {
+        during = vaultFds();
+        const held = during?.filter((l) => l.startsWith('mnt:')) ?? [];
+        return during?.includes('/tmp') === true && held.length === 1 && held[0] === ns;
+      }, 5000);
       assert.ok(during, 'a vault thread');
       // Every signal blocked in both of its threads: a handler of this process (libuv's
       // SIGCHLD) run there would write to fds its table does not have, and the signal be lost
@@ -1167,7 +1174,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       );
       assert.deepEqual(
         during!.filter((l) => l.startsWith('mnt:')),
-        [fs.readlinkSync(`/proc/${running.pid}/ns/mnt`)],
+        [ns],
         `and its mount namespace: ${JSON.stringify(during)}`,
       );
       const mine = fs.readdirSync('/proc/self/fd').map((fd) => {

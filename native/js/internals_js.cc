@@ -134,7 +134,9 @@ Napi::Object Internals(Napi::Env env) {
         }));
   o.Set("seccompFilter", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           Napi::Env e = info.Env();
-          std::vector<internals::BpfInsn> prog = internals::SeccompFilter(info[0].ToBoolean(), info[1].ToBoolean(), info[2].ToBoolean());
+          std::vector<internals::BpfInsn> prog =
+              internals::SeccompFilter(info[0].ToBoolean(), info[1].ToBoolean(), info[2].ToBoolean(),
+                                       info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0);
           Napi::Array out = Napi::Array::New(e, prog.size());
           for (uint32_t i = 0; i < prog.size(); i++) {
             Napi::Array insn = Napi::Array::New(e, 4);

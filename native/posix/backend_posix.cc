@@ -1152,9 +1152,12 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
     syscall(SYS_waitid, P_PIDFD, child.pidfd.get(), &info, WEXITED | __WALL, nullptr);
   }
   // Not followed: the first process has exec'd (the report pipe's end, or the init's byte) or
-  // reported a failure and ended (waited for just above). Its worker, a vfork child, had exec'd
-  // or ended before it went on, or was never started; a first process killed in its vfork
-  // reports nothing (the pipe's end then waits for the worker's copy too).
+  // reported a failure and ended (waited for just above). Its worker is gone from its stack too:
+  // the pipe's end waits for the worker's copy as well; the init's byte comes after the worker's
+  // exec (a vfork child) or its exec at the gate; and a first process that failed is PID 1 of
+  // the worker's own PID namespace (an init always comes with one), which the kernel lets be
+  // waited for only once every other process of the namespace (a worker at the gate) is gone.
+  // Without an init there is no worker stack.
   if (first) first->ChildDone(true);
   relayBlocked.reset();
   if (early && child.notifies) child.listenerSock = std::move(listenerRead);

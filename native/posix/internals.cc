@@ -22,11 +22,16 @@ std::vector<std::pair<std::string, std::string>> ProcCgroup(const std::string& t
   return out;
 }
 
-std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low) {
+std::vector<BpfInsn> SeccompFilter(bool noChildren, bool restricted, bool low, uint32_t more) {
   posix::FilterSpec spec;
   spec.noChildren = noChildren;
   spec.restricted = restricted;
   spec.low = low;
+  spec.notifyChildren = (more & 1) != 0;
+  spec.notifyExec = (more & 2) != 0;
+  spec.notifyFailure = (more & 4) != 0;
+  spec.noUnixSockets = (more & 8) != 0;
+  spec.startsWorker = (more & 16) != 0;
   std::vector<BpfInsn> out;
   for (const sock_filter& f : posix::BuildFilter(spec)) out.push_back({f.code, f.jt, f.jf, f.k});
   return out;

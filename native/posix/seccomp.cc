@@ -157,6 +157,46 @@ std::vector<sock_filter> MmapBody() {
 }
 // clang-format on
 
+// The leaf for rules[lo, hi): the tests, RET ALLOW, then the distinct bodies. A single number:
+// JEQ to its body. A run: below its first number, no later rule of the group matches either
+// (they are sorted): to RET ALLOW; above its last, on to the next test; else its body. False
+// when a jump would not fit its 8 bits (long bodies): the caller splits the group then.
+bool Leaf(const std::vector<Rule>& rules, size_t lo, size_t hi, std::vector<sock_filter>& out) {
+  std::vector<size_t> bodyOf(hi - lo);
+  std::vector<const std::vector<sock_filter>*> bodies;
+  for (size_t i = lo; i < hi; i++) {
+    size_t b = bodies.size();
+    if (OneReturn(rules[i].body))
+      for (size_t j = 0; j < bodies.size(); j++)
+        if (OneReturn(*bodies[j]) && SameInstruction((*bodies[j])[0], rules[i].body[0])) b = j;
+    if (b == bodies.size()) bodies.push_back(&rules[i].body);
+    bodyOf[i - lo] = b;
+  }
+  size_t tests = 0;
+  for (size_t i = lo; i < hi; i++) tests += rules[i].nr == rules[i].last ? 1 : 2;
+  std::vector<size_t> bodyAt(bodies.size());
+  size_t at = tests + 1;
+  for (size_t b = 0; b < bodies.size(); b++) {
+    bodyAt[b] = at;
+    at += bodies[b]->size();
+  }
+  // The farthest jump: from the first test to the last body's start (a group of one always fits).
+  if (bodyAt.back() - 1 > 255) return false;
+  auto off = [](size_t from, size_t to) { return static_cast<uint8_t>(to - from - 1); };
+  for (size_t i = lo; i < hi; i++) {
+    size_t pc = out.size(), body = bodyAt[bodyOf[i - lo]];
+    if (rules[i].nr == rules[i].last) {
+      out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, off(pc, body), 0));
+    } else {
+      out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[i].nr, 0, off(pc, tests)));
+      out.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, rules[i].last, 0, off(pc + 1, body)));
+    }
+  }
+  out.push_back(RetAllow());
+  for (const auto* b : bodies) out.insert(out.end(), b->begin(), b->end());
+  return true;
+}
+
 // A binary search over the rules' numbers (sorted, disjoint runs), each leaf group a few tests
 // with their bodies after them; numbers without a rule are allowed. Self-contained: every jump
 // stays inside. The kernel JITs the program and emulates it for every number when it is
@@ -166,44 +206,7 @@ std::vector<sock_filter> MmapBody() {
 // group's rules that end in it.
 std::vector<sock_filter> Tree(const std::vector<Rule>& rules, size_t lo, size_t hi) {
   std::vector<sock_filter> out;
-  if (hi - lo <= 4) {
-    // The tests, RET ALLOW, then the distinct bodies. A single number: JEQ to its body. A run:
-    // below its first number, no later rule of the group matches either (they are sorted): to
-    // RET ALLOW; above its last, on to the next test; else its body.
-    std::vector<size_t> bodyOf(hi - lo);
-    std::vector<const std::vector<sock_filter>*> bodies;
-    for (size_t i = lo; i < hi; i++) {
-      size_t b = bodies.size();
-      if (OneReturn(rules[i].body))
-        for (size_t j = 0; j < bodies.size(); j++)
-          if (OneReturn(*bodies[j]) && SameInstruction((*bodies[j])[0], rules[i].body[0])) b = j;
-      if (b == bodies.size()) bodies.push_back(&rules[i].body);
-      bodyOf[i - lo] = b;
-    }
-    size_t tests = 0;
-    for (size_t i = lo; i < hi; i++) tests += rules[i].nr == rules[i].last ? 1 : 2;
-    std::vector<size_t> bodyAt(bodies.size());
-    size_t at = tests + 1;
-    for (size_t b = 0; b < bodies.size(); b++) {
-      bodyAt[b] = at;
-      at += bodies[b]->size();
-    }
-    // The offset from the instruction at `from` to the one at `to` (the leaves are small: the
-    // groups hold at most 4 rules, and the bodies a few instructions each).
-    auto off = [](size_t from, size_t to) { return static_cast<uint8_t>(to - from - 1); };
-    for (size_t i = lo; i < hi; i++) {
-      size_t pc = out.size(), body = bodyAt[bodyOf[i - lo]];
-      if (rules[i].nr == rules[i].last) {
-        out.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, rules[i].nr, off(pc, body), 0));
-      } else {
-        out.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, rules[i].nr, 0, off(pc, tests)));
-        out.push_back(Jump(BPF_JMP | BPF_JGT | BPF_K, rules[i].last, 0, off(pc + 1, body)));
-      }
-    }
-    out.push_back(RetAllow());
-    for (const auto* b : bodies) out.insert(out.end(), b->begin(), b->end());
-    return out;
-  }
+  if (hi - lo <= 4 && Leaf(rules, lo, hi, out)) return out;
   size_t mid = (lo + hi) / 2;
   std::vector<sock_filter> left = Tree(rules, lo, mid), right = Tree(rules, mid, hi);
   if (left.size() <= 255) {
