@@ -328,7 +328,7 @@ function thrown(fn: () => unknown): string {
          keeper.kill('SIGKILL');
          fs.closeSync(hold);
          return { seen };`,
-      );
+      ).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
       assert.deepEqual((r as { seen: string[] }).seen.slice(0, 2), ['spawn', 'data'], JSON.stringify(r));
     });
     it("8h. an AbortSignal aborted already, or before 'spawn': 'spawn', then the AbortError, then 'exit' and 'close', as child_process's", async function () {
@@ -363,24 +363,28 @@ function thrown(fn: () => unknown): string {
     it("8i. Linux: a file the kernel cannot run is ENOEXEC with exitCode -8, never run by an implicit shell (child_process's execvp runs it with /bin/sh)", async function () {
       if (!isLinux) this.skip();
       const dir = scratchDir('noexec-');
-      const marker = path.join(dir, 'ran');
-      const script = path.join(dir, 'script');
-      fs.writeFileSync(script, `echo ran > ${marker}\n`, { mode: 0o755 }); // no #! line
-      fs.chmodSync(dir, 0o755);
-      const theirs = spawn(script, [], { stdio: 'ignore' });
-      const code = await new Promise((r) => theirs.on('exit', r));
-      assert.deepEqual([code, fs.existsSync(marker)], [0, true], 'the control: /bin/sh ran it');
-      fs.rmSync(marker);
-      for (const privileges of ['restricted', 'inherit'] as const) {
-        const p = spawnIsolated(script, [], { ...relaxed, stdio: 'ignore', privileges });
-        const seen: string[] = [];
-        p.on('spawn', () => seen.push('spawn'));
-        p.on('error', (e: Error & { code?: string; errno?: number }) => seen.push(`error ${e.code} ${e.errno}`));
-        const closed = await new Promise((r) => p.on('close', (c, s) => r([c, s])));
-        assert.deepEqual(seen, ['error ENOEXEC -8'], privileges);
-        assert.deepEqual(closed, [-8, null], privileges);
-        assert.equal(p.exitCode, -8);
-        assert.ok(!fs.existsSync(marker), 'nothing ran it');
+      try {
+        const marker = path.join(dir, 'ran');
+        const script = path.join(dir, 'script');
+        fs.writeFileSync(script, `echo ran > ${marker}\n`, { mode: 0o755 }); // no #! line
+        fs.chmodSync(dir, 0o755);
+        const theirs = spawn(script, [], { stdio: 'ignore' });
+        const code = await new Promise((r) => theirs.on('exit', r));
+        assert.deepEqual([code, fs.existsSync(marker)], [0, true], 'the control: /bin/sh ran it');
+        fs.rmSync(marker);
+        for (const privileges of ['restricted', 'inherit'] as const) {
+          const p = spawnIsolated(script, [], { ...relaxed, stdio: 'ignore', privileges });
+          const seen: string[] = [];
+          p.on('spawn', () => seen.push('spawn'));
+          p.on('error', (e: Error & { code?: string; errno?: number }) => seen.push(`error ${e.code} ${e.errno}`));
+          const closed = await new Promise((r) => p.on('close', (c, s) => r([c, s])));
+          assert.deepEqual(seen, ['error ENOEXEC -8'], privileges);
+          assert.deepEqual(closed, [-8, null], privileges);
+          assert.equal(p.exitCode, -8);
+          assert.ok(!fs.existsSync(marker), 'nothing ran it');
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
       }
     });
 
