@@ -215,7 +215,10 @@ function trashEntries(base = os.tmpdir()): string[] {
         const p = spawnIsolated(w, ['sleep', '60000'], { stdio: 'ignore', ...options });
         const ns = fs.readlinkSync(`/proc/${p.pid}/ns/mnt`);
         assert.notEqual(ns, mine, 'a mount namespace of its own');
-        await until(() => holders(ns) === 1, 5000); // in the vault once its thread has received it
+        // In the vault once its thread has received it (rung: settleCgroups syncs with it).
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        (loadBinding() as any).internals.settleCgroups();
+        await until(() => holders(ns) === 1, 5000);
         assert.equal(holders(ns), 1, `${JSON.stringify(options)}: the launcher holds ${ns} while the worker runs`);
         const exited = new Promise((r) => p.once('exit', r));
         p.kill('SIGKILL');

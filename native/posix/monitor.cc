@@ -688,14 +688,15 @@ void Monitor::Reap(Child& c) {
   // Reaped right after its exit is posted: reaping an init detaches the mounts still on its
   // /proc entries (the covers of PID 1's command line: SetUpNamespaces), each waiting for an
   // expedited RCU grace period. Where its namespace is in the vault with its private tmpfs
-  // (HoldWorld's `complete`), the vault closes the namespace first and the reap waits for that
-  // (bounded: a tmpfs a worker filled with a million files is held apart, and freed on the
-  // vault's freeing thread): the namespace's one teardown takes the covers with it. Else the
-  // reap pays for the covers. Both after the post: off the exit's path. The reap is here, not on
-  // the housekeeping thread, whose work a worker can make long while the zombie stays charged
-  // to its cgroups' pids (a group's budget). The housekeeping thread, which resets those
-  // cgroups for reuse, is woken after it. (rcu_exp_gp_kthread_worker's CPU per default spawn,
-  // from its schedstat over 500 spawns: 68 us with the covers detached at the reap, 18-20 us.)
+  // (HoldWorld's `complete`), the vault closes the namespace and then reaps the init itself
+  // (ReleaseAndReap): the namespace's one teardown takes the covers with it, and no thread waits
+  // for the other (the vault's receiving thread does nothing unbounded: a tmpfs a worker filled
+  // with a million files is held apart, and freed on the vault's freeing thread). Else the reap
+  // is here, and pays for the covers. Both after the post: off the exit's path. Never on the
+  // housekeeping thread, whose work a worker can make long while the zombie stays charged to its
+  // cgroups' pids (a group's budget). That thread, which resets those cgroups for reuse, is
+  // woken after the reap. (rcu_exp_gp_kthread_worker's CPU per default spawn, from its schedstat
+  // over 500 spawns: 68 us with the covers detached at the reap, 18-20 us.)
   uint64_t token = 0;
   bool complete = c.start ? c.start->TakeVault(&token) : false;
   {
@@ -708,17 +709,16 @@ void Monitor::Reap(Child& c) {
   }
   if (token != 0) tearingDown_.fetch_add(1);
   if (c.cg.TreeGone()) Post(c, false);
-  if (token != 0) {
-    // Bounded: what its teardown could free that is large is held apart (HoldWorld).
-    if (complete)
-      Vault::Get().ReleaseAndWait(token, 50);
-    else
-      Vault::Get().Release(token);
-    tearingDown_.fetch_sub(1);
-  }
+  bool reaped = false;  // handed to the vault
+  if (token != 0 && complete)
+    reaped = Vault::Get().ReleaseAndReap(token, c.pidfd.get(), [] { CgroupPool::Get().Wake(); });
+  else if (token != 0)
+    Vault::Get().Release(token);
   // Its sized tempDir after its namespace (DiscardTempDir, in Post).
   Vault::Get().Release(c.tempDirVault);
   c.tempDirVault = 0;
+  if (token != 0) tearingDown_.fetch_sub(1);
+  if (reaped) return;
   memset(&info, 0, sizeof(info));
   syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED | WNOHANG | __WALL, nullptr);
   CgroupPool::Get().Wake();
@@ -726,6 +726,7 @@ void Monitor::Reap(Child& c) {
 
 void Monitor::SettleTeardowns() {
   while (tearingDown_.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  Vault::Get().Sync();  // what Reap sent it: closed, reaped, or on its freeing thread's queue
 }
 
 void Monitor::Post(Child& c, bool wake) {

@@ -117,7 +117,7 @@ struct Child : WorkerBase {
   // HoldWorld), or here where it could not go there (the housekeeping thread lets it go).
   Fd mountNs;
   // With the namespace and its tmpfs in the vault (vaultComplete), the monitor has the vault
-  // close the namespace and waits for that before it reaps the init: the namespace's one
+  // close the namespace and then reap the init (Vault::ReleaseAndReap): the namespace's one
   // teardown (one expedited RCU grace period) takes the covers of PID 1's command line with it,
   // where the reap would detach each with a grace period apiece. A tmpfs that a worker filled
   // (a million files) is freed apart, on the vault's freeing thread.
@@ -177,9 +177,10 @@ class Monitor {
   // Records the first reason and ends the tree. False when the worker was already reaped.
   bool Terminate(Child& c, const std::string& reason);
   static void KillTree(Child& c);
-  // Waits until no worker's mount namespace is being let go by the monitor thread (Reap): from
-  // then on, that of every worker whose exit was posted is gone or queued for the housekeeping
-  // thread (tests: internals.settleCgroups).
+  // Waits until no worker's mount namespace is being let go by the monitor thread (Reap), and
+  // the vault has handled what it was sent: from then on, that of every worker whose exit was
+  // posted is gone (its init reaped) or queued for the housekeeping thread (tests:
+  // internals.settleCgroups).
   void SettleTeardowns();
 
  private:

@@ -2,15 +2,16 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,17 +22,25 @@
 #include <map>
 #include <thread>
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
 namespace si {
 namespace posix {
 
 namespace {
 
-// The word each message carries: a token and what is asked.
+// The word each message carries: a token (or a sync's number) and what is asked.
 constexpr uint64_t kRelease = 1ULL << 63;
-constexpr uint64_t kAnswer = 1ULL << 62;   // release: answer once its namespace is closed
+constexpr uint64_t kReap = 1ULL << 62;     // release: then reap the process of the pidfd it carries
 constexpr uint64_t kNsFirst = 1ULL << 61;  // keep: fds[0] is a namespace (Keep)
-constexpr uint64_t kTokenMask = kNsFirst - 1;
+constexpr uint64_t kSync = 1ULL << 60;     // Sync: the receiving thread has handled all before it
+constexpr uint64_t kTokenMask = kSync - 1;
 constexpr size_t kMaxFds = 16;
+// Keeps sent without a ring at most (each waits in the socket, a few hundred bytes of its
+// buffer, until the next ring).
+constexpr int kKeepBatch = 16;
 // A tmpfs this small is closed on the receiving thread (Trivial).
 constexpr uint64_t kTrivialInodes = 64, kTrivialPages = 256;
 
@@ -80,7 +89,9 @@ Vault::Vault() {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
   Fd mine(sv[0]), theirs(sv[1]);
-  int fd = theirs.release();
+  Fd bell(eventfd(0, EFD_CLOEXEC));
+  if (!bell.valid()) return;
+  int fd = theirs.release(), bellFd = bell.get();
   // Used once both threads are up in their own fd table (the vault is usable from then on).
   std::promise<bool> ready;
   std::future<bool> up = ready.get_future();
@@ -91,28 +102,33 @@ Vault::Vault() {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   try {
-    std::thread([fd, &ready] { Run(fd, &ready); }).detach();
+    std::thread([this, fd, bellFd, &ready] { Run(fd, bellFd, &ready); }).detach();
   } catch (...) {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     close(fd);
     return;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (up.get()) sock_ = std::move(mine);
+  if (up.get()) {
+    sock_ = std::move(mine);
+    bell_ = std::move(bell);  // the thread's table has its own copy of it, by the same number
+  }
 }
 
-void Vault::Run(int sock, std::promise<bool>* ready) {
+void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
   prctl(PR_SET_NAME, "si-vault", 0, 0, 0);  // tests find its fd table by this name
   // An fd table of its own, a copy of the process's as it is now: every fd but its end of the
-  // socket is closed there at once (copies: the process's own stay open). The numbers mean the
-  // same in the copy.
+  // socket and the bell is closed there at once (copies: the process's own stay open). The
+  // numbers mean the same in the copy.
   if (syscall(SYS_unshare, CLONE_FILES) != 0) {
     close(sock);  // in the shared table
     ready->set_value(false);
     return;
   }
-  if (sock > 0) syscall(SYS_close_range, 0U, static_cast<unsigned>(sock - 1), 0U);
-  syscall(SYS_close_range, static_cast<unsigned>(sock + 1), ~0U, 0U);
+  unsigned lo = static_cast<unsigned>(std::min(sock, bell)), hi = static_cast<unsigned>(std::max(sock, bell));
+  if (lo > 0) syscall(SYS_close_range, 0U, lo - 1, 0U);
+  if (hi > lo + 1) syscall(SYS_close_range, lo + 1, hi - 1, 0U);
+  syscall(SYS_close_range, hi + 1, ~0U, 0U);
   // Made from this thread, the freeing thread shares this table.
   auto* q = new FreeQueue();  // lives as long as the threads, the process's life
   try {
@@ -129,55 +145,83 @@ void Vault::Run(int sock, std::promise<bool>* ready) {
   };
   std::map<uint64_t, Kept> kept;
   for (;;) {
-    uint64_t word = 0;
-    char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    struct iovec iov = {&word, sizeof(word)};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // the other end is gone (never, while the process lives)
-    uint64_t token = word & kTokenMask;
-    if (word & kRelease) {
-      auto it = kept.find(token);
-      std::vector<int> rest;
-      if (it != kept.end()) {
-        rest = std::move(it->second.fds);
-        if (it->second.nsFirst && !rest.empty()) {
-          close(rest.front());  // the namespace: what it would free that can be large is held
-          rest.erase(rest.begin());
+    // Rung: everything queued is received. A ring that comes while the queue is being drained
+    // costs one more turn, which finds it empty.
+    uint64_t rings = 0;
+    ssize_t r = read(bell, &rings, sizeof(rings));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;  // never, while the process lives
+    for (;;) {
+      uint64_t word = 0;
+      char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+      struct iovec iov = {&word, sizeof(word)};
+      struct msghdr msg;
+      memset(&msg, 0, sizeof(msg));
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      if (n <= 0) {  // the other end is gone (never, while the process lives)
+        close(sock);
+        return;
+      }
+      std::vector<int> got;
+      for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+        for (size_t i = 0; i < count; i++) got.push_back(fds[i]);
+      }
+      uint64_t token = word & kTokenMask;
+      if (word & kSync) {
+        std::lock_guard<std::mutex> lock(syncMu_);
+        syncDone_ = token;
+        synced_.notify_all();
+        continue;
+      }
+      if (word & kRelease) {
+        auto it = kept.find(token);
+        std::vector<int> rest;
+        if (it != kept.end()) {
+          rest = std::move(it->second.fds);
+          if (it->second.nsFirst && !rest.empty()) {
+            close(rest.front());  // the namespace: what it would free that can be large is held
+            rest.erase(rest.begin());
+          }
+          kept.erase(it);
         }
-        kept.erase(it);
+        if ((word & kReap) && !got.empty()) {
+          siginfo_t info;
+          memset(&info, 0, sizeof(info));
+          syscall(SYS_waitid, P_PIDFD, got.front(), &info, WEXITED | WNOHANG | __WALL, nullptr);
+          void (*after)() = after_.load();
+          if (after != nullptr) after();
+        }
+        if (word & kReap) reapsDone_.fetch_add(1);
+        for (int f : got) close(f);
+        // A tmpfs that holds next to nothing (a worker that left no files) is torn down here,
+        // after the reap: usually cheaper than a wake-up of the freeing thread, and bounded
+        // (Trivial). Anything else goes there.
+        std::vector<int> slow;
+        for (int f : rest) {
+          if (Trivial(f))
+            close(f);
+          else
+            slow.push_back(f);
+        }
+        if (!slow.empty()) {
+          std::lock_guard<std::mutex> lock(q->mu);
+          for (int f : slow) q->fds.push_back(f);
+          q->cv.notify_one();
+        }
+        continue;
       }
-      if (word & kAnswer) send(sock, &token, sizeof(token), MSG_DONTWAIT | MSG_NOSIGNAL);
-      // A tmpfs that holds next to nothing (a worker that left no files) is torn down here, after
-      // the answer: usually cheaper than a wake-up of the freeing thread, and bounded (Trivial).
-      // Anything else goes there.
-      std::vector<int> slow;
-      for (int f : rest) {
-        if (Trivial(f))
-          close(f);
-        else
-          slow.push_back(f);
-      }
-      if (!slow.empty()) {
-        std::lock_guard<std::mutex> lock(q->mu);
-        for (int f : slow) q->fds.push_back(f);
-        q->cv.notify_one();
-      }
-      continue;
-    }
-    Kept& k = kept[token];
-    k.nsFirst = (word & kNsFirst) != 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const int* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-      for (size_t i = 0; i < count; i++) k.fds.push_back(fds[i]);
+      Kept& k = kept[token];
+      k.nsFirst = (word & kNsFirst) != 0;
+      k.fds.insert(k.fds.end(), got.begin(), got.end());
     }
   }
   close(sock);
@@ -207,6 +251,13 @@ bool Vault::Send(uint64_t word, const std::vector<int>& fds) {
   return n == static_cast<ssize_t>(sizeof(word));
 }
 
+void Vault::Ring() {
+  unrung_ = 0;
+  uint64_t one = 1;
+  ssize_t n = write(bell_.get(), &one, sizeof(one));
+  (void)n;
+}
+
 uint64_t Vault::Keep(std::vector<Fd>& fds, bool nsFirst) {
   std::vector<int> raw;
   for (const Fd& f : fds)
@@ -216,51 +267,50 @@ uint64_t Vault::Keep(std::vector<Fd>& fds, bool nsFirst) {
   if (!sock_.valid()) return 0;
   uint64_t token = ++next_ & kTokenMask;
   if (!Send(token | (nsFirst ? kNsFirst : 0), raw)) return 0;
-  fds.clear();  // this process's copies closed: the vault's stay
+  fds.clear();  // this process's copies closed: the vault's stay (in flight until received)
+  if (++unrung_ >= kKeepBatch) Ring();
   return token;
 }
 
 void Vault::Release(uint64_t token) {
   if (token == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (sock_.valid()) Send(token | kRelease, {});
+  if (sock_.valid() && Send(token | kRelease, {})) Ring();
 }
 
-bool Vault::ReleaseAndWait(uint64_t token, int ms) {
-  if (token == 0) return true;
-  // The answer to a wait that gave up (the receiving thread was held: a teardown that was not
-  // bounded after all) may have come since; until it has, this release does not wait either,
-  // so a held vault costs the monitor one wait, not one per exit.
-  while (behind_ != 0) {
-    uint64_t answered = 0;
-    if (recv(sock_.get(), &answered, sizeof(answered), MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(answered))) break;
-    if (answered == behind_) behind_ = 0;
-  }
-  if (behind_ != 0) {
+bool Vault::ReleaseAndReap(uint64_t token, int pidfd, void (*after)()) {
+  if (token == 0) return false;
+  if (pidfd < 0 || reapsDone_.load() < reapsSent_.load()) {
     Release(token);
     return false;
   }
+  after_.store(after);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sock_.valid()) return false;
+  reapsSent_.fetch_add(1);
+  if (!Send(token | kRelease | kReap, {pidfd})) {
+    reapsSent_.fetch_sub(1);
+    if (Send(token | kRelease, {})) Ring();
+    return false;
+  }
+  Ring();
+  return true;
+}
+
+void Vault::Sync() {
+  uint64_t mine;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!sock_.valid() || !Send(token | kRelease | kAnswer, {})) return false;
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left < 0) {
-      behind_ = token;
-      return false;
+    if (!sock_.valid()) return;
+    {
+      std::lock_guard<std::mutex> s(syncMu_);
+      mine = ++syncSent_ & kTokenMask;
     }
-    struct pollfd p = {sock_.get(), POLLIN, 0};
-    int r = poll(&p, 1, static_cast<int>(left) + 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return false;
-    if (r == 0) continue;  // the deadline, checked above
-    uint64_t answered = 0;
-    ssize_t n = recv(sock_.get(), &answered, sizeof(answered), MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(sizeof(answered)) && answered == token) return true;
-    // An answer to an earlier wait that gave up: skip it.
+    if (!Send(mine | kSync, {})) return;
+    Ring();
   }
+  std::unique_lock<std::mutex> lock(syncMu_);
+  while (syncDone_ < mine) synced_.wait(lock);
 }
 
 }  // namespace posix

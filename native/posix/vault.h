@@ -6,15 +6,19 @@
 // worker's mount namespace, and with it a private tmpfs the worker filled with 300,000 files,
 // torn down in the next worker's exec, held that spawn 0.5-1.4 s. Here such fds live in an fd
 // table of their own: that of two threads made with unshare(CLONE_FILES), which no clone from
-// another thread copies. They arrive over a socket. One thread ("si-vault") only receives them
-// and, on a release, closes a namespace (bounded: what it would free that can be large is held
-// beside it), answers, and closes a tmpfs that holds next to nothing (at most ~1 ms); the other
-// ("si-vault-free") closes the rest, however long that takes, so the first always drains the
-// socket and a sender never waits behind a teardown.
+// another thread copies. They arrive over a socket, and wait there (in flight: the kernel's
+// reference, in no fd table) until the receiving thread ("si-vault") is rung: a keep does not
+// ring it (a spawn then costs no wake-up of it), a release does, and so does every kKeepBatch-th
+// keep in a row (the socket never fills). Rung, it receives everything queued, in order, and, on
+// a release, closes a namespace (bounded: what it would free that can be large is held beside
+// it), reaps the init it was asked to (ReleaseAndReap), and closes a tmpfs that holds next to
+// nothing (at most ~1 ms); the other ("si-vault-free") closes the rest, however long that
+// takes, so the first always drains the socket and a sender never waits behind a teardown.
 #pragma once
 
 #include <stdint.h>
 
+#include <atomic>
 #include <future>
 #include <mutex>
 #include <vector>
@@ -34,20 +38,36 @@ class Vault {
   uint64_t Keep(std::vector<Fd>& fds, bool nsFirst);
   // Lets what Keep(token) moved go. 0: nothing.
   void Release(uint64_t token);
-  // Release, then waits (at most `ms`) until its namespace is closed: for the monitor thread
-  // only (the one reader of the answers). False when no answer came in time; until that
-  // answer has come, later calls do not wait.
-  bool ReleaseAndWait(uint64_t token, int ms);
+  // Release, then, once its namespace is closed, reaps the process of `pidfd` (the vault gets a
+  // copy of it; the process must have exited) and calls `after` on the receiving thread: the
+  // namespace's one teardown (one expedited RCU grace period) goes before the reap, which would
+  // otherwise detach the mounts on the init's /proc entries one grace period apiece, and no
+  // thread waits for it. False when the receiving thread has not yet done the last reap it was
+  // given (a teardown that took long after all: then it is not given another, so that no dead
+  // init waits behind it) or it could not be sent: the release is sent all the same (where it
+  // can be), and the caller reaps.
+  bool ReleaseAndReap(uint64_t token, int pidfd, void (*after)());
+  // Waits until everything sent to the vault before this call has been handled (what was let
+  // go is closed or on the freeing thread's queue; what was kept is in the vault's table).
+  void Sync();
 
  private:
   Vault();
-  static void Run(int sock, std::promise<bool>* ready);
+  void Run(int sock, int bell, std::promise<bool>* ready);  // the receiving thread
   bool Send(uint64_t word, const std::vector<int>& fds);
+  void Ring();  // under mu_
 
   std::mutex mu_;
   Fd sock_;  // this side of the socket pair (SOCK_SEQPACKET); invalid if the vault could not start
+  Fd bell_;  // the eventfd the receiving thread waits on (Ring)
   uint64_t next_ = 0;
-  uint64_t behind_ = 0;  // a ReleaseAndWait's token whose answer did not come in time (monitor thread only)
+  int unrung_ = 0;  // keeps sent since the last ring (under mu_)
+  // The receiving thread's progress, for Sync: the last sync word it handled.
+  std::mutex syncMu_;
+  CondVar synced_;
+  uint64_t syncSent_ = 0, syncDone_ = 0;
+  std::atomic<void (*)()> after_{nullptr};  // ReleaseAndReap's `after` (one function for all)
+  std::atomic<uint64_t> reapsSent_{0}, reapsDone_{0};
 };
 
 }  // namespace posix
