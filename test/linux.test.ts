@@ -1284,6 +1284,33 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       assert.deepEqual(got, { survived: 20 });
     });
 
+    it("nothing of a spawn is kept past its worker: its first process's pipes and pidfd are closed once the worker is let go (each kind of spawn)", async () => {
+      // A spawn that waits for its worker's exec leaves its first process to exec the init on its
+      // own; what this process keeps of it (the report and alive pipes, a pidfd) is let go at the
+      // next spawn or when the worker is let go, whichever comes first: never kept past it.
+      const mine = (): string[] => {
+        const out: string[] = [];
+        for (const fd of fs.readdirSync('/proc/self/fd')) {
+          try {
+            const t = fs.readlinkSync(`/proc/self/fd/${fd}`);
+            if (t.startsWith('pipe:') || t === 'anon_inode:[pidfd]') out.push(t);
+          } catch {
+            // the fd readdir used, closed since
+          }
+        }
+        return out.sort();
+      };
+      for (const opts of [{}, { memory: '256MiB', processes: 4 }, { privileges: 'inherit' as const }, { tempDir: true }]) {
+        await collect(spawnIsolated(w, ['exit', '0'], { stdio: 'ignore', ...opts }));
+        const before = mine();
+        const c = await collect(spawnIsolated(w, ['exit', '0'], { stdio: 'ignore', ...opts }));
+        assert.equal(c.exit.code, 0);
+        let after = mine();
+        await until(() => JSON.stringify((after = mine())) === JSON.stringify(before), 2000);
+        assert.deepEqual(after, before, `${JSON.stringify(opts)}: pipes and pidfds kept after the worker was let go`);
+      }
+    });
+
     it('every init is reaped soon after its exit is reported, on its own (no settle): 20 workers, default and limited', async () => {
       // The exit is posted first; the housekeeping thread reaps the init once its mount
       // namespace is let go (Monitor::Reap): right after the last 'exit' a zombie may still be

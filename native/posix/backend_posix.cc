@@ -376,60 +376,54 @@ struct FirstProcess {
   // which posting an event could write. A failure reported after the first message (its id
   // change, its exec of the init) ends its worker with it, reported as the worker's exit
   // (SIGKILL); what it said goes to NODE_DEBUG's stderr.
-  void AwaitInit() {
-    int msg[2] = {0, 0};
-    size_t got = 0;
-    // Without `start`, the spawn's caller has read the first message (kWorkerExecd): the next
-    // byte may be the init's, which ends the wait at once (not at the pipe's end, a wake-up later).
-    bool first = start != nullptr;
-    int step = 0, err = 0;
-    struct pollfd fds[2] = {{errRead.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
-    bool ended = false;
-    // Known at every way out but an error: it has exec'd or ended (its stack is free), and
-    // whether its worker has too (the pipe's end or the init's byte say so; its own end does
-    // not: a first process killed in its vfork leaves a worker that may still run on its stack).
-    bool stackFree = false, workerFree = false;
+  // `block` false: returns false at once where it would wait (what was read so far is kept, and
+  // the next call goes on from there); true once done.
+  bool AwaitInit(bool block = true) {
+    if (!begun_) {
+      begun_ = true;
+      firstMsg_ = start != nullptr;
+    }
     for (;;) {
-      int ready = poll(fds, pidfd.valid() ? 2 : 1, ended ? 0 : -1);
+      struct pollfd fds[2] = {{errRead.get(), POLLIN, 0}, {ended_ ? -1 : pidfd.get(), POLLIN, 0}};
+      int ready = poll(fds, pidfd.valid() ? 2 : 1, ended_ || !block ? 0 : -1);
       if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) {  // ended, and nothing more to read now
-        stackFree = ended;
+      if (ready < 0 || (ready == 0 && ended_)) {  // ended, and nothing more to read now
+        stackFree_ = ended_;
         break;
       }
-      if (fds[1].revents != 0) {
-        ended = true;
-        fds[1].fd = -1;  // drain what it wrote, without waiting for other holders of the pipe
-      }
+      if (ready == 0) return false;            // not blocking, and nothing yet
+      if (fds[1].revents != 0) ended_ = true;  // drain what it wrote, without waiting for other holders of the pipe
       if (fds[0].revents == 0) continue;
-      ssize_t n = read(errRead.get(), reinterpret_cast<char*>(msg) + got, sizeof(msg) - got);
+      ssize_t n = read(errRead.get(), reinterpret_cast<char*>(msg_) + got_, sizeof(msg_) - got_);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {  // the pipe's end: every holder of its write end has exec'd or ended
-        stackFree = n == 0 || ended;
-        workerFree = n == 0;
+        stackFree_ = n == 0 || ended_;
+        workerFree_ = n == 0;
         break;
       }
       // The init's byte, where a message would begin (a step's first byte is 1-16, kWorkerExecd's
       // 0xff): it has exec'd and is up. Done, whoever else still holds a copy of the pipe (a first
       // process cloned meanwhile by another JS thread's cloner keeps one until its own exec).
-      if (got == 0 && !first && reinterpret_cast<const char*>(msg)[0] == kInitUp) {
-        stackFree = workerFree = true;
+      if (got_ == 0 && !firstMsg_ && reinterpret_cast<const char*>(msg_)[0] == kInitUp) {
+        stackFree_ = workerFree_ = true;
         break;
       }
-      got = got + static_cast<size_t>(n) == sizeof(msg) ? 0 : got + static_cast<size_t>(n);
-      if (got != 0) continue;
-      if (first && start) {
-        step = msg[0] > 0 ? msg[0] : 0;
-        err = msg[0] > 0 ? msg[1] : 0;
-      } else if (msg[0] > 0 && DebugEnabled()) {
+      got_ = got_ + static_cast<size_t>(n) == sizeof(msg_) ? 0 : got_ + static_cast<size_t>(n);
+      if (got_ != 0) continue;
+      if (firstMsg_ && start) {
+        step_ = msg_[0] > 0 ? msg_[0] : 0;
+        err_ = msg_[0] > 0 ? msg_[1] : 0;
+      } else if (msg_[0] > 0 && DebugEnabled()) {
         fprintf(stderr,
                 "SPAWN-ISOLATED %d: a worker's first process failed after its spawn returned (step %d: %s); the worker ends with it\n",
-                getpid(), msg[0], strerror(msg[1]));
+                getpid(), msg_[0], strerror(msg_[1]));
       }
-      first = false;
+      firstMsg_ = false;
     }
     // No word at all: killed before it started the worker, which its exit says.
-    if (start) start->Settle(step, err, pidfd.get());
-    if (stackFree) ChildDone(workerFree);
+    if (start) start->Settle(step_, err_, pidfd.get());
+    if (stackFree_) ChildDone(workerFree_);
+    return true;
   }
   // The first process has exec'd or ended: its stack may serve the next spawn, and its worker's
   // (a vfork child) too when `worker` says that the worker has exec'd or ended as well.
@@ -439,6 +433,16 @@ struct FirstProcess {
   }
   ChildPlan plan;
   ChildStack stack;
+  // AwaitInit's progress: what it has read of a message, and what it knows. Without `start`, the
+  // spawn's caller has read the first message (kWorkerExecd): the next byte may be the init's,
+  // which ends the wait at once (not at the pipe's end, a wake-up later). Known at every way out
+  // but an error: it has exec'd or ended (its stack is free), and whether its worker has too (the
+  // pipe's end or the init's byte say so; its own end does not: a first process killed in its
+  // vfork leaves a worker that may still run on its stack).
+  int msg_[2] = {0, 0};
+  size_t got_ = 0;
+  bool begun_ = false, firstMsg_ = false, ended_ = false, stackFree_ = false, workerFree_ = false;
+  int step_ = 0, err_ = 0;
   // What the plan's pointers point to (the worker's image, filters, paths, its first stack).
   std::unique_ptr<SpawnMemory> memory;
   // The launcher's end of the alive pipe (the first process checks it once more, after its
@@ -474,12 +478,20 @@ class BoundedCloner {
   // fewer than kMaxCloners), or null: each is following, and the caller clones on its own
   // thread, as without a cloner (the child drops the bounding set itself).
   static BoundedCloner* Idle() {
-    thread_local Crew crew;
+    Crew& crew = Mine();
+    CheckAll();
     for (auto& c : crew.all)
       if (!c->Following()) return c.get();
     if (crew.all.size() >= kMaxCloners) return nullptr;
     crew.all.emplace_back(new BoundedCloner());
     return crew.all.back().get();
+  }
+
+  // Lets go each first process of this JS thread's cloners that was deferred (Defer) and has
+  // exec'd its init since (or hands its wait to its cloner's thread): at its next spawn, and
+  // when it lets a worker go (Release), so that nothing of a spawn is kept past its worker.
+  static void CheckAll() {
+    for (auto& c : Mine().all) c->Check();
   }
 
   // Starts `f` on the thread (runs it here when the thread could not be made); Finish() waits
@@ -500,6 +512,15 @@ class BoundedCloner {
   bool Following() {
     std::lock_guard<std::mutex> lk(mu_);
     return following_;
+  }
+  // After Finish, for a spawn that waited for its worker's exec: the first process goes on to
+  // exec the init on its own, by the time this JS thread spawns again (~0.1 ms; a sequential
+  // spawn's worker runs in between), so no thread waits for it: the next Idle() looks (Check),
+  // and hands the thread the wait (Follow) only if it has not. Meanwhile the cloner is not idle.
+  void Defer(std::unique_ptr<FirstProcess> first) {
+    std::lock_guard<std::mutex> lk(mu_);
+    deferred_ = std::move(first);
+    following_ = true;
   }
   // After Finish: the thread waits until the first process has exec'd or ended, then frees
   // what it read; the next Start waits for that.
@@ -525,6 +546,11 @@ class BoundedCloner {
   }
 
  private:
+  struct Crew;
+  static Crew& Mine() {
+    thread_local Crew crew;
+    return crew;
+  }
   // A JS thread's cloners, ended together (Stop each, then End each by one deadline).
   struct Crew {
     std::vector<std::unique_ptr<BoundedCloner>> all;
@@ -538,10 +564,35 @@ class BoundedCloner {
     }
   };
 
+  // A deferred first process (Defer) that has exec'd its init, or ended, is let go here; one
+  // that has not yet is handed to the thread to wait for (Follow).
+  void Check() {
+    std::unique_ptr<FirstProcess> first;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (!deferred_) return;
+      first = std::move(deferred_);
+    }
+    if (first->AwaitInit(false)) {
+      first.reset();
+      std::lock_guard<std::mutex> lk(mu_);
+      following_ = false;
+      return;
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    followPidfd_ = first->pidfd.get();
+    follow_ = std::move(first);
+    work_.notify_one();
+  }
+
   // Its thread is to end. A first process stopped before its exec would keep it (and this JS
   // thread's end) waiting: it goes on.
   void Stop() {
     std::lock_guard<std::mutex> lk(mu_);
+    if (deferred_) {  // the thread waits for it, as for one followed
+      followPidfd_ = deferred_->pidfd.get();
+      follow_ = std::move(deferred_);
+    }
     stop_ = true;
     if (followPidfd_ >= 0) syscall(SYS_pidfd_send_signal, followPidfd_, SIGCONT, nullptr, 0);
     work_.notify_one();
@@ -595,7 +646,7 @@ class BoundedCloner {
   std::mutex mu_;
   CondVar work_, finished_, idle_;
   const std::function<long()>* job_ = nullptr;
-  std::unique_ptr<FirstProcess> follow_;
+  std::unique_ptr<FirstProcess> follow_, deferred_;
   bool done_ = false, stop_ = false, following_ = false;
   int followPidfd_ = -1;  // the followed first process's (FirstProcess::pidfd), under mu_
   long result_ = 0;
@@ -1133,7 +1184,10 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
         child.start = start;
         first->start = std::move(start);
       }
-      cloner->Follow(std::move(first));
+      if (early)
+        cloner->Follow(std::move(first));
+      else
+        cloner->Defer(std::move(first));
     }
   } else {
     pid = clone();
@@ -1308,6 +1362,7 @@ Stats GetStats(uint64_t id) {
 }
 
 void Release(uint64_t id) {
+  BoundedCloner::CheckAll();
   std::shared_ptr<Child> c = Monitor::Get().Remove(id);
   if (!c) return;
   if (!c->ended) {
