@@ -5,7 +5,8 @@
 //   - spawn-to-exit latency, one at a time;
 //   - throughput, 8 in flight;
 //   - CPU the whole machine spends per spawn (/proc/stat around N sequential spawns: the kernel's
-//     deferred work for namespaces and cgroups, in kernel threads, counts too), Linux;
+//     deferred work for namespaces and cgroups, in kernel threads, counts too), Linux; by the
+//     busy ticks, and as wall time x CPUs less the exact idle time;
 //   - the parent's threads and RSS with many live workers, stdout throughput, limit latency.
 //   - context switches of this process's threads per spawn, by thread name (Linux);
 //   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,wakeups,parent,stdout,limit]
@@ -94,6 +95,32 @@ function machineBusyMs() {
   return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
+// Idle time of the whole machine, in ms, exactly: the cpuidle states' residency (µs) of every
+// CPU where the kernel has cpuidle, else /proc/stat's idle and iowait (exact, but read in 10 ms
+// units). Wall time x CPUs less this is the CPU spent, a short burst on an idle CPU included:
+// the busy fields above count a CPU's time only at the ticks that land in it, and an idle CPU's
+// tick is stopped, so a burst of microseconds there (a thread woken for a small job) is mostly
+// not counted.
+const cpuidleFiles = (() => {
+  const files = [];
+  try {
+    for (const cpu of fs.readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d))) {
+      const dir = `/sys/devices/system/cpu/${cpu}/cpuidle`;
+      const states = fs.readdirSync(dir).filter((d) => /^state\d+$/.test(d));
+      if (states.length === 0) return [];
+      for (const st of states) files.push(`${dir}/${st}/time`);
+    }
+  } catch {
+    return [];
+  }
+  return files;
+})();
+function machineIdleMs() {
+  if (cpuidleFiles.length > 0) return cpuidleFiles.reduce((sum, f) => sum + Number(fs.readFileSync(f, 'utf8')), 0) / 1000;
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[3] + f[4]) * 10;
+}
+
 // Resolves once the whole machine has been quiet for 100 ms (at most one 10 ms tick busy: the
 // kernel's deferred work of what ran before is done), or after 5 s.
 async function quiet() {
@@ -125,6 +152,8 @@ function treeCpuMs() {
 async function cpuPerSpawn(count, rounds) {
   const machine = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
   const tree = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  const exact = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
+  const cpus = os.cpus().length;
   const keys = Object.keys(CASES);
   for (let r = 0; r < rounds; r++) {
     // The order rotated each round, as for latency: no case is always measured right after the
@@ -135,6 +164,8 @@ async function cpuPerSpawn(count, rounds) {
       await quiet();
       const m0 = machineBusyMs();
       const t0 = treeCpuMs();
+      const i0 = machineIdleMs();
+      const w0 = hr();
       for (let i = 0; i < count; i++) await launch(k);
       // The kernel's deferred work for this case (a network namespace's cleanup runs on for
       // hundreds of ms in its workqueue) is this case's: counted until the machine is quiet
@@ -142,10 +173,11 @@ async function cpuPerSpawn(count, rounds) {
       await quiet();
       machine[k].push((machineBusyMs() - m0) / count);
       tree[k].push((treeCpuMs() - t0) / count);
+      exact[k].push(((hr() - w0) * cpus - (machineIdleMs() - i0)) / count);
     }
   }
   const sum = (res) => Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)]));
-  return { machine: sum(machine), tree: sum(tree) };
+  return { machine: sum(machine), tree: sum(tree), exact: sum(exact) };
 }
 
 function table(title, unit, results) {
@@ -294,6 +326,11 @@ function fmt(x, d = 2) {
     results.cpu = await cpuPerSpawn(count, rounds);
     table(`CPU the whole machine spends per spawn (/proc/stat, ${count} sequential spawns, median of ${rounds} interleaved rounds):`, 'ms', results.cpu.machine);
     table(`CPU of this process tree per spawn (its own and its reaped children's, same runs):`, 'ms', results.cpu.tree);
+    table(
+      `CPU the whole machine spends per spawn, counted as wall time x CPUs less idle time (${cpuidleFiles.length > 0 ? 'cpuidle residency' : '/proc/stat idle'}, same runs):`,
+      'ms',
+      results.cpu.exact,
+    );
   }
 
   if (want('wakeups') && process.platform === 'linux') {
