@@ -711,7 +711,7 @@ void Monitor::Reap(Child& c) {
   if (c.cg.TreeGone()) Post(c, false);
   bool reaped = false;  // handed to the vault
   if (token != 0 && complete)
-    reaped = Vault::Get().ReleaseAndReap(token, c.pidfd.get(), [] { CgroupPool::Get().Wake(); });
+    reaped = Vault::Get().ReleaseAndReap(token, c.pid, [] { CgroupPool::Get().Wake(); });
   else if (token != 0)
     Vault::Get().Release(token);
   // Its sized tempDir after its namespace (DiscardTempDir, in Post).

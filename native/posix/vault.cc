@@ -38,6 +38,11 @@ constexpr uint64_t kNsFirst = 1ULL << 61;  // keep: fds[0] is a namespace (Keep)
 constexpr uint64_t kSync = 1ULL << 60;     // Sync: the receiving thread has handled all before it
 constexpr uint64_t kTokenMask = kSync - 1;
 constexpr size_t kMaxFds = 16;
+// What each message carries: the word, and with kReap the init's pid.
+struct Message {
+  uint64_t word = 0;
+  int64_t pid = 0;
+};
 // Keeps sent without a ring at most (each waits in the socket, a few hundred bytes of its
 // buffer, until the next ring).
 constexpr int kKeepBatch = 16;
@@ -152,9 +157,9 @@ void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;  // never, while the process lives
     for (;;) {
-      uint64_t word = 0;
+      Message m;
       char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-      struct iovec iov = {&word, sizeof(word)};
+      struct iovec iov = {&m, sizeof(m)};
       struct msghdr msg;
       memset(&msg, 0, sizeof(msg));
       msg.msg_iov = &iov;
@@ -168,6 +173,9 @@ void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
         close(sock);
         return;
       }
+      // Fds that this table had no room for (MSG_CTRUNC) were closed by the kernel, here: the
+      // release of what they held runs on this thread, as it would have later.
+      uint64_t word = m.word;
       std::vector<int> got;
       for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -177,6 +185,7 @@ void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
       }
       uint64_t token = word & kTokenMask;
       if (word & kSync) {
+        for (int f : got) close(f);
         std::lock_guard<std::mutex> lock(syncMu_);
         syncDone_ = token;
         synced_.notify_all();
@@ -193,10 +202,13 @@ void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
           }
           kept.erase(it);
         }
-        if ((word & kReap) && !got.empty()) {
+        if ((word & kReap) && m.pid > 0) {
+          // By its pid, not a pidfd: an fd could find this table full. The init is this
+          // process's child, exited and not reaped: its pid is its own until this waitid, and
+          // nothing else reaps it once it is handed here (ReleaseAndReap).
           siginfo_t info;
           memset(&info, 0, sizeof(info));
-          syscall(SYS_waitid, P_PIDFD, got.front(), &info, WEXITED | WNOHANG | __WALL, nullptr);
+          syscall(SYS_waitid, P_PID, static_cast<id_t>(m.pid), &info, WEXITED | WNOHANG | __WALL, nullptr);
           void (*after)() = after_.load();
           if (after != nullptr) after();
         }
@@ -227,10 +239,13 @@ void Vault::Run(int sock, int bell, std::promise<bool>* ready) {
   close(sock);
 }
 
-bool Vault::Send(uint64_t word, const std::vector<int>& fds) {
+bool Vault::Send(uint64_t word, const std::vector<int>& fds, int64_t pid) {
   char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   memset(control, 0, sizeof(control));
-  struct iovec iov = {&word, sizeof(word)};
+  Message m;
+  m.word = word;
+  m.pid = pid;
+  struct iovec iov = {&m, sizeof(m)};
   struct msghdr msg;
   memset(&msg, 0, sizeof(msg));
   msg.msg_iov = &iov;
@@ -244,11 +259,18 @@ bool Vault::Send(uint64_t word, const std::vector<int>& fds) {
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
-  // Blocking, but never for long: the receiving thread does nothing slow.
+  // A socket that is full (a small net.core.wmem_default, and keeps that have not rung) has its
+  // receiver rung first; then blocking, but never for long: the receiving thread does nothing
+  // slow.
   ssize_t n;
-  do n = sendmsg(sock_.get(), &msg, MSG_NOSIGNAL);
+  do n = sendmsg(sock_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  return n == static_cast<ssize_t>(sizeof(word));
+  if (n < 0 && errno == EAGAIN) {
+    Ring();
+    do n = sendmsg(sock_.get(), &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+  }
+  return n == static_cast<ssize_t>(sizeof(m));
 }
 
 void Vault::Ring() {
@@ -278,9 +300,9 @@ void Vault::Release(uint64_t token) {
   if (sock_.valid() && Send(token | kRelease, {})) Ring();
 }
 
-bool Vault::ReleaseAndReap(uint64_t token, int pidfd, void (*after)()) {
+bool Vault::ReleaseAndReap(uint64_t token, pid_t pid, void (*after)()) {
   if (token == 0) return false;
-  if (pidfd < 0 || reapsDone_.load() < reapsSent_.load()) {
+  if (pid <= 0 || reapsDone_.load() < reapsSent_.load()) {
     Release(token);
     return false;
   }
@@ -288,7 +310,7 @@ bool Vault::ReleaseAndReap(uint64_t token, int pidfd, void (*after)()) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!sock_.valid()) return false;
   reapsSent_.fetch_add(1);
-  if (!Send(token | kRelease | kReap, {pidfd})) {
+  if (!Send(token | kRelease | kReap, {}, pid)) {
     reapsSent_.fetch_sub(1);
     if (Send(token | kRelease, {})) Ring();
     return false;

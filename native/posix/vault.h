@@ -17,6 +17,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <future>
@@ -38,24 +39,25 @@ class Vault {
   uint64_t Keep(std::vector<Fd>& fds, bool nsFirst);
   // Lets what Keep(token) moved go. 0: nothing.
   void Release(uint64_t token);
-  // Release, then, once its namespace is closed, reaps the process of `pidfd` (the vault gets a
-  // copy of it; the process must have exited) and calls `after` on the receiving thread: the
+  // Release, then, once its namespace is closed, reaps `pid` (a child of this process that has
+  // exited, which no other thread reaps once it is handed here) and calls `after` on the
+  // receiving thread: the
   // namespace's one teardown (one expedited RCU grace period) goes before the reap, which would
   // otherwise detach the mounts on the init's /proc entries one grace period apiece, and no
   // thread waits for it. False when the receiving thread has not yet done the last reap it was
   // given (a teardown that took long after all: then it is not given another, so that no dead
   // init waits behind it) or it could not be sent: the release is sent all the same (where it
   // can be), and the caller reaps.
-  bool ReleaseAndReap(uint64_t token, int pidfd, void (*after)());
+  bool ReleaseAndReap(uint64_t token, pid_t pid, void (*after)());
   // Waits until everything sent to the vault before this call has been handled (what was let
   // go is closed or on the freeing thread's queue; what was kept is in the vault's table).
   void Sync();
 
  private:
   Vault();
-  void Run(int sock, int bell, std::promise<bool>* ready);  // the receiving thread
-  bool Send(uint64_t word, const std::vector<int>& fds);
-  void Ring();  // under mu_
+  void Run(int sock, int bell, std::promise<bool>* ready);                 // the receiving thread
+  bool Send(uint64_t word, const std::vector<int>& fds, int64_t pid = 0);  // under mu_
+  void Ring();                                                             // under mu_
 
   std::mutex mu_;
   Fd sock_;  // this side of the socket pair (SOCK_SEQPACKET); invalid if the vault could not start
