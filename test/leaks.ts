@@ -64,3 +64,27 @@ export function threadStatuses(): { tid: number; name: string; status: string }[
   }
   return out;
 }
+
+/** What each fd of this process is: its link's target (`pipe:[N]`, a path, `anon_inode:[pidfd]`...). */
+export function fdTargets(): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      out.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // the fd readdir used, closed since
+    }
+  }
+  return out;
+}
+
+/** What is in `after` and was not in `before`, as many of each as `after` has more of. */
+export function addedSince(before: string[], after: string[]): string[] {
+  const was = new Map<string, number>();
+  for (const t of before) was.set(t, (was.get(t) ?? 0) + 1);
+  return after.filter((t) => {
+    const n = was.get(t) ?? 0;
+    if (n > 0) return was.set(t, n - 1), false;
+    return true;
+  });
+}

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { createIsolationGroup, IsolationOptions, isolationSupport, spawnIsolated } from '../lib';
 import { loadBinding } from '../lib/native';
 import { collect, cpuThrottled, firstLine, inLauncher, isLinux, json, keepBusy, keepBusyInLauncher, requireEnforced, root, slowFactor, until, worker, workerOf } from './helpers';
-import { clonerThreads, ownCgroupDirs, threadStatuses, zombieChildren } from './leaks';
+import { addedSince, clonerThreads, fdTargets, ownCgroupDirs, threadStatuses, zombieChildren } from './leaks';
 
 type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPrivs: string; CapEff: string; CapBnd: string; Seccomp: string };
 
@@ -1288,36 +1288,16 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // A spawn that waits for its worker's exec leaves its first process to exec the init on its
       // own; what this process keeps of it (the report and alive pipes, a pidfd) is let go at the
       // next spawn or when the worker is let go, whichever comes first: never kept past it.
-      const mine = (): string[] => {
-        const out: string[] = [];
-        for (const fd of fs.readdirSync('/proc/self/fd')) {
-          try {
-            const t = fs.readlinkSync(`/proc/self/fd/${fd}`);
-            if (t.startsWith('pipe:') || t === 'anon_inode:[pidfd]') out.push(t);
-          } catch {
-            // the fd readdir used, closed since
-          }
-        }
-        return out.sort();
-      };
-      // What is there after and was not before (as many of each kind): what an earlier test's
-      // worker still held when `before` was taken may go meanwhile, and does not count.
-      const added = (before: string[], after: string[]): string[] => {
-        const was = new Map<string, number>();
-        for (const t of before) was.set(t, (was.get(t) ?? 0) + 1);
-        return after.filter((t) => {
-          const n = was.get(t) ?? 0;
-          if (n > 0) return was.set(t, n - 1), false;
-          return true;
-        });
-      };
+      const mine = (): string[] => fdTargets().filter((t) => t.startsWith('pipe:') || t === 'anon_inode:[pidfd]');
+      // Only what is there after and was not before counts (addedSince): what an earlier test's
+      // worker still held when `before` was taken may go meanwhile.
       for (const opts of [{}, { memory: '256MiB', processes: 4 }, { privileges: 'inherit' as const }, { tempDir: true }]) {
         await collect(spawnIsolated(w, ['exit', '0'], { stdio: 'ignore', ...opts }));
         const before = mine();
         const c = await collect(spawnIsolated(w, ['exit', '0'], { stdio: 'ignore', ...opts }));
         assert.equal(c.exit.code, 0);
-        let extra = added(before, mine());
-        await until(() => (extra = added(before, mine())).length === 0, 2000);
+        let extra = addedSince(before, mine());
+        await until(() => (extra = addedSince(before, mine())).length === 0, 2000);
         assert.deepEqual(extra, [], `${JSON.stringify(opts)}: pipes and pidfds kept after the worker was let go`);
       }
     });
@@ -1368,32 +1348,15 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
       // file of a cgroup that exists). settleCgroups also removes the cgroups retired so far.
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const internals = (loadBinding() as any).internals;
-      const targets = (): string[] => {
-        const out: string[] = [];
-        for (const fd of fs.readdirSync('/proc/self/fd')) {
-          try {
-            out.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
-          } catch {
-            // the fd readdir used, closed since
-          }
-        }
-        return out;
-      };
       const left = (before: string[]): string[] => {
         const ready: string[] = internals.settleCgroups();
         const kept = new Set<string>(internals.keptFiles());
-        const was = new Map<string, number>();
-        for (const t of before) was.set(t, (was.get(t) ?? 0) + 1);
-        return targets().filter((t) => {
-          const n = was.get(t) ?? 0;
-          if (n > 0) return was.set(t, n - 1), false;
-          return !kept.has(t) && !ready.some((d) => t === d || t.startsWith(d + '/'));
-        });
+        return addedSince(before, fdTargets()).filter((t) => !kept.has(t) && !ready.some((d) => t === d || t.startsWith(d + '/')));
       };
       // Process-wide, once: the monitor's epoll and eventfd, the init's memfd, the id lock file.
       for (const opts of [{ memory: '256MiB', cpu: 1, processes: 4 }, { handles: 100 }]) await collect(spawnIsolated(w, ['exit', '0'], opts));
       internals.settleCgroups();
-      const before = targets();
+      const before = fdTargets();
       for (let i = 0; i < spawns; i++) {
         const opts = i % 2 ? { memory: '256MiB', cpu: 1, processes: 4 } : { handles: 100 };
         const c = await collect(spawnIsolated(w, ['exit', String(i % 7)], opts));

@@ -22,10 +22,6 @@
 #include <map>
 #include <thread>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 namespace si {
 namespace posix {
 
@@ -33,7 +29,7 @@ namespace {
 
 // The word each message carries: a token (or a sync's number) and what is asked.
 constexpr uint64_t kRelease = 1ULL << 63;
-constexpr uint64_t kReap = 1ULL << 62;     // release: then reap the process of the pidfd it carries
+constexpr uint64_t kReap = 1ULL << 62;     // release: then reap the init whose pid it carries
 constexpr uint64_t kNsFirst = 1ULL << 61;  // keep: fds[0] is a namespace (Keep)
 constexpr uint64_t kSync = 1ULL << 60;     // Sync: the receiving thread has handled all before it
 constexpr uint64_t kTokenMask = kSync - 1;
