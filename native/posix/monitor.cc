@@ -510,24 +510,22 @@ bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete) {
   std::vector<Fd> fds;
   fds.push_back(OpenMountNamespace(pid, pidfd));
   if (!fds.front().valid()) return false;
-  std::string rootPath = "/proc/" + std::to_string(pid) + "/root";
-  Fd root(open(rootPath.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  bool all = root.valid();
-  std::vector<dev_t> held;  // one hold per tmpfs (they share one: MountPrivateTmp)
+  // One tmpfs serves every private directory (MountPrivateTmp: the others are bind mounts of
+  // it), so the first one that exists here names it. A directory that came to be here only
+  // after the worker's namespace was made is the host's own there, which the namespace's
+  // teardown does not free: not held, and not looked for (a few system calls per spawn, on the
+  // JS thread). Where the first is no tmpfs of its own, the namespace is held alone.
+  bool all = true;
   for (const char* dir : landlock::kPrivateDirs) {
-    if (!all) break;
     struct stat mine;
     if (lstat(dir, &mine) != 0 || !S_ISDIR(mine.st_mode)) continue;  // none made there (SetUpNamespaces)
-    Fd h(openat(root.get(), dir + 1, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    std::string path = "/proc/" + std::to_string(pid) + "/root" + dir;
+    Fd h(open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct statfs fs;
     struct stat st;
-    if (!h.valid() || fstatfs(h.get(), &fs) != 0 || fs.f_type != TMPFS_MAGIC || fstat(h.get(), &st) != 0 || st.st_dev == mine.st_dev) {
-      all = false;
-      break;
-    }
-    if (std::find(held.begin(), held.end(), st.st_dev) != held.end()) continue;
-    held.push_back(st.st_dev);
-    fds.push_back(std::move(h));
+    all = h.valid() && fstatfs(h.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC && fstat(h.get(), &st) == 0 && st.st_dev != mine.st_dev;
+    if (all) fds.push_back(std::move(h));
+    break;
   }
   // Still the process whose namespace and root these are (not a pid reused since).
   if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) return false;

@@ -68,13 +68,13 @@ struct StartVerdict {
   uint64_t vaultToken_ = 0;
 };
 
-// The worker's mount namespace and each private tmpfs of it (/tmp, /dev/shm, ...: opened through
-// the root of `pid`, its first process, once its mounts are made; each must be a tmpfs that is
-// not this process's own at that path), moved into the vault (vault.h), where no child cloned
+// The worker's mount namespace and its private tmpfs (one for /tmp, /dev/shm, ...: opened
+// through the root of `pid`, its first process, once its mounts are made; it must be a tmpfs that
+// is not this process's own at that path), moved into the vault (vault.h), where no child cloned
 // meanwhile gets a copy: its exec would otherwise run their teardown, a filled tmpfs's too.
 // `pidfd` (if >= 0) must still be `pid`'s once they are open. True when kept (*token); *complete
-// when that is the namespace first and every tmpfs of it: the namespace's release then costs
-// a bounded time (the tmpfs held apart), and the monitor waits for it before reaping (Reap).
+// when that is the namespace first and its tmpfs: the namespace's release then costs a bounded
+// time (the tmpfs held apart), and the vault reaps the init after it (Reap, ReleaseAndReap).
 bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete);
 
 // A mount namespace fd of `pid`: through its pidfd (Linux 6.11+), else /proc (not once the
