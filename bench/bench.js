@@ -9,14 +9,17 @@
 //     busy ticks, and as wall time x CPUs less the exact idle time;
 //   - the parent's threads and RSS with many live workers, stdout throughput, limit latency.
 //   - context switches of this process's threads per spawn, by thread name (Linux);
-//   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,wakeups,parent,stdout,limit]
+//   node bench/bench.js [--quick] [--json FILE] [--only latency,throughput,cpu,wakeups,parent,stdout,limit] [--ballast MiB]
+// --ballast: this process holds that much more memory, touched, before it measures (a launcher
+// the size of a service: child_process.spawn forks the launcher, and a fork's CPU grows with
+// its memory; spawnIsolated's clone shares it). Each table's title says the launcher's RSS.
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
 const os = require('os');
-const path = require('path');
 const { build, hostTarget } = require('../scripts/build-fixtures');
 const { spawnIsolated, isolationSupport } = require('../dist/lib');
+const { hr, summary, machineBusyMs, machineSpentMs, idleSource, quiet, treeCpuMs, roundOrder, launchOnce } = require('./measure');
 
 const quick = process.argv.includes('--quick');
 const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : undefined;
@@ -24,6 +27,9 @@ const worker = build(...hostTarget());
 const ALL_LIMITS = { memory: '256MiB', cpu: { cores: 1, time: '60s', affinity: [0] }, processes: 4, handles: 1000 };
 const only = process.argv.includes('--only') ? new Set(process.argv[process.argv.indexOf('--only') + 1].split(',')) : undefined;
 const want = (section) => !only || only.has(section);
+const ballastMiB = process.argv.includes('--ballast') ? Number(process.argv[process.argv.indexOf('--ballast') + 1]) : 0;
+const ballast = Array.from({ length: ballastMiB }, () => Buffer.alloc(1 << 20, 1));
+const rssMiB = () => Math.round(process.memoryUsage().rss / 1048576);
 
 // The cases compared, each with the stdio it runs with: child_process.spawn and spawnIsolated
 // launch the same worker with the same stdio.
@@ -41,109 +47,20 @@ const CASES = {
 const baseOf = (name) => `child_process.spawn ('${CASES[name].stdio}')`;
 const launch = (name) => launchers[CASES[name].kind](['exit', '0'], CASES[name]);
 
-const hr = () => Number(process.hrtime.bigint()) / 1e6;
-const median = (xs) => quantile(xs, 0.5);
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo);
-}
-function summary(xs) {
-  return { median: median(xs), p10: quantile(xs, 0.1), p90: quantile(xs, 0.9), n: xs.length };
-}
-
 // One launch to exit with each launcher; resolves with ms from the call to 'exit'.
 const launchers = {
-  'child_process.spawn': (args, opts = {}) =>
-    new Promise((resolve, reject) => {
-      const t0 = hr();
-      const c = spawn(worker, args, { stdio: opts.stdio ?? 'pipe' });
-      c.on('error', reject);
-      if (c.stdout) c.stdout.resume();
-      if (c.stderr) c.stderr.resume();
-      c.on('close', () => resolve(hr() - t0));
-    }),
-  spawnIsolated: (args, opts = {}) =>
-    new Promise((resolve, reject) => {
-      const t0 = hr();
-      const p = spawnIsolated(worker, args, { stdio: opts.stdio ?? 'pipe', ...(opts.limits ?? {}) });
-      p.on('error', reject);
-      if (p.stdout) p.stdout.resume();
-      if (p.stderr) p.stderr.resume();
-      p.on('close', () => resolve(hr() - t0));
-    }),
+  'child_process.spawn': (args, opts = {}) => launchOnce(spawn, worker, args, { stdio: opts.stdio ?? 'pipe' }),
+  spawnIsolated: (args, opts = {}) => launchOnce(spawnIsolated, worker, args, { stdio: opts.stdio ?? 'pipe', ...(opts.limits ?? {}) }),
 };
 
 async function latency(runs) {
   const res = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
   for (let i = 0; i < 5; i++) for (const k of Object.keys(CASES)) await launch(k); // warm-up
-  // Interleaved, the order rotated each round: no case always runs right after the same other
-  // one (a network namespace's teardown, say, runs on in kernel threads into the next spawn).
-  const keys = Object.keys(CASES);
-  for (let i = 0; i < runs; i++)
-    for (let j = 0; j < keys.length; j++) {
-      const k = keys[(i + j) % keys.length];
-      res[k].push(await launch(k));
-    }
+  // Interleaved, in a new order each round (roundOrder): no case always runs right after the
+  // same other one (a network namespace's teardown, say, runs on in kernel threads into the next
+  // spawn).
+  for (let i = 0; i < runs; i++) for (const k of roundOrder(Object.keys(CASES), i)) res[k].push(await launch(k));
   return Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)]));
-}
-
-// Busy jiffies of the whole machine (user, nice, system, irq, softirq, steal), in ms.
-function machineBusyMs() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return ((f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 1000) / 100; // USER_HZ is 100 on Linux
-}
-
-// Idle time of the whole machine, in ms, exactly: the cpuidle states' residency (µs) of every
-// CPU where the kernel has cpuidle, else /proc/stat's idle and iowait (exact, but read in 10 ms
-// units). Wall time x CPUs less this is the CPU spent, a short burst on an idle CPU included:
-// the busy fields above count a CPU's time only at the ticks that land in it, and an idle CPU's
-// tick is stopped, so a burst of microseconds there (a thread woken for a small job) is mostly
-// not counted.
-const cpuidleFiles = (() => {
-  const files = [];
-  try {
-    for (const cpu of fs.readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d))) {
-      const dir = `/sys/devices/system/cpu/${cpu}/cpuidle`;
-      const states = fs.readdirSync(dir).filter((d) => /^state\d+$/.test(d));
-      if (states.length === 0) return [];
-      for (const st of states) files.push(`${dir}/${st}/time`);
-    }
-  } catch {
-    return [];
-  }
-  return files;
-})();
-function machineIdleMs() {
-  if (cpuidleFiles.length > 0) return cpuidleFiles.reduce((sum, f) => sum + Number(fs.readFileSync(f, 'utf8')), 0) / 1000;
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return (f[3] + f[4]) * 10;
-}
-
-// Resolves once the whole machine has been quiet for 100 ms (at most one 10 ms tick busy: the
-// kernel's deferred work of what ran before is done), or after 5 s.
-async function quiet() {
-  const deadline = hr() + 5000;
-  let last = machineBusyMs();
-  let t = hr();
-  while (hr() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const now = machineBusyMs();
-    const busy = (now - last) / (hr() - t);
-    last = now;
-    t = hr();
-    if (busy < 0.15) return;
-  }
-}
-
-// CPU of this process and of its reaped children (every process of every tree is reaped by
-// this process or by an init it reaps), in ms: what other work on a shared machine cannot add
-// to. Not counted: the kernel's deferred work in its own threads (RCU, workqueues).
-function treeCpuMs() {
-  const s = fs.readFileSync('/proc/self/stat', 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ').map(Number);
-  return ((f[11] + f[12] + f[13] + f[14]) * 1000) / 100;
 }
 
 // CPU per spawn: around `count` sequential spawns of each case, cases interleaved round by
@@ -153,19 +70,14 @@ async function cpuPerSpawn(count, rounds) {
   const machine = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
   const tree = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
   const exact = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
-  const cpus = os.cpus().length;
-  const keys = Object.keys(CASES);
   for (let r = 0; r < rounds; r++) {
-    // The order rotated each round, as for latency: no case is always measured right after the
-    // same other one.
-    for (let j = 0; j < keys.length; j++) {
-      const k = keys[(r + j) % keys.length];
+    // In a new order each round, as for latency.
+    for (const k of roundOrder(Object.keys(CASES), r)) {
       for (let i = 0; i < 5; i++) await launch(k);
       await quiet();
       const m0 = machineBusyMs();
       const t0 = treeCpuMs();
-      const i0 = machineIdleMs();
-      const w0 = hr();
+      const s0 = machineSpentMs();
       for (let i = 0; i < count; i++) await launch(k);
       // The kernel's deferred work for this case (a network namespace's cleanup runs on for
       // hundreds of ms in its workqueue) is this case's: counted until the machine is quiet
@@ -173,7 +85,7 @@ async function cpuPerSpawn(count, rounds) {
       await quiet();
       machine[k].push((machineBusyMs() - m0) / count);
       tree[k].push((treeCpuMs() - t0) / count);
-      exact[k].push(((hr() - w0) * cpus - (machineIdleMs() - i0)) / count);
+      exact[k].push((machineSpentMs() - s0) / count);
     }
   }
   const sum = (res) => Object.fromEntries(Object.entries(res).map(([k, v]) => [k, summary(v)]));
@@ -288,8 +200,12 @@ function fmt(x, d = 2) {
     node: process.version,
     backend: support.backend,
     root: process.getuid ? process.getuid() === 0 : false,
+    launcherRssMiB: rssMiB(),
+    ballastMiB: ballast.length,
   };
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, ${machine.kernel}, Node ${machine.node}, backend ${machine.backend}${machine.root ? ' (root)' : ''}\n`);
+  console.log(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, ${machine.kernel}, Node ${machine.node}, backend ${machine.backend}${machine.root ? ' (root)' : ''}; launcher RSS ${machine.launcherRssMiB} MiB (ballast ${machine.ballastMiB} MiB)\n`,
+  );
   const results = { machine };
 
   if (want('latency')) {
@@ -305,12 +221,10 @@ function fmt(x, d = 2) {
     const total = quick ? 80 : 200;
     const rounds = quick ? 3 : 7;
     const trates = Object.fromEntries(Object.keys(CASES).map((k) => [k, []]));
-    // The order rotated each round, and each case started on a quiet machine: a network
+    // In a new order each round (roundOrder), each case started on a quiet machine: a network
     // namespace's cleanup, which runs on in the kernel's workqueue, slows whichever case follows.
-    const keys = Object.keys(CASES);
     for (let r = 0; r < rounds; r++)
-      for (let j = 0; j < keys.length; j++) {
-        const k = keys[(r + j) % keys.length];
+      for (const k of roundOrder(Object.keys(CASES), r)) {
         await quiet();
         trates[k].push(await throughput(total, 8, () => launch(k)));
       }
@@ -323,11 +237,17 @@ function fmt(x, d = 2) {
     // round's figure (150 made it 2.7 %, as coarse as the differences measured).
     const count = quick ? 50 : 400;
     const rounds = quick ? 3 : 7;
+    const rss = rssMiB();
     results.cpu = await cpuPerSpawn(count, rounds);
-    table(`CPU the whole machine spends per spawn (/proc/stat, ${count} sequential spawns, median of ${rounds} interleaved rounds):`, 'ms', results.cpu.machine);
+    results.cpu.launcherRssMiB = rss;
+    table(
+      `CPU the whole machine spends per spawn (/proc/stat, ${count} sequential spawns, median of ${rounds} interleaved rounds; launcher RSS ${rss} MiB):`,
+      'ms',
+      results.cpu.machine,
+    );
     table(`CPU of this process tree per spawn (its own and its reaped children's, same runs):`, 'ms', results.cpu.tree);
     table(
-      `CPU the whole machine spends per spawn, counted as wall time x CPUs less idle time (${cpuidleFiles.length > 0 ? 'cpuidle residency' : '/proc/stat idle'}, same runs):`,
+      `CPU the whole machine spends per spawn, counted as wall time x CPUs less idle time (${idleSource}, same runs):`,
       'ms',
       results.cpu.exact,
     );
