@@ -65,12 +65,15 @@ export function threadStatuses(): { tid: number; name: string; status: string }[
   return out;
 }
 
-/** What each fd of this process is: its link's target (`pipe:[N]`, a path, `anon_inode:[pidfd]`...). */
-export function fdTargets(): string[] {
+/**
+ * What each fd of this process is: its link's target (`pipe:[N]`, a path, `anon_inode:[pidfd]`...);
+ * or of the fd table at `dir` (a thread's own: `/proc/self/task/T/fd`).
+ */
+export function fdTargets(dir = '/proc/self/fd'): string[] {
   const out: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
+  for (const fd of fs.readdirSync(dir)) {
     try {
-      out.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+      out.push(fs.readlinkSync(`${dir}/${fd}`));
     } catch {
       // the fd readdir used, closed since
     }

@@ -1131,13 +1131,7 @@ type Info = Record<string, unknown> & { fds: string[]; cgroup: string; NoNewPriv
         for (const t of fs.readdirSync('/proc/self/task')) {
           try {
             if (fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() !== 'si-vault') continue;
-            return fs.readdirSync(`/proc/self/task/${t}/fd`).map((fd) => {
-              try {
-                return fs.readlinkSync(`/proc/self/task/${t}/fd/${fd}`);
-              } catch {
-                return '';
-              }
-            });
+            return fdTargets(`/proc/self/task/${t}/fd`);
           } catch {
             // a thread that ended meanwhile
           }
