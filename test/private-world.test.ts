@@ -179,6 +179,44 @@ function trashEntries(base = os.tmpdir()): string[] {
       }
     });
 
+    it("a cwd that names a private directory however it is written ('/tmp/', '/tmp//.', '/tmp/x/..', '/var/tmp/', a symlink) is the worker's own, never the host's; a symlink to a host directory beneath /tmp is bound back in", async () => {
+      const name = `spawn-isolated-cwd-marker-${process.pid}-${Date.now()}`;
+      const privateDirs = ['/tmp', '/var/tmp'].filter((d) => fs.existsSync(d));
+      const planted = privateDirs.map((d) => path.join(d, name));
+      const sub = fs.mkdtempSync('/tmp/spawn-isolated-sub-');
+      fs.chmodSync(sub, 0o755);
+      fs.writeFileSync(path.join(sub, 'inside'), 'host', { mode: 0o644 });
+      const toTmp = path.join(tmp, 'to-tmp');
+      const toSub = path.join(tmp, 'to-sub');
+      fs.symlinkSync('/tmp', toTmp);
+      fs.symlinkSync(sub, toSub);
+      for (const f of planted) fs.writeFileSync(f, 'host', { mode: 0o644 });
+      try {
+        const spellings = ['/tmp/', '/tmp//.', `${sub}/..`, toTmp, ...(privateDirs.includes('/var/tmp') ? ['/var/tmp/', '/var/tmp/../tmp/'] : [])];
+        for (const cwd of spellings) {
+          const r = await attack(['private-tmp', name], { cwd });
+          for (const d of privateDirs) {
+            assert.equal(r[`${d} tmpfs`], 'true', `cwd ${cwd}: ${d} ${JSON.stringify(r)}`);
+            assert.equal(r[`${d} sees host file`], 'false', `cwd ${cwd}: the host's ${d} is not bound over the worker's own`);
+          }
+          const c = await collect(spawnIsolated(w, ['info'], { cwd }));
+          assert.equal(c.exit.code, 0, `cwd ${cwd}: ${c.stderr}`);
+          assert.equal(json<{ cwd: string }>(c).cwd, fs.realpathSync(cwd), `cwd ${cwd}: it starts in what the path names`);
+        }
+        // Through a symlink to a host directory beneath /tmp: that directory, read-only.
+        const c = await collect(spawnIsolated(w, ['info'], { cwd: toSub }));
+        assert.equal(c.exit.code, 0, c.stderr);
+        assert.equal(json<{ cwd: string }>(c).cwd, sub);
+        const r = await attack(['write', path.join(sub, 'inside')], { cwd: toSub });
+        // There (not "no such file"), and not the worker's to write (another uid's file, bound read-only).
+        assert.match(r[path.join(sub, 'inside')], /permission denied|read-only file system/, `the host's directory is bound in: ${JSON.stringify(r)}`);
+      } finally {
+        for (const f of [...planted, toTmp, toSub]) fs.rmSync(f, { force: true });
+        fs.rmSync(sub, { recursive: true, force: true });
+        for (const d of privateDirs) fs.rmSync(path.join(d, `leftover-${name}`), { force: true });
+      }
+    });
+
     it('its mount namespace is held by the launcher until its exit is reported, then let go: nothing keeps it', async () => {
       // Held so that the exit does not wait for the namespace's teardown (an RCU grace period
       // in the init's exit); let go once the exit is reported (by the monitor thread, right

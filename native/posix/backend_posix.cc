@@ -158,6 +158,17 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
 // The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
 constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
+// Which of landlock::kPrivateDirs are directories here now (bit i: the i-th): those a new
+// worker's private tmpfs covers (ChildPlan::privateDirs).
+unsigned PrivateDirsHere() {
+  unsigned mask = 0;
+  for (unsigned i = 0; i < sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0]); i++) {
+    struct stat st;
+    if (lstat(landlock::kPrivateDirs[i], &st) == 0 && S_ISDIR(st.st_mode)) mask |= 1u << i;
+  }
+  return mask;
+}
+
 // What a worker is handed (its tempDir, its executable, its cwd) that its private /tmp,
 // /var/tmp, /dev/shm or /run/lock would hide: bound back in at its path, outermost first, each
 // once; the executable and the cwd read-only (they are the host's), only the executable itself
@@ -167,23 +178,45 @@ struct KeepSpec {
   bool file, readOnly;
 };
 
-std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child) {
-  std::vector<KeepSpec> all;
-  if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
-  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
-  if (req.hasCwd && !req.cwd.empty() && req.cwd[0] == '/') all.push_back({req.cwd, false, true});
-  std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
+// The host's own path of `p` (symlinks, ".", ".." and repeated or trailing slashes resolved as
+// the kernel resolves them for this process), or "" where it does not resolve.
+std::string HostPath(const std::string& p) {
+  char* r = realpath(p.c_str(), nullptr);
+  if (r == nullptr) return std::string();
+  std::string out(r);
+  free(r);
+  return out;
+}
+
+// The cwd is decided on, and bound at, the host's own path of it: written as "/tmp/", "/tmp/x/.."
+// or through a symlink, it names the directory it resolves to (bound at the spelling "/tmp/",
+// the host's /tmp covered the worker's own). The worker then enters it by that path (*cwd: the
+// same directory, where the spelling may not resolve in its namespace, whose private
+// directories hold only what is bound into them). One that does not resolve here is not bound:
+// the worker's chdir fails in its namespace. The executable is taken as written (a file bound
+// at its spelling shows that file alone; not resolved: a spawn with no cwd stays free of it).
+std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std::string* cwd) {
   auto beneath = [](const std::string& p, const std::string& d) {
     return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
   };
+  auto hidden = [&](const std::string& p, bool orAt) {
+    for (const char* d : landlock::kPrivateDirs)
+      if (beneath(p, d) || (orAt && p == d)) return true;
+    return false;
+  };
+  std::string hostCwd = req.hasCwd && !cwd->empty() && (*cwd)[0] == '/' ? HostPath(*cwd) : std::string();
+  std::vector<KeepSpec> all;
+  if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
+  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
+  if (!hostCwd.empty()) all.push_back({hostCwd, false, true});
+  std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
   std::vector<KeepSpec> keep;
   for (const KeepSpec& k : all) {
-    bool hidden = false;
-    for (const char* d : landlock::kPrivateDirs) hidden = hidden || beneath(k.path, d);
     bool covered = false;
     for (const KeepSpec& c : keep) covered = covered || c.path == k.path || (!c.file && beneath(k.path, c.path));
-    if (hidden && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
+    if (hidden(k.path, false) && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
   }
+  if (!hostCwd.empty() && (hidden(hostCwd, true) || hidden(*cwd, true))) *cwd = hostCwd;
   return keep;
 }
 
@@ -297,9 +330,12 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   // Private /tmp, /var/tmp and /dev/shm for every confined worker with a mount namespace: the
   // size of its memory budget (their pages are charged to it) or kPrivateTmpBytes each.
   cp.privateTmp = conf.mounts;
+  cp.privateDirs = 0;
   if (cp.privateTmp) {
     for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly};
+    cp.privateDirs = PrivateDirsHere();
   }
+  child.privateDirs = cp.privateDirs;
   uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
   snprintf(cp.tmpfsOptions, sizeof(cp.tmpfsOptions), "size=%llu,nr_inodes=%llu,mode=1777", static_cast<unsigned long long>(tmpBytes),
            static_cast<unsigned long long>(TmpfsInodes(tmpBytes)));
@@ -1035,7 +1071,7 @@ void PlanCgroupEntry(Cgroup& cg, ChildPlan& cp) {
 // ioctl and /proc refusing: the init's exit tears it down as before).
 void HoldMountNamespace(Child& child, bool mountsReady) {
   if (!mountsReady) return;
-  if (HoldWorld(child.pid, child.pidfd.get(), &child.vaultToken, &child.vaultComplete)) return;
+  if (HoldWorld(child.pid, child.pidfd.get(), child.privateDirs, &child.vaultToken, &child.vaultComplete)) return;
   child.mountNs = OpenMountNamespace(child.pid, child.pidfd.get());
 }
 
@@ -1181,6 +1217,7 @@ void Launch(const SpawnRequest& req, const Confinement& conf, Child& child, Chil
         };
         start->init = static_cast<pid_t>(pid);
         start->holdWorld = conf.mounts;  // HoldMountNamespace's part, once its mounts are made
+        start->privateDirs = child.privateDirs;
         child.start = start;
         first->start = std::move(start);
       }
@@ -1284,9 +1321,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
     mem->fsRead = req.fsRead;
     mem->fsWrite = req.fsWrite;
   }
+  // Before the plan points at it: the worker's cwd may change to the host's own path of it.
+  if (conf.mounts) mem->keepDirs = KeepDirs(req, *child, &mem->cwd);
   mem->Point(cp);
   PlanProcessLimits(child->limits, conf, *child, req.file, cp);
-  mem->keepDirs = KeepDirs(req, *child);
   PlanConfinement(req, conf, *child, *mem, cp);
   cp.pdeathsig = req.killOnClose;
 

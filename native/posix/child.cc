@@ -226,9 +226,9 @@ void MountPrivateTmp(const ChildPlan& p) {
   // bound at its path, the first's last: over the tmpfs's root, which hides the others' there.
   const char* first = nullptr;
   char sub[64];
-  for (const char* dir : kPrivateTmp) {
-    struct stat st;
-    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+  for (unsigned i = 0; i < sizeof(kPrivateTmp) / sizeof(kPrivateTmp[0]); i++) {
+    if ((p.privateDirs & (1u << i)) == 0) continue;  // none here when the spawn was planned
+    const char* dir = kPrivateTmp[i];
     if (first == nullptr) {
       if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, p.tmpfsOptions) != 0) ChildFail(p, kStepMounts);
       first = dir;

@@ -59,6 +59,11 @@ struct ChildPlan {
   // with it); the directories it is handed (its tempDir, its executable's directory, its cwd),
   // when beneath one of them, are bound into the new one at their paths (parents first).
   bool privateTmp;
+  // Which of landlock::kPrivateDirs it covers (bit i: the i-th), decided by the launcher when it
+  // planned the spawn (PrivateDirsHere): the directories that existed then. The launcher holds
+  // the tmpfs through the first of them (HoldWorld), so the child covers exactly these: one
+  // that came later is the host's in the worker's namespace, one that went fails the mount.
+  unsigned privateDirs;
   char tmpfsOptions[96];
   KeepPath keepDirs[kMaxKeepDirs];
   int nkeepDirs;

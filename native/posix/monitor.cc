@@ -504,26 +504,30 @@ void ReleaseVaultHolds(Child& c) {
   c.vaultToken = 0;
 }
 
-bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete) {
+bool HoldWorld(pid_t pid, int pidfd, unsigned privateDirs, uint64_t* token, bool* complete) {
   *token = 0;
   *complete = false;
   std::vector<Fd> fds;
   fds.push_back(OpenMountNamespace(pid, pidfd));
   if (!fds.front().valid()) return false;
-  // One tmpfs serves every private directory (MountPrivateTmp: the others are bind mounts of
-  // it), so the first one that exists here names it. A directory that came to be here only
-  // after the worker's namespace was made is the host's own there, which the namespace's
-  // teardown does not free: not held, and not looked for (a few system calls per spawn, on the
-  // JS thread). Where the first is no tmpfs of its own, the namespace is held alone.
+  // One tmpfs serves every private directory the child covered (MountPrivateTmp: the others are
+  // bind mounts of it), so the first of them names it; which ones were decided when the spawn
+  // was planned (ChildPlan::privateDirs), not looked at again here: a directory that appeared on
+  // the host since (and what the host mounted there) is the host's in the worker's namespace,
+  // and no hold on the worker's tmpfs. Where it is no tmpfs of its own, the namespace is held
+  // alone (its release frees what it holds, on the freeing thread). None covered: nothing to
+  // hold but the namespace.
   bool all = true;
-  for (const char* dir : landlock::kPrivateDirs) {
+  for (unsigned i = 0; i < sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0]); i++) {
+    if ((privateDirs & (1u << i)) == 0) continue;
+    const char* dir = landlock::kPrivateDirs[i];
     struct stat mine;
-    if (lstat(dir, &mine) != 0 || !S_ISDIR(mine.st_mode)) continue;  // none made there (SetUpNamespaces)
     std::string path = "/proc/" + std::to_string(pid) + "/root" + dir;
     Fd h(open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct statfs fs;
     struct stat st;
-    all = h.valid() && fstatfs(h.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC && fstat(h.get(), &st) == 0 && st.st_dev != mine.st_dev;
+    all = h.valid() && fstatfs(h.get(), &fs) == 0 && fs.f_type == TMPFS_MAGIC && fstat(h.get(), &st) == 0 &&
+          (lstat(dir, &mine) != 0 || st.st_dev != mine.st_dev);
     if (all) fds.push_back(std::move(h));
     break;
   }
@@ -552,7 +556,7 @@ void StartVerdict::Settle(int step, int err, int pidfd) {
   // Its mounts are made once the worker has exec'd (before the lock: a few opens).
   uint64_t token = 0;
   bool complete = false;
-  if (step == 0 && holdWorld && !Settled()) HoldWorld(init, pidfd, &token, &complete);
+  if (step == 0 && holdWorld && !Settled()) HoldWorld(init, pidfd, privateDirs, &token, &complete);
   std::lock_guard<std::mutex> lock(mu_);
   if (known_) {
     Vault::Get().Release(token);

@@ -52,8 +52,9 @@ struct StartVerdict {
   // False: settled already, stop it now. SIGCONT meanwhile cancels it.
   bool DeferStop();
   void CancelStop();
-  pid_t init = 0;          // the first process (the init once it has exec'd)
-  bool holdWorld = false;  // on Settle with no failed step, its namespace goes to the vault (HoldWorld)
+  pid_t init = 0;            // the first process (the init once it has exec'd)
+  bool holdWorld = false;    // on Settle with no failed step, its namespace goes to the vault (HoldWorld)
+  unsigned privateDirs = 0;  // ChildPlan::privateDirs, for HoldWorld
   // The vault's token for it once settled (0: none), and whether that holds its namespace first
   // with all its private tmpfs (HoldWorld's `complete`); for Reap, once.
   bool TakeVault(uint64_t* token);
@@ -69,13 +70,13 @@ struct StartVerdict {
 };
 
 // The worker's mount namespace and its private tmpfs (one for /tmp, /dev/shm, ...: opened
-// through the root of `pid`, its first process, once its mounts are made; it must be a tmpfs that
-// is not this process's own at that path), moved into the vault (vault.h), where no child cloned
-// meanwhile gets a copy: its exec would otherwise run their teardown, a filled tmpfs's too.
-// `pidfd` (if >= 0) must still be `pid`'s once they are open. True when kept (*token); *complete
-// when that is the namespace first and its tmpfs: the namespace's release then costs a bounded
-// time (the tmpfs held apart), and the vault reaps the init after it (Reap, ReleaseAndReap).
-bool HoldWorld(pid_t pid, int pidfd, uint64_t* token, bool* complete);
+// through the root of `pid`, its first process, once its mounts are made, at the first
+// directory the child covered; it must be a tmpfs that is not this process's own at that path), moved into the vault (vault.h), where no
+// child cloned meanwhile gets a copy: its exec would otherwise run their teardown, a filled tmpfs's too. `pidfd` (if >= 0) must still be
+// `pid`'s once they are open. True when kept (*token); *complete when that is the namespace first and its tmpfs: the namespace's release
+// then costs a bounded time (the tmpfs held apart), and the vault reaps the init after it (Reap, ReleaseAndReap). `privateDirs`:
+// ChildPlan::privateDirs (the tmpfs is opened through the first of them).
+bool HoldWorld(pid_t pid, int pidfd, unsigned privateDirs, uint64_t* token, bool* complete);
 
 // A mount namespace fd of `pid`: through its pidfd (Linux 6.11+), else /proc (not once the
 // pidfd says the process is gone: its pid may be another's). Invalid when neither answers.
@@ -123,6 +124,7 @@ struct Child : WorkerBase {
   // (a million files) is freed apart, on the vault's freeing thread.
   uint64_t vaultToken = 0;
   bool vaultComplete = false;
+  unsigned privateDirs = 0;             // ChildPlan::privateDirs, for HoldWorld
   pid_t workerPid = 0;                  // under an init: the worker's own pid (WorkerPid), once looked up
   std::shared_ptr<StartVerdict> start;  // its spawn returned before its exec (else null)
   Limits limits;
