@@ -179,7 +179,7 @@ function trashEntries(base = os.tmpdir()): string[] {
       }
     });
 
-    it("a cwd that names a private directory however it is written ('/tmp/', '/tmp//.', '/tmp/x/..', '/var/tmp/', a symlink) is the worker's own, never the host's; a symlink to a host directory beneath /tmp is bound back in", async () => {
+    it("a cwd that names a private directory however it is written ('/tmp/', '/tmp//.', '/tmp/x/..', '/var/tmp/', a symlink, relative, none from a launcher in /tmp) is the worker's own, never the host's; a symlink to a host directory beneath /tmp is bound back in", async () => {
       const name = `spawn-isolated-cwd-marker-${process.pid}-${Date.now()}`;
       const privateDirs = ['/tmp', '/var/tmp'].filter((d) => fs.existsSync(d));
       const planted = privateDirs.map((d) => path.join(d, name));
@@ -202,6 +202,25 @@ function trashEntries(base = os.tmpdir()): string[] {
           const c = await collect(spawnIsolated(w, ['info'], { cwd }));
           assert.equal(c.exit.code, 0, `cwd ${cwd}: ${c.stderr}`);
           assert.equal(json<{ cwd: string }>(c).cwd, fs.realpathSync(cwd), `cwd ${cwd}: it starts in what the path names`);
+        }
+        // A launcher that runs in /tmp, with no cwd or a relative one: the worker starts in its
+        // own /tmp (the cwd it would inherit, or that resolves there, is the host's directory
+        // beneath the new tmpfs: the planted file would be there by a relative path).
+        const was = process.cwd();
+        process.chdir('/tmp');
+        try {
+          for (const o of [{}, { cwd: '.' }, { cwd: `${path.basename(sub)}/..` }]) {
+            const r = await attack(['write', name], o);
+            assert.match(r[name], /no such file/, `${JSON.stringify(o)} from a launcher in /tmp: ${JSON.stringify(r)}`);
+            const c = await collect(spawnIsolated(w, ['info'], o));
+            assert.equal(c.exit.code, 0, c.stderr);
+            assert.equal(json<{ cwd: string }>(c).cwd, '/tmp', JSON.stringify(o));
+          }
+          const c = await collect(spawnIsolated(w, ['info'], { cwd: path.basename(sub) }));
+          assert.equal(c.exit.code, 0, c.stderr);
+          assert.equal(json<{ cwd: string }>(c).cwd, sub, 'a relative cwd beneath /tmp: the host directory, bound in');
+        } finally {
+          process.chdir(was);
         }
         // Through a symlink to a host directory beneath /tmp: that directory, read-only.
         const c = await collect(spawnIsolated(w, ['info'], { cwd: toSub }));

@@ -14,6 +14,7 @@
 #include "trash.h"
 #include "vault.h"
 
+#include <climits>
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
@@ -158,13 +159,15 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
 // The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
 constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
-// Which of landlock::kPrivateDirs are directories here now (bit i: the i-th): those a new
-// worker's private tmpfs covers (ChildPlan::privateDirs).
+// Which of landlock::kPrivateDirs are directories here now (bit i: the i-th), or symlinks to
+// one (/dev/shm -> /run/shm on older systems: the tmpfs is mounted on what it names, which the
+// worker's namespace then has private): those a new worker's private tmpfs covers
+// (ChildPlan::privateDirs).
 unsigned PrivateDirsHere() {
   unsigned mask = 0;
   for (unsigned i = 0; i < sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0]); i++) {
     struct stat st;
-    if (lstat(landlock::kPrivateDirs[i], &st) == 0 && S_ISDIR(st.st_mode)) mask |= 1u << i;
+    if (stat(landlock::kPrivateDirs[i], &st) == 0 && S_ISDIR(st.st_mode)) mask |= 1u << i;
   }
   return mask;
 }
@@ -176,26 +179,23 @@ unsigned PrivateDirsHere() {
 struct KeepSpec {
   std::string path;
   bool file, readOnly;
+  bool checkId = false;  // its cwd: the child checks that the path still names this directory
+  dev_t dev = 0;
+  ino_t ino = 0;
 };
 
-// The host's own path of `p` (symlinks, ".", ".." and repeated or trailing slashes resolved as
-// the kernel resolves them for this process), or "" where it does not resolve.
-std::string HostPath(const std::string& p) {
-  char* r = realpath(p.c_str(), nullptr);
-  if (r == nullptr) return std::string();
-  std::string out(r);
-  free(r);
-  return out;
-}
-
-// The cwd is decided on, and bound at, the host's own path of it: written as "/tmp/", "/tmp/x/.."
-// or through a symlink, it names the directory it resolves to (bound at the spelling "/tmp/",
-// the host's /tmp covered the worker's own). The worker then enters it by that path (*cwd: the
-// same directory, where the spelling may not resolve in its namespace, whose private
-// directories hold only what is bound into them). One that does not resolve here is not bound:
-// the worker's chdir fails in its namespace. The executable is taken as written (a file bound
-// at its spelling shows that file alone; not resolved: a spawn with no cwd stays free of it).
-std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std::string* cwd) {
+// The cwd is decided on, and bound at, the directory it names on the host: the given one
+// (relative: to this process's cwd), else this process's own cwd, which the worker would
+// inherit. It is opened once, here, and its path read back from the fd (symlinks, ".", ".."
+// and extra slashes resolved); the child binds it only if that path still names the same
+// directory (a symlink swapped into it since fails the spawn). At or beneath a private
+// directory, the worker starts there by that path (*cwd, *hasCwd): "/tmp/", "/tmp/x/..", a
+// symlink to /tmp, or a launcher that runs in /tmp give it its own /tmp, never the host's (an
+// inherited cwd, or a path that resolved to it, was the host's directory beneath the new
+// tmpfs); one beneath is bound back in, read-only. A cwd that cannot be opened here is left as
+// given: the worker's chdir fails in its namespace. The executable is taken as written (a file
+// bound at its spelling shows that file alone; its path has been made absolute by the JS layer).
+std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std::string* cwd, bool* hasCwd) {
   auto beneath = [](const std::string& p, const std::string& d) {
     return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
   };
@@ -204,11 +204,28 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std:
       if (beneath(p, d) || (orAt && p == d)) return true;
     return false;
   };
-  std::string hostCwd = req.hasCwd && !cwd->empty() && (*cwd)[0] == '/' ? HostPath(*cwd) : std::string();
+  std::string given = *hasCwd ? *cwd : std::string(), named;
+  if (given.empty() || given[0] != '/') {
+    char here[PATH_MAX];
+    if (getcwd(here, sizeof(here)) != nullptr && here[0] == '/') named = given.empty() ? here : std::string(here) + "/" + given;
+  } else {
+    named = given;
+  }
+  // No cwd given, and this process's own (a path getcwd gave: no symlink, no "..") is not at or
+  // beneath a private directory: nothing to look at (the default spawn's case).
+  std::string hostCwd;
+  struct stat cwdId;
+  if (!named.empty() && (!given.empty() || hidden(named, true))) {
+    Fd dir(open(named.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    char target[PATH_MAX + 1];
+    std::string self = dir.valid() ? "/proc/self/fd/" + std::to_string(dir.get()) : std::string();
+    ssize_t n = dir.valid() ? readlink(self.c_str(), target, PATH_MAX) : -1;
+    if (n > 0 && target[0] == '/' && fstat(dir.get(), &cwdId) == 0) hostCwd.assign(target, static_cast<size_t>(n));
+  }
   std::vector<KeepSpec> all;
   if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
   if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
-  if (!hostCwd.empty()) all.push_back({hostCwd, false, true});
+  if (!hostCwd.empty()) all.push_back({hostCwd, false, true, true, cwdId.st_dev, cwdId.st_ino});
   std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
   std::vector<KeepSpec> keep;
   for (const KeepSpec& k : all) {
@@ -216,7 +233,10 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std:
     for (const KeepSpec& c : keep) covered = covered || c.path == k.path || (!c.file && beneath(k.path, c.path));
     if (hidden(k.path, false) && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
   }
-  if (!hostCwd.empty() && (hidden(hostCwd, true) || hidden(*cwd, true))) *cwd = hostCwd;
+  if (!hostCwd.empty() && hidden(hostCwd, true)) {
+    *cwd = hostCwd;
+    *hasCwd = true;
+  }
   return keep;
 }
 
@@ -278,8 +298,11 @@ void PlanLandlock(const SpawnRequest& req, const Confinement& conf, const Child&
     cp.landlockRules[cp.nlandlockRules++] = {path, rights, hold, fd};
   };
   if (!mem.tempDir.empty()) add(mem.tempDir.c_str(), all);
+  // Only those the private tmpfs covers: a rule on one it does not (a symlink's target, say)
+  // would let the worker write the host's directory.
   if (cp.privateTmp)
-    for (const char* d : kPrivateDirs) add(d, all);
+    for (unsigned i = 0; i < sizeof(kPrivateDirs) / sizeof(kPrivateDirs[0]); i++)
+      if (cp.privateDirs & (1u << i)) add(kPrivateDirs[i], all);
   for (size_t i = 0; i < DeviceFds().size(); i++) add(kWritableDevices[i], FileWriteRights(abi) | kReadFile, false, DeviceFds()[i]);
   if (!req.hasFilesystem) return;
   add("/proc", kReadFile | kReadDir);
@@ -332,7 +355,7 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   cp.privateTmp = conf.mounts;
   cp.privateDirs = 0;
   if (cp.privateTmp) {
-    for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly};
+    for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly, k.checkId, k.dev, k.ino};
     cp.privateDirs = PrivateDirsHere();
   }
   child.privateDirs = cp.privateDirs;
@@ -1322,7 +1345,7 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
     mem->fsWrite = req.fsWrite;
   }
   // Before the plan points at it: the worker's cwd may change to the host's own path of it.
-  if (conf.mounts) mem->keepDirs = KeepDirs(req, *child, &mem->cwd);
+  if (conf.mounts) mem->keepDirs = KeepDirs(req, *child, &mem->cwd, &mem->hasCwd);
   mem->Point(cp);
   PlanProcessLimits(child->limits, conf, *child, req.file, cp);
   PlanConfinement(req, conf, *child, *mem, cp);

@@ -219,6 +219,9 @@ void MountPrivateTmp(const ChildPlan& p) {
       if (Beneath(p.keepDirs[i].path, dir)) under[i] = dir;
     keep[i] = open(p.keepDirs[i].path, O_PATH | O_CLOEXEC | (p.keepDirs[i].file ? 0 : O_DIRECTORY));
     if (keep[i] < 0) ChildFail(p, kStepMounts);
+    struct stat st;
+    if (p.keepDirs[i].checkId && (fstat(keep[i], &st) != 0 || st.st_dev != p.keepDirs[i].dev || st.st_ino != p.keepDirs[i].ino))
+      ChildFail(p, kStepMounts, ESTALE);
   }
   // One tmpfs for them all: one size budget for the lot (what `disk` means), and one superblock
   // (each costs the kernel a shrinker, per-CPU counters and a deferred teardown). It is mounted

@@ -28,6 +28,13 @@ struct KeepPath {
   const char* path;
   bool file;      // a file (its executable), not a directory
   bool readOnly;  // bound read-only (its executable, its cwd); its tempDir stays writable
+  // Its cwd: the directory the launcher decided on (device and inode), which the path must
+  // still name here (a symlink swapped into it since fails the spawn instead of binding what it
+  // points at). The launcher's own fd of it would not do: a bind's source must be in this
+  // process's mount namespace.
+  bool checkId;
+  dev_t dev;
+  ino_t ino;
 };
 
 struct ChildPlan {

@@ -46,6 +46,7 @@ const char* ErrnoCode(int e) {
     case ENOSPC: return "ENOSPC";
     case EEXIST: return "EEXIST";
     case ECHILD: return "ECHILD";
+    case ESTALE: return "ESTALE";
     default: return "UNKNOWN";
   }
 }
