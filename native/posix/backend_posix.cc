@@ -162,12 +162,18 @@ constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 // Which of landlock::kPrivateDirs are directories here now (bit i: the i-th), or symlinks to
 // one (/dev/shm -> /run/shm on older systems: the tmpfs is mounted on what it names, which the
 // worker's namespace then has private): those a new worker's private tmpfs covers
-// (ChildPlan::privateDirs).
+// (ChildPlan::privateDirs). Never one that names the root: a tmpfs mounted on / is not where a
+// lookup of / goes (the process's root is the directory beneath it), and Landlock's write rule
+// for it would be the host's whole file system.
 unsigned PrivateDirsHere() {
   unsigned mask = 0;
   for (unsigned i = 0; i < sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0]); i++) {
-    struct stat st;
-    if (stat(landlock::kPrivateDirs[i], &st) == 0 && S_ISDIR(st.st_mode)) mask |= 1u << i;
+    struct stat st, root;
+    if (lstat(landlock::kPrivateDirs[i], &st) != 0) continue;
+    if (S_ISLNK(st.st_mode) &&
+        (stat(landlock::kPrivateDirs[i], &st) != 0 || stat("/", &root) != 0 || (st.st_dev == root.st_dev && st.st_ino == root.st_ino)))
+      continue;
+    if (S_ISDIR(st.st_mode)) mask |= 1u << i;
   }
   return mask;
 }
@@ -185,16 +191,17 @@ struct KeepSpec {
 };
 
 // The cwd is decided on, and bound at, the directory it names on the host: the given one
-// (relative: to this process's cwd), else this process's own cwd, which the worker would
-// inherit. It is opened once, here, and its path read back from the fd (symlinks, ".", ".."
-// and extra slashes resolved); the child binds it only if that path still names the same
-// directory (a symlink swapped into it since fails the spawn). At or beneath a private
-// directory, the worker starts there by that path (*cwd, *hasCwd): "/tmp/", "/tmp/x/..", a
-// symlink to /tmp, or a launcher that runs in /tmp give it its own /tmp, never the host's (an
-// inherited cwd, or a path that resolved to it, was the host's directory beneath the new
-// tmpfs); one beneath is bound back in, read-only. A cwd that cannot be opened here is left as
-// given: the worker's chdir fails in its namespace. The executable is taken as written (a file
-// bound at its spelling shows that file alone; its path has been made absolute by the JS layer).
+// (relative: to this process's cwd, as the kernel resolves it), else this process's own cwd,
+// which the worker would inherit. It is opened once, here, and its path read back from the fd
+// (symlinks, ".", ".." and extra slashes resolved); the child binds it only if that path still
+// names the same directory (a symlink swapped into it since fails the spawn). A given cwd is
+// always handed to the worker as that absolute path: a relative one resolves in its namespace
+// against the cwd it inherits, which beneath a private directory is the host's directory under
+// the new tmpfs. At or beneath a private directory, the worker starts there by that path too
+// (no cwd given, a launcher in /tmp: its own /tmp); beneath one, the directory is bound back in,
+// read-only. A cwd that cannot be opened here fails the spawn (ENOENT, ENOTDIR, ENAMETOOLONG,
+// ...), as child_process's chdir would. The executable is taken as written (a file bound at its
+// spelling shows that file alone; its path has been made absolute by the JS layer).
 std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std::string* cwd, bool* hasCwd) {
   auto beneath = [](const std::string& p, const std::string& d) {
     return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
@@ -204,23 +211,36 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std:
       if (beneath(p, d) || (orAt && p == d)) return true;
     return false;
   };
-  std::string given = *hasCwd ? *cwd : std::string(), named;
-  if (given.empty() || given[0] != '/') {
-    char here[PATH_MAX];
-    if (getcwd(here, sizeof(here)) != nullptr && here[0] == '/') named = given.empty() ? here : std::string(here) + "/" + given;
-  } else {
-    named = given;
-  }
-  // No cwd given, and this process's own (a path getcwd gave: no symlink, no "..") is not at or
-  // beneath a private directory: nothing to look at (the default spawn's case).
   std::string hostCwd;
   struct stat cwdId;
-  if (!named.empty() && (!given.empty() || hidden(named, true))) {
-    Fd dir(open(named.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  memset(&cwdId, 0, sizeof(cwdId));
+  // 0 (hostCwd, cwdId set) or an errno.
+  auto resolve = [&](const char* path) {
+    Fd dir(open(path, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return errno;
     char target[PATH_MAX + 1];
-    std::string self = dir.valid() ? "/proc/self/fd/" + std::to_string(dir.get()) : std::string();
-    ssize_t n = dir.valid() ? readlink(self.c_str(), target, PATH_MAX) : -1;
-    if (n > 0 && target[0] == '/' && fstat(dir.get(), &cwdId) == 0) hostCwd.assign(target, static_cast<size_t>(n));
+    std::string self = "/proc/self/fd/" + std::to_string(dir.get());
+    ssize_t n = readlink(self.c_str(), target, PATH_MAX);
+    if (n < 0) return errno;
+    // Outside this process's root, or removed (a deleted directory has no links left).
+    if (n == 0 || target[0] != '/' || fstat(dir.get(), &cwdId) != 0 || cwdId.st_nlink == 0) return ENOENT;
+    hostCwd.assign(target, static_cast<size_t>(n));
+    return 0;
+  };
+  std::string given = *hasCwd ? *cwd : std::string();
+  if (!given.empty()) {
+    int e = resolve(given.c_str());
+    if (e != 0) throw Errno("chdir", e, "options.cwd " + given);
+  } else {
+    char here[PATH_MAX];
+    if (getcwd(here, sizeof(here)) == nullptr || here[0] != '/')
+      throw Errno("getcwd", errno ? errno : ENOENT, "the launcher's cwd, which its worker would start in");
+    // A path getcwd gave has no symlink and no "..": nothing to look at unless it is at or
+    // beneath a private directory (the default spawn's case: one system call).
+    if (hidden(here, true)) {
+      int e = resolve(here);
+      if (e != 0) throw Errno("chdir", e, std::string("the launcher's cwd ") + here);
+    }
   }
   std::vector<KeepSpec> all;
   if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
@@ -233,7 +253,7 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std:
     for (const KeepSpec& c : keep) covered = covered || c.path == k.path || (!c.file && beneath(k.path, c.path));
     if (hidden(k.path, false) && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
   }
-  if (!hostCwd.empty() && hidden(hostCwd, true)) {
+  if (!hostCwd.empty() && (!given.empty() || hidden(hostCwd, true))) {
     *cwd = hostCwd;
     *hasCwd = true;
   }
