@@ -236,6 +236,21 @@ function trashEntries(base = os.tmpdir()): string[] {
       }
     });
 
+    it("a tempDir under a TMPDIR written '//tmp' or '/run/../tmp' is made where the worker's TMPDIR finds it", async () => {
+      const was = process.env.TMPDIR;
+      try {
+        for (const t of ['//tmp', '/run/../tmp']) {
+          process.env.TMPDIR = t;
+          const c = await collect(spawnIsolated(w, ['tempfile'], { tempDir: true }));
+          assert.equal(c.exit.code, 0, `TMPDIR ${t}: ${c.stderr}`);
+          assert.match(json<{ dir: string }>(c).dir, /^\/tmp\/spawn-isolated-/, `TMPDIR ${t}`);
+        }
+      } finally {
+        if (was === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = was;
+      }
+    });
+
     it('its mount namespace is held by the launcher until its exit is reported, then let go: nothing keeps it', async () => {
       // Held so that the exit does not wait for the namespace's teardown (an RCU grace period
       // in the init's exit); let go once the exit is reported (by the monitor thread, right

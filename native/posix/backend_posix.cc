@@ -118,6 +118,12 @@ uint64_t TmpfsInodes(uint64_t bytes) { return std::max<uint64_t>(1024, bytes / 4
 void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std::vector<std::string>& env) {
   const char* tmpdir = getenv("TMPDIR");
   std::string base = tmpdir && *tmpdir == '/' ? tmpdir : "/tmp";
+  // Where it is ("//tmp", "/run/../tmp" or a symlink into /tmp as written would not be seen as
+  // beneath a private directory, and the worker's TMPDIR would name nothing in its namespace).
+  if (char* real = realpath(base.c_str(), nullptr)) {
+    base = real;
+    free(real);
+  }
   while (base.size() > 1 && base.back() == '/') base.pop_back();
   bool kept = req.keepTempDir || !req.killOnClose;
   // Our trash directory there is made and locked before any name of ours appears (trash.h).
@@ -159,23 +165,35 @@ void MakeTempDir(Child& child, const ChildPlan& cp, const SpawnRequest& req, std
 // The size of each private tmpfs (/tmp, /var/tmp, /dev/shm) of a worker without a memory.total.
 constexpr uint64_t kPrivateTmpBytes = 256ull << 20;
 
-// Which of landlock::kPrivateDirs are directories here now (bit i: the i-th), or symlinks to
-// one (/dev/shm -> /run/shm on older systems: the tmpfs is mounted on what it names, which the
-// worker's namespace then has private): those a new worker's private tmpfs covers
-// (ChildPlan::privateDirs). Never one that names the root: a tmpfs mounted on / is not where a
-// lookup of / goes (the process's root is the directory beneath it), and Landlock's write rule
-// for it would be the host's whole file system.
-unsigned PrivateDirsHere() {
+// Which of landlock::kPrivateDirs a new worker's private tmpfs covers (ChildPlan::privateDirs,
+// bit i: the i-th), and where each is on the host (realpath): the directories here now, or
+// symlinks to one (/dev/shm -> /run/shm on older systems), whose target the tmpfs is mounted
+// on, which the worker's namespace then has private. A path at or beneath such a target (a
+// launcher that runs in /run/shm) is as private as one beneath the name (KeepDirs looks at
+// both). Never one that resolves to the root: a tmpfs mounted on / is not where a lookup of /
+// goes (the process's root is the directory beneath it), and Landlock's write rule for it
+// would be the host's whole file system.
+struct PrivateDirs {
   unsigned mask = 0;
+  std::string name[sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0])];
+  std::string real[sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0])];
+};
+PrivateDirs PrivateDirsHere() {
+  PrivateDirs pd;
   for (unsigned i = 0; i < sizeof(landlock::kPrivateDirs) / sizeof(landlock::kPrivateDirs[0]); i++) {
-    struct stat st, root;
-    if (lstat(landlock::kPrivateDirs[i], &st) != 0) continue;
-    if (S_ISLNK(st.st_mode) &&
-        (stat(landlock::kPrivateDirs[i], &st) != 0 || stat("/", &root) != 0 || (st.st_dev == root.st_dev && st.st_ino == root.st_ino)))
-      continue;
-    if (S_ISDIR(st.st_mode)) mask |= 1u << i;
+    const char* dir = landlock::kPrivateDirs[i];
+    struct stat st;
+    if (lstat(dir, &st) != 0 || !(S_ISDIR(st.st_mode) || (S_ISLNK(st.st_mode) && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)))) continue;
+    char* r = realpath(dir, nullptr);
+    if (r == nullptr) continue;
+    std::string real(r);
+    free(r);
+    if (real == "/") continue;
+    pd.mask |= 1u << i;
+    pd.name[i] = dir;
+    pd.real[i] = real;
   }
-  return mask;
+  return pd;
 }
 
 // What a worker is handed (its tempDir, its executable, its cwd) that its private /tmp,
@@ -185,6 +203,7 @@ unsigned PrivateDirsHere() {
 struct KeepSpec {
   std::string path;
   bool file, readOnly;
+  std::string under;     // the private directory it lies beneath (its name or its host path)
   bool checkId = false;  // its cwd: the child checks that the path still names this directory
   dev_t dev = 0;
   ino_t ino = 0;
@@ -202,15 +221,21 @@ struct KeepSpec {
 // read-only. A cwd that cannot be opened here fails the spawn (ENOENT, ENOTDIR, ENAMETOOLONG,
 // ...), as child_process's chdir would. The executable is taken as written (a file bound at its
 // spelling shows that file alone; its path has been made absolute by the JS layer).
-std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std::string* cwd, bool* hasCwd) {
+std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, const PrivateDirs& pd, std::string* cwd, bool* hasCwd) {
   auto beneath = [](const std::string& p, const std::string& d) {
     return p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/';
   };
-  auto hidden = [&](const std::string& p, bool orAt) {
-    for (const char* d : landlock::kPrivateDirs)
-      if (beneath(p, d) || (orAt && p == d)) return true;
-    return false;
+  // The covered private directory `p` lies beneath (or is, orAt), by its name or its host path;
+  // null: none.
+  auto coveredBy = [&](const std::string& p, bool orAt) -> const std::string* {
+    for (unsigned i = 0; i < sizeof(pd.name) / sizeof(pd.name[0]); i++) {
+      if ((pd.mask & (1u << i)) == 0) continue;
+      for (const std::string* d : {&pd.name[i], &pd.real[i]})
+        if (beneath(p, *d) || (orAt && p == *d)) return d;
+    }
+    return nullptr;
   };
+  auto hidden = [&](const std::string& p, bool orAt) { return coveredBy(p, orAt) != nullptr; };
   std::string hostCwd;
   struct stat cwdId;
   memset(&cwdId, 0, sizeof(cwdId));
@@ -243,15 +268,19 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, std:
     }
   }
   std::vector<KeepSpec> all;
-  if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false});
-  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true});
-  if (!hostCwd.empty()) all.push_back({hostCwd, false, true, true, cwdId.st_dev, cwdId.st_ino});
+  if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false, "", false, 0, 0});
+  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true, "", false, 0, 0});
+  if (!hostCwd.empty()) all.push_back({hostCwd, false, true, "", true, cwdId.st_dev, cwdId.st_ino});
   std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
   std::vector<KeepSpec> keep;
   for (const KeepSpec& k : all) {
     bool covered = false;
     for (const KeepSpec& c : keep) covered = covered || c.path == k.path || (!c.file && beneath(k.path, c.path));
-    if (hidden(k.path, false) && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) keep.push_back(k);
+    const std::string* under = coveredBy(k.path, false);
+    if (under != nullptr && !covered && keep.size() < static_cast<size_t>(kMaxKeepDirs)) {
+      keep.push_back(k);
+      keep.back().under = *under;
+    }
   }
   if (!hostCwd.empty() && (!given.empty() || hidden(hostCwd, true))) {
     *cwd = hostCwd;
@@ -274,6 +303,7 @@ struct SpawnMemory {
   std::string tempDir;                       // its Landlock rule's path
   std::vector<std::string> fsRead, fsWrite;  // options.filesystem's rules' paths
   std::vector<KeepSpec> keepDirs;
+  PrivateDirs privateDirs;  // what its private tmpfs covers (PrivateDirsHere)
   std::vector<sock_filter> filter, initFilter;
   std::unique_ptr<ChildStack> workerStack;
   void Point(ChildPlan& cp) {
@@ -375,8 +405,9 @@ void PlanConfinement(const SpawnRequest& req, const Confinement& conf, Child& ch
   cp.privateTmp = conf.mounts;
   cp.privateDirs = 0;
   if (cp.privateTmp) {
-    for (const KeepSpec& k : keepDirs) cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.file, k.readOnly, k.checkId, k.dev, k.ino};
-    cp.privateDirs = PrivateDirsHere();
+    for (const KeepSpec& k : keepDirs)
+      cp.keepDirs[cp.nkeepDirs++] = {k.path.c_str(), k.under.c_str(), k.file, k.readOnly, k.checkId, k.dev, k.ino};
+    cp.privateDirs = mem.privateDirs.mask;
   }
   child.privateDirs = cp.privateDirs;
   uint64_t tmpBytes = req.limits.disk ? req.limits.disk : req.limits.memoryTotal ? req.limits.memoryTotal : kPrivateTmpBytes;
@@ -1365,7 +1396,10 @@ SpawnResult SpawnOnce(const SpawnRequest& req, std::shared_ptr<EventSink> sink) 
     mem->fsWrite = req.fsWrite;
   }
   // Before the plan points at it: the worker's cwd may change to the host's own path of it.
-  if (conf.mounts) mem->keepDirs = KeepDirs(req, *child, &mem->cwd, &mem->hasCwd);
+  if (conf.mounts) {
+    mem->privateDirs = PrivateDirsHere();
+    mem->keepDirs = KeepDirs(req, *child, mem->privateDirs, &mem->cwd, &mem->hasCwd);
+  }
   mem->Point(cp);
   PlanProcessLimits(child->limits, conf, *child, req.file, cp);
   PlanConfinement(req, conf, *child, *mem, cp);

@@ -166,11 +166,6 @@ void FormatPid(long v, char* out, size_t size) {
 // The directories that get a tmpfs of the worker's own.
 constexpr const auto& kPrivateTmp = landlock::kPrivateDirs;
 
-bool Beneath(const char* path, const char* dir) {
-  size_t n = strlen(dir);
-  return strncmp(path, dir, n) == 0 && path[n] == '/';
-}
-
 // The subdirectory of the shared tmpfs (mounted on `first`) that `dir` gets: first + "/" + dir
 // without its leading slash, its other slashes as dashes ("/tmp/var-tmp"). No allocation (the
 // child may share the launcher's memory).
@@ -214,9 +209,7 @@ void MountPrivateTmp(const ChildPlan& p) {
   int keep[kMaxKeepDirs];
   const char* under[kMaxKeepDirs];
   for (int i = 0; i < p.nkeepDirs; i++) {
-    under[i] = nullptr;
-    for (const char* dir : kPrivateTmp)
-      if (Beneath(p.keepDirs[i].path, dir)) under[i] = dir;
+    under[i] = p.keepDirs[i].under;
     keep[i] = open(p.keepDirs[i].path, O_PATH | O_CLOEXEC | (p.keepDirs[i].file ? 0 : O_DIRECTORY));
     if (keep[i] < 0) ChildFail(p, kStepMounts);
     struct stat st;

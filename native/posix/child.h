@@ -26,8 +26,9 @@ constexpr int kMaxKeepDirs = 3;
 // A path of the host bound back into the worker's private /tmp (or /var/tmp, ...).
 struct KeepPath {
   const char* path;
-  bool file;      // a file (its executable), not a directory
-  bool readOnly;  // bound read-only (its executable, its cwd); its tempDir stays writable
+  const char* under;  // the private directory it lies beneath (a name, or where it is on the host)
+  bool file;          // a file (its executable), not a directory
+  bool readOnly;      // bound read-only (its executable, its cwd); its tempDir stays writable
   // Its cwd: the directory the launcher decided on (device and inode), which the path must
   // still name here (a symlink swapped into it since fails the spawn instead of binding what it
   // points at). The launcher's own fd of it would not do: a bind's source must be in this
