@@ -193,6 +193,19 @@ PrivateDirs PrivateDirsHere() {
     pd.name[i] = dir;
     pd.real[i] = real;
   }
+  // One that is where another is, or inside it (/var/tmp -> /tmp, OpenWrt's /var -> /tmp), is
+  // covered by that one's tmpfs already: a second cover over the same place would stack on the
+  // first and leave the child's later steps nothing to find.
+  auto within = [](const std::string& p, const std::string& d) {
+    return p == d || (p.size() > d.size() && p.compare(0, d.size(), d) == 0 && p[d.size()] == '/');
+  };
+  const unsigned n = sizeof(pd.real) / sizeof(pd.real[0]);
+  for (unsigned i = 0; i < n; i++)
+    for (unsigned j = 0; j < n; j++) {
+      if (i == j || (pd.mask & (1u << i)) == 0 || (pd.mask & (1u << j)) == 0) continue;
+      // i goes when it lies in j (the first of two at one place stays).
+      if (within(pd.real[i], pd.real[j]) && (pd.real[i] != pd.real[j] || j < i)) pd.mask &= ~(1u << i);
+    }
   return pd;
 }
 
@@ -267,9 +280,21 @@ std::vector<KeepSpec> KeepDirs(const SpawnRequest& req, const Child& child, cons
       if (e != 0) throw Errno("chdir", e, std::string("the launcher's cwd ") + here);
     }
   }
+  // The executable as written, unless that is beneath a private directory: then where its
+  // directory is on the host (the same file as a kept cwd's, whichever way each is spelled, is
+  // then seen inside it).
+  std::string file = req.file;
+  if (!file.empty() && file[0] == '/' && hidden(file, false)) {
+    size_t slash = file.rfind('/');
+    std::string dir = slash == 0 ? std::string("/") : file.substr(0, slash);
+    if (char* real = realpath(dir.c_str(), nullptr)) {
+      file = std::string(real) + (strcmp(real, "/") == 0 ? "" : "/") + file.substr(slash + 1);
+      free(real);
+    }
+  }
   std::vector<KeepSpec> all;
   if (!child.tempDir.empty()) all.push_back({child.tempDir, false, false, "", false, 0, 0});
-  if (!req.file.empty() && req.file[0] == '/') all.push_back({req.file, true, true, "", false, 0, 0});
+  if (!file.empty() && file[0] == '/') all.push_back({file, true, true, "", false, 0, 0});
   if (!hostCwd.empty()) all.push_back({hostCwd, false, true, "", true, cwdId.st_dev, cwdId.st_ino});
   std::stable_sort(all.begin(), all.end(), [](const KeepSpec& a, const KeepSpec& b) { return a.path.size() < b.path.size(); });
   std::vector<KeepSpec> keep;

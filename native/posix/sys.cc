@@ -47,6 +47,7 @@ const char* ErrnoCode(int e) {
     case EEXIST: return "EEXIST";
     case ECHILD: return "ECHILD";
     case ESTALE: return "ESTALE";
+    case EROFS: return "EROFS";
     default: return "UNKNOWN";
   }
 }
